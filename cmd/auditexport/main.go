@@ -1,0 +1,60 @@
+// Command auditexport runs the audit-log export service (`auditexport serve`).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes: scripts branch on them.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the server refused or failed
+	exitUsage   = 2 // the command was called wrongly
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	started := false
+	root := &cobra.Command{
+		Use:           "auditexport",
+		Short:         "Export audit events as Parquet into customers' S3 buckets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Runs after flags and arguments were accepted: a later error is not a usage error.
+		PersistentPreRun: func(*cobra.Command, []string) { started = true },
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newServeCommand())
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "auditexport:", err)
+	var usage usageError
+	if !started || errors.As(err, &usage) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// usageError marks a mistake in how the command was called (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }

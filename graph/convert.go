@@ -1,0 +1,140 @@
+package graph
+
+import (
+	"fmt"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/auditexport/auditexport/graph/model"
+	"github.com/auditexport/auditexport/store"
+)
+
+func toModel(c store.ExportConfiguration) *model.ExportConfiguration {
+	m := &model.ExportConfiguration{
+		ID:               c.ID,
+		Interval:         model.ExportInterval(c.Interval),
+		Enabled:          c.Enabled,
+		ConnectionStatus: c.ConnectionStatus,
+		CreatedBy:        optional(c.CreatedBy),
+		CreatedAt:        c.CreatedAt,
+		UpdatedBy:        optional(c.UpdatedBy),
+		UpdatedAt:        c.UpdatedAt,
+	}
+	if !c.ConnectionCheckedAt.IsZero() {
+		t := c.ConnectionCheckedAt
+		m.ConnectionCheckedAt = &t
+	}
+	switch c.Kind {
+	case store.KindS3AccessKey:
+		m.EndpointConfiguration = &model.S3AccessKeyEndpointConfiguration{
+			Bucket: c.Bucket, Path: optional(c.Path), Region: c.Region,
+			AccessKeyID: c.AccessKeyID, Endpoint: optional(c.Endpoint),
+		}
+	case store.KindS3AssumedRole:
+		m.EndpointConfiguration = &model.S3AssumedRoleEndpointConfiguration{
+			Bucket: c.Bucket, Path: optional(c.Path), Region: c.Region,
+			RoleArn: c.RoleARN, ExternalID: c.ID, Endpoint: optional(c.Endpoint),
+		}
+	}
+	return m
+}
+
+func toModels(cs []store.ExportConfiguration) []*model.ExportConfiguration {
+	out := make([]*model.ExportConfiguration, len(cs))
+	for i, c := range cs {
+		out[i] = toModel(c)
+	}
+	return out
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func newAccessKeyConfiguration(d model.S3AccessKeyExportConfigurationInput, by string) store.ExportConfiguration {
+	return store.ExportConfiguration{
+		Kind: store.KindS3AccessKey, Interval: store.Interval(d.Interval), Enabled: true,
+		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
+		AccessKeyID: d.AccessKeyID, CreatedBy: by,
+	}
+}
+
+func newAssumedRoleConfiguration(d model.S3AssumedRoleExportConfigurationInput, by string) store.ExportConfiguration {
+	return store.ExportConfiguration{
+		Kind: store.KindS3AssumedRole, Interval: store.Interval(d.Interval), Enabled: true,
+		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
+		RoleARN: d.RoleArn, CreatedBy: by,
+	}
+}
+
+// accessKeyUpdate and assumedRoleUpdate turn an update input into a store.Change: given fields
+// replace stored ones, omitted fields keep theirs, a path or endpoint given as null or "" is cleared.
+func accessKeyUpdate(d model.UpdateS3AccessKeyExportConfigurationInput) store.Change {
+	return func(c *store.ExportConfiguration) error {
+		if err := requireKind(c, store.KindS3AccessKey, "updateS3AssumedRoleExportConfiguration"); err != nil {
+			return err
+		}
+		applyDestination(c, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
+		setIfGiven(&c.AccessKeyID, d.AccessKeyID)
+		return nil
+	}
+}
+
+func assumedRoleUpdate(d model.UpdateS3AssumedRoleExportConfigurationInput) store.Change {
+	return func(c *store.ExportConfiguration) error {
+		if err := requireKind(c, store.KindS3AssumedRole, "updateS3AccessKeyExportConfiguration"); err != nil {
+			return err
+		}
+		applyDestination(c, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
+		setIfGiven(&c.RoleARN, d.RoleArn)
+		return nil
+	}
+}
+
+func requireKind(c *store.ExportConfiguration, kind store.Kind, otherMutation string) error {
+	if c.Kind == kind {
+		return nil
+	}
+	return &store.ValidationError{Fields: []store.FieldError{{
+		Field:   "id",
+		Message: fmt.Sprintf("export configuration %s is of another kind; use %s", c.ID, otherMutation),
+	}}}
+}
+
+func applyDestination(c *store.ExportConfiguration, interval *model.ExportInterval, bucket, region *string, path, endpoint graphql.Omittable[*string]) {
+	if interval != nil {
+		c.Interval = store.Interval(*interval)
+	}
+	setIfGiven(&c.Bucket, bucket)
+	setIfGiven(&c.Region, region)
+	if v, ok := path.ValueOK(); ok {
+		c.Path = deref(v)
+	}
+	if v, ok := endpoint.ValueOK(); ok {
+		c.Endpoint = deref(v)
+	}
+}
+
+func setIfGiven(field *string, value *string) {
+	if value != nil {
+		*field = *value
+	}
+}
+
+func toPermissions(ps []model.Permission) []store.Permission {
+	out := make([]store.Permission, len(ps))
+	for i, p := range ps {
+		out[i] = store.Permission(p)
+	}
+	return out
+}

@@ -1,0 +1,283 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/auditexport/auditexport/graph"
+	"github.com/auditexport/auditexport/store"
+)
+
+// GraphQLPath is where the control plane is served, as in Immuta's API.
+const GraphQLPath = "/api/audit/graphql"
+
+// Server holds the routes of one auditexport instance.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	log      *slog.Logger
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the routes over an open store.
+func New(cfg Config, st *store.Store) *Server {
+	cfg.fillDefaults()
+	s := &Server{cfg: cfg, store: st, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "auditexport_http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "auditexport_http_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route"})
+	s.registry.MustRegister(s.requests, s.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s
+}
+
+// Handler returns every route. Health checks and the playground page carry no data and need no
+// token; everything else authenticates first.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.route(mux, "GET /healthz", "healthz", http.HandlerFunc(s.healthz))
+	s.route(mux, "GET /readyz", "readyz", http.HandlerFunc(s.readyz))
+	s.route(mux, "GET /metrics", "metrics",
+		s.authenticate(s.require(store.PermissionMetrics, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
+	s.route(mux, "POST "+GraphQLPath, "graphql", s.authenticate(s.graphQL()))
+	if s.cfg.Playground {
+		s.route(mux, "GET "+GraphQLPath, "playground", playground.Handler("auditexport", GraphQLPath))
+	}
+	s.route(mux, "/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such route: "+r.Method+" "+r.URL.Path)
+	}))
+	return mux
+}
+
+// route registers h with access logging, panic recovery and metrics under a fixed route label.
+func (s *Server) route(mux *http.ServeMux, pattern, label string, h http.Handler) {
+	mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in http handler", "route", label, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !rec.wroteHeader {
+					writeError(rec, http.StatusInternalServerError, graph.CodeInternal, "internal server error")
+				}
+			}
+			code := rec.status()
+			s.requests.WithLabelValues(label, fmt.Sprint(code)).Inc()
+			s.latency.WithLabelValues(label).Observe(time.Since(start).Seconds())
+			s.log.Info("http request", "method", r.Method, "path", r.URL.Path, "route", label,
+				"status", code, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+		}()
+		h.ServeHTTP(rec, r)
+	}))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.store.Ready(); err != nil {
+		s.log.Warn("not ready", "error", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "store unavailable\n")
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+// authenticate resolves the bearer token to a principal, or answers 401.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearerToken(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="auditexport"`)
+			writeError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, graph.ErrUnauthenticated.Error())
+			return
+		}
+		p, err := s.store.Authenticate(token)
+		if errors.Is(err, store.ErrUnauthenticated) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="auditexport", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, "the API token is not valid")
+			return
+		}
+		if err != nil {
+			s.log.Error("authenticate", "error", err)
+			writeError(w, http.StatusInternalServerError, graph.CodeInternal, "internal server error")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(graph.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// require answers 403 unless the authenticated caller holds perm.
+func (s *Server) require(perm store.Permission, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := graph.PrincipalFrom(r.Context())
+		if !p.Can(perm) {
+			writeError(w, http.StatusForbidden, graph.CodeForbidden, (&graph.ForbiddenError{Token: p.Name, Permission: perm}).Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON, and an operation
+// refused for lack of a permission or token answers 403 or 401, not 200.
+func (s *Server) graphQL() http.Handler {
+	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store}, Logger: s.log})
+	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		resp := next(ctx)
+		if hint, ok := ctx.Value(statusHintKey{}).(*statusHint); ok && resp != nil {
+			hint.fromErrors(resp)
+		}
+		return resp
+	})
+	limit := s.cfg.MaxGraphQLBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, graph.CodeBadRequest, "Content-Type must be application/json")
+			return
+		}
+		if r.ContentLength > limit {
+			writeError(w, http.StatusRequestEntityTooLarge, graph.CodeBadRequest, fmt.Sprintf("request body exceeds %d bytes", limit))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, graph.CodeBadRequest, fmt.Sprintf("request body exceeds %d bytes", limit))
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, graph.CodeBadRequest, "could not read request body")
+			return
+		}
+		if !json.Valid(body) {
+			writeError(w, http.StatusBadRequest, graph.CodeBadRequest, "request body is not valid JSON")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		hint := &statusHint{}
+		gql.ServeHTTP(&hintedWriter{ResponseWriter: w, hint: hint}, r.WithContext(context.WithValue(r.Context(), statusHintKey{}, hint)))
+	})
+}
+
+type statusHintKey struct{}
+
+// statusHint carries the HTTP status a GraphQL response's errors call for from the executor to
+// the response writer.
+type statusHint struct{ status int }
+
+func (h *statusHint) fromErrors(resp *graphql.Response) {
+	for _, e := range resp.Errors {
+		switch e.Extensions["code"] {
+		case graph.CodeUnauthenticated:
+			h.status = http.StatusUnauthorized
+			return
+		case graph.CodeForbidden:
+			h.status = http.StatusForbidden
+		}
+	}
+}
+
+// hintedWriter replaces an implicit 200 with the status the hint asks for.
+type hintedWriter struct {
+	http.ResponseWriter
+	hint        *statusHint
+	wroteHeader bool
+}
+
+func (w *hintedWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	if code == http.StatusOK && w.hint.status != 0 {
+		code = w.hint.status
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hintedWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// statusRecorder remembers the status a handler wrote, for logs and metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.wroteHeader, r.code = true, code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if !r.wroteHeader {
+		r.wroteHeader, r.code = true, http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) status() int {
+	if !r.wroteHeader {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// writeError answers in the shape of a GraphQL error response on every route, so clients parse
+// one format: {"errors":[{"message":…,"extensions":{"code":…}}]}.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": message, "extensions": map[string]any{"code": code}}},
+	})
+}

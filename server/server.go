@@ -1,0 +1,130 @@
+// Package server is auditexport's HTTP side: it opens the store, installs the bootstrap
+// credentials, and serves the GraphQL control plane, health checks and metrics, with
+// authentication on every route that carries data and a graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/auditexport/auditexport/store"
+)
+
+// Config configures Run. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	// Listen is the TCP address to serve on. Default 127.0.0.1:8080; port 0 picks a free port
+	// (the chosen address is logged as "listening").
+	Listen string
+	// DataDir holds the bbolt file, master.key and admin-token. Default ./data.
+	DataDir string
+	// AdminToken, when set, is the bootstrap admin token (AUDITEXPORT_ADMIN_TOKEN).
+	AdminToken string
+	// MasterKey, when set, is the base64 master key (AUDITEXPORT_MASTER_KEY).
+	MasterKey string
+	// ShutdownTimeout bounds how long in-flight requests may run after a stop signal. Default 30s.
+	ShutdownTimeout time.Duration
+	// MaxGraphQLBodyBytes bounds a GraphQL request body. Default 1 MiB.
+	MaxGraphQLBodyBytes int64
+	// Playground serves GraphiQL on GET /api/audit/graphql. Default true in DefaultConfig.
+	Playground bool
+	// Logger receives structured logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration `auditexport serve` starts from.
+func DefaultConfig() Config {
+	return Config{
+		Listen:              "127.0.0.1:8080",
+		DataDir:             "./data",
+		ShutdownTimeout:     30 * time.Second,
+		MaxGraphQLBodyBytes: 1 << 20,
+		Playground:          true,
+	}
+}
+
+func (c *Config) fillDefaults() {
+	def := DefaultConfig()
+	if c.Listen == "" {
+		c.Listen = def.Listen
+	}
+	if c.DataDir == "" {
+		c.DataDir = def.DataDir
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = def.ShutdownTimeout
+	}
+	if c.MaxGraphQLBodyBytes <= 0 {
+		c.MaxGraphQLBodyBytes = def.MaxGraphQLBodyBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Run opens the store under cfg.DataDir, serves until ctx is done, then stops accepting
+// requests, lets in-flight ones finish within ShutdownTimeout, and closes the store.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.fillDefaults()
+	log := cfg.Logger
+	if err := prepareDataDir(cfg.DataDir, log); err != nil {
+		return err
+	}
+	key, err := loadMasterKey(cfg.DataDir, cfg.MasterKey, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "error", err)
+		}
+	}()
+	if err := ensureAdminToken(cfg.DataDir, cfg.AdminToken, st, log); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	httpServer := &http.Server{
+		Handler:           New(cfg, st).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	// The lifetime context has ended; the drain gets its own bounded one.
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(drainCtx); err != nil {
+		log.Warn("requests still running at the shutdown deadline were cut off", "error", err)
+		httpServer.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// NotFoundError names the missing record. It matches ErrNotFound with errors.Is.
+type NotFoundError struct {
+	What string
+	ID   string
+}
+
+func (e *NotFoundError) Error() string {
+	id := e.ID
+	if len(id) > 64 { // the id comes from the caller: do not echo an arbitrarily long string
+		id = id[:64] + "…"
+	}
+	return fmt.Sprintf("%s %q not found", e.What, id)
+}
+
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+func configNotFound(id string) error { return &NotFoundError{What: "export configuration", ID: id} }
+
+// secretAD binds a sealed secret to its configuration.
+func secretAD(id string) []byte { return []byte("export-configuration-secret/" + id) }
+
+// CreateConfiguration validates c, gives it an id, timestamps and PENDING status, and stores it
+// with its sealed secret (access-key configurations only) in one transaction.
+func (s *Store) CreateConfiguration(c ExportConfiguration, secret string) (ExportConfiguration, error) {
+	var errs fieldErrors
+	errs.merge(c.Validate())
+	if c.Kind == KindS3AccessKey {
+		errs.merge(ValidateSecretAccessKey(secret))
+	}
+	if err := errs.err(); err != nil {
+		return ExportConfiguration{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return ExportConfiguration{}, fmt.Errorf("generate id: %w", err)
+	}
+	now := s.now().UTC()
+	c.ID = id.String()
+	c.CreatedAt, c.UpdatedAt = now, now
+	c.UpdatedBy = c.CreatedBy
+	c.ConnectionStatus = ConnectionPending
+	c.ConnectionCheckedAt = time.Time{}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
+			return err
+		}
+		if c.Kind == KindS3AccessKey {
+			return tx.Bucket(bucketSecrets).Put([]byte(c.ID), s.sealer.seal([]byte(secret), secretAD(c.ID)))
+		}
+		return nil
+	})
+	if err != nil {
+		return ExportConfiguration{}, fmt.Errorf("store configuration: %w", err)
+	}
+	return c, nil
+}
+
+// Configuration returns the configuration with the given id.
+func (s *Store) Configuration(id string) (ExportConfiguration, error) {
+	var c ExportConfiguration
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		c, err = getConfig(tx, id)
+		return err
+	})
+	return c, err
+}
+
+// Configurations returns every configuration, oldest first.
+func (s *Store) Configurations() ([]ExportConfiguration, error) {
+	var out []ExportConfiguration
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConfigs).ForEach(func(k, v []byte) error {
+			var c ExportConfiguration
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode configuration %s: %w", k, err)
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Change edits a configuration in place. Returning an error abandons the update.
+type Change func(c *ExportConfiguration) error
+
+// UpdateConfiguration applies change to the stored configuration and, when newSecret is not nil,
+// replaces its secret; the result is validated before anything is written. A change to where or
+// how the service writes voids the last connectivity result (status back to PENDING). An update
+// that changes nothing writes nothing and keeps updatedAt.
+func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *string) (ExportConfiguration, error) {
+	var updated ExportConfiguration
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		old, err := getConfig(tx, id)
+		if err != nil {
+			return err
+		}
+		c := old
+		if err := change(&c); err != nil {
+			return err
+		}
+		c.ID, c.Kind, c.CreatedAt, c.CreatedBy = old.ID, old.Kind, old.CreatedAt, old.CreatedBy
+		var errs fieldErrors
+		errs.merge(c.Validate())
+		secretChanged := false
+		if newSecret != nil {
+			if c.Kind != KindS3AccessKey {
+				errs.add("secretAccessKey", "is not used by assumed-role configurations")
+			} else if err := ValidateSecretAccessKey(*newSecret); err != nil {
+				errs.merge(err)
+			} else {
+				secretChanged = s.secretDiffers(tx, id, *newSecret)
+			}
+		}
+		if err := errs.err(); err != nil {
+			return err
+		}
+		if c.destination() != old.destination() || secretChanged {
+			c.ConnectionStatus, c.ConnectionCheckedAt = ConnectionPending, time.Time{}
+		}
+		if c == old && !secretChanged {
+			updated = old
+			return nil
+		}
+		c.UpdatedAt, c.UpdatedBy = s.now().UTC(), by
+		if err := putJSON(tx.Bucket(bucketConfigs), id, c); err != nil {
+			return err
+		}
+		if secretChanged {
+			if err := tx.Bucket(bucketSecrets).Put([]byte(id), s.sealer.seal([]byte(*newSecret), secretAD(id))); err != nil {
+				return err
+			}
+		}
+		updated = c
+		return nil
+	})
+	return updated, err
+}
+
+// secretDiffers reports whether secret differs from the stored one, so re-sending the same secret
+// is not counted as a change.
+func (s *Store) secretDiffers(tx *bolt.Tx, id, secret string) bool {
+	sealed := tx.Bucket(bucketSecrets).Get([]byte(id))
+	if sealed == nil {
+		return true
+	}
+	plain, err := s.sealer.open(sealed, secretAD(id))
+	return err != nil || string(plain) != secret
+}
+
+// SetEnabled turns exports of a configuration on or off.
+func (s *Store) SetEnabled(id, by string, enabled bool) (ExportConfiguration, error) {
+	return s.UpdateConfiguration(id, by, func(c *ExportConfiguration) error {
+		c.Enabled = enabled
+		return nil
+	}, nil)
+}
+
+// DeleteConfiguration removes a configuration and its secret, returning what was removed.
+func (s *Store) DeleteConfiguration(id string) (ExportConfiguration, error) {
+	var c ExportConfiguration
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if c, err = getConfig(tx, id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketConfigs).Delete([]byte(id)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSecrets).Delete([]byte(id))
+	})
+	return c, err
+}
+
+// SecretAccessKey opens the sealed secret of an access-key configuration. Only the code that
+// signs requests to S3 should call it.
+func (s *Store) SecretAccessKey(id string) (string, error) {
+	var secret string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		sealed := tx.Bucket(bucketSecrets).Get([]byte(id))
+		if sealed == nil {
+			return &NotFoundError{What: "secret of export configuration", ID: id}
+		}
+		plain, err := s.sealer.open(sealed, secretAD(id))
+		if err != nil {
+			return fmt.Errorf("secret of export configuration %s: %w", id, err)
+		}
+		secret = string(plain)
+		return nil
+	})
+	return secret, err
+}
+
+func getConfig(tx *bolt.Tx, id string) (ExportConfiguration, error) {
+	var c ExportConfiguration
+	if _, err := uuid.Parse(id); err != nil {
+		return c, configNotFound(id)
+	}
+	v := tx.Bucket(bucketConfigs).Get([]byte(id))
+	if v == nil {
+		return c, configNotFound(id)
+	}
+	if err := json.Unmarshal(v, &c); err != nil {
+		return c, fmt.Errorf("decode configuration %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put([]byte(key), data)
+}

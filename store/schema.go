@@ -1,0 +1,24 @@
+package store
+
+// Every bucket the store uses is declared here, so the on-disk layout can be read in one place.
+// Bump schemaVersion whenever the meaning of a key or value changes; Open refuses data written
+// by a newer version instead of misreading it.
+const schemaVersion = 1
+
+var (
+	// bucketMeta holds the schema version and the master-key check value.
+	bucketMeta = []byte("meta")
+	// bucketConfigs maps configuration id (UUIDv7, so keys sort by creation time) to its JSON record.
+	bucketConfigs = []byte("export_configurations")
+	// bucketSecrets maps configuration id to its sealed secret access key.
+	bucketSecrets = []byte("secrets")
+	// bucketTokens maps token id to its JSON record, which holds the token's SHA-256, never the token.
+	bucketTokens = []byte("api_tokens")
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketConfigs, bucketSecrets, bucketTokens}
+
+var (
+	keySchemaVersion  = []byte("schema_version")
+	keyMasterKeyCheck = []byte("master_key_check")
+)

@@ -1,0 +1,131 @@
+// Package store keeps auditexport's state in one bbolt file: export configurations, their secrets
+// (sealed with AES-256-GCM), and API tokens (as hashes). Every write is validated first, so
+// invalid data never reaches the file, and a failed write leaves the file as it was.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Config configures Open.
+type Config struct {
+	// Path of the bbolt file. Created with mode 0600 when missing.
+	Path string
+	// OpenTimeout bounds the wait for the file lock; a second process on the same file fails
+	// after it instead of hanging. Default 1s.
+	OpenTimeout time.Duration
+	// MasterKey seals secrets at rest: MasterKeySize bytes. Required.
+	MasterKey []byte
+	// Logger receives the store's own messages. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock; tests may replace it. Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns a Config with every default filled in but Path and MasterKey.
+func DefaultConfig() Config {
+	return Config{OpenTimeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+}
+
+// Store is the bbolt-backed state of one auditexport server. It is safe for concurrent use.
+type Store struct {
+	db     *bolt.DB
+	sealer *sealer
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// Open opens or creates the store at cfg.Path, creating its buckets and checking that the
+// file's schema version and master key match this binary.
+func Open(cfg Config) (*Store, error) {
+	def := DefaultConfig()
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = def.OpenTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = def.Logger
+	}
+	if cfg.Now == nil {
+		cfg.Now = def.Now
+	}
+	sl, err := newSealer(cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: cfg.OpenTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", cfg.Path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
+	}
+	// bbolt keeps the mode of an existing file; data files must not be readable by others.
+	if err := os.Chmod(cfg.Path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("restrict permissions of %s: %w", cfg.Path, err)
+	}
+	s := &Store{db: db, sealer: sl, log: cfg.Logger, now: cfg.Now}
+	if err := db.Update(s.initialize); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// initialize creates missing buckets and checks the schema version and master key.
+func (s *Store) initialize(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keySchemaVersion); v != nil {
+		if len(v) != 8 {
+			return fmt.Errorf("schema version record is corrupt")
+		}
+		if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+			return fmt.Errorf("data was written by a newer auditexport (schema %d, this binary knows %d)", got, schemaVersion)
+		}
+	}
+	if err := meta.Put(keySchemaVersion, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
+		return err
+	}
+	// A known value sealed under the master key tells at start-up, not at the first export,
+	// that the key has changed.
+	const check = "auditexport master key check"
+	if sealed := meta.Get(keyMasterKeyCheck); sealed != nil {
+		plain, err := s.sealer.open(sealed, keyMasterKeyCheck)
+		if err != nil || !bytes.Equal(plain, []byte(check)) {
+			return ErrWrongMasterKey
+		}
+		return nil
+	}
+	return meta.Put(keyMasterKeyCheck, s.sealer.seal([]byte(check), keyMasterKeyCheck))
+}
+
+// Close closes the file. The Store must not be used afterwards.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ready reports whether the file is open and readable.
+func (s *Store) Ready() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("store is not initialized")
+		}
+		return nil
+	})
+}
+
+// Path is the file the store lives in.
+func (s *Store) Path() string { return s.db.Path() }

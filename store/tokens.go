@@ -1,0 +1,138 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Issued tokens look like aex_<16 hex id>_<43 base64url secret>. The id finds the record without
+// a scan; the whole token's SHA-256 is what is stored and compared. SHA-256 suffices because the
+// tokens carry 256 random bits: there is nothing for a slow hash to protect.
+const (
+	tokenPrefix   = "aex_"
+	tokenIDLen    = 16
+	tokenSecretN  = 32
+	issuedLen     = len(tokenPrefix) + tokenIDLen + 1 + 43
+	bootstrapID   = "bootstrap"
+	bootstrapName = "admin"
+	// maxTokenLen bounds the work an unauthenticated caller can cause.
+	maxTokenLen = 1024
+)
+
+// CreateToken issues a token with the given permissions and returns it; only its hash is kept, so
+// this is the one time it can be shown.
+func (s *Store) CreateToken(name string, perms []Permission, createdBy string) (string, Token, error) {
+	var errs fieldErrors
+	errs.merge(validateTokenName(name))
+	if len(perms) == 0 {
+		errs.add("permissions", "must name at least one permission")
+	}
+	for _, p := range perms {
+		if !p.valid() {
+			errs.add("permissions", fmt.Sprintf("unknown permission %q", p))
+		}
+	}
+	if err := errs.err(); err != nil {
+		return "", Token{}, err
+	}
+	var idBytes [tokenIDLen / 2]byte
+	var secret [tokenSecretN]byte
+	rand.Read(idBytes[:])
+	rand.Read(secret[:])
+	id := hex.EncodeToString(idBytes[:])
+	plain := tokenPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(secret[:])
+	sum := sha256.Sum256([]byte(plain))
+	perms = slices.Clone(perms)
+	slices.Sort(perms)
+	t := Token{
+		ID: id, Name: name, Permissions: slices.Compact(perms), SHA256: sum[:],
+		CreatedBy: createdBy, CreatedAt: s.now().UTC(),
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		if err := b.ForEach(func(_, v []byte) error {
+			var other Token
+			if err := json.Unmarshal(v, &other); err != nil {
+				return err
+			}
+			if strings.EqualFold(other.Name, name) {
+				return fmt.Errorf("a token named %q already exists: %w", other.Name, ErrConflict)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return putJSON(b, id, t)
+	})
+	if err != nil {
+		return "", Token{}, err
+	}
+	return plain, t, nil
+}
+
+// SetBootstrapToken makes token the bootstrap admin token (name "admin", permission ADMIN),
+// replacing an earlier one.
+func (s *Store) SetBootstrapToken(token string) error {
+	sum := sha256.Sum256([]byte(token))
+	t := Token{
+		ID: bootstrapID, Name: bootstrapName, Permissions: []Permission{PermissionAdmin},
+		SHA256: sum[:], CreatedBy: "auditexport", CreatedAt: s.now().UTC(),
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		if v := b.Get([]byte(bootstrapID)); v != nil {
+			var old Token
+			if err := json.Unmarshal(v, &old); err == nil && subtle.ConstantTimeCompare(old.SHA256, t.SHA256) == 1 {
+				return nil // unchanged: keep its creation time
+			}
+		}
+		return putJSON(b, bootstrapID, t)
+	})
+}
+
+// HasBootstrapToken reports whether a bootstrap admin token was set on an earlier start.
+func (s *Store) HasBootstrapToken() (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketTokens).Get([]byte(bootstrapID)) != nil
+		return nil
+	})
+	return found, err
+}
+
+// Authenticate returns the principal a token stands for, or ErrUnauthenticated. The hashes are
+// compared in constant time.
+func (s *Store) Authenticate(token string) (Principal, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return Principal{}, ErrUnauthenticated
+	}
+	id := bootstrapID
+	if len(token) == issuedLen && strings.HasPrefix(token, tokenPrefix) && token[len(tokenPrefix)+tokenIDLen] == '_' {
+		id = token[len(tokenPrefix) : len(tokenPrefix)+tokenIDLen]
+	}
+	sum := sha256.Sum256([]byte(token))
+	var t Token
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTokens).Get([]byte(id))
+		if v == nil {
+			return ErrUnauthenticated
+		}
+		return json.Unmarshal(v, &t)
+	})
+	if err != nil {
+		return Principal{}, err
+	}
+	if subtle.ConstantTimeCompare(sum[:], t.SHA256) != 1 {
+		return Principal{}, ErrUnauthenticated
+	}
+	return t.principal(), nil
+}

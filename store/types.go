@@ -1,0 +1,126 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Interval is how often a configuration exports. The names are Immuta's.
+type Interval string
+
+const (
+	Every5Minutes Interval = "EVERY_5_MINUTES"
+	EveryHour     Interval = "EVERY_HOUR"
+	Every2Hours   Interval = "EVERY_2_HOURS"
+	Every4Hours   Interval = "EVERY_4_HOURS"
+	Every6Hours   Interval = "EVERY_6_HOURS"
+	Every12Hours  Interval = "EVERY_12_HOURS"
+	Every24Hours  Interval = "EVERY_24_HOURS"
+)
+
+var intervalDurations = map[Interval]time.Duration{
+	Every5Minutes: 5 * time.Minute,
+	EveryHour:     time.Hour,
+	Every2Hours:   2 * time.Hour,
+	Every4Hours:   4 * time.Hour,
+	Every6Hours:   6 * time.Hour,
+	Every12Hours:  12 * time.Hour,
+	Every24Hours:  24 * time.Hour,
+}
+
+// Duration is the length of the interval, or 0 for an unknown one.
+func (i Interval) Duration() time.Duration { return intervalDurations[i] }
+
+// Kind says how the service authenticates to a destination.
+type Kind string
+
+const (
+	KindS3AccessKey   Kind = "S3_ACCESS_KEY"
+	KindS3AssumedRole Kind = "S3_ASSUMED_ROLE"
+)
+
+// ConnectionPending is the status of a configuration whose destination has not been checked yet.
+const ConnectionPending = "PENDING"
+
+// ExportConfiguration is one customer destination. It never holds the secret access key:
+// that is sealed apart and read only by the code that talks to S3.
+type ExportConfiguration struct {
+	ID       string   `json:"id"`
+	Kind     Kind     `json:"kind"`
+	Interval Interval `json:"interval"`
+	Enabled  bool     `json:"enabled"`
+
+	Bucket   string `json:"bucket"`
+	Path     string `json:"path,omitempty"`
+	Region   string `json:"region"`
+	Endpoint string `json:"endpoint,omitempty"`
+
+	AccessKeyID string `json:"accessKeyId,omitempty"` // KindS3AccessKey only
+	RoleARN     string `json:"roleArn,omitempty"`     // KindS3AssumedRole only
+
+	ConnectionStatus    string    `json:"connectionStatus"`
+	ConnectionCheckedAt time.Time `json:"connectionCheckedAt,omitzero"`
+
+	CreatedBy string    `json:"createdBy"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedBy string    `json:"updatedBy"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// destination is what a connectivity check depends on; when it changes, an earlier result is void.
+type destination struct {
+	kind                                            Kind
+	bucket, path, region, endpoint, accessKey, role string
+}
+
+func (c *ExportConfiguration) destination() destination {
+	return destination{c.Kind, c.Bucket, c.Path, c.Region, c.Endpoint, c.AccessKeyID, c.RoleARN}
+}
+
+// Permission is a right carried by an API token.
+type Permission string
+
+const (
+	// PermissionAdmin implies every other permission and alone may create tokens.
+	PermissionAdmin Permission = "ADMIN"
+	// PermissionAudit manages export configurations and reads audit data.
+	PermissionAudit Permission = "AUDIT"
+	// PermissionIngest sends audit events.
+	PermissionIngest Permission = "INGEST"
+	// PermissionMetrics reads /metrics.
+	PermissionMetrics Permission = "METRICS"
+)
+
+// AllPermissions lists every permission in a stable order.
+var AllPermissions = []Permission{PermissionAdmin, PermissionAudit, PermissionIngest, PermissionMetrics}
+
+func (p Permission) valid() bool { return slices.Contains(AllPermissions, p) }
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	TokenID     string
+	Name        string
+	Permissions []Permission
+}
+
+// Can reports whether the principal holds p, directly or through ADMIN.
+func (p Principal) Can(perm Permission) bool {
+	return slices.Contains(p.Permissions, PermissionAdmin) || slices.Contains(p.Permissions, perm)
+}
+
+// Token is the stored record of an API token: its hash, never the token itself.
+type Token struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Permissions []Permission `json:"permissions"`
+	SHA256      []byte       `json:"sha256"`
+	CreatedBy   string       `json:"createdBy"`
+	CreatedAt   time.Time    `json:"createdAt"`
+}
+
+func (t Token) principal() Principal {
+	return Principal{TokenID: t.ID, Name: t.Name, Permissions: t.Permissions}
+}
+
+func (t Token) String() string { return fmt.Sprintf("token %s (%s)", t.Name, t.ID) }
