@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/auditexport/auditexport/store"
@@ -61,6 +62,10 @@ func presentError(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			// quotes the whole body, which may hold a secret: replace it.
 			if strings.HasPrefix(gqlErr.Message, "json request body could not be decoded") {
 				present(gqlErr, "request body is not valid JSON", CodeBadRequest)
+			}
+			// Variable coercion errors say only "cannot be null": name the variable they are about.
+			if len(gqlErr.Path) > 1 && gqlErr.Path[0] == ast.PathName("variable") {
+				gqlErr.Message = "variable $" + strings.TrimPrefix(gqlErr.Path[1:].String(), ".") + ": " + gqlErr.Message
 			}
 		default:
 			logger.ErrorContext(ctx, "graphql request failed", "path", gqlErr.Path.String(), "error", err)

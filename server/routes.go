@@ -57,13 +57,25 @@ func New(cfg Config, st *store.Store) *Server {
 // token; everything else authenticates first.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	s.route(mux, "GET /healthz", "healthz", http.HandlerFunc(s.healthz))
-	s.route(mux, "GET /readyz", "readyz", http.HandlerFunc(s.readyz))
-	s.route(mux, "GET /metrics", "metrics",
+	allowed := map[string][]string{} // path -> methods, for 405 answers
+	handle := func(method, path, label string, h http.Handler) {
+		s.route(mux, method+" "+path, label, h)
+		allowed[path] = append(allowed[path], method)
+	}
+	handle("GET", "/healthz", "healthz", http.HandlerFunc(s.healthz))
+	handle("GET", "/readyz", "readyz", http.HandlerFunc(s.readyz))
+	handle("GET", "/metrics", "metrics",
 		s.authenticate(s.require(store.PermissionMetrics, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
-	s.route(mux, "POST "+GraphQLPath, "graphql", s.authenticate(s.graphQL()))
+	handle("POST", GraphQLPath, "graphql", s.authenticate(s.graphQL()))
 	if s.cfg.Playground {
-		s.route(mux, "GET "+GraphQLPath, "playground", playground.Handler("auditexport", GraphQLPath))
+		handle("GET", GraphQLPath, "playground", playground.Handler("auditexport", GraphQLPath))
+	}
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		s.route(mux, path, "method_not_allowed", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, graph.CodeBadRequest, r.Method+" is not allowed on "+path+"; use "+allow)
+		}))
 	}
 	s.route(mux, "/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such route: "+r.Method+" "+r.URL.Path)

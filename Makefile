@@ -1,0 +1,37 @@
+# auditexport: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+GO ?= go
+# How long `make test` fuzzes each target; `make fuzz FUZZTIME=5m` for a longer run.
+FUZZTIME ?= 5s
+
+.PHONY: help run build generate lint test test-go fuzz bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## run the server on 127.0.0.1:8080 with data in ./data (embedded bbolt, nothing to install)
+	$(GO) run ./cmd/auditexport serve
+
+build: ## build bin/auditexport
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/auditexport ./cmd/auditexport
+
+generate: ## regenerate the gqlgen code from schema.graphqls
+	$(GO) generate ./graph/...
+
+lint: ## gofmt, go vet and staticcheck
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+test: lint test-go fuzz ## everything: lint, all tests with the race detector, a short fuzz of every target
+
+test-go: ## all tests with the race detector
+	$(GO) test -race -count=1 ./...
+
+fuzz: ## run every fuzz target for FUZZTIME
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+clean: ## remove build output
+	rm -rf bin

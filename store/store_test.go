@@ -1,0 +1,384 @@
+package store_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/storetest"
+)
+
+const testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+func accessKeyConfig() store.ExportConfiguration {
+	return store.ExportConfiguration{
+		Kind: store.KindS3AccessKey, Interval: store.Every12Hours, Enabled: true,
+		Bucket: "audit-bucket", Path: "audit/logs", Region: "us-east-1",
+		AccessKeyID: "AKIAIOSFODNN7EXAMPLE", CreatedBy: "alice",
+	}
+}
+
+func assumedRoleConfig() store.ExportConfiguration {
+	return store.ExportConfiguration{
+		Kind: store.KindS3AssumedRole, Interval: store.EveryHour, Enabled: true,
+		Bucket: "audit-bucket", Region: "eu-west-1",
+		RoleARN: "arn:aws:iam::123456789012:role/auditexport", CreatedBy: "alice",
+	}
+}
+
+func TestCreateAndRead(t *testing.T) {
+	st := storetest.New(t)
+	created, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.ID == "" || created.ConnectionStatus != store.ConnectionPending || created.CreatedAt.IsZero() ||
+		created.UpdatedBy != "alice" || !created.ConnectionCheckedAt.IsZero() {
+		t.Fatalf("created = %+v", created)
+	}
+	got, err := st.Configuration(created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != created {
+		t.Fatalf("read back %+v, want %+v", got, created)
+	}
+	secret, err := st.SecretAccessKey(created.ID)
+	if err != nil || secret != testSecret {
+		t.Fatalf("SecretAccessKey = %q, %v", secret, err)
+	}
+	second, err := st.CreateConfiguration(assumedRoleConfig(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := st.Configurations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].ID != created.ID || all[1].ID != second.ID {
+		t.Fatalf("Configurations() = %+v, want both, oldest first", all)
+	}
+	if _, err := st.SecretAccessKey(second.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("assumed-role configuration has a secret: %v", err)
+	}
+}
+
+func TestInvalidCreateStoresNothing(t *testing.T) {
+	st := storetest.New(t)
+	bad := accessKeyConfig()
+	bad.Bucket = "Not_A_Bucket"
+	if _, err := st.CreateConfiguration(bad, testSecret); !isValidation(err, "bucket") {
+		t.Fatalf("create with bad bucket: %v", err)
+	}
+	if _, err := st.CreateConfiguration(accessKeyConfig(), "short"); !isValidation(err, "secretAccessKey") {
+		t.Fatalf("create with short secret: %v", err)
+	}
+	if all, _ := st.Configurations(); len(all) != 0 {
+		t.Fatalf("invalid creates stored %d configurations", len(all))
+	}
+}
+
+func isValidation(err error, field string) bool {
+	var v *store.ValidationError
+	if !errors.As(err, &v) {
+		return false
+	}
+	for _, f := range v.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+func TestUpdate(t *testing.T) {
+	st := storetest.New(t)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChange := func(*store.ExportConfiguration) error { return nil }
+
+	t.Run("no change keeps updatedAt", func(t *testing.T) {
+		same := testSecret
+		got, err := st.UpdateConfiguration(c.ID, "bob", noChange, &same)
+		if err != nil || got != c {
+			t.Fatalf("no-op update = %+v, %v; want %+v", got, err, c)
+		}
+	})
+	t.Run("interval keeps status and secret", func(t *testing.T) {
+		got, err := st.UpdateConfiguration(c.ID, "bob", func(c *store.ExportConfiguration) error {
+			c.Interval = store.Every24Hours
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Interval != store.Every24Hours || got.UpdatedBy != "bob" || got.CreatedBy != "alice" || got.UpdatedAt.Before(c.UpdatedAt) {
+			t.Fatalf("updated = %+v", got)
+		}
+		if s, _ := st.SecretAccessKey(c.ID); s != testSecret {
+			t.Fatal("secret changed by an update that omitted it")
+		}
+	})
+	t.Run("new secret is stored", func(t *testing.T) {
+		newSecret := "another-secret-key-value"
+		if _, err := st.UpdateConfiguration(c.ID, "bob", noChange, &newSecret); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := st.SecretAccessKey(c.ID); s != newSecret {
+			t.Fatalf("secret = %q, want the new one", s)
+		}
+	})
+	t.Run("invalid update leaves data as it was", func(t *testing.T) {
+		before, _ := st.Configuration(c.ID)
+		secretBefore, _ := st.SecretAccessKey(c.ID)
+		tooShort := "x"
+		_, err := st.UpdateConfiguration(c.ID, "mallory", func(c *store.ExportConfiguration) error {
+			c.Bucket = "ok-bucket"
+			c.Path = "../escape"
+			return nil
+		}, &tooShort)
+		if !isValidation(err, "path") || !isValidation(err, "secretAccessKey") {
+			t.Fatalf("err = %v, want path and secretAccessKey errors", err)
+		}
+		after, _ := st.Configuration(c.ID)
+		secretAfter, _ := st.SecretAccessKey(c.ID)
+		if after != before || secretAfter != secretBefore {
+			t.Fatalf("failed update changed the record: %+v -> %+v", before, after)
+		}
+	})
+	t.Run("id, kind and creation are immutable", func(t *testing.T) {
+		got, err := st.UpdateConfiguration(c.ID, "bob", func(x *store.ExportConfiguration) error {
+			x.ID, x.Kind, x.CreatedBy = "other", store.KindS3AssumedRole, "eve"
+			return nil
+		}, nil)
+		if err != nil || got.ID != c.ID || got.Kind != store.KindS3AccessKey || got.CreatedBy != "alice" {
+			t.Fatalf("update = %+v, %v", got, err)
+		}
+	})
+	t.Run("unknown id", func(t *testing.T) {
+		for _, id := range []string{"01a1ffdb-3f23-7df1-80b5-645a8cda7506", "not-a-uuid", strings.Repeat("x", 500)} {
+			_, err := st.UpdateConfiguration(id, "bob", noChange, nil)
+			if !errors.Is(err, store.ErrNotFound) || len(err.Error()) > 120 {
+				t.Fatalf("update %q: %v", id, err)
+			}
+		}
+	})
+	t.Run("secret on an assumed role is refused", func(t *testing.T) {
+		role, err := st.CreateConfiguration(assumedRoleConfig(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := testSecret
+		if _, err := st.UpdateConfiguration(role.ID, "bob", noChange, &s); !isValidation(err, "secretAccessKey") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
+	st := storetest.New(t)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Mark it checked, as a connectivity check would.
+	checked := time.Now().UTC()
+	c, err = st.UpdateConfiguration(c.ID, "checker", func(x *store.ExportConfiguration) error {
+		x.ConnectionStatus, x.ConnectionCheckedAt = "SUCCESS", checked
+		return nil
+	}, nil)
+	if err != nil || c.ConnectionStatus != "SUCCESS" {
+		t.Fatalf("mark checked: %+v %v", c, err)
+	}
+	c, _ = st.SetEnabled(c.ID, "bob", false)
+	if c.ConnectionStatus != "SUCCESS" {
+		t.Fatalf("disabling voided the status: %+v", c)
+	}
+	c, err = st.UpdateConfiguration(c.ID, "bob", func(x *store.ExportConfiguration) error {
+		x.Bucket = "another-bucket"
+		return nil
+	}, nil)
+	if err != nil || c.ConnectionStatus != store.ConnectionPending || !c.ConnectionCheckedAt.IsZero() {
+		t.Fatalf("after bucket change: %+v %v", c, err)
+	}
+}
+
+func TestEnableDisableDelete(t *testing.T) {
+	st := storetest.New(t)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.SetEnabled(c.ID, "bob", false); err != nil || got.Enabled {
+		t.Fatalf("disable: %+v %v", got, err)
+	}
+	if got, err := st.SetEnabled(c.ID, "bob", true); err != nil || !got.Enabled {
+		t.Fatalf("enable: %+v %v", got, err)
+	}
+	deleted, err := st.DeleteConfiguration(c.ID)
+	if err != nil || deleted.ID != c.ID {
+		t.Fatalf("delete: %+v %v", deleted, err)
+	}
+	if _, err := st.Configuration(c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read after delete: %v", err)
+	}
+	if _, err := st.SecretAccessKey(c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("secret survived delete: %v", err)
+	}
+	if _, err := st.DeleteConfiguration(c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestSecretsAreSealedOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auditexport.db")
+	key := storetest.Key()
+	st := storetest.Open(t, path, key)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newSecret := "rotated/Secret+Value/0123456789"
+	if _, err := st.UpdateConfiguration(c.ID, "bob", func(*store.ExportConfiguration) error { return nil }, &newSecret); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := st.CreateToken("ci", []store.Permission{store.PermissionAudit}, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{testSecret, newSecret, token} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("the data file contains %q in plaintext", secret)
+		}
+	}
+	if !bytes.Contains(raw, []byte(c.AccessKeyID)) {
+		t.Fatal("the access key id is missing from the file: the scan above proves nothing")
+	}
+	info, _ := os.Stat(path)
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("data file mode = %v, want 0600", info.Mode().Perm())
+	}
+
+	reopened := storetest.Open(t, path, key)
+	if s, err := reopened.SecretAccessKey(c.ID); err != nil || s != newSecret {
+		t.Fatalf("after reopen: %q, %v", s, err)
+	}
+}
+
+func TestWrongMasterKeyIsRefusedAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auditexport.db")
+	st := storetest.Open(t, path, storetest.Key())
+	st.Close()
+	_, err := store.Open(store.Config{Path: path, MasterKey: storetest.Key()})
+	if !errors.Is(err, store.ErrWrongMasterKey) {
+		t.Fatalf("open with another key: %v", err)
+	}
+	if _, err := store.Open(store.Config{Path: path, MasterKey: []byte("short")}); err == nil {
+		t.Fatal("a 5-byte master key was accepted")
+	}
+}
+
+func TestSecondOpenFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auditexport.db")
+	key := storetest.Key()
+	storetest.Open(t, path, key)
+	start := time.Now()
+	_, err := store.Open(store.Config{Path: path, MasterKey: key, OpenTimeout: 200 * time.Millisecond})
+	if !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), "another auditexport") {
+		t.Errorf("message does not explain the lock: %v", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("second open waited %v", waited)
+	}
+}
+
+func TestExistingFileModeIsRestricted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auditexport.db")
+	key := storetest.Key()
+	st := storetest.Open(t, path, key)
+	st.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Open(t, path, key)
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
+		t.Fatalf("mode after reopen = %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestTokens(t *testing.T) {
+	st := storetest.New(t)
+	token, rec, err := st.CreateToken("ci-pipeline", []store.Permission{store.PermissionAudit, store.PermissionIngest, store.PermissionAudit}, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(token, "aex_") || len(rec.Permissions) != 2 || rec.CreatedBy != "admin" {
+		t.Fatalf("token %q, record %+v", token, rec)
+	}
+	p, err := st.Authenticate(token)
+	if err != nil || p.Name != "ci-pipeline" || !p.Can(store.PermissionAudit) || !p.Can(store.PermissionIngest) || p.Can(store.PermissionAdmin) {
+		t.Fatalf("Authenticate = %+v, %v", p, err)
+	}
+	// Same id, other secret; other id; garbage; empty; too long.
+	flipped := byte('A')
+	if token[len(token)-1] == 'A' {
+		flipped = 'B'
+	}
+	forged := token[:len(token)-1] + string(flipped)
+	for _, bad := range []string{forged, "aex_0000000000000000_" + strings.Repeat("A", 43), "nope", "", strings.Repeat("x", 5000)} {
+		if _, err := st.Authenticate(bad); !errors.Is(err, store.ErrUnauthenticated) {
+			t.Errorf("Authenticate(%.30q) = %v, want ErrUnauthenticated", bad, err)
+		}
+	}
+	if _, _, err := st.CreateToken("CI-Pipeline", []store.Permission{store.PermissionAudit}, "admin"); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate name: %v", err)
+	}
+	if _, _, err := st.CreateToken("x", nil, "admin"); !isValidation(err, "permissions") {
+		t.Errorf("no permissions: %v", err)
+	}
+	if _, _, err := st.CreateToken("x", []store.Permission{"ROOT"}, "admin"); !isValidation(err, "permissions") {
+		t.Errorf("unknown permission: %v", err)
+	}
+	if _, _, err := st.CreateToken("", []store.Permission{store.PermissionAudit}, "admin"); !isValidation(err, "name") {
+		t.Errorf("empty name: %v", err)
+	}
+}
+
+func TestBootstrapToken(t *testing.T) {
+	st := storetest.New(t)
+	if has, _ := st.HasBootstrapToken(); has {
+		t.Fatal("new store has a bootstrap token")
+	}
+	if err := st.SetBootstrapToken("first-admin-token-value"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Authenticate("first-admin-token-value")
+	if err != nil || p.Name != "admin" || !p.Can(store.PermissionAudit) || !p.Can(store.PermissionAdmin) {
+		t.Fatalf("Authenticate = %+v, %v", p, err)
+	}
+	if err := st.SetBootstrapToken("second-admin-token-value"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Authenticate("first-admin-token-value"); !errors.Is(err, store.ErrUnauthenticated) {
+		t.Fatalf("replaced bootstrap token still works: %v", err)
+	}
+	if _, _, err := st.CreateToken("admin", []store.Permission{store.PermissionAudit}, "admin"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a token may not take the bootstrap token's name: %v", err)
+	}
+}

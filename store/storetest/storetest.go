@@ -1,0 +1,34 @@
+// Package storetest opens throwaway stores for tests.
+package storetest
+
+import (
+	"crypto/rand"
+	"path/filepath"
+	"testing"
+
+	"github.com/auditexport/auditexport/store"
+)
+
+// Key returns a random master key.
+func Key() []byte {
+	key := make([]byte, store.MasterKeySize)
+	rand.Read(key)
+	return key
+}
+
+// New opens a store in a fresh temporary directory, closed when the test ends.
+func New(t testing.TB) *store.Store {
+	t.Helper()
+	return Open(t, filepath.Join(t.TempDir(), "auditexport.db"), Key())
+}
+
+// Open opens the store at path with key, closed when the test ends.
+func Open(t testing.TB, path string, key []byte) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Config{Path: path, MasterKey: key})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
