@@ -39,6 +39,14 @@ func toModel(c store.ExportConfiguration) *model.ExportConfiguration {
 	return m
 }
 
+// modelOf converts a store result, passing its error through.
+func modelOf(c store.ExportConfiguration, err error) (*model.ExportConfiguration, error) {
+	if err != nil {
+		return nil, err
+	}
+	return toModel(c), nil
+}
+
 func toModels(cs []store.ExportConfiguration) []*model.ExportConfiguration {
 	out := make([]*model.ExportConfiguration, len(cs))
 	for i, c := range cs {

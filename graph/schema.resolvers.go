@@ -14,65 +14,37 @@ import (
 
 // CreateS3AccessKeyExportConfiguration is the resolver for the createS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.CreateConfiguration(newAccessKeyConfiguration(data, callerName(ctx)), data.SecretAccessKey)
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.CreateConfiguration(newAccessKeyConfiguration(data, callerName(ctx)), data.SecretAccessKey))
 }
 
 // CreateS3AssumedRoleExportConfiguration is the resolver for the createS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) CreateS3AssumedRoleExportConfiguration(ctx context.Context, data model.S3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.CreateConfiguration(newAssumedRoleConfiguration(data, callerName(ctx)), "")
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.CreateConfiguration(newAssumedRoleConfiguration(data, callerName(ctx)), ""))
 }
 
 // UpdateS3AccessKeyExportConfiguration is the resolver for the updateS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) UpdateS3AccessKeyExportConfiguration(ctx context.Context, data model.UpdateS3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.UpdateConfiguration(data.ID, callerName(ctx), accessKeyUpdate(data), data.SecretAccessKey)
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.UpdateConfiguration(data.ID, callerName(ctx), accessKeyUpdate(data), data.SecretAccessKey))
 }
 
 // UpdateS3AssumedRoleExportConfiguration is the resolver for the updateS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) UpdateS3AssumedRoleExportConfiguration(ctx context.Context, data model.UpdateS3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.UpdateConfiguration(data.ID, callerName(ctx), assumedRoleUpdate(data), nil)
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.UpdateConfiguration(data.ID, callerName(ctx), assumedRoleUpdate(data), nil))
 }
 
 // EnableExportConfiguration is the resolver for the enableExportConfiguration field.
 func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.SetEnabled(id, callerName(ctx), true)
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.SetEnabled(id, callerName(ctx), true))
 }
 
 // DisableExportConfiguration is the resolver for the disableExportConfiguration field.
 func (r *mutationResolver) DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.SetEnabled(id, callerName(ctx), false)
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.SetEnabled(id, callerName(ctx), false))
 }
 
 // DeleteExportConfiguration is the resolver for the deleteExportConfiguration field.
 func (r *mutationResolver) DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.DeleteConfiguration(id)
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.DeleteConfiguration(id))
 }
 
 // CreateAPIToken is the resolver for the createApiToken field.
@@ -92,11 +64,7 @@ func (r *queryResolver) GetAllExportConfigurations(ctx context.Context) ([]*mode
 
 // GetExportConfiguration is the resolver for the getExportConfiguration field.
 func (r *queryResolver) GetExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.Configuration(id)
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
+	return modelOf(r.Store.Configuration(id))
 }
 
 // Mutation returns generated.MutationResolver implementation.

@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/99designs/gqlgen/client"
 
+	"github.com/auditexport/auditexport/internal/testserver"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/storetest"
 )
@@ -22,29 +22,11 @@ const (
 	testSecret = "YOUR/SECRET/ACCESSKEY"
 )
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testAPI struct {
 	t       *testing.T
 	store   *store.Store
 	handler http.Handler
-	logs    *syncBuffer
+	logs    *testserver.LogBuffer
 }
 
 func newTestAPI(t *testing.T) *testAPI {
@@ -53,7 +35,7 @@ func newTestAPI(t *testing.T) *testAPI {
 	if err := st.SetBootstrapToken(adminToken); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testserver.LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := New(Config{Logger: logger, Playground: true}, st)
 	api := &testAPI{t: t, store: st, handler: srv.Handler(), logs: logs}

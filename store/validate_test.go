@@ -7,6 +7,19 @@ import (
 	"unicode/utf8"
 )
 
+// checkValidator runs a validator over inputs mapped to whether each is valid.
+func checkValidator(t *testing.T, validate func(string) string, tests map[string]bool) {
+	t.Helper()
+	for input, valid := range tests {
+		t.Run(input, func(t *testing.T) {
+			t.Parallel()
+			if msg := validate(input); (msg == "") != valid {
+				t.Errorf("validate(%q) = %q, want valid=%v", input, msg, valid)
+			}
+		})
+	}
+}
+
 func TestValidateBucket(t *testing.T) {
 	t.Parallel()
 	tests := map[string]bool{
@@ -36,14 +49,7 @@ func TestValidateBucket(t *testing.T) {
 		"bucket with spaces":    false,
 		"":                      false,
 	}
-	for name, valid := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if msg := validateBucket(name); (msg == "") != valid {
-				t.Errorf("validateBucket(%q) = %q, want valid=%v", name, msg, valid)
-			}
-		})
-	}
+	checkValidator(t, validateBucket, tests)
 }
 
 func TestValidatePath(t *testing.T) {
@@ -73,14 +79,7 @@ func TestValidatePath(t *testing.T) {
 		"a\uff0fb":                     false, // fullwidth solidus
 		"a%2F..%2Fb":                   false,
 	}
-	for path, valid := range tests {
-		t.Run(path, func(t *testing.T) {
-			t.Parallel()
-			if msg := validatePath(path); (msg == "") != valid {
-				t.Errorf("validatePath(%q) = %q, want valid=%v", path, msg, valid)
-			}
-		})
-	}
+	checkValidator(t, validatePath, tests)
 }
 
 func TestValidateRegion(t *testing.T) {
@@ -134,14 +133,7 @@ func TestValidateRoleARN(t *testing.T) {
 		"role/x": false,
 		"":       false,
 	}
-	for arn, valid := range tests {
-		t.Run(arn, func(t *testing.T) {
-			t.Parallel()
-			if msg := validateRoleARN(arn); (msg == "") != valid {
-				t.Errorf("validateRoleARN(%q) = %q, want valid=%v", arn, msg, valid)
-			}
-		})
-	}
+	checkValidator(t, validateRoleARN, tests)
 }
 
 func TestValidateEndpoint(t *testing.T) {
@@ -163,14 +155,7 @@ func TestValidateEndpoint(t *testing.T) {
 		"https://s3.example.com:abc":     false,
 		"http://s3 example.com":          false,
 	}
-	for endpoint, valid := range tests {
-		t.Run(endpoint, func(t *testing.T) {
-			t.Parallel()
-			if msg := validateEndpoint(endpoint); (msg == "") != valid {
-				t.Errorf("validateEndpoint(%q) = %q, want valid=%v", endpoint, msg, valid)
-			}
-		})
-	}
+	checkValidator(t, validateEndpoint, tests)
 }
 
 func TestValidateSecretAccessKeyNeverEchoesSecret(t *testing.T) {

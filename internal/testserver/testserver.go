@@ -71,7 +71,7 @@ type Server struct {
 
 	t    testing.TB
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *LogBuffer
 	done chan struct{}
 	err  error
 }
@@ -96,7 +96,7 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", opts.DataDir, "--log-format", "json"}, opts.Args...)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(os.Environ(), opts.Env...)
-	s := &Server{DataDir: opts.DataDir, t: t, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	s := &Server{DataDir: opts.DataDir, t: t, cmd: cmd, logs: &LogBuffer{}, done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -247,18 +247,19 @@ func (s *Server) MustGraphQL(token, query string, vars map[string]any, out any) 
 	}
 }
 
-type lockedBuffer struct {
+// LogBuffer collects output written from several goroutines.
+type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
