@@ -5,7 +5,7 @@ GO ?= go
 # How long `make test` fuzzes each target; `make fuzz FUZZTIME=5m` for a longer run.
 FUZZTIME ?= 5s
 
-.PHONY: help run build generate lint test test-go fuzz bench clean
+.PHONY: help run build generate lint test test-go s3-server fuzz bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,8 +27,11 @@ lint: ## gofmt, go vet and staticcheck
 
 test: lint test-go fuzz ## everything: lint, all tests with the race detector, a short fuzz of every target
 
-test-go: ## all tests with the race detector
-	$(GO) test -race -count=1 ./...
+test-go: ## all tests with the race detector, against a MinIO on loopback started for the run
+	scripts/with-s3-server.sh $(GO) test -race -count=1 ./...
+
+s3-server: ## build the pinned MinIO and mc used by the tests (cached in $(go env GOPATH)/bin)
+	scripts/s3-server.sh install
 
 fuzz: ## run every fuzz target for FUZZTIME
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

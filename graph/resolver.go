@@ -5,8 +5,10 @@ package graph
 //go:generate go tool gqlgen generate --config ../gqlgen.yml
 
 import (
+	"context"
 	"log/slog"
 
+	"github.com/auditexport/auditexport/graph/model"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -23,8 +25,26 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
+// Checker runs connectivity checks.
+type Checker interface {
+	// CheckNow checks the destination and returns the configuration with the result.
+	CheckNow(ctx context.Context, id string) (store.ExportConfiguration, error)
+	// Forget drops what was cached for a deleted configuration.
+	Forget(id string)
+}
+
 // Resolver is the root resolver: it carries the dependencies the resolvers call.
 type Resolver struct {
-	Store  Store
-	Logger *slog.Logger
+	Store   Store
+	Checker Checker
+	Logger  *slog.Logger
+}
+
+// checked runs a connectivity check of a configuration just written and returns it with the
+// result; a configuration whose check fails is still stored and returned, with the error text.
+func (r *Resolver) checked(ctx context.Context, c store.ExportConfiguration, err error) (*model.ExportConfiguration, error) {
+	if err != nil {
+		return nil, err
+	}
+	return modelOf(r.Checker.CheckNow(ctx, c.ID))
 }

@@ -14,27 +14,32 @@ import (
 
 // CreateS3AccessKeyExportConfiguration is the resolver for the createS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.CreateConfiguration(newAccessKeyConfiguration(data, callerName(ctx)), data.SecretAccessKey))
+	c, err := r.Store.CreateConfiguration(newAccessKeyConfiguration(data, callerName(ctx)), data.SecretAccessKey)
+	return r.checked(ctx, c, err)
 }
 
 // CreateS3AssumedRoleExportConfiguration is the resolver for the createS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) CreateS3AssumedRoleExportConfiguration(ctx context.Context, data model.S3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.CreateConfiguration(newAssumedRoleConfiguration(data, callerName(ctx)), ""))
+	c, err := r.Store.CreateConfiguration(newAssumedRoleConfiguration(data, callerName(ctx)), "")
+	return r.checked(ctx, c, err)
 }
 
 // UpdateS3AccessKeyExportConfiguration is the resolver for the updateS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) UpdateS3AccessKeyExportConfiguration(ctx context.Context, data model.UpdateS3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.UpdateConfiguration(data.ID, callerName(ctx), accessKeyUpdate(data), data.SecretAccessKey))
+	c, err := r.Store.UpdateConfiguration(data.ID, callerName(ctx), accessKeyUpdate(data), data.SecretAccessKey)
+	return r.checked(ctx, c, err)
 }
 
 // UpdateS3AssumedRoleExportConfiguration is the resolver for the updateS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) UpdateS3AssumedRoleExportConfiguration(ctx context.Context, data model.UpdateS3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.UpdateConfiguration(data.ID, callerName(ctx), assumedRoleUpdate(data), nil))
+	c, err := r.Store.UpdateConfiguration(data.ID, callerName(ctx), assumedRoleUpdate(data), nil)
+	return r.checked(ctx, c, err)
 }
 
 // EnableExportConfiguration is the resolver for the enableExportConfiguration field.
 func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.SetEnabled(id, callerName(ctx), true))
+	c, err := r.Store.SetEnabled(id, callerName(ctx), true)
+	return r.checked(ctx, c, err)
 }
 
 // DisableExportConfiguration is the resolver for the disableExportConfiguration field.
@@ -44,7 +49,17 @@ func (r *mutationResolver) DisableExportConfiguration(ctx context.Context, id st
 
 // DeleteExportConfiguration is the resolver for the deleteExportConfiguration field.
 func (r *mutationResolver) DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.DeleteConfiguration(id))
+	c, err := r.Store.DeleteConfiguration(id)
+	if err == nil {
+		r.Checker.Forget(id)
+	}
+	return modelOf(c, err)
+}
+
+// VerifyExportConfiguration is the resolver for the verifyExportConfiguration field.
+func (r *mutationResolver) VerifyExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
+	c, err := r.Store.Configuration(id)
+	return r.checked(ctx, c, err)
 }
 
 // CreateAPIToken is the resolver for the createApiToken field.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/99designs/gqlgen/client"
 
+	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/internal/testserver"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/storetest"
@@ -37,7 +38,9 @@ func newTestAPI(t *testing.T) *testAPI {
 	}
 	logs := &testserver.LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := New(Config{Logger: logger, Playground: true}, st)
+	// The checker is not running: CheckNow returns configurations as stored (PENDING).
+	checker := exporter.NewChecker(exporter.CheckerConfig{}, st, exporter.NewClients(exporter.ClientsConfig{}))
+	srv := New(Config{Logger: logger, Playground: true}, st, checker)
 	api := &testAPI{t: t, store: st, handler: srv.Handler(), logs: logs}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), testSecret) {

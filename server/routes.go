@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/graph"
 	"github.com/auditexport/auditexport/store"
 )
@@ -31,16 +32,17 @@ const GraphQLPath = "/api/audit/graphql"
 type Server struct {
 	cfg      Config
 	store    *store.Store
+	checker  *exporter.Checker
 	log      *slog.Logger
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
 
-// New builds the routes over an open store.
-func New(cfg Config, st *store.Store) *Server {
+// New builds the routes over an open store; checker runs the connectivity checks mutations ask for.
+func New(cfg Config, st *store.Store, checker *exporter.Checker) *Server {
 	cfg.fillDefaults()
-	s := &Server{cfg: cfg, store: st, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, store: st, checker: checker, log: cfg.Logger, registry: prometheus.NewRegistry()}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "auditexport_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -50,6 +52,7 @@ func New(cfg Config, st *store.Store) *Server {
 	}, []string{"route"})
 	s.registry.MustRegister(s.requests, s.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registry.MustRegister(checker.Collectors()...)
 	return s
 }
 
@@ -172,7 +175,7 @@ func bearerToken(r *http.Request) (string, bool) {
 // graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON, and an operation
 // refused for lack of a permission or token answers 403 or 401, not 200.
 func (s *Server) graphQL() http.Handler {
-	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store}, Logger: s.log})
+	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker}, Logger: s.log})
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if hint, ok := ctx.Value(statusHintKey{}).(*statusHint); ok && resp != nil {

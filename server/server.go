@@ -14,6 +14,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -34,6 +37,8 @@ type Config struct {
 	MaxGraphQLBodyBytes int64
 	// Playground serves GraphiQL on GET /api/audit/graphql. Default true in DefaultConfig.
 	Playground bool
+	// Checks configures connectivity checks (workers, timeout, re-check schedule).
+	Checks exporter.CheckerConfig
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -93,12 +98,30 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	// The service's own AWS identity and endpoint settings, from the SDK's default chain.
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("load AWS configuration: %w", err)
+	}
+	checks := cfg.Checks
+	checks.Logger = log
+	checker := exporter.NewChecker(checks, st, exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg}))
+	// Background work runs under the server's lifetime, stopped after the HTTP drain so requests
+	// waiting on a check get their answer.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	checkerDone := make(chan struct{})
+	go func() {
+		defer close(checkerDone)
+		checker.Run(workCtx)
+	}()
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	httpServer := &http.Server{
-		Handler:           New(cfg, st).Handler(),
+		Handler:           New(cfg, st, checker).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -125,6 +148,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	stopWork()
+	<-checkerDone // each check is bounded by its timeout
 	log.Info("stopped")
 	return nil
 }

@@ -111,7 +111,7 @@ func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *str
 		if err := change(&c); err != nil {
 			return err
 		}
-		c.ID, c.Kind, c.CreatedAt, c.CreatedBy = old.ID, old.Kind, old.CreatedAt, old.CreatedBy
+		c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision
 		var errs fieldErrors
 		errs.merge(c.Validate())
 		secretChanged := false
@@ -128,7 +128,8 @@ func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *str
 			return err
 		}
 		if c.destination() != old.destination() || secretChanged {
-			c.ConnectionStatus, c.ConnectionCheckedAt = ConnectionPending, time.Time{}
+			c.ConnectionStatus, c.ConnectionCheckedAt, c.CheckFailures = ConnectionPending, time.Time{}, 0
+			c.Revision = old.Revision + 1
 		}
 		if c == old && !secretChanged {
 			updated = old
@@ -147,6 +148,31 @@ func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *str
 		return nil
 	})
 	return updated, err
+}
+
+// RecordConnectionCheck stores the result of a connectivity check of the given revision: status
+// is ConnectionSuccess or the error text. When the destination has changed since (another
+// revision), nothing is written and the current configuration is returned. A check is not an
+// edit: updatedAt and updatedBy stay as they were.
+func (s *Store) RecordConnectionCheck(id string, revision int64, status string, at time.Time) (ExportConfiguration, error) {
+	var c ExportConfiguration
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if c, err = getConfig(tx, id); err != nil {
+			return err
+		}
+		if c.Revision != revision {
+			return nil
+		}
+		c.ConnectionStatus, c.ConnectionCheckedAt = status, at.UTC()
+		if status == ConnectionSuccess {
+			c.CheckFailures = 0
+		} else {
+			c.CheckFailures++
+		}
+		return putJSON(tx.Bucket(bucketConfigs), id, c)
+	})
+	return c, err
 }
 
 // secretDiffers reports whether secret differs from the stored one, so re-sending the same secret

@@ -188,25 +188,53 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Mark it checked, as a connectivity check would.
 	checked := time.Now().UTC()
-	c, err = st.UpdateConfiguration(c.ID, "checker", func(x *store.ExportConfiguration) error {
-		x.ConnectionStatus, x.ConnectionCheckedAt = "SUCCESS", checked
-		return nil
-	}, nil)
-	if err != nil || c.ConnectionStatus != "SUCCESS" {
-		t.Fatalf("mark checked: %+v %v", c, err)
+	c, err = st.RecordConnectionCheck(c.ID, c.Revision, store.ConnectionSuccess, checked)
+	if err != nil || c.ConnectionStatus != store.ConnectionSuccess || !c.ConnectionCheckedAt.Equal(checked) || c.UpdatedBy != "alice" {
+		t.Fatalf("record check: %+v %v", c, err)
 	}
 	c, _ = st.SetEnabled(c.ID, "bob", false)
-	if c.ConnectionStatus != "SUCCESS" {
+	if c.ConnectionStatus != store.ConnectionSuccess {
 		t.Fatalf("disabling voided the status: %+v", c)
 	}
+	oldRevision := c.Revision
 	c, err = st.UpdateConfiguration(c.ID, "bob", func(x *store.ExportConfiguration) error {
 		x.Bucket = "another-bucket"
 		return nil
 	}, nil)
-	if err != nil || c.ConnectionStatus != store.ConnectionPending || !c.ConnectionCheckedAt.IsZero() {
+	if err != nil || c.ConnectionStatus != store.ConnectionPending || !c.ConnectionCheckedAt.IsZero() || c.Revision != oldRevision+1 {
 		t.Fatalf("after bucket change: %+v %v", c, err)
+	}
+	// A check that started before the change must not overwrite the new PENDING.
+	stale, err := st.RecordConnectionCheck(c.ID, oldRevision, store.ConnectionSuccess, time.Now())
+	if err != nil || stale.ConnectionStatus != store.ConnectionPending {
+		t.Fatalf("stale check result was recorded: %+v %v", stale, err)
+	}
+	secret := "a-new-secret-value"
+	c, _ = st.UpdateConfiguration(c.ID, "bob", func(*store.ExportConfiguration) error { return nil }, &secret)
+	if c.Revision != oldRevision+2 {
+		t.Fatalf("a new secret did not start a new revision: %+v", c)
+	}
+}
+
+func TestCheckFailuresCount(t *testing.T) {
+	st := storetest.New(t)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		c, _ = st.RecordConnectionCheck(c.ID, c.Revision, "Error testing access", time.Now())
+		if c.CheckFailures != i {
+			t.Fatalf("after %d failures: %d", i, c.CheckFailures)
+		}
+	}
+	c, _ = st.RecordConnectionCheck(c.ID, c.Revision, store.ConnectionSuccess, time.Now())
+	if c.CheckFailures != 0 {
+		t.Fatalf("success did not reset failures: %d", c.CheckFailures)
+	}
+	if _, err := st.RecordConnectionCheck("01a1ffdb-3f23-7df1-80b5-645a8cda7506", 0, "x", time.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record for unknown id: %v", err)
 	}
 }
 

@@ -40,8 +40,13 @@ const (
 	KindS3AssumedRole Kind = "S3_ASSUMED_ROLE"
 )
 
-// ConnectionPending is the status of a configuration whose destination has not been checked yet.
-const ConnectionPending = "PENDING"
+// Connection statuses besides the error text of a failed check.
+const (
+	// ConnectionPending: the destination has not been checked since it last changed.
+	ConnectionPending = "PENDING"
+	// ConnectionSuccess: the last check wrote its verification object.
+	ConnectionSuccess = "SUCCESS"
+)
 
 // ExportConfiguration is one customer destination. It never holds the secret access key:
 // that is sealed apart and read only by the code that talks to S3.
@@ -61,6 +66,11 @@ type ExportConfiguration struct {
 
 	ConnectionStatus    string    `json:"connectionStatus"`
 	ConnectionCheckedAt time.Time `json:"connectionCheckedAt,omitzero"`
+	// CheckFailures counts consecutive failed checks; the background re-check backs off on it.
+	CheckFailures int `json:"checkFailures,omitempty"`
+	// Revision counts changes to the destination or its secret. A check result is recorded only
+	// for the revision it checked, so a slow check cannot overwrite the status of a newer one.
+	Revision int64 `json:"revision"`
 
 	CreatedBy string    `json:"createdBy"`
 	CreatedAt time.Time `json:"createdAt"`

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/auditexport/auditexport/server"
 )
@@ -43,8 +45,13 @@ Environment only (secrets never go on the command line):
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", env("AUDITEXPORT_LISTEN", cfg.Listen), "address to listen on (AUDITEXPORT_LISTEN)")
 	f.StringVar(&cfg.DataDir, "data-dir", env("AUDITEXPORT_DATA_DIR", cfg.DataDir), "directory for the database, master key and admin token (AUDITEXPORT_DATA_DIR)")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("AUDITEXPORT_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), "how long in-flight work may finish after SIGTERM (AUDITEXPORT_SHUTDOWN_TIMEOUT)")
+	durationFlag(f, &cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight work may finish after SIGTERM")
 	f.BoolVar(&cfg.Playground, "playground", cfg.Playground, "serve the GraphiQL playground on GET /api/audit/graphql")
+	f.IntVar(&cfg.Checks.Workers, "check-workers", envInt("AUDITEXPORT_CHECK_WORKERS", 4), "connectivity checks run at once (AUDITEXPORT_CHECK_WORKERS)")
+	durationFlag(f, &cfg.Checks.Timeout, "check-timeout", 10*time.Second, "bound on one connectivity check, AssumeRole included")
+	durationFlag(f, &cfg.Checks.RetryMin, "check-retry-min", time.Minute, "first re-check delay of a failing destination; doubles per failure")
+	durationFlag(f, &cfg.Checks.RetryMax, "check-retry-max", 15*time.Minute, "longest re-check delay of a failing destination")
+	durationFlag(f, &cfg.Checks.HealthyInterval, "check-interval", 24*time.Hour, "how often a passing destination is checked again")
 	f.StringVar(&logLevel, "log-level", env("AUDITEXPORT_LOG_LEVEL", "info"), "debug, info, warn or error (AUDITEXPORT_LOG_LEVEL)")
 	f.StringVar(&logFormat, "log-format", env("AUDITEXPORT_LOG_FORMAT", "json"), "json or text (AUDITEXPORT_LOG_FORMAT)")
 	return cmd
@@ -57,11 +64,25 @@ func env(name, fallback string) string {
 	return fallback
 }
 
-func envDuration(name string, fallback time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
+// durationFlag defines --name, defaulting to AUDITEXPORT_<NAME> when that parses, else to def.
+func durationFlag(f *pflag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
+	envName := envNameOf(name)
+	if d, err := time.ParseDuration(os.Getenv(envName)); err == nil {
+		def = d
+	}
+	f.DurationVar(p, name, def, usage+" ("+envName+")")
+}
+
+func envInt(name string, fallback int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
 	}
 	return fallback
+}
+
+// envNameOf maps a flag name to its environment variable: check-timeout -> AUDITEXPORT_CHECK_TIMEOUT.
+func envNameOf(flag string) string {
+	return "AUDITEXPORT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -60,6 +60,7 @@ type ComplexityRoot struct {
 		EnableExportConfiguration              func(childComplexity int, id string) int
 		UpdateS3AccessKeyExportConfiguration   func(childComplexity int, data model.UpdateS3AccessKeyExportConfigurationInput) int
 		UpdateS3AssumedRoleExportConfiguration func(childComplexity int, data model.UpdateS3AssumedRoleExportConfigurationInput) int
+		VerifyExportConfiguration              func(childComplexity int, id string) int
 	}
 
 	Query struct {
@@ -97,6 +98,7 @@ type MutationResolver interface {
 	EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
+	VerifyExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	CreateAPIToken(ctx context.Context, name string, permissions []model.Permission) (string, error)
 }
 type QueryResolver interface {
@@ -271,6 +273,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateS3AssumedRoleExportConfiguration(childComplexity, args["data"].(model.UpdateS3AssumedRoleExportConfigurationInput)), true
+	case "Mutation.verifyExportConfiguration":
+		if e.ComplexityRoot.Mutation.VerifyExportConfiguration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_verifyExportConfiguration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VerifyExportConfiguration(childComplexity, args["id"].(string)), true
 
 	case "Query.getAllExportConfigurations":
 		if e.ComplexityRoot.Query.GetAllExportConfigurations == nil {
@@ -482,8 +495,14 @@ type ExportConfiguration {
   id: ID!
   interval: ExportInterval!
   enabled: Boolean!
-  "SUCCESS, PENDING before the first check, or the error text of the last check or export."
+  """
+  SUCCESS, PENDING before the first check, or the error text of the last check or export:
+  "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>" or
+  "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>".
+  Checks run on create, update, enable and verifyExportConfiguration, and in the background.
+  """
   connectionStatus: String!
+  "When the destination was last checked; null before the first check."
   connectionCheckedAt: DateTime
   endpointConfiguration: EndpointConfiguration!
   createdBy: String
@@ -570,6 +589,8 @@ type Mutation {
   enableExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   disableExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   deleteExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
+  "Writes a verification object to the destination now and returns the configuration with the result."
+  verifyExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   "Issues a token and returns it; it is shown this once and stored only as a hash."
   createApiToken(name: String!, permissions: [Permission!]!): String! @hasPermission(permission: ADMIN)
 }
@@ -854,6 +875,20 @@ func (ec *executionContext) field_Mutation_updateS3AssumedRoleExportConfiguratio
 		return nil, err
 	}
 	args["data"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_verifyExportConfiguration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -1603,6 +1638,68 @@ func (ec *executionContext) fieldContext_Mutation_deleteExportConfiguration(ctx 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteExportConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_verifyExportConfiguration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_verifyExportConfiguration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().VerifyExportConfiguration(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportConfiguration) graphql.Marshaler {
+			return ec.marshalNExportConfiguration2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportConfiguration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_verifyExportConfiguration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportConfiguration(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_verifyExportConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3642,6 +3739,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteExportConfiguration":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteExportConfiguration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifyExportConfiguration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_verifyExportConfiguration(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

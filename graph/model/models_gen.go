@@ -21,8 +21,12 @@ type ExportConfiguration struct {
 	ID       string         `json:"id"`
 	Interval ExportInterval `json:"interval"`
 	Enabled  bool           `json:"enabled"`
-	// SUCCESS, PENDING before the first check, or the error text of the last check or export.
-	ConnectionStatus      string                `json:"connectionStatus"`
+	// SUCCESS, PENDING before the first check, or the error text of the last check or export:
+	// "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>" or
+	// "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>".
+	// Checks run on create, update, enable and verifyExportConfiguration, and in the background.
+	ConnectionStatus string `json:"connectionStatus"`
+	// When the destination was last checked; null before the first check.
 	ConnectionCheckedAt   *time.Time            `json:"connectionCheckedAt,omitempty"`
 	EndpointConfiguration EndpointConfiguration `json:"endpointConfiguration"`
 	CreatedBy             *string               `json:"createdBy,omitempty"`

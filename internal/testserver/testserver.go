@@ -63,6 +63,19 @@ type Options struct {
 	Args []string
 }
 
+// loopbackOnlyEnv keeps a test server off the internet: the SDK's endpoints default to a closed
+// loopback port (configurations and tests that need S3 or STS set their own), and the EC2
+// metadata service is never asked for credentials. One attempt per call keeps checks of that
+// closed port from waiting on retry backoff.
+var loopbackOnlyEnv = []string{
+	"AWS_ENDPOINT_URL=http://127.0.0.1:9",
+	"AWS_MAX_ATTEMPTS=1",
+	"AWS_EC2_METADATA_DISABLED=true",
+	"AWS_ACCESS_KEY_ID=test-service-identity",
+	"AWS_SECRET_ACCESS_KEY=test-service-secret",
+	"AWS_REGION=us-east-1",
+}
+
 // Server is a running auditexport process.
 type Server struct {
 	URL        string
@@ -95,7 +108,7 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 	}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", opts.DataDir, "--log-format", "json"}, opts.Args...)
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = append(os.Environ(), opts.Env...)
+	cmd.Env = append(append(os.Environ(), loopbackOnlyEnv...), opts.Env...) // later entries win
 	s := &Server{DataDir: opts.DataDir, t: t, cmd: cmd, logs: &LogBuffer{}, done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -1,0 +1,165 @@
+// Package s3test gives tests the real S3 server (MinIO on loopback) that scripts/s3-server.sh
+// started, and administers it: buckets, users, IAM policies, reading objects back.
+//
+// Without the server the tests skip locally, but under CI=true they fail: CI must test for real.
+package s3test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Server is the test S3 server.
+type Server struct {
+	Endpoint     string
+	RootUser     string
+	RootPassword string
+	// Bucket and the PutOnly user were created by the start script: the user may only PutObject
+	// into Bucket.
+	Bucket                           string
+	PutOnlyAccessKey, PutOnlySecret  string
+	MinioBin, mc, mcConfigDir, alias string
+}
+
+// Require returns the server from AUDITEXPORT_TEST_* variables (see scripts/s3-server.sh).
+func Require(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{
+		Endpoint:         os.Getenv("AUDITEXPORT_TEST_S3_ENDPOINT"),
+		RootUser:         os.Getenv("AUDITEXPORT_TEST_S3_ROOT_USER"),
+		RootPassword:     os.Getenv("AUDITEXPORT_TEST_S3_ROOT_PASSWORD"),
+		Bucket:           os.Getenv("AUDITEXPORT_TEST_S3_BUCKET"),
+		PutOnlyAccessKey: os.Getenv("AUDITEXPORT_TEST_S3_PUTONLY_ACCESS_KEY"),
+		PutOnlySecret:    os.Getenv("AUDITEXPORT_TEST_S3_PUTONLY_SECRET_KEY"),
+		MinioBin:         os.Getenv("AUDITEXPORT_TEST_MINIO"),
+		mc:               os.Getenv("AUDITEXPORT_TEST_MC"),
+		mcConfigDir:      os.Getenv("AUDITEXPORT_TEST_MC_CONFIG_DIR"),
+		alias:            os.Getenv("AUDITEXPORT_TEST_MC_ALIAS"),
+	}
+	if s.Endpoint == "" || s.mc == "" {
+		const msg = "no test S3 server: run `make test`, or `scripts/with-s3-server.sh go test ./...`"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: a missing server is a failure)")
+		}
+		t.Skip(msg)
+	}
+	return s
+}
+
+// MC runs the MinIO client against the server and returns its output.
+func (s *Server) MC(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(s.mc, append([]string{"--config-dir", s.mcConfigDir, "--quiet", "--no-color"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mc %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func randomSuffix() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NewBucket creates a bucket for one test.
+func (s *Server) NewBucket(t testing.TB) string {
+	t.Helper()
+	name := "t-" + randomSuffix()
+	s.MC(t, "mb", s.alias+"/"+name)
+	return name
+}
+
+// PutOnlyPolicy allows s3:PutObject on bucket and nothing else: all a customer grants.
+func PutOnlyPolicy(bucket string) string {
+	return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::%s/*"]}]}`, bucket)
+}
+
+// ReadOnlyPolicy allows reading bucket but not writing to it.
+func ReadOnlyPolicy(bucket string) string {
+	return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::%s","arn:aws:s3:::%s/*"]}]}`, bucket, bucket)
+}
+
+// NewUser creates a user with policy attached (none when policy is ""); MinIO enforces IAM
+// policies, not bucket policies, for authenticated users.
+func (s *Server) NewUser(t testing.TB, policy string) (accessKey, secretKey string) {
+	t.Helper()
+	accessKey, secretKey = "u-"+randomSuffix(), "s-"+randomSuffix()+randomSuffix()
+	s.MC(t, "admin", "user", "add", s.alias, accessKey, secretKey)
+	if policy != "" {
+		s.AttachPolicy(t, accessKey, policy)
+	}
+	return accessKey, secretKey
+}
+
+// AttachPolicy creates policy as "p-<user>" and attaches it to user.
+func (s *Server) AttachPolicy(t testing.TB, user, policy string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(file, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.MC(t, "admin", "policy", "create", s.alias, "p-"+user, file)
+	s.MC(t, "admin", "policy", "attach", s.alias, "p-"+user, "--user", user)
+}
+
+// DetachPolicy detaches the policy AttachPolicy attached.
+func (s *Server) DetachPolicy(t testing.TB, user string) {
+	t.Helper()
+	s.MC(t, "admin", "policy", "detach", s.alias, "p-"+user, "--user", user)
+}
+
+// Admin is an S3 client with the root credentials, for reading back what the service wrote.
+func (s *Server) Admin() *s3.Client {
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.RootUser, s.RootPassword, ""),
+	})
+}
+
+// Keys lists the object keys under prefix in bucket.
+func (s *Server) Keys(t testing.TB, bucket, prefix string) []string {
+	t.Helper()
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(s.Admin(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("list %s/%s: %v", bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys
+}
+
+// Get reads an object with the admin credentials.
+func (s *Server) Get(t testing.TB, bucket, key string) []byte {
+	t.Helper()
+	out, err := s.Admin().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", bucket, key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
