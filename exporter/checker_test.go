@@ -57,11 +57,11 @@ func newChecker(t *testing.T, awsCfg aws.Config, cfg CheckerConfig, clientsCfg C
 
 func (f checkerFixture) create(t *testing.T, c store.ExportConfiguration, secret string) store.ExportConfiguration {
 	t.Helper()
-	c.Interval, c.Enabled, c.CreatedBy = store.EveryHour, true, "test"
+	c.Interval, c.Enabled = store.EveryHour, true
 	if c.Region == "" {
 		c.Region = "us-east-1"
 	}
-	created, err := f.store.CreateConfiguration(c, secret)
+	created, err := f.store.CreateConfiguration(c, secret, store.Principal{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,10 +24,11 @@ func PrincipalFrom(ctx context.Context) (store.Principal, bool) {
 	return p, ok
 }
 
-// callerName is what createdBy and updatedBy record: the token's name.
-func callerName(ctx context.Context) string {
+// caller is who makes the request: the store records the token's name as createdBy and
+// updatedBy, and the token as the actor of its audit events.
+func caller(ctx context.Context) store.Principal {
 	p, _ := PrincipalFrom(ctx)
-	return p.Name
+	return p
 }
 
 // ErrUnauthenticated means the request carried no valid token.

@@ -69,19 +69,19 @@ func deref(s *string) string {
 	return *s
 }
 
-func newAccessKeyConfiguration(d model.S3AccessKeyExportConfigurationInput, by string) store.ExportConfiguration {
+func newAccessKeyConfiguration(d model.S3AccessKeyExportConfigurationInput) store.ExportConfiguration {
 	return store.ExportConfiguration{
 		Kind: store.KindS3AccessKey, Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
-		AccessKeyID: d.AccessKeyID, CreatedBy: by,
+		AccessKeyID: d.AccessKeyID,
 	}
 }
 
-func newAssumedRoleConfiguration(d model.S3AssumedRoleExportConfigurationInput, by string) store.ExportConfiguration {
+func newAssumedRoleConfiguration(d model.S3AssumedRoleExportConfigurationInput) store.ExportConfiguration {
 	return store.ExportConfiguration{
 		Kind: store.KindS3AssumedRole, Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
-		RoleARN: d.RoleArn, CreatedBy: by,
+		RoleARN: d.RoleArn,
 	}
 }
 

@@ -14,13 +14,13 @@ import (
 
 // Store is what the resolvers need from persistence.
 type Store interface {
-	CreateConfiguration(c store.ExportConfiguration, secret string) (store.ExportConfiguration, error)
+	CreateConfiguration(c store.ExportConfiguration, secret string, by store.Principal) (store.ExportConfiguration, error)
 	Configuration(id string) (store.ExportConfiguration, error)
 	Configurations() ([]store.ExportConfiguration, error)
-	UpdateConfiguration(id, by string, change store.Change, newSecret *string) (store.ExportConfiguration, error)
-	SetEnabled(id, by string, enabled bool) (store.ExportConfiguration, error)
-	DeleteConfiguration(id string) (store.ExportConfiguration, error)
-	CreateToken(name string, perms []store.Permission, createdBy string) (string, store.Token, error)
+	UpdateConfiguration(id string, by store.Principal, change store.Change, newSecret *string) (store.ExportConfiguration, error)
+	SetEnabled(id string, by store.Principal, enabled bool) (store.ExportConfiguration, error)
+	DeleteConfiguration(id string, by store.Principal) (store.ExportConfiguration, error)
+	CreateToken(name string, perms []store.Permission, by store.Principal) (string, store.Token, error)
 }
 
 var _ Store = (*store.Store)(nil)

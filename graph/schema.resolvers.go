@@ -14,42 +14,42 @@ import (
 
 // CreateS3AccessKeyExportConfiguration is the resolver for the createS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.CreateConfiguration(newAccessKeyConfiguration(data, callerName(ctx)), data.SecretAccessKey)
+	c, err := r.Store.CreateConfiguration(newAccessKeyConfiguration(data), data.SecretAccessKey, caller(ctx))
 	return r.checked(ctx, c, err)
 }
 
 // CreateS3AssumedRoleExportConfiguration is the resolver for the createS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) CreateS3AssumedRoleExportConfiguration(ctx context.Context, data model.S3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.CreateConfiguration(newAssumedRoleConfiguration(data, callerName(ctx)), "")
+	c, err := r.Store.CreateConfiguration(newAssumedRoleConfiguration(data), "", caller(ctx))
 	return r.checked(ctx, c, err)
 }
 
 // UpdateS3AccessKeyExportConfiguration is the resolver for the updateS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) UpdateS3AccessKeyExportConfiguration(ctx context.Context, data model.UpdateS3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.UpdateConfiguration(data.ID, callerName(ctx), accessKeyUpdate(data), data.SecretAccessKey)
+	c, err := r.Store.UpdateConfiguration(data.ID, caller(ctx), accessKeyUpdate(data), data.SecretAccessKey)
 	return r.checked(ctx, c, err)
 }
 
 // UpdateS3AssumedRoleExportConfiguration is the resolver for the updateS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) UpdateS3AssumedRoleExportConfiguration(ctx context.Context, data model.UpdateS3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.UpdateConfiguration(data.ID, callerName(ctx), assumedRoleUpdate(data), nil)
+	c, err := r.Store.UpdateConfiguration(data.ID, caller(ctx), assumedRoleUpdate(data), nil)
 	return r.checked(ctx, c, err)
 }
 
 // EnableExportConfiguration is the resolver for the enableExportConfiguration field.
 func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.SetEnabled(id, callerName(ctx), true)
+	c, err := r.Store.SetEnabled(id, caller(ctx), true)
 	return r.checked(ctx, c, err)
 }
 
 // DisableExportConfiguration is the resolver for the disableExportConfiguration field.
 func (r *mutationResolver) DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.SetEnabled(id, callerName(ctx), false))
+	return modelOf(r.Store.SetEnabled(id, caller(ctx), false))
 }
 
 // DeleteExportConfiguration is the resolver for the deleteExportConfiguration field.
 func (r *mutationResolver) DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.DeleteConfiguration(id)
+	c, err := r.Store.DeleteConfiguration(id, caller(ctx))
 	if err == nil {
 		r.Checker.Forget(id)
 	}
@@ -64,7 +64,7 @@ func (r *mutationResolver) VerifyExportConfiguration(ctx context.Context, id str
 
 // CreateAPIToken is the resolver for the createApiToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, name string, permissions []model.Permission) (string, error) {
-	token, _, err := r.Store.CreateToken(name, toPermissions(permissions), callerName(ctx))
+	token, _, err := r.Store.CreateToken(name, toPermissions(permissions), caller(ctx))
 	return token, err
 }
 

@@ -226,11 +226,11 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	api := newTestAPI(t)
-	ingest, _, err := api.store.CreateToken("ingester", []store.Permission{store.PermissionIngest}, "admin")
+	ingest, _, err := api.store.CreateToken("ingester", []store.Permission{store.PermissionIngest}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	audit, _, err := api.store.CreateToken("auditor", []store.Permission{store.PermissionAudit}, "admin")
+	audit, _, err := api.store.CreateToken("auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}

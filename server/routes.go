@@ -53,6 +53,7 @@ func New(cfg Config, st *store.Store, checker *exporter.Checker) *Server {
 	s.registry.MustRegister(s.requests, s.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registry.MustRegister(checker.Collectors()...)
+	s.registry.MustRegister(st.Collectors()...)
 	return s
 }
 

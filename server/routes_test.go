@@ -91,7 +91,7 @@ func TestRequestLimits(t *testing.T) {
 
 func TestRoutes(t *testing.T) {
 	api := newTestAPI(t)
-	metricsToken, _, err := api.store.CreateToken("prometheus", []store.Permission{store.PermissionMetrics}, "admin")
+	metricsToken, _, err := api.store.CreateToken("prometheus", []store.Permission{store.PermissionMetrics}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestRoutes(t *testing.T) {
 		"playground":             {"GET", GraphQLPath, "", 200, "<html"},
 		"metrics without token":  {"GET", "/metrics", "", 401, "UNAUTHENTICATED"},
 		"metrics with bad token": {"GET", "/metrics", "bad-token-value", 401, "UNAUTHENTICATED"},
-		"metrics with admin":     {"GET", "/metrics", adminToken, 200, "auditexport_http_requests_total"},
+		"metrics with admin":     {"GET", "/metrics", adminToken, 200, "auditexport_buffer_events "},
 		"metrics with METRICS":   {"GET", "/metrics", metricsToken, 200, "go_goroutines"},
 		"unknown route":          {"GET", "/nope", "", 404, "no such route"},
 		"wrong method":           {"DELETE", GraphQLPath, adminToken, 405, ""},
@@ -119,7 +119,7 @@ func TestRoutes(t *testing.T) {
 		})
 	}
 	t.Run("metrics without the permission", func(t *testing.T) {
-		audit, _, err := api.store.CreateToken("auditor", []store.Permission{store.PermissionAudit}, "admin")
+		audit, _, err := api.store.CreateToken("auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ func secretAD(id string) []byte { return []byte("export-configuration-secret/" +
 
 // CreateConfiguration validates c, gives it an id, timestamps and PENDING status, and stores it
 // with its sealed secret (access-key configurations only) in one transaction.
-func (s *Store) CreateConfiguration(c ExportConfiguration, secret string) (ExportConfiguration, error) {
+func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Principal) (ExportConfiguration, error) {
 	var errs fieldErrors
 	errs.merge(c.Validate())
 	if c.Kind == KindS3AccessKey {
@@ -48,11 +48,16 @@ func (s *Store) CreateConfiguration(c ExportConfiguration, secret string) (Expor
 	now := s.now().UTC()
 	c.ID = id.String()
 	c.CreatedAt, c.UpdatedAt = now, now
-	c.UpdatedBy = c.CreatedBy
+	c.CreatedBy, c.UpdatedBy = by.Name, by.Name
 	c.ConnectionStatus = ConnectionPending
 	c.ConnectionCheckedAt = time.Time{}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx, w *eventWriter) error {
+		// The creation's own audit event is the first the new destination receives.
+		c.Cursor = w.next - 1
 		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
+			return err
+		}
+		if err := w.appendAudit(configurationAudit(by, now, auditCreate, c, nil)); err != nil {
 			return err
 		}
 		if c.Kind == KindS3AccessKey {
@@ -100,9 +105,14 @@ type Change func(c *ExportConfiguration) error
 // replaces its secret; the result is validated before anything is written. A change to where or
 // how the service writes voids the last connectivity result (status back to PENDING). An update
 // that changes nothing writes nothing and keeps updatedAt.
-func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *string) (ExportConfiguration, error) {
+func (s *Store) UpdateConfiguration(id string, by Principal, change Change, newSecret *string) (ExportConfiguration, error) {
+	return s.updateConfiguration(id, by, change, newSecret, auditUpdate)
+}
+
+// updateConfiguration is UpdateConfiguration recording the change as action.
+func (s *Store) updateConfiguration(id string, by Principal, change Change, newSecret *string, action string) (ExportConfiguration, error) {
 	var updated ExportConfiguration
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		old, err := getConfig(tx, id)
 		if err != nil {
 			return err
@@ -111,7 +121,7 @@ func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *str
 		if err := change(&c); err != nil {
 			return err
 		}
-		c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision
+		c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision, c.Cursor = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision, old.Cursor
 		var errs fieldErrors
 		errs.merge(c.Validate())
 		secretChanged := false
@@ -135,8 +145,11 @@ func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *str
 			updated = old
 			return nil
 		}
-		c.UpdatedAt, c.UpdatedBy = s.now().UTC(), by
+		c.UpdatedAt, c.UpdatedBy = w.now.UTC(), by.Name
 		if err := putJSON(tx.Bucket(bucketConfigs), id, c); err != nil {
+			return err
+		}
+		if err := w.appendAudit(configurationAudit(by, c.UpdatedAt, action, c, changedFields(old, c, secretChanged))); err != nil {
 			return err
 		}
 		if secretChanged {
@@ -156,7 +169,7 @@ func (s *Store) UpdateConfiguration(id, by string, change Change, newSecret *str
 // edit: updatedAt and updatedBy stay as they were.
 func (s *Store) RecordConnectionCheck(id string, revision int64, status string, at time.Time) (ExportConfiguration, error) {
 	var c ExportConfiguration
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, _ *eventWriter) error {
 		var err error
 		if c, err = getConfig(tx, id); err != nil {
 			return err
@@ -187,17 +200,21 @@ func (s *Store) secretDiffers(tx *bolt.Tx, id, secret string) bool {
 }
 
 // SetEnabled turns exports of a configuration on or off.
-func (s *Store) SetEnabled(id, by string, enabled bool) (ExportConfiguration, error) {
-	return s.UpdateConfiguration(id, by, func(c *ExportConfiguration) error {
+func (s *Store) SetEnabled(id string, by Principal, enabled bool) (ExportConfiguration, error) {
+	action := auditDisable
+	if enabled {
+		action = auditEnable
+	}
+	return s.updateConfiguration(id, by, func(c *ExportConfiguration) error {
 		c.Enabled = enabled
 		return nil
-	}, nil)
+	}, nil, action)
 }
 
 // DeleteConfiguration removes a configuration and its secret, returning what was removed.
-func (s *Store) DeleteConfiguration(id string) (ExportConfiguration, error) {
+func (s *Store) DeleteConfiguration(id string, by Principal) (ExportConfiguration, error) {
 	var c ExportConfiguration
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		var err error
 		if c, err = getConfig(tx, id); err != nil {
 			return err
@@ -205,7 +222,10 @@ func (s *Store) DeleteConfiguration(id string) (ExportConfiguration, error) {
 		if err := tx.Bucket(bucketConfigs).Delete([]byte(id)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketSecrets).Delete([]byte(id))
+		if err := tx.Bucket(bucketSecrets).Delete([]byte(id)); err != nil {
+			return err
+		}
+		return w.appendAudit(configurationAudit(by, w.now.UTC(), auditDelete, c, nil))
 	})
 	return c, err
 }

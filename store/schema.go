@@ -14,11 +14,21 @@ var (
 	bucketSecrets = []byte("secrets")
 	// bucketTokens maps token id to its JSON record, which holds the token's SHA-256, never the token.
 	bucketTokens = []byte("api_tokens")
+	// bucketEvents holds one nested bucket per segment of the event buffer, keyed by the
+	// segment's first seq (8 bytes, big-endian); inside, seq -> encoded event (event.Record).
+	bucketEvents = []byte("events")
+	// bucketSegments maps a segment's key to its description (JSON): seq range, count, bytes,
+	// when it was opened and last appended to.
+	bucketSegments = []byte("event_segments")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketConfigs, bucketSecrets, bucketTokens}
+var allBuckets = [][]byte{bucketMeta, bucketConfigs, bucketSecrets, bucketTokens, bucketEvents, bucketSegments}
 
 var (
 	keySchemaVersion  = []byte("schema_version")
 	keyMasterKeyCheck = []byte("master_key_check")
+	// keyNextSeq is the seq the next accepted event gets (8 bytes, big-endian).
+	keyNextSeq = []byte("next_event_seq")
+	// keyDroppedEvents counts events the age limit removed before they were exported.
+	keyDroppedEvents = []byte("dropped_events")
 )

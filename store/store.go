@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -30,6 +31,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; tests may replace it. Default time.Now.
 	Now func() time.Time
+	// Buffer bounds the event buffer.
+	Buffer BufferConfig
 }
 
 // DefaultConfig returns a Config with every default filled in but Path and MasterKey.
@@ -39,10 +42,22 @@ func DefaultConfig() Config {
 
 // Store is the bbolt-backed state of one auditexport server. It is safe for concurrent use.
 type Store struct {
-	db     *bolt.DB
-	sealer *sealer
-	log    *slog.Logger
-	now    func() time.Time
+	db      *bolt.DB
+	sealer  *sealer
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+
+	// writeMu serializes write transactions with the in-memory buffer state they change
+	// (bbolt serializes the transactions themselves, but not what happens after commit).
+	writeMu sync.Mutex
+	buf     *buffer
+
+	appends       chan appendRequest
+	closing       chan struct{}
+	closeOnce     sync.Once
+	committerDone chan struct{}
+	trimmerDone   chan struct{}
 }
 
 // Open opens or creates the store at cfg.Path, creating its buckets and checking that the
@@ -62,7 +77,13 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: cfg.OpenTimeout})
+	cfg.Buffer.fillDefaults()
+	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
+		Timeout: cfg.OpenTimeout,
+		// The freelist is rebuilt at open instead of written at every commit: cheaper commits.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", cfg.Path, ErrLocked)
 	}
@@ -74,11 +95,25 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("restrict permissions of %s: %w", cfg.Path, err)
 	}
-	s := &Store{db: db, sealer: sl, log: cfg.Logger, now: cfg.Now}
-	if err := db.Update(s.initialize); err != nil {
+	s := &Store{
+		db: db, sealer: sl, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(),
+		appends: make(chan appendRequest), closing: make(chan struct{}),
+		committerDone: make(chan struct{}), trimmerDone: make(chan struct{}),
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := s.initialize(tx); err != nil {
+			return err
+		}
+		s.buf, err = loadBuffer(tx, cfg.Buffer)
+		return err
+	})
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.metrics.watch(s)
+	go s.commitLoop()
+	go s.trimLoop()
 	return s, nil
 }
 
@@ -114,8 +149,33 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 	return meta.Put(keyMasterKeyCheck, s.sealer.seal([]byte(check), keyMasterKeyCheck))
 }
 
-// Close closes the file. The Store must not be used afterwards.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the committer and the retention loop and closes the file. Appends waiting for a
+// commit get ErrClosed. The Store must not be used afterwards.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.committerDone
+	<-s.trimmerDone
+	return s.db.Close()
+}
+
+// update runs fn in a write transaction. Events fn appends through w, and the changes it
+// schedules with w.afterCommit, become visible only once the transaction has committed.
+func (s *Store) update(fn func(tx *bolt.Tx, w *eventWriter) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var w *eventWriter
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		w = s.buf.writer(tx, s.now())
+		if err := fn(tx, w); err != nil {
+			return err
+		}
+		return w.flush()
+	})
+	if err == nil {
+		s.buf.apply(w)
+	}
+	return err
+}
 
 // Ready reports whether the file is open and readable.
 func (s *Store) Ready() error {

@@ -15,6 +15,12 @@ import (
 
 const testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
+var (
+	alice = store.Principal{TokenID: "t-alice", Name: "alice"}
+	bob   = store.Principal{TokenID: "t-bob", Name: "bob"}
+	admin = store.Principal{TokenID: "bootstrap", Name: "admin"}
+)
+
 func accessKeyConfig() store.ExportConfiguration {
 	return store.ExportConfiguration{
 		Kind: store.KindS3AccessKey, Interval: store.Every12Hours, Enabled: true,
@@ -33,7 +39,7 @@ func assumedRoleConfig() store.ExportConfiguration {
 
 func TestCreateAndRead(t *testing.T) {
 	st := storetest.New(t)
-	created, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	created, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +58,7 @@ func TestCreateAndRead(t *testing.T) {
 	if err != nil || secret != testSecret {
 		t.Fatalf("SecretAccessKey = %q, %v", secret, err)
 	}
-	second, err := st.CreateConfiguration(assumedRoleConfig(), "")
+	second, err := st.CreateConfiguration(assumedRoleConfig(), "", alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +78,10 @@ func TestInvalidCreateStoresNothing(t *testing.T) {
 	st := storetest.New(t)
 	bad := accessKeyConfig()
 	bad.Bucket = "Not_A_Bucket"
-	if _, err := st.CreateConfiguration(bad, testSecret); !isValidation(err, "bucket") {
+	if _, err := st.CreateConfiguration(bad, testSecret, alice); !isValidation(err, "bucket") {
 		t.Fatalf("create with bad bucket: %v", err)
 	}
-	if _, err := st.CreateConfiguration(accessKeyConfig(), "short"); !isValidation(err, "secretAccessKey") {
+	if _, err := st.CreateConfiguration(accessKeyConfig(), "short", alice); !isValidation(err, "secretAccessKey") {
 		t.Fatalf("create with short secret: %v", err)
 	}
 	if all, _ := st.Configurations(); len(all) != 0 {
@@ -98,7 +104,7 @@ func isValidation(err error, field string) bool {
 
 func TestUpdate(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +112,13 @@ func TestUpdate(t *testing.T) {
 
 	t.Run("no change keeps updatedAt", func(t *testing.T) {
 		same := testSecret
-		got, err := st.UpdateConfiguration(c.ID, "bob", noChange, &same)
+		got, err := st.UpdateConfiguration(c.ID, bob, noChange, &same)
 		if err != nil || got != c {
 			t.Fatalf("no-op update = %+v, %v; want %+v", got, err, c)
 		}
 	})
 	t.Run("interval keeps status and secret", func(t *testing.T) {
-		got, err := st.UpdateConfiguration(c.ID, "bob", func(c *store.ExportConfiguration) error {
+		got, err := st.UpdateConfiguration(c.ID, bob, func(c *store.ExportConfiguration) error {
 			c.Interval = store.Every24Hours
 			return nil
 		}, nil)
@@ -128,7 +134,7 @@ func TestUpdate(t *testing.T) {
 	})
 	t.Run("new secret is stored", func(t *testing.T) {
 		newSecret := "another-secret-key-value"
-		if _, err := st.UpdateConfiguration(c.ID, "bob", noChange, &newSecret); err != nil {
+		if _, err := st.UpdateConfiguration(c.ID, bob, noChange, &newSecret); err != nil {
 			t.Fatal(err)
 		}
 		if s, _ := st.SecretAccessKey(c.ID); s != newSecret {
@@ -139,7 +145,7 @@ func TestUpdate(t *testing.T) {
 		before, _ := st.Configuration(c.ID)
 		secretBefore, _ := st.SecretAccessKey(c.ID)
 		tooShort := "x"
-		_, err := st.UpdateConfiguration(c.ID, "mallory", func(c *store.ExportConfiguration) error {
+		_, err := st.UpdateConfiguration(c.ID, bob, func(c *store.ExportConfiguration) error {
 			c.Bucket = "ok-bucket"
 			c.Path = "../escape"
 			return nil
@@ -154,7 +160,7 @@ func TestUpdate(t *testing.T) {
 		}
 	})
 	t.Run("id, kind and creation are immutable", func(t *testing.T) {
-		got, err := st.UpdateConfiguration(c.ID, "bob", func(x *store.ExportConfiguration) error {
+		got, err := st.UpdateConfiguration(c.ID, bob, func(x *store.ExportConfiguration) error {
 			x.ID, x.Kind, x.CreatedBy = "other", store.KindS3AssumedRole, "eve"
 			return nil
 		}, nil)
@@ -164,19 +170,19 @@ func TestUpdate(t *testing.T) {
 	})
 	t.Run("unknown id", func(t *testing.T) {
 		for _, id := range []string{"01a1ffdb-3f23-7df1-80b5-645a8cda7506", "not-a-uuid", strings.Repeat("x", 500)} {
-			_, err := st.UpdateConfiguration(id, "bob", noChange, nil)
+			_, err := st.UpdateConfiguration(id, bob, noChange, nil)
 			if !errors.Is(err, store.ErrNotFound) || len(err.Error()) > 120 {
 				t.Fatalf("update %q: %v", id, err)
 			}
 		}
 	})
 	t.Run("secret on an assumed role is refused", func(t *testing.T) {
-		role, err := st.CreateConfiguration(assumedRoleConfig(), "")
+		role, err := st.CreateConfiguration(assumedRoleConfig(), "", alice)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := testSecret
-		if _, err := st.UpdateConfiguration(role.ID, "bob", noChange, &s); !isValidation(err, "secretAccessKey") {
+		if _, err := st.UpdateConfiguration(role.ID, bob, noChange, &s); !isValidation(err, "secretAccessKey") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -184,7 +190,7 @@ func TestUpdate(t *testing.T) {
 
 func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,12 +199,12 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 	if err != nil || c.ConnectionStatus != store.ConnectionSuccess || !c.ConnectionCheckedAt.Equal(checked) || c.UpdatedBy != "alice" {
 		t.Fatalf("record check: %+v %v", c, err)
 	}
-	c, _ = st.SetEnabled(c.ID, "bob", false)
+	c, _ = st.SetEnabled(c.ID, bob, false)
 	if c.ConnectionStatus != store.ConnectionSuccess {
 		t.Fatalf("disabling voided the status: %+v", c)
 	}
 	oldRevision := c.Revision
-	c, err = st.UpdateConfiguration(c.ID, "bob", func(x *store.ExportConfiguration) error {
+	c, err = st.UpdateConfiguration(c.ID, bob, func(x *store.ExportConfiguration) error {
 		x.Bucket = "another-bucket"
 		return nil
 	}, nil)
@@ -211,7 +217,7 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 		t.Fatalf("stale check result was recorded: %+v %v", stale, err)
 	}
 	secret := "a-new-secret-value"
-	c, _ = st.UpdateConfiguration(c.ID, "bob", func(*store.ExportConfiguration) error { return nil }, &secret)
+	c, _ = st.UpdateConfiguration(c.ID, bob, func(*store.ExportConfiguration) error { return nil }, &secret)
 	if c.Revision != oldRevision+2 {
 		t.Fatalf("a new secret did not start a new revision: %+v", c)
 	}
@@ -219,7 +225,7 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 
 func TestCheckFailuresCount(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,17 +246,17 @@ func TestCheckFailuresCount(t *testing.T) {
 
 func TestEnableDisableDelete(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := st.SetEnabled(c.ID, "bob", false); err != nil || got.Enabled {
+	if got, err := st.SetEnabled(c.ID, bob, false); err != nil || got.Enabled {
 		t.Fatalf("disable: %+v %v", got, err)
 	}
-	if got, err := st.SetEnabled(c.ID, "bob", true); err != nil || !got.Enabled {
+	if got, err := st.SetEnabled(c.ID, bob, true); err != nil || !got.Enabled {
 		t.Fatalf("enable: %+v %v", got, err)
 	}
-	deleted, err := st.DeleteConfiguration(c.ID)
+	deleted, err := st.DeleteConfiguration(c.ID, bob)
 	if err != nil || deleted.ID != c.ID {
 		t.Fatalf("delete: %+v %v", deleted, err)
 	}
@@ -260,7 +266,7 @@ func TestEnableDisableDelete(t *testing.T) {
 	if _, err := st.SecretAccessKey(c.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("secret survived delete: %v", err)
 	}
-	if _, err := st.DeleteConfiguration(c.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.DeleteConfiguration(c.ID, bob); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -270,15 +276,15 @@ func TestSecretsAreSealedOnDisk(t *testing.T) {
 	path := filepath.Join(dir, "auditexport.db")
 	key := storetest.Key()
 	st := storetest.Open(t, path, key)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	newSecret := "rotated/Secret+Value/0123456789"
-	if _, err := st.UpdateConfiguration(c.ID, "bob", func(*store.ExportConfiguration) error { return nil }, &newSecret); err != nil {
+	if _, err := st.UpdateConfiguration(c.ID, bob, func(*store.ExportConfiguration) error { return nil }, &newSecret); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := st.CreateToken("ci", []store.Permission{store.PermissionAudit}, "admin")
+	token, _, err := st.CreateToken("ci", []store.Permission{store.PermissionAudit}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +358,7 @@ func TestExistingFileModeIsRestricted(t *testing.T) {
 
 func TestTokens(t *testing.T) {
 	st := storetest.New(t)
-	token, rec, err := st.CreateToken("ci-pipeline", []store.Permission{store.PermissionAudit, store.PermissionIngest, store.PermissionAudit}, "admin")
+	token, rec, err := st.CreateToken("ci-pipeline", []store.Permission{store.PermissionAudit, store.PermissionIngest, store.PermissionAudit}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,16 +380,16 @@ func TestTokens(t *testing.T) {
 			t.Errorf("Authenticate(%.30q) = %v, want ErrUnauthenticated", bad, err)
 		}
 	}
-	if _, _, err := st.CreateToken("CI-Pipeline", []store.Permission{store.PermissionAudit}, "admin"); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := st.CreateToken("CI-Pipeline", []store.Permission{store.PermissionAudit}, admin); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("duplicate name: %v", err)
 	}
-	if _, _, err := st.CreateToken("x", nil, "admin"); !isValidation(err, "permissions") {
+	if _, _, err := st.CreateToken("x", nil, admin); !isValidation(err, "permissions") {
 		t.Errorf("no permissions: %v", err)
 	}
-	if _, _, err := st.CreateToken("x", []store.Permission{"ROOT"}, "admin"); !isValidation(err, "permissions") {
+	if _, _, err := st.CreateToken("x", []store.Permission{"ROOT"}, admin); !isValidation(err, "permissions") {
 		t.Errorf("unknown permission: %v", err)
 	}
-	if _, _, err := st.CreateToken("", []store.Permission{store.PermissionAudit}, "admin"); !isValidation(err, "name") {
+	if _, _, err := st.CreateToken("", []store.Permission{store.PermissionAudit}, admin); !isValidation(err, "name") {
 		t.Errorf("empty name: %v", err)
 	}
 }
@@ -406,7 +412,7 @@ func TestBootstrapToken(t *testing.T) {
 	if _, err := st.Authenticate("first-admin-token-value"); !errors.Is(err, store.ErrUnauthenticated) {
 		t.Fatalf("replaced bootstrap token still works: %v", err)
 	}
-	if _, _, err := st.CreateToken("admin", []store.Permission{store.PermissionAudit}, "admin"); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := st.CreateToken("admin", []store.Permission{store.PermissionAudit}, admin); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a token may not take the bootstrap token's name: %v", err)
 	}
 }

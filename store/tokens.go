@@ -30,7 +30,7 @@ const (
 
 // CreateToken issues a token with the given permissions and returns it; only its hash is kept, so
 // this is the one time it can be shown.
-func (s *Store) CreateToken(name string, perms []Permission, createdBy string) (string, Token, error) {
+func (s *Store) CreateToken(name string, perms []Permission, by Principal) (string, Token, error) {
 	var errs fieldErrors
 	errs.merge(validateTokenName(name))
 	if len(perms) == 0 {
@@ -55,9 +55,9 @@ func (s *Store) CreateToken(name string, perms []Permission, createdBy string) (
 	slices.Sort(perms)
 	t := Token{
 		ID: id, Name: name, Permissions: slices.Compact(perms), SHA256: sum[:],
-		CreatedBy: createdBy, CreatedAt: s.now().UTC(),
+		CreatedBy: by.Name, CreatedAt: s.now().UTC(),
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		b := tx.Bucket(bucketTokens)
 		if err := b.ForEach(func(_, v []byte) error {
 			var other Token
@@ -71,7 +71,10 @@ func (s *Store) CreateToken(name string, perms []Permission, createdBy string) (
 		}); err != nil {
 			return err
 		}
-		return putJSON(b, id, t)
+		if err := putJSON(b, id, t); err != nil {
+			return err
+		}
+		return w.appendAudit(tokenAudit(by, t.CreatedAt, t))
 	})
 	if err != nil {
 		return "", Token{}, err
@@ -87,7 +90,7 @@ func (s *Store) SetBootstrapToken(token string) error {
 		ID: bootstrapID, Name: bootstrapName, Permissions: []Permission{PermissionAdmin},
 		SHA256: sum[:], CreatedBy: "auditexport", CreatedAt: s.now().UTC(),
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx, _ *eventWriter) error {
 		b := tx.Bucket(bucketTokens)
 		if v := b.Get([]byte(bootstrapID)); v != nil {
 			var old Token

@@ -68,6 +68,9 @@ type ExportConfiguration struct {
 	ConnectionCheckedAt time.Time `json:"connectionCheckedAt,omitzero"`
 	// CheckFailures counts consecutive failed checks; the background re-check backs off on it.
 	CheckFailures int `json:"checkFailures,omitempty"`
+	// Cursor is the seq of the last event exported to this destination; only later events are
+	// exported. It starts at the buffer's head when the configuration is created.
+	Cursor uint64 `json:"cursor"`
 	// Revision counts changes to the destination or its secret. A check result is recorded only
 	// for the revision it checked, so a slow check cannot overwrite the status of a newer one.
 	Revision int64 `json:"revision"`

@@ -1,0 +1,405 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/valyala/fastjson"
+)
+
+// MaxEventBytes bounds one event's JSON.
+const MaxEventBytes = 1 << 20
+
+// maxListedErrors bounds how many bad lines one answer names.
+const maxListedErrors = 100
+
+// Batch is a decoded request: its records laid end to end.
+type Batch struct {
+	Data []byte
+	ends []int
+}
+
+// Len is the number of records.
+func (b *Batch) Len() int { return len(b.ends) }
+
+// Record returns record i.
+func (b *Batch) Record(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return b.Data[start:b.ends[i]:b.ends[i]]
+}
+
+func (b *Batch) add(record []byte) {
+	b.Data = append(b.Data, record...)
+	b.ends = append(b.ends, len(b.Data))
+}
+
+// LineError is one bad event: its line (NDJSON) or position (JSON array), 1-based, and why.
+type LineError struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// BatchError lists the bad events of a batch; a batch with any is rejected whole.
+type BatchError struct {
+	Unit  string // "line" for NDJSON, "event" for a JSON array
+	Lines []LineError
+	// More counts bad events beyond those listed.
+	More int
+}
+
+func (e *BatchError) Error() string {
+	var b strings.Builder
+	for i, l := range e.Lines {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %d: %s", e.Unit, l.Line, l.Reason)
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "; and %d more", e.More)
+	}
+	return b.String()
+}
+
+func (e *BatchError) add(line int, err error) {
+	if len(e.Lines) < maxListedErrors {
+		e.Lines = append(e.Lines, LineError{Line: line, Reason: err.Error()})
+	} else {
+		e.More++
+	}
+}
+
+// Decoder validates JSON events and encodes them as records. It is not safe for concurrent use;
+// reuse one per goroutine (its buffers are kept between calls).
+type Decoder struct {
+	parser  fastjson.Parser
+	scratch []byte // compacted JSON of the raw fields and of unknown top-level fields
+	record  []byte
+}
+
+// NDJSON decodes one event per non-blank line.
+func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
+	batch := &Batch{Data: make([]byte, 0, len(body)/2)}
+	bad := &BatchError{Unit: "line"}
+	for line := 1; len(body) > 0; line++ {
+		text := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			text, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		text = bytes.TrimSpace(text)
+		if len(text) == 0 {
+			continue
+		}
+		if len(text) > MaxEventBytes {
+			bad.add(line, fmt.Errorf("event exceeds %d bytes", MaxEventBytes))
+			continue
+		}
+		v, err := d.parse(text)
+		if err != nil {
+			bad.add(line, err)
+			continue
+		}
+		if err := d.append(batch, v, received); err != nil {
+			bad.add(line, err)
+		}
+	}
+	return finish(batch, bad)
+}
+
+// Array decodes a JSON array of events (or a single event object).
+func (d *Decoder) Array(body []byte, received time.Time) (*Batch, error) {
+	bad := &BatchError{Unit: "event"}
+	v, err := d.parse(body)
+	if err != nil {
+		bad.add(1, err)
+		return nil, bad
+	}
+	items := []*fastjson.Value{v}
+	if v.Type() == fastjson.TypeArray {
+		items, _ = v.Array()
+	}
+	batch := &Batch{Data: make([]byte, 0, len(body)/2)}
+	for i, item := range items {
+		if err := d.append(batch, item, received); err != nil {
+			bad.add(i+1, err)
+		}
+	}
+	return finish(batch, bad)
+}
+
+func finish(batch *Batch, bad *BatchError) (*Batch, error) {
+	if len(bad.Lines) > 0 {
+		return nil, bad
+	}
+	if batch.Len() == 0 {
+		return nil, &BatchError{Unit: "event", Lines: []LineError{{Line: 0, Reason: "the body holds no events"}}}
+	}
+	return batch, nil
+}
+
+// parse checks that data is strict JSON in UTF-8 and parses it. fastjson's parser alone lets raw
+// control characters through inside strings, which would store JSON other readers refuse; its
+// validator does not, and neither checks UTF-8, which Parquet strings must be.
+func (d *Decoder) parse(data []byte) (*fastjson.Value, error) {
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("invalid JSON: not valid UTF-8")
+	}
+	if err := fastjson.ValidateBytes(data); err != nil {
+		return nil, parseError(err)
+	}
+	v, err := d.parser.ParseBytes(data)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	return v, nil
+}
+
+// parseError shortens fastjson's message, which quotes the rest of the input.
+func parseError(err error) error {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return fmt.Errorf("invalid JSON: %s", msg)
+}
+
+// append validates one event and adds its record to batch.
+func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) error {
+	obj, err := v.Object()
+	if err != nil {
+		return fmt.Errorf("an event must be a JSON object, not %s", v.Type())
+	}
+	var (
+		fields                [numFields][]byte
+		rawSpans              [numFields][2]int // spans of scratch for raw fields
+		id                    uuid.UUID
+		haveID, haveEventTime bool
+		eventMicros           int64
+		recvMicros            = received.UnixMicro()
+		additional            []additionalField
+		firstErr              error
+	)
+	d.scratch = d.scratch[:0]
+	keepRaw := func(f Field, v *fastjson.Value) {
+		start := len(d.scratch)
+		d.scratch = v.MarshalTo(d.scratch)
+		rawSpans[f] = [2]int{start, len(d.scratch)}
+	}
+	fail := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	obj.Visit(func(key []byte, v *fastjson.Value) {
+		switch string(key) {
+		case "id":
+			s, err := stringValue("id", v)
+			if err != nil || s == nil { // null: generate one, as when absent
+				fail(err)
+				return
+			}
+			parsed, err := uuid.ParseBytes(s)
+			if err != nil {
+				fail(fmt.Errorf("id must be a UUID, got %q", truncate(s)))
+				return
+			}
+			id, haveID = parsed, true
+		case "eventTimestamp":
+			t, err := timestamp("eventTimestamp", v)
+			if err != nil {
+				fail(err)
+				return
+			}
+			eventMicros, haveEventTime = t, true
+		case "receivedTimestamp":
+			if v.Type() == fastjson.TypeNull {
+				return
+			}
+			t, err := timestamp("receivedTimestamp", v)
+			if err != nil {
+				fail(err)
+				return
+			}
+			recvMicros = t
+		case "tenantId":
+			fail(setString(&fields[FieldTenantID], "tenantId", v))
+		case "action":
+			fail(setString(&fields[FieldAction], "action", v))
+		case "actionStatus":
+			fail(setString(&fields[FieldActionStatus], "actionStatus", v))
+		case "actorIp":
+			fail(setString(&fields[FieldActorIP], "actorIp", v))
+		case "targetType":
+			fail(setString(&fields[FieldTargetType], "targetType", v))
+		case "requestId":
+			fail(setString(&fields[FieldRequestID], "requestId", v))
+		case "sessionId":
+			fail(setString(&fields[FieldSessionID], "sessionId", v))
+		case "actor":
+			unknown, err := setActor(&fields, v)
+			if err != nil {
+				fail(err)
+			} else if unknown {
+				// Keep what we do not model rather than drop it: the whole actor, as sent.
+				additional = append(additional, additionalField{key, v})
+			}
+		case "targets":
+			fail(rawOf(keepRaw, FieldTargets, "targets", v, fastjson.TypeArray))
+		case "relatedResources":
+			fail(rawOf(keepRaw, FieldRelatedResources, "relatedResources", v, fastjson.TypeArray))
+		case "auditPayload":
+			if v.Type() == fastjson.TypeObject {
+				if t := v.Get("type"); t != nil && t.Type() != fastjson.TypeString && t.Type() != fastjson.TypeNull {
+					fail(fmt.Errorf("auditPayload.type must be a string, not %s", t.Type()))
+					return
+				}
+			}
+			fail(rawOf(keepRaw, FieldAuditPayload, "auditPayload", v, fastjson.TypeObject))
+		default:
+			additional = append(additional, additionalField{key, v})
+		}
+	})
+	if firstErr != nil {
+		return firstErr
+	}
+	if !haveEventTime {
+		return fmt.Errorf("eventTimestamp is required")
+	}
+	if !haveID {
+		if id, err = uuid.NewV7(); err != nil {
+			return fmt.Errorf("generate id: %w", err)
+		}
+	}
+	if len(additional) > 0 {
+		start := len(d.scratch)
+		d.scratch = appendObject(d.scratch, additional)
+		rawSpans[FieldAdditional] = [2]int{start, len(d.scratch)}
+	}
+	for f, span := range rawSpans {
+		if span[1] > span[0] {
+			fields[f] = d.scratch[span[0]:span[1]]
+		}
+	}
+	d.record = appendRecord(d.record[:0], id, eventMicros, recvMicros, &fields)
+	batch.add(d.record)
+	return nil
+}
+
+type additionalField struct {
+	key   []byte
+	value *fastjson.Value
+}
+
+// appendObject writes fields as one JSON object.
+func appendObject(dst []byte, fields []additionalField) []byte {
+	dst = append(dst, '{')
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		key, _ := json.Marshal(string(f.key)) // escapes exactly as JSON requires
+		dst = append(dst, key...)
+		dst = append(dst, ':')
+		dst = f.value.MarshalTo(dst)
+	}
+	return append(dst, '}')
+}
+
+// stringValue returns a string's bytes, nil for null, or an error for any other type.
+func stringValue(name string, v *fastjson.Value) ([]byte, error) {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return nil, nil
+	case fastjson.TypeString:
+		return v.StringBytes()
+	}
+	return nil, fmt.Errorf("%s must be a string, not %s", name, v.Type())
+}
+
+func setString(dst *[]byte, name string, v *fastjson.Value) error {
+	s, err := stringValue(name, v)
+	*dst = s
+	return err
+}
+
+// timestamp parses an RFC 3339 string into unix microseconds.
+func timestamp(name string, v *fastjson.Value) (int64, error) {
+	s, err := stringValue(name, v)
+	if err != nil || s == nil {
+		return 0, fmt.Errorf("%s must be an RFC 3339 timestamp string such as 2026-11-21T12:00:00Z", name)
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(s))
+	if err != nil {
+		return 0, fmt.Errorf("%s must be an RFC 3339 timestamp such as 2026-11-21T12:00:00Z, got %q", name, truncate(s))
+	}
+	return t.UnixMicro(), nil
+}
+
+// setActor fills the actor fields and reports whether the actor had fields it does not model.
+func setActor(fields *[numFields][]byte, v *fastjson.Value) (unknown bool, err error) {
+	if v.Type() == fastjson.TypeNull {
+		return false, nil
+	}
+	obj, oerr := v.Object()
+	if oerr != nil {
+		return false, fmt.Errorf("actor must be an object, not %s", v.Type())
+	}
+	obj.Visit(func(key []byte, v *fastjson.Value) {
+		var f Field
+		switch string(key) {
+		case "id":
+			f = FieldActorID
+		case "name":
+			f = FieldActorName
+		case "type":
+			f = FieldActorType
+		case "identityProvider":
+			f = FieldActorIdentityProvider
+		case "profileId":
+			f = FieldActorProfileID
+		default:
+			unknown = true
+			return
+		}
+		if e := setString(&fields[f], "actor."+string(key), v); e != nil && err == nil {
+			err = e
+		}
+	})
+	return unknown, err
+}
+
+// rawOf keeps v's compacted JSON when it has type want; null means absent.
+func rawOf(keep func(Field, *fastjson.Value), f Field, name string, v *fastjson.Value, want fastjson.Type) error {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return nil
+	case want:
+		keep(f, v)
+		return nil
+	}
+	return fmt.Errorf("%s must be %s, not %s", name, article(want), v.Type())
+}
+
+func article(t fastjson.Type) string {
+	if t == fastjson.TypeArray {
+		return "an array"
+	}
+	return "an object"
+}
+
+func truncate(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,154 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/auditexport/auditexport/event/eventtest"
+)
+
+// stdDecodeNDJSON is the same decoding as Decoder.NDJSON written with encoding/json, kept as the
+// reference the fast decoder was chosen against (BenchmarkDecode).
+func stdDecodeNDJSON(body []byte, received time.Time) (*Batch, error) {
+	batch := &Batch{}
+	for line := range bytes.Lines(body) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(line, &obj); err != nil {
+			return nil, err
+		}
+		var fields [numFields][]byte
+		var id uuid.UUID
+		var eventMicros int64
+		recvMicros := received.UnixMicro()
+		var additional map[string]json.RawMessage
+		for k, v := range obj {
+			str := func(f Field) error {
+				var s *string
+				if err := json.Unmarshal(v, &s); err != nil {
+					return err
+				}
+				if s != nil {
+					fields[f] = []byte(*s)
+				}
+				return nil
+			}
+			var err error
+			switch k {
+			case "id":
+				var s string
+				if err = json.Unmarshal(v, &s); err == nil {
+					id, err = uuid.Parse(s)
+				}
+			case "eventTimestamp", "receivedTimestamp":
+				var t time.Time
+				if err = json.Unmarshal(v, &t); err == nil {
+					if k == "eventTimestamp" {
+						eventMicros = t.UnixMicro()
+					} else {
+						recvMicros = t.UnixMicro()
+					}
+				}
+			case "tenantId":
+				err = str(FieldTenantID)
+			case "action":
+				err = str(FieldAction)
+			case "actionStatus":
+				err = str(FieldActionStatus)
+			case "actorIp":
+				err = str(FieldActorIP)
+			case "targetType":
+				err = str(FieldTargetType)
+			case "requestId":
+				err = str(FieldRequestID)
+			case "sessionId":
+				err = str(FieldSessionID)
+			case "actor":
+				var a struct{ ID, Name, Type, IdentityProvider, ProfileID string }
+				if err = json.Unmarshal(v, &a); err == nil {
+					fields[FieldActorID], fields[FieldActorName], fields[FieldActorType] = []byte(a.ID), []byte(a.Name), []byte(a.Type)
+					fields[FieldActorIdentityProvider], fields[FieldActorProfileID] = []byte(a.IdentityProvider), []byte(a.ProfileID)
+				}
+			case "targets":
+				fields[FieldTargets] = compact(v)
+			case "relatedResources":
+				fields[FieldRelatedResources] = compact(v)
+			case "auditPayload":
+				fields[FieldAuditPayload] = compact(v)
+			default:
+				if additional == nil {
+					additional = map[string]json.RawMessage{}
+				}
+				additional[k] = v
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+		}
+		if additional != nil {
+			fields[FieldAdditional], _ = json.Marshal(additional)
+		}
+		batch.add(appendRecord(nil, id, eventMicros, recvMicros, &fields))
+	}
+	return batch, nil
+}
+
+func compact(v json.RawMessage) []byte {
+	var b bytes.Buffer
+	json.Compact(&b, v)
+	return b.Bytes()
+}
+
+// BenchmarkDecode compares the decoders on 1,000 typical events; events/s is the figure.
+func BenchmarkDecode(b *testing.B) {
+	body := eventtest.NDJSON(0, 1000, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), time.Second)
+	now := time.Now()
+	decoders := map[string]func() (*Batch, error){
+		"fastjson":      func() (*Batch, error) { var d Decoder; return d.NDJSON(body, now) },
+		"encoding-json": func() (*Batch, error) { return stdDecodeNDJSON(body, now) },
+	}
+	var reuse Decoder
+	decoders["fastjson-reused"] = func() (*Batch, error) { return reuse.NDJSON(body, now) }
+	for name, decode := range decoders {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := decode(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func TestStdReferenceAgrees(t *testing.T) {
+	body := eventtest.NDJSON(0, 50, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), time.Second)
+	now := time.Now()
+	var d Decoder
+	fast, err := d.NDJSON(body, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	std, err := stdDecodeNDJSON(body, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fast.Len() {
+		a, _ := Decode(0, fast.Record(i))
+		c, _ := Decode(0, std.Record(i))
+		ja, _ := json.Marshal(a)
+		jc, _ := json.Marshal(c)
+		if !bytes.Equal(ja, jc) {
+			t.Fatalf("event %d differs:\n%s\n%s", i, ja, jc)
+		}
+	}
+}
