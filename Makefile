@@ -4,6 +4,8 @@ SHELL := /bin/bash
 GO ?= go
 # How long `make test` fuzzes each target; `make fuzz FUZZTIME=5m` for a longer run.
 FUZZTIME ?= 5s
+BENCHTIME ?= 2s
+BENCHCOUNT ?= 5
 
 .PHONY: help run build generate lint test test-go s3-server fuzz bench clean
 
@@ -35,6 +37,9 @@ s3-server: ## build the pinned MinIO and mc used by the tests (cached in $(go en
 
 fuzz: ## run every fuzz target for FUZZTIME
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+bench: ## run the benchmarks (BENCHTIME per run, BENCHCOUNT runs each; quote medians)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./event/ ./store/ ./server/
 
 clean: ## remove build output
 	rm -rf bin

@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/auditexport/auditexport/graph/model"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -38,6 +39,7 @@ func presentError(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		var (
 			validation *store.ValidationError
 			forbidden  *ForbiddenError
+			badScalar  *model.InputError
 		)
 		switch {
 		case errors.As(err, &validation):
@@ -47,6 +49,8 @@ func presentError(logger *slog.Logger) graphql.ErrorPresenterFunc {
 				fields[f.Field] = f.Message
 			}
 			gqlErr.Extensions["fields"] = fields
+		case errors.As(err, &badScalar):
+			present(gqlErr, badScalar.Error(), CodeBadUserInput)
 		case errors.Is(err, store.ErrNotFound):
 			present(gqlErr, innermostMessage(err), CodeNotFound)
 		case errors.Is(err, store.ErrConflict):

@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/auditexport/auditexport/graph/generated"
 	"github.com/auditexport/auditexport/graph/model"
@@ -80,6 +81,16 @@ func (r *queryResolver) GetAllExportConfigurations(ctx context.Context) ([]*mode
 // GetExportConfiguration is the resolver for the getExportConfiguration field.
 func (r *queryResolver) GetExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
 	return modelOf(r.Store.Configuration(id))
+}
+
+// AuditEvents is the resolver for the auditEvents field.
+func (r *queryResolver) AuditEvents(ctx context.Context, from *time.Time, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
+	return auditEventsPage(r.Store, from, to, first, after)
+}
+
+// EventBuffer is the resolver for the eventBuffer field.
+func (r *queryResolver) EventBuffer(ctx context.Context) (*model.EventBufferStatus, error) {
+	return toBufferStatus(r.Store.BufferStatus()), nil
 }
 
 // Mutation returns generated.MutationResolver implementation.

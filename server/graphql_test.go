@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,7 +25,7 @@ const (
 )
 
 type testAPI struct {
-	t       *testing.T
+	t       testing.TB
 	store   *store.Store
 	handler http.Handler
 	logs    *testserver.LogBuffer
@@ -32,7 +33,17 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T) *testAPI {
 	t.Helper()
-	st := storetest.New(t)
+	return newTestAPIWith(t, Config{}, store.BufferConfig{})
+}
+
+// newTestAPIWith builds the routes with cfg over a new store whose buffer has limits buf.
+func newTestAPIWith(t testing.TB, cfg Config, buf store.BufferConfig) *testAPI {
+	t.Helper()
+	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "auditexport.db"), MasterKey: storetest.Key(), Buffer: buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	if err := st.SetBootstrapToken(adminToken); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +51,8 @@ func newTestAPI(t *testing.T) *testAPI {
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The checker is not running: CheckNow returns configurations as stored (PENDING).
 	checker := exporter.NewChecker(exporter.CheckerConfig{}, st, exporter.NewClients(exporter.ClientsConfig{}))
-	srv := New(Config{Logger: logger, Playground: true}, st, checker)
+	cfg.Logger, cfg.Playground = logger, true
+	srv := New(cfg, st, checker)
 	api := &testAPI{t: t, store: st, handler: srv.Handler(), logs: logs}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), testSecret) {

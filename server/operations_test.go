@@ -245,6 +245,8 @@ func TestAuthentication(t *testing.T) {
 		"disableExportConfiguration":             `mutation { disableExportConfiguration(id: "x") { id } }`,
 		"deleteExportConfiguration":              `mutation { deleteExportConfiguration(id: "x") { id } }`,
 		"verifyExportConfiguration":              `mutation { verifyExportConfiguration(id: "x") { id } }`,
+		"auditEvents":                            `{ auditEvents { pageInfo { hasNextPage } } }`,
+		"eventBuffer":                            `{ eventBuffer { events } }`,
 		"createApiToken":                         `mutation { createApiToken(name: "new", permissions: [AUDIT]) }`,
 	}
 	for name, query := range operations {

@@ -71,6 +71,7 @@ func (s *Server) Handler() http.Handler {
 	handle("GET", "/metrics", "metrics",
 		s.authenticate(s.require(store.PermissionMetrics, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
 	handle("POST", GraphQLPath, "graphql", s.authenticate(s.graphQL()))
+	handle("POST", EventsPath, "events", s.authenticate(s.require(store.PermissionIngest, s.ingest())))
 	if s.cfg.Playground {
 		handle("GET", GraphQLPath, "playground", playground.Handler("auditexport", GraphQLPath))
 	}

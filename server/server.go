@@ -35,6 +35,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxGraphQLBodyBytes bounds a GraphQL request body. Default 1 MiB.
 	MaxGraphQLBodyBytes int64
+	// MaxEventsBodyBytes bounds an events request body, before and after decompression.
+	// Default 16 MiB.
+	MaxEventsBodyBytes int64
+	// Buffer bounds the event buffer and its retention.
+	Buffer store.BufferConfig
 	// Playground serves GraphiQL on GET /api/audit/graphql. Default true in DefaultConfig.
 	Playground bool
 	// Checks configures connectivity checks (workers, timeout, re-check schedule).
@@ -50,6 +55,7 @@ func DefaultConfig() Config {
 		DataDir:             "./data",
 		ShutdownTimeout:     30 * time.Second,
 		MaxGraphQLBodyBytes: 1 << 20,
+		MaxEventsBodyBytes:  16 << 20,
 		Playground:          true,
 	}
 }
@@ -68,6 +74,9 @@ func (c *Config) fillDefaults() {
 	if c.MaxGraphQLBodyBytes <= 0 {
 		c.MaxGraphQLBodyBytes = def.MaxGraphQLBodyBytes
 	}
+	if c.MaxEventsBodyBytes <= 0 {
+		c.MaxEventsBodyBytes = def.MaxEventsBodyBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -85,7 +94,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log})
+	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log, Buffer: cfg.Buffer})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,12 @@ Environment only (secrets never go on the command line):
 	f.StringVar(&cfg.DataDir, "data-dir", env("AUDITEXPORT_DATA_DIR", cfg.DataDir), "directory for the database, master key and admin token (AUDITEXPORT_DATA_DIR)")
 	durationFlag(f, &cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight work may finish after SIGTERM")
 	f.BoolVar(&cfg.Playground, "playground", cfg.Playground, "serve the GraphiQL playground on GET /api/audit/graphql")
+	int64Flag(f, &cfg.MaxEventsBodyBytes, "events-max-body-bytes", cfg.MaxEventsBodyBytes, "largest events request body, before and after gzip decompression")
+	int64Flag(f, &cfg.Buffer.MaxEvents, "buffer-max-events", 5_000_000, "events the buffer holds before ingestion answers 503")
+	int64Flag(f, &cfg.Buffer.MaxBytes, "buffer-max-bytes", 4<<30, "encoded bytes the buffer holds before ingestion answers 503")
+	durationFlag(f, &cfg.Buffer.MinRetention, "buffer-min-retention", time.Hour, "how long exported events stay in the buffer")
+	durationFlag(f, &cfg.Buffer.MaxAge, "buffer-max-age", 30*24*time.Hour, "age at which events leave the buffer even if not exported (counted as dropped)")
+	durationFlag(f, &cfg.Buffer.TrimInterval, "buffer-trim-interval", time.Minute, "how often the buffer removes what it may")
 	f.IntVar(&cfg.Checks.Workers, "check-workers", envInt("AUDITEXPORT_CHECK_WORKERS", 4), "connectivity checks run at once (AUDITEXPORT_CHECK_WORKERS)")
 	durationFlag(f, &cfg.Checks.Timeout, "check-timeout", 10*time.Second, "bound on one connectivity check, AssumeRole included")
 	durationFlag(f, &cfg.Checks.RetryMin, "check-retry-min", time.Minute, "first re-check delay of a failing destination; doubles per failure")
@@ -71,6 +77,15 @@ func durationFlag(f *pflag.FlagSet, p *time.Duration, name string, def time.Dura
 		def = d
 	}
 	f.DurationVar(p, name, def, usage+" ("+envName+")")
+}
+
+// int64Flag defines --name, defaulting to AUDITEXPORT_<NAME> when that parses, else to def.
+func int64Flag(f *pflag.FlagSet, p *int64, name string, def int64, usage string) {
+	envName := envNameOf(name)
+	if n, err := strconv.ParseInt(os.Getenv(envName), 10, 64); err == nil {
+		def = n
+	}
+	f.Int64Var(p, name, def, usage+" ("+envName+")")
 }
 
 func envInt(name string, fallback int) int {

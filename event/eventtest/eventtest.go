@@ -2,8 +2,10 @@
 package eventtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,4 +57,34 @@ func NDJSON(first, n int, start time.Time, step time.Duration) []byte {
 		out = append(out, '\n')
 	}
 	return out
+}
+
+// Bodies makes NDJSON bodies of n sample events with ids never used before, cheaply: one
+// template, its ids rewritten in place. Safe for concurrent use.
+type Bodies struct {
+	template []byte
+	idAt     []int // offsets of the 12 hex digits ending each id
+	next     atomic.Uint64
+}
+
+// NewBodies prepares bodies of n events.
+func NewBodies(n int) *Bodies {
+	b := &Bodies{}
+	for i := range n {
+		line := Sample(i, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Second))
+		id := ID(i).String()
+		at := bytes.Index(line, []byte(id))
+		b.idAt = append(b.idAt, len(b.template)+at+len(id)-12)
+		b.template = append(append(b.template, line...), '\n')
+	}
+	return b
+}
+
+// Next returns a body whose ids differ from every earlier body's.
+func (b *Bodies) Next() []byte {
+	body := bytes.Clone(b.template)
+	for _, at := range b.idAt {
+		copy(body[at:at+12], fmt.Sprintf("%012x", b.next.Add(1)))
+	}
+	return body
 }

@@ -4,6 +4,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,6 +15,57 @@ import (
 
 type EndpointConfiguration interface {
 	IsEndpointConfiguration()
+}
+
+type AuditActor struct {
+	ID               *string `json:"id,omitempty"`
+	Name             *string `json:"name,omitempty"`
+	Type             *string `json:"type,omitempty"`
+	IdentityProvider *string `json:"identityProvider,omitempty"`
+	ProfileID        *string `json:"profileId,omitempty"`
+}
+
+// One audit event in the buffer (Immuta's Universal Audit Model envelope).
+type AuditEvent struct {
+	ID                string          `json:"id"`
+	TenantID          *string         `json:"tenantId,omitempty"`
+	Action            *string         `json:"action,omitempty"`
+	ActionStatus      *string         `json:"actionStatus,omitempty"`
+	EventTimestamp    time.Time       `json:"eventTimestamp"`
+	ReceivedTimestamp time.Time       `json:"receivedTimestamp"`
+	Actor             *AuditActor     `json:"actor,omitempty"`
+	ActorIP           *string         `json:"actorIp,omitempty"`
+	TargetType        *string         `json:"targetType,omitempty"`
+	Targets           json.RawMessage `json:"targets,omitempty"`
+	RelatedResources  json.RawMessage `json:"relatedResources,omitempty"`
+	AuditPayload      json.RawMessage `json:"auditPayload,omitempty"`
+	RequestID         *string         `json:"requestId,omitempty"`
+	SessionID         *string         `json:"sessionId,omitempty"`
+	// Top-level fields the envelope does not define, kept as sent.
+	AdditionalFields json.RawMessage `json:"additionalFields,omitempty"`
+}
+
+type AuditEventConnection struct {
+	Edges    []*AuditEventEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type AuditEventEdge struct {
+	Node   *AuditEvent `json:"node"`
+	Cursor string      `json:"cursor"`
+}
+
+// The event buffer: what is waiting to be exported, and what was lost.
+type EventBufferStatus struct {
+	Events    int `json:"events"`
+	Bytes     int `json:"bytes"`
+	MaxEvents int `json:"maxEvents"`
+	MaxBytes  int `json:"maxBytes"`
+	Segments  int `json:"segments"`
+	// When the oldest buffered segment was opened; null when the buffer is empty.
+	OldestReceivedAt *time.Time `json:"oldestReceivedAt,omitempty"`
+	// Events removed by the age limit before every enabled configuration exported them.
+	DroppedEvents int `json:"droppedEvents"`
 }
 
 type ExportConfiguration struct {
@@ -36,6 +88,11 @@ type ExportConfiguration struct {
 }
 
 type Mutation struct {
+}
+
+type PageInfo struct {
+	EndCursor   *string `json:"endCursor,omitempty"`
+	HasNextPage bool    `json:"hasNextPage"`
 }
 
 type Query struct {

@@ -1,0 +1,130 @@
+package graph
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/graph/model"
+	"github.com/auditexport/auditexport/store"
+)
+
+// Paging bounds of auditEvents. maxScan bounds the events one page reads while filtering, so a
+// narrow time range over a large buffer answers promptly (hasNextPage then says to go on).
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+	maxScan         = 100_000
+	cursorPrefix    = "seq:"
+)
+
+func encodeCursor(seq uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatUint(seq, 10)))
+}
+
+func decodeCursor(cursor string) (uint64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err == nil {
+		if digits, ok := strings.CutPrefix(string(raw), cursorPrefix); ok {
+			if seq, err := strconv.ParseUint(digits, 10, 64); err == nil {
+				return seq, nil
+			}
+		}
+	}
+	return 0, inputError("after", "is not a cursor from this API")
+}
+
+func inputError(field, message string) error {
+	return &store.ValidationError{Fields: []store.FieldError{{Field: field, Message: message}}}
+}
+
+// auditEventsPage reads one page of buffered events in order of receipt.
+func auditEventsPage(st Store, from, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
+	size := defaultPageSize
+	if first != nil {
+		if *first < 1 || *first > maxPageSize {
+			return nil, inputError("first", fmt.Sprintf("must be between 1 and %d", maxPageSize))
+		}
+		size = *first
+	}
+	var position uint64
+	if after != nil {
+		var err error
+		if position, err = decodeCursor(*after); err != nil {
+			return nil, err
+		}
+	}
+	inRange := func(micros int64) bool {
+		return (from == nil || micros >= from.UnixMicro()) && (to == nil || micros < to.UnixMicro())
+	}
+	conn := &model.AuditEventConnection{Edges: []*model.AuditEventEdge{}, PageInfo: &model.PageInfo{}}
+	var (
+		scanned   int
+		decodeErr error
+		r         event.Record
+	)
+	err := st.ReadEvents(position, 0, func(seq uint64, rec []byte) bool {
+		if decodeErr = r.Parse(rec); decodeErr != nil {
+			return false
+		}
+		if inRange(r.EventMicros) {
+			if len(conn.Edges) == size {
+				conn.PageInfo.HasNextPage = true
+				return false
+			}
+			e, err := event.Decode(seq, rec)
+			if decodeErr = err; err != nil {
+				return false
+			}
+			conn.Edges = append(conn.Edges, &model.AuditEventEdge{Node: toAuditEvent(e), Cursor: encodeCursor(seq)})
+		}
+		position = seq
+		if scanned++; scanned >= maxScan {
+			conn.PageInfo.HasNextPage = true
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if position > 0 {
+		end := encodeCursor(position)
+		conn.PageInfo.EndCursor = &end
+	}
+	return conn, nil
+}
+
+func toAuditEvent(e event.Event) *model.AuditEvent {
+	a := &model.AuditEvent{
+		ID: e.ID.String(), TenantID: optional(e.TenantID), Action: optional(e.Action), ActionStatus: optional(e.ActionStatus),
+		EventTimestamp: e.EventTimestamp, ReceivedTimestamp: e.ReceivedTimestamp,
+		ActorIP: optional(e.ActorIP), TargetType: optional(e.TargetType), RequestID: optional(e.RequestID), SessionID: optional(e.SessionID),
+		Targets: e.Targets, RelatedResources: e.RelatedResources, AuditPayload: e.AuditPayload, AdditionalFields: e.Additional,
+	}
+	if e.Actor != (event.Actor{}) {
+		a.Actor = &model.AuditActor{
+			ID: optional(e.Actor.ID), Name: optional(e.Actor.Name), Type: optional(e.Actor.Type),
+			IdentityProvider: optional(e.Actor.IdentityProvider), ProfileID: optional(e.Actor.ProfileID),
+		}
+	}
+	return a
+}
+
+func toBufferStatus(s store.BufferStatus) *model.EventBufferStatus {
+	m := &model.EventBufferStatus{
+		Events: int(s.Events), Bytes: int(s.Bytes), MaxEvents: int(s.MaxEvents), MaxBytes: int(s.MaxBytes),
+		Segments: s.Segments, DroppedEvents: int(s.Dropped),
+	}
+	if !s.OldestReceivedAt.IsZero() {
+		t := s.OldestReceivedAt
+		m.OldestReceivedAt = &t
+	}
+	return m
+}

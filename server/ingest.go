@@ -1,0 +1,134 @@
+package server
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/graph"
+	"github.com/auditexport/auditexport/store"
+)
+
+// EventsPath is where platforms send audit events.
+const EventsPath = "/api/audit/events"
+
+// decoders reuses event decoders (and their buffers) across requests.
+var decoders = sync.Pool{New: func() any { return new(event.Decoder) }}
+
+// ingest serves POST /api/audit/events: NDJSON or a JSON array, optionally gzip-compressed,
+// accepted whole (202, once durable) or rejected whole (4xx naming each bad event, or 503 when
+// the buffer cannot keep it).
+func (s *Server) ingest() http.Handler {
+	limit := s.cfg.MaxEventsBodyBytes
+	tooLarge := fmt.Sprintf("request body exceeds %d bytes", limit)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		ndjson := mediaType == "application/x-ndjson" || mediaType == "application/jsonl" || mediaType == "application/x-jsonlines"
+		if err != nil || !ndjson && mediaType != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, graph.CodeBadRequest,
+				"Content-Type must be application/x-ndjson (one event per line) or application/json (an array of events)")
+			return
+		}
+		if r.ContentLength > limit {
+			writeError(w, http.StatusRequestEntityTooLarge, graph.CodeBadRequest, tooLarge)
+			return
+		}
+		var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+		switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+		case "", "identity":
+		case "gzip":
+			gz, err := gzip.NewReader(body)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, graph.CodeBadRequest, "the body is not valid gzip: "+err.Error())
+				return
+			}
+			defer gz.Close()
+			body = gz
+		default:
+			writeError(w, http.StatusUnsupportedMediaType, graph.CodeBadRequest, "Content-Encoding must be gzip or absent, not "+enc)
+			return
+		}
+		// The limit also bounds the decompressed body: a small gzip must not expand unbounded.
+		data, err := io.ReadAll(io.LimitReader(body, limit+1))
+		var maxBytes *http.MaxBytesError
+		switch {
+		case errors.As(err, &maxBytes) || int64(len(data)) > limit:
+			writeError(w, http.StatusRequestEntityTooLarge, graph.CodeBadRequest, tooLarge+" (decompressed)")
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, graph.CodeBadRequest, "could not read the body: "+bodyReadError(err))
+			return
+		}
+
+		dec := decoders.Get().(*event.Decoder)
+		received := time.Now()
+		var batch *event.Batch
+		if ndjson {
+			batch, err = dec.NDJSON(data, received)
+		} else {
+			batch, err = dec.Array(data, received)
+		}
+		decoders.Put(dec)
+		var bad *event.BatchError
+		if errors.As(err, &bad) {
+			writeBatchError(w, bad)
+			return
+		}
+
+		res, err := s.store.AppendEvents(r.Context(), batch)
+		switch {
+		case errors.Is(err, store.ErrBufferFull):
+			w.Header().Set("Retry-After", "30")
+			writeError(w, http.StatusServiceUnavailable, "BUFFER_FULL",
+				"the event buffer is full until exports catch up; nothing of this batch was stored, retry later")
+			return
+		case errors.Is(err, store.ErrClosed):
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "SHUTTING_DOWN", "the server is shutting down; nothing of this batch was stored, retry")
+			return
+		case err != nil:
+			s.log.Error("append events", "error", err)
+			writeError(w, http.StatusInternalServerError, graph.CodeInternal, "internal server error; nothing of this batch was stored")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(map[string]int{"accepted": res.Accepted, "duplicates": res.Duplicates})
+	})
+}
+
+// bodyReadError describes a failed read of the body without internal detail.
+func bodyReadError(err error) string {
+	if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the gzip stream is corrupt or truncated"
+	}
+	return "the connection failed while reading"
+}
+
+// writeBatchError answers 400 with one error per bad event, each naming its line.
+func writeBatchError(w http.ResponseWriter, bad *event.BatchError) {
+	errs := make([]map[string]any, 0, len(bad.Lines)+1)
+	for _, l := range bad.Lines {
+		errs = append(errs, map[string]any{
+			"message":    fmt.Sprintf("%s %d: %s", bad.Unit, l.Line, l.Reason),
+			"extensions": map[string]any{"code": graph.CodeBadUserInput, bad.Unit: l.Line},
+		})
+	}
+	if bad.More > 0 {
+		errs = append(errs, map[string]any{
+			"message":    fmt.Sprintf("and %d more bad events", bad.More),
+			"extensions": map[string]any{"code": graph.CodeBadUserInput},
+		})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	json.NewEncoder(w).Encode(map[string]any{"errors": errs, "accepted": 0})
+}
