@@ -22,14 +22,7 @@ const VerifyKeyPrefix = "auditexport-verify-"
 
 // VerifyKey is where a check at time at writes: <path>/auditexport-verify-<unix seconds>.
 func VerifyKey(path string, at time.Time) string {
-	return objectKey(path, fmt.Sprintf("%s%d", VerifyKeyPrefix, at.Unix()))
-}
-
-func objectKey(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "/" + name
+	return joinKey(path, fmt.Sprintf("%s%d", VerifyKeyPrefix, at.Unix()))
 }
 
 // PutObjectAPI is the one call a destination must allow.
@@ -61,11 +54,16 @@ const maxStatusLen = 1000
 //
 // Every string in redact (secrets, session tokens) is masked, whatever the error said.
 func FailureStatus(c store.ExportConfiguration, err error, timeout time.Duration, redact ...string) string {
+	return failureText("Error testing access to S3", c, err, timeout, redact...)
+}
+
+// failureText is "<what> using AccessKey|AssumedRole <id> - <code>: <message>", masking redact.
+func failureText(what string, c store.ExportConfiguration, err error, timeout time.Duration, redact ...string) string {
 	using := "AccessKey " + c.AccessKeyID
 	if c.Kind == store.KindS3AssumedRole {
 		using = "AssumedRole " + c.RoleARN
 	}
-	status := "Error testing access to S3 using " + using + " - " + cause(c, err, timeout)
+	status := what + " using " + using + " - " + cause(c, err, timeout)
 	for _, secret := range redact {
 		if secret != "" {
 			status = strings.ReplaceAll(status, secret, "[redacted]")

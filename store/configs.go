@@ -122,6 +122,7 @@ func (s *Store) updateConfiguration(id string, by Principal, change Change, newS
 			return err
 		}
 		c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision, c.Cursor = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision, old.Cursor
+		c.ScheduledThrough = old.ScheduledThrough
 		var errs fieldErrors
 		errs.merge(c.Validate())
 		secretChanged := false
@@ -223,6 +224,9 @@ func (s *Store) DeleteConfiguration(id string, by Principal) (ExportConfiguratio
 			return err
 		}
 		if err := tx.Bucket(bucketSecrets).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := deleteJobsOf(tx, id); err != nil {
 			return err
 		}
 		return w.appendAudit(configurationAudit(by, w.now.UTC(), auditDelete, c, nil))

@@ -20,9 +20,13 @@ var (
 	// bucketSegments maps a segment's key to its description (JSON): seq range, count, bytes,
 	// when it was opened and last appended to.
 	bucketSegments = []byte("event_segments")
+	// bucketJobs maps export job id (UUIDv7: time-ordered) to its JSON record.
+	bucketJobs = []byte("export_jobs")
+	// bucketTasks maps <job id>/<4-byte index> to the JSON record of one exported object.
+	bucketTasks = []byte("export_tasks")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketConfigs, bucketSecrets, bucketTokens, bucketEvents, bucketSegments}
+var allBuckets = [][]byte{bucketMeta, bucketConfigs, bucketSecrets, bucketTokens, bucketEvents, bucketSegments, bucketJobs, bucketTasks}
 
 var (
 	keySchemaVersion  = []byte("schema_version")

@@ -71,6 +71,8 @@ type ExportConfiguration struct {
 	// Cursor is the seq of the last event exported to this destination; only later events are
 	// exported. It starts at the buffer's head when the configuration is created.
 	Cursor uint64 `json:"cursor"`
+	// ScheduledThrough is the latest interval boundary the scheduler has served.
+	ScheduledThrough time.Time `json:"scheduledThrough,omitzero"`
 	// Revision counts changes to the destination or its secret. A check result is recorded only
 	// for the revision it checked, so a slow check cannot overwrite the status of a newer one.
 	Revision int64 `json:"revision"`

@@ -1,0 +1,215 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/auditexport/auditexport/store"
+)
+
+// errInterrupted marks an attempt cut short by a shutdown.
+var errInterrupted = errors.New("interrupted by shutdown")
+
+// runAttempt makes one attempt at a job: it encodes the job's events into Parquet files and
+// uploads each as it is finished, then marks the job done, which advances the cursor.
+func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.ExportJob, error) {
+	cfg, err := x.store.Configuration(job.ConfigID)
+	if err != nil {
+		return job, err
+	}
+	if job, err = x.store.StartAttempt(job.ID); err != nil {
+		return job, err
+	}
+	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
+
+	var secret string
+	client, err := x.clients.For(cfg, func() (string, error) {
+		s, err := x.store.SecretAccessKey(cfg.ID)
+		secret = s
+		return s, err
+	})
+	if err == nil {
+		var stats exportStats
+		stats, err = x.exportRange(ctx, cfg, job, client)
+		if err == nil {
+			job, err = x.store.CompleteJob(job.ID, stats.events, stats.objects, stats.bytes)
+			if err == nil {
+				x.metrics.exported(cfg.ID, stats)
+				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", stats.events, "objects", stats.objects, "bytes", stats.bytes)
+			}
+			return job, err
+		}
+	}
+	if ctx.Err() != nil {
+		x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
+		job, _ = x.store.InterruptAttempt(job.ID)
+		return job, errInterrupted
+	}
+	return x.fail(cfg, job, err, secret)
+}
+
+// fail records a failed attempt on the job and as the configuration's connection status, and
+// schedules the next attempt after a backoff with jitter.
+func (x *Exporter) fail(cfg store.ExportConfiguration, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
+	reason := failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
+	x.metrics.failures.WithLabelValues(cfg.ID).Inc()
+	x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
+	if _, err := x.store.RecordConnectionCheck(cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
+	}
+	next := x.cfg.Now().Add(x.backoff(job.Attempts))
+	job, err := x.store.FailAttempt(job.ID, reason, next)
+	if err != nil {
+		return job, err
+	}
+	return job, errors.New(reason)
+}
+
+// backoff is the delay after the attempt-th failure: RetryMin doubled per failure up to
+// RetryMax, with "equal jitter" (between half and all of it) so failing jobs do not retry in step.
+func (x *Exporter) backoff(attempt int) time.Duration {
+	d := x.cfg.RetryMin
+	for i := 1; i < attempt && d < x.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, x.cfg.RetryMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+type exportStats struct {
+	events, objects, bytes int64
+}
+
+// exportRange encodes the events (job.From, job.To] and uploads the files. Encoding and
+// uploading overlap: a finished file is uploaded while the next is encoded.
+func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client) (exportStats, error) {
+	dir := filepath.Join(x.cfg.TempDir, job.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return exportStats{}, fmt.Errorf("create temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	uploads := make(chan EncodedFile, 1)
+	uploaded := make(chan error, 1)
+	var stats exportStats
+	go func() {
+		uploaded <- x.uploadAll(ctx, cfg, job, client, uploads, &stats)
+	}()
+
+	index := 0
+	enc := newEncoder(job.Plan, x.cfg.RowGroupBytes, dir, cfg.ID, func(f EncodedFile) error {
+		select {
+		case uploads <- f:
+			index++
+			return nil
+		case <-ctx.Done():
+			os.Remove(f.Path)
+			return ctx.Err()
+		}
+	})
+	var addErr error
+	readErr := x.store.ReadEvents(job.From, 0, func(seq uint64, rec []byte) bool {
+		if seq > job.To || ctx.Err() != nil {
+			return false
+		}
+		addErr = enc.add(seq, rec)
+		return addErr == nil
+	})
+	err := errors.Join(readErr, addErr)
+	if err == nil {
+		err = enc.close()
+	}
+	if err != nil {
+		enc.abort()
+		cancel()
+	}
+	close(uploads)
+	if uerr := <-uploaded; uerr != nil {
+		return stats, uerr // the upload failure is the cause; encoding then stopped for it
+	}
+	return stats, err
+}
+
+// uploadAll uploads each finished file as one task, in order.
+func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client, files <-chan EncodedFile, stats *exportStats) error {
+	tm := transfermanager.New(client, func(o *transfermanager.Options) {
+		o.MultipartUploadThreshold = x.cfg.MultipartThreshold
+		o.PartSizeBytes = x.cfg.PartSize
+		o.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmCrc32c
+		o.Concurrency = 2
+	})
+	var failed error
+	index := 0
+	for f := range files {
+		if failed != nil {
+			os.Remove(f.Path)
+			continue // drain: the encoder stops at the next file
+		}
+		failed = x.uploadTask(ctx, tm, cfg, job, index, f, stats)
+		index++
+		os.Remove(f.Path)
+	}
+	return failed
+}
+
+func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, cfg store.ExportConfiguration, job store.ExportJob, index int, f EncodedFile, stats *exportStats) error {
+	task, found, err := x.store.Task(job.ID, index)
+	if err != nil {
+		return err
+	}
+	key := exportKey(cfg.Path, f.Hour, f.First, f.Last, cfg.ID)
+	if !found || task.Key != key {
+		task = store.ExportTask{ID: fmt.Sprintf("%s-%d", job.ID, index), JobID: job.ID, Index: index}
+	}
+	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
+	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
+	if _, err := x.store.PutTask(task); err != nil {
+		return err
+	}
+	err = x.upload(ctx, tm, cfg.Bucket, key, f.Path)
+	task.EndedAt = x.cfg.Now().UTC()
+	if err != nil {
+		task.Status = store.JobFailed
+		task.FailureReason = failureText("Error exporting to S3", cfg, err, x.cfg.UploadTimeout)
+	} else {
+		task.Status = store.JobSucceeded
+		stats.events += f.Rows
+		stats.objects++
+		stats.bytes += f.Bytes
+	}
+	if _, perr := x.store.PutTask(task); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}
+
+// upload sends one file with a CRC32C checksum (Object Lock buckets require one), as a
+// multipart upload above MultipartThreshold; both need only s3:PutObject.
+func (x *Exporter) upload(ctx context.Context, tm *transfermanager.Client, bucket, key, path string) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
+	defer cancel()
+	_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+		Bucket:      aws.String(bucket),
+		Key:         aws.String(key),
+		Body:        file,
+		ContentType: aws.String("application/vnd.apache.parquet"),
+	})
+	return err
+}

@@ -1,0 +1,348 @@
+package exporter
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/store"
+)
+
+// SchemaVersion is written into every file's key-value metadata as auditexport.schema_version;
+// it changes whenever a column is added, removed or changes meaning.
+const SchemaVersion = "1"
+
+// Metadata keys in every file.
+const (
+	MetaSchemaVersion   = "auditexport.schema_version"
+	MetaConfigurationID = "auditexport.configuration_id"
+	MetaFirstSequence   = "auditexport.first_sequence"
+	MetaLastSequence    = "auditexport.last_sequence"
+)
+
+var timestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// columns are the Parquet columns in order: the envelope in snake_case, the actor flattened,
+// JSON-valued fields as JSON strings, and the event's sequence in the buffer.
+var columns = []struct {
+	name     string
+	field    event.Field // -1 for the fixed-position ones
+	dataType arrow.DataType
+	nullable bool
+	dict     bool // dictionary-encode: worth it for columns with few distinct values
+}{
+	{"id", -1, arrow.BinaryTypes.String, false, false},
+	{"tenant_id", event.FieldTenantID, arrow.BinaryTypes.String, true, true},
+	{"action", event.FieldAction, arrow.BinaryTypes.String, true, true},
+	{"action_status", event.FieldActionStatus, arrow.BinaryTypes.String, true, true},
+	{"event_timestamp", -1, timestampType, false, false},
+	{"received_timestamp", -1, timestampType, false, false},
+	{"actor_id", event.FieldActorID, arrow.BinaryTypes.String, true, true},
+	{"actor_name", event.FieldActorName, arrow.BinaryTypes.String, true, true},
+	{"actor_type", event.FieldActorType, arrow.BinaryTypes.String, true, true},
+	{"actor_identity_provider", event.FieldActorIdentityProvider, arrow.BinaryTypes.String, true, true},
+	{"actor_profile_id", event.FieldActorProfileID, arrow.BinaryTypes.String, true, true},
+	{"actor_ip", event.FieldActorIP, arrow.BinaryTypes.String, true, true},
+	{"target_type", event.FieldTargetType, arrow.BinaryTypes.String, true, true},
+	{"targets", event.FieldTargets, arrow.BinaryTypes.String, true, false},
+	{"related_resources", event.FieldRelatedResources, arrow.BinaryTypes.String, true, true},
+	{"audit_payload", event.FieldAuditPayload, arrow.BinaryTypes.String, true, false},
+	{"request_id", event.FieldRequestID, arrow.BinaryTypes.String, true, false},
+	{"session_id", event.FieldSessionID, arrow.BinaryTypes.String, true, true},
+	{"additional_fields", event.FieldAdditional, arrow.BinaryTypes.String, true, false},
+	{"sequence", -1, arrow.PrimitiveTypes.Int64, false, false},
+}
+
+// Indexes of the fixed-position columns.
+const (
+	colID             = 0
+	colEventTimestamp = 4
+	colRecvTimestamp  = 5
+	colSequence       = 19
+)
+
+// Schema is the Arrow schema of the exported files.
+var Schema = func() *arrow.Schema {
+	fields := make([]arrow.Field, len(columns))
+	for i, c := range columns {
+		fields[i] = arrow.Field{Name: c.name, Type: c.dataType, Nullable: c.nullable}
+	}
+	return arrow.NewSchema(fields, nil)
+}()
+
+func writerProperties() *parquet.WriterProperties {
+	opts := []parquet.WriterProperty{
+		parquet.WithCompression(compress.Codecs.Snappy),
+		parquet.WithDictionaryDefault(false),
+		parquet.WithCreatedBy("auditexport"),
+		parquet.WithStats(true),
+	}
+	for _, c := range columns {
+		if c.dict {
+			opts = append(opts, parquet.WithDictionaryFor(c.name, true))
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
+}
+
+// exportKey is where a file lives: <path>/year=YYYY/month=MM/day=DD/hour=HH/<first>-<last>-<config id>-snappy.parquet,
+// partitioned by the UTC hour of its events; first and last are zero-padded so keys sort by seq.
+func exportKey(path string, hour time.Time, first, last uint64, configID string) string {
+	hour = hour.UTC()
+	return joinKey(path, fmt.Sprintf("year=%04d/month=%02d/day=%02d/hour=%02d/%020d-%020d-%s-snappy.parquet",
+		hour.Year(), hour.Month(), hour.Day(), hour.Hour(), first, last, configID))
+}
+
+func joinKey(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "/" + name
+}
+
+// partFile is one Parquet file being written to a temporary file.
+type partFile struct {
+	hour        int64 // unix hour of its events
+	path        string
+	file        *os.File
+	out         *countingWriter
+	writer      *pqarrow.FileWriter
+	builder     *array.RecordBuilder
+	rgBytes     int64 // encoded event bytes in the row group being built
+	eventBytes  int64 // encoded event bytes in the whole file
+	first, last uint64
+	rows        int64
+	lastUse     int64 // order of last append, for closing the least recently used file
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// EncodedFile is a finished Parquet file waiting for upload.
+type EncodedFile struct {
+	Path        string // the temporary file
+	Hour        time.Time
+	First, Last uint64
+	Rows        int64
+	Bytes       int64
+}
+
+// encoder cuts a job's events into hour-partitioned Parquet files, in one pass in seq order.
+// Memory stays bounded: at most plan.MaxOpenFiles files are open, each building at most
+// rowGroupBytes of events before writing them out as a row group.
+type encoder struct {
+	plan          store.ExportPlan
+	rowGroupBytes int64
+	dir           string
+	configID      string
+	mem           memory.Allocator
+	props         *parquet.WriterProperties
+	arrowProps    pqarrow.ArrowWriterProperties
+	open          map[int64]*partFile
+	uses          int64
+	done          func(EncodedFile) error // receives each file as it is finished
+	record        event.Record
+	idText        [36]byte
+}
+
+func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string, done func(EncodedFile) error) *encoder {
+	return &encoder{
+		plan: plan, rowGroupBytes: rowGroupBytes, dir: dir, configID: configID, done: done,
+		mem: memory.DefaultAllocator, props: writerProperties(),
+		arrowProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()),
+		open:       map[int64]*partFile{},
+	}
+}
+
+// add appends one buffered event.
+func (e *encoder) add(seq uint64, rec []byte) error {
+	if err := e.record.Parse(rec); err != nil {
+		return fmt.Errorf("event %d: %w", seq, err)
+	}
+	hour := floorDiv(e.record.EventMicros, int64(time.Hour/time.Microsecond))
+	f := e.open[hour]
+	if f == nil {
+		if len(e.open) >= e.plan.MaxOpenFiles {
+			if err := e.closeLeastRecent(); err != nil {
+				return err
+			}
+		}
+		var err error
+		if f, err = e.create(hour, seq); err != nil {
+			return err
+		}
+	}
+	e.uses++
+	f.lastUse = e.uses
+	e.appendRow(f, seq)
+	size := int64(len(rec))
+	f.rgBytes += size
+	f.eventBytes += size
+	f.last = seq
+	f.rows++
+	if f.rgBytes >= e.rowGroupBytes {
+		if err := e.flushRowGroup(f); err != nil {
+			return err
+		}
+	}
+	if f.eventBytes >= e.plan.MaxFileEventBytes {
+		return e.finish(f)
+	}
+	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+func (e *encoder) create(hour int64, first uint64) (*partFile, error) {
+	path := filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first))
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	out := &countingWriter{w: file}
+	w, err := pqarrow.NewFileWriter(Schema, out, e.props, e.arrowProps)
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	f := &partFile{hour: hour, path: path, file: file, out: out, writer: w,
+		builder: array.NewRecordBuilder(e.mem, Schema), first: first}
+	e.open[hour] = f
+	return f, nil
+}
+
+// appendRow adds the parsed record to f's builders, straight from the record's bytes.
+func (e *encoder) appendRow(f *partFile, seq uint64) {
+	r := &e.record
+	b := f.builder
+	for i, c := range columns {
+		switch i {
+		case colID:
+			encodeUUID(e.idText[:], r.ID)
+			b.Field(i).(*array.StringBuilder).BinaryBuilder.Append(e.idText[:])
+		case colEventTimestamp:
+			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.EventMicros))
+		case colRecvTimestamp:
+			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.RecvMicros))
+		case colSequence:
+			b.Field(i).(*array.Int64Builder).Append(int64(seq))
+		default:
+			sb := b.Field(i).(*array.StringBuilder)
+			if v := r.Fields[c.field]; len(v) > 0 {
+				sb.BinaryBuilder.Append(v)
+			} else {
+				sb.AppendNull()
+			}
+		}
+	}
+}
+
+// encodeUUID writes the canonical text form of id into dst without allocating.
+func encodeUUID(dst []byte, id [16]byte) {
+	const hexDigits = "0123456789abcdef"
+	j := 0
+	for i, b := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hexDigits[b>>4], hexDigits[b&0x0f]
+		j += 2
+	}
+}
+
+func (e *encoder) flushRowGroup(f *partFile) error {
+	if f.rgBytes == 0 {
+		return nil
+	}
+	rec := f.builder.NewRecordBatch()
+	defer rec.Release()
+	f.rgBytes = 0
+	return f.writer.Write(rec)
+}
+
+// finish writes f's last row group and footer, and hands the file on.
+func (e *encoder) finish(f *partFile) error {
+	delete(e.open, f.hour)
+	err := e.flushRowGroup(f)
+	for _, kv := range [][2]string{
+		{MetaSchemaVersion, SchemaVersion}, {MetaConfigurationID, e.configID},
+		{MetaFirstSequence, fmt.Sprint(f.first)}, {MetaLastSequence, fmt.Sprint(f.last)},
+	} {
+		if err == nil {
+			err = f.writer.AppendKeyValueMetadata(kv[0], kv[1])
+		}
+	}
+	if cerr := f.writer.Close(); err == nil {
+		err = cerr
+	}
+	f.builder.Release()
+	if cerr := f.file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write parquet file: %w", err)
+	}
+	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.rows, Bytes: f.out.n})
+}
+
+func (e *encoder) closeLeastRecent() error {
+	var oldest *partFile
+	for _, f := range e.open {
+		if oldest == nil || f.lastUse < oldest.lastUse {
+			oldest = f
+		}
+	}
+	return e.finish(oldest)
+}
+
+// close finishes every open file, in the order of their first event.
+func (e *encoder) close() error {
+	for len(e.open) > 0 {
+		var first *partFile
+		for _, f := range e.open {
+			if first == nil || f.first < first.first {
+				first = f
+			}
+		}
+		if err := e.finish(first); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abort closes and removes every open file after a failure.
+func (e *encoder) abort() {
+	for _, f := range e.open {
+		f.writer.Close()
+		f.builder.Release()
+		f.file.Close()
+		os.Remove(f.path)
+	}
+	e.open = map[int64]*partFile{}
+}

@@ -1,0 +1,412 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// JobStatus is the state of an export job or task, as Immuta names them.
+type JobStatus string
+
+const (
+	JobPending   JobStatus = "PENDING"
+	JobRunning   JobStatus = "RUNNING"
+	JobSucceeded JobStatus = "SUCCEEDED"
+	JobFailed    JobStatus = "FAILED" // the last attempt failed; another follows after a backoff
+)
+
+// ExportPlan fixes how a job's events are cut into files. It is stored with the job, so a retry
+// cuts them identically and writes the same object keys, whatever the flags say by then.
+type ExportPlan struct {
+	// MaxFileEventBytes closes a file once the encoded events in it reach this size.
+	MaxFileEventBytes int64 `json:"maxFileEventBytes"`
+	// MaxOpenFiles bounds the hour partitions written at once; the least recently used file is
+	// closed when another partition needs one.
+	MaxOpenFiles int `json:"maxOpenFiles"`
+}
+
+// ExportJob exports the events (From, To] of one configuration. Its range is fixed when it is
+// created, before anything is uploaded; attempts repeat it until it succeeds.
+type ExportJob struct {
+	ID            string     `json:"id"`
+	ConfigID      string     `json:"configId"`
+	Status        JobStatus  `json:"status"`
+	From          uint64     `json:"from"`
+	To            uint64     `json:"to"`
+	Plan          ExportPlan `json:"plan"`
+	Manual        bool       `json:"manual,omitempty"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	StartedAt     time.Time  `json:"startedAt,omitzero"`
+	EndedAt       time.Time  `json:"endedAt,omitzero"`
+	Attempts      int        `json:"attempts"`
+	FailureReason string     `json:"failureReason,omitempty"`
+	NextAttemptAt time.Time  `json:"nextAttemptAt,omitzero"`
+	EventCount    int64      `json:"eventCount"`
+	ObjectCount   int64      `json:"objectCount"`
+	Bytes         int64      `json:"bytes"`
+}
+
+// Finished reports whether the job will not run again.
+func (j ExportJob) Finished() bool { return j.Status == JobSucceeded }
+
+// ExportTask is one object of a job.
+type ExportTask struct {
+	ID            string    `json:"id"`
+	JobID         string    `json:"jobId"`
+	Index         int       `json:"index"`
+	Key           string    `json:"key"`
+	Offset        uint64    `json:"offset"` // the first seq in the object
+	Limit         int64     `json:"limit"`  // how many events it holds
+	Bytes         int64     `json:"bytes"`
+	Status        JobStatus `json:"status"`
+	Attempts      int       `json:"attempts"`
+	StartedAt     time.Time `json:"startedAt,omitzero"`
+	EndedAt       time.Time `json:"endedAt,omitzero"`
+	FailureReason string    `json:"failureReason,omitempty"`
+}
+
+// jobsKept bounds the finished jobs kept per configuration.
+const jobsKept = 100
+
+// ErrNothingToExport means a configuration's cursor is at the buffer's head.
+var ErrNothingToExport = errors.New("no events are waiting to be exported")
+
+// ErrDisabled means the configuration is disabled.
+var ErrDisabled = errors.New("the export configuration is disabled")
+
+func jobNotFound(id string) error { return &NotFoundError{What: "export job", ID: id} }
+
+// ActiveJob returns the configuration's unfinished job, if any.
+func (s *Store) ActiveJob(configID string) (ExportJob, bool, error) {
+	var job ExportJob
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		job, found, err = activeJob(tx, configID)
+		return err
+	})
+	return job, found, err
+}
+
+func activeJob(tx *bolt.Tx, configID string) (ExportJob, bool, error) {
+	var job ExportJob
+	found := false
+	c := tx.Bucket(bucketJobs).Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		var j ExportJob
+		if err := json.Unmarshal(v, &j); err != nil {
+			return job, false, fmt.Errorf("decode job %s: %w", k, err)
+		}
+		if j.ConfigID == configID && !j.Finished() {
+			return j, true, nil
+		}
+	}
+	return job, found, nil
+}
+
+// CreateJob fixes a new job for the events after the configuration's cursor up to the head.
+// When the configuration already has an unfinished job, that job is returned instead (one job
+// at a time per destination). scheduledAt, when not zero, records the schedule boundary this job
+// serves, also when there is nothing to export: then a scheduled job is not created
+// (ErrNothingToExport) and a manual one is recorded as already SUCCEEDED with no events.
+func (s *Store) CreateJob(configID string, plan ExportPlan, manual bool, scheduledAt time.Time) (ExportJob, error) {
+	var job ExportJob
+	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
+		c, err := getConfig(tx, configID)
+		if err != nil {
+			return err
+		}
+		if !c.Enabled {
+			return ErrDisabled
+		}
+		if active, found, err := activeJob(tx, configID); err != nil || found {
+			job = active
+			return err
+		}
+		if !scheduledAt.IsZero() && scheduledAt.After(c.ScheduledThrough) {
+			c.ScheduledThrough = scheduledAt
+			if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
+				return err
+			}
+		}
+		head := w.next - 1
+		if c.Cursor >= head && !manual {
+			return nil
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		job = ExportJob{ID: id.String(), ConfigID: configID, Status: JobPending, From: c.Cursor, To: max(head, c.Cursor),
+			Plan: plan, Manual: manual, CreatedAt: w.now.UTC()}
+		if job.From == job.To {
+			// Asked for with nothing waiting: recorded as done, so the answer is a real job.
+			job.Status, job.StartedAt, job.EndedAt = JobSucceeded, job.CreatedAt, job.CreatedAt
+		}
+		return putJSON(tx.Bucket(bucketJobs), job.ID, job)
+	})
+	if err == nil && job.ID == "" {
+		err = ErrNothingToExport
+	}
+	return job, err
+}
+
+// MarkScheduled records that the schedule boundary at has been served without a job.
+func (s *Store) MarkScheduled(configID string, at time.Time) error {
+	return s.update(func(tx *bolt.Tx, _ *eventWriter) error {
+		c, err := getConfig(tx, configID)
+		if err != nil {
+			return err
+		}
+		if !at.After(c.ScheduledThrough) {
+			return nil
+		}
+		c.ScheduledThrough = at
+		return putJSON(tx.Bucket(bucketConfigs), c.ID, c)
+	})
+}
+
+// updateJob applies change to a stored job.
+func (s *Store) updateJob(id string, change func(tx *bolt.Tx, j *ExportJob) error) (ExportJob, error) {
+	var job ExportJob
+	err := s.update(func(tx *bolt.Tx, _ *eventWriter) error {
+		v := tx.Bucket(bucketJobs).Get([]byte(id))
+		if v == nil {
+			return jobNotFound(id)
+		}
+		if err := json.Unmarshal(v, &job); err != nil {
+			return err
+		}
+		if err := change(tx, &job); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketJobs), id, job)
+	})
+	return job, err
+}
+
+// StartAttempt marks a job RUNNING and counts the attempt.
+func (s *Store) StartAttempt(id string) (ExportJob, error) {
+	return s.updateJob(id, func(_ *bolt.Tx, j *ExportJob) error {
+		if j.Finished() {
+			return fmt.Errorf("export job %s already succeeded", id)
+		}
+		j.Status, j.Attempts, j.StartedAt, j.EndedAt = JobRunning, j.Attempts+1, s.now().UTC(), time.Time{}
+		j.NextAttemptAt = time.Time{}
+		return nil
+	})
+}
+
+// FailAttempt records a failed attempt: the reason, and when to try again.
+func (s *Store) FailAttempt(id, reason string, next time.Time) (ExportJob, error) {
+	return s.updateJob(id, func(_ *bolt.Tx, j *ExportJob) error {
+		j.Status, j.FailureReason, j.NextAttemptAt, j.EndedAt = JobFailed, reason, next.UTC(), s.now().UTC()
+		return nil
+	})
+}
+
+// InterruptAttempt puts a job back to PENDING after its attempt was cut short by a shutdown;
+// it resumes at the next start and the interruption does not count as a failure.
+func (s *Store) InterruptAttempt(id string) (ExportJob, error) {
+	return s.updateJob(id, func(_ *bolt.Tx, j *ExportJob) error {
+		j.Status, j.Attempts = JobPending, max(j.Attempts-1, 0)
+		return nil
+	})
+}
+
+// CompleteJob marks a job SUCCEEDED and, in the same transaction, moves the configuration's
+// cursor to the end of the job's range and records the destination as reachable. Only this
+// transaction advances a cursor, so a job that fails or is cut short is simply done again.
+func (s *Store) CompleteJob(id string, events, objects, bytes int64) (ExportJob, error) {
+	return s.updateJob(id, func(tx *bolt.Tx, j *ExportJob) error {
+		now := s.now().UTC()
+		j.Status, j.EndedAt, j.FailureReason, j.NextAttemptAt = JobSucceeded, now, "", time.Time{}
+		j.EventCount, j.ObjectCount, j.Bytes = events, objects, bytes
+		c, err := getConfig(tx, j.ConfigID)
+		if err != nil {
+			return err
+		}
+		c.Cursor = max(c.Cursor, j.To)
+		c.ConnectionStatus, c.ConnectionCheckedAt, c.CheckFailures = ConnectionSuccess, now, 0
+		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
+			return err
+		}
+		return pruneJobs(tx, j.ConfigID, j.ID)
+	})
+}
+
+// pruneJobs deletes a configuration's finished jobs beyond the newest jobsKept, and their tasks.
+func pruneJobs(tx *bolt.Tx, configID, keep string) error {
+	kept := 0
+	var stale [][]byte
+	c := tx.Bucket(bucketJobs).Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		var j ExportJob
+		if err := json.Unmarshal(v, &j); err != nil {
+			return err
+		}
+		if j.ConfigID != configID {
+			continue
+		}
+		if kept++; kept > jobsKept && j.ID != keep && j.Finished() {
+			stale = append(stale, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range stale {
+		if err := deleteJob(tx, string(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteJob(tx *bolt.Tx, id string) error {
+	if err := tx.Bucket(bucketJobs).Delete([]byte(id)); err != nil {
+		return err
+	}
+	tasks := tx.Bucket(bucketTasks)
+	prefix := []byte(id + "/")
+	c := tasks.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Seek(prefix) {
+		if err := tasks.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func taskKey(jobID string, index int) []byte {
+	return binary.BigEndian.AppendUint32([]byte(jobID+"/"), uint32(index))
+}
+
+// PutTask stores a task, keeping the attempts of an earlier version of the same task.
+func (s *Store) PutTask(t ExportTask) (ExportTask, error) {
+	err := s.update(func(tx *bolt.Tx, _ *eventWriter) error {
+		if tx.Bucket(bucketJobs).Get([]byte(t.JobID)) == nil {
+			return jobNotFound(t.JobID)
+		}
+		return tx.Bucket(bucketTasks).Put(taskKey(t.JobID, t.Index), mustJSON(t))
+	})
+	return t, err
+}
+
+func mustJSON(v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain structs are marshalled here
+	}
+	return data
+}
+
+// Task returns task index of a job, if it was stored by an earlier attempt.
+func (s *Store) Task(jobID string, index int) (ExportTask, bool, error) {
+	var t ExportTask
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTasks).Get(taskKey(jobID, index))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &t)
+	})
+	return t, found, err
+}
+
+// Job returns one job.
+func (s *Store) Job(id string) (ExportJob, error) {
+	var job ExportJob
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketJobs).Get([]byte(id))
+		if v == nil {
+			return jobNotFound(id)
+		}
+		return json.Unmarshal(v, &job)
+	})
+	return job, err
+}
+
+// Jobs returns a configuration's jobs, newest first, at most limit (all when limit <= 0).
+func (s *Store) Jobs(configID string, limit int) ([]ExportJob, error) {
+	var jobs []ExportJob
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketJobs).Cursor()
+		for k, v := c.Last(); k != nil && (limit <= 0 || len(jobs) < limit); k, v = c.Prev() {
+			var j ExportJob
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("decode job %s: %w", k, err)
+			}
+			if j.ConfigID == configID {
+				jobs = append(jobs, j)
+			}
+		}
+		return nil
+	})
+	return jobs, err
+}
+
+// UnfinishedJobs returns every job that has not succeeded, oldest first.
+func (s *Store) UnfinishedJobs() ([]ExportJob, error) {
+	var jobs []ExportJob
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			var j ExportJob
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("decode job %s: %w", k, err)
+			}
+			if !j.Finished() {
+				jobs = append(jobs, j)
+			}
+			return nil
+		})
+	})
+	return jobs, err
+}
+
+// Tasks returns a job's tasks in order.
+func (s *Store) Tasks(jobID string) ([]ExportTask, error) {
+	var tasks []ExportTask
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketJobs).Get([]byte(jobID)) == nil {
+			return jobNotFound(jobID)
+		}
+		prefix := []byte(jobID + "/")
+		c := tx.Bucket(bucketTasks).Cursor()
+		for k, v := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, v = c.Next() {
+			var t ExportTask
+			if err := json.Unmarshal(v, &t); err != nil {
+				return err
+			}
+			tasks = append(tasks, t)
+		}
+		return nil
+	})
+	return tasks, err
+}
+
+// deleteJobsOf deletes every job of a configuration and their tasks.
+func deleteJobsOf(tx *bolt.Tx, configID string) error {
+	var ids []string
+	err := tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+		var j ExportJob
+		if err := json.Unmarshal(v, &j); err != nil {
+			return err
+		}
+		if j.ConfigID == configID {
+			ids = append(ids, string(k))
+		}
+		return nil
+	})
+	for _, id := range ids {
+		if err == nil {
+			err = deleteJob(tx, id)
+		}
+	}
+	return err
+}
