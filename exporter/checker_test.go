@@ -8,29 +8,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/storetest"
 )
-
-// serviceAWS is the service's own AWS configuration, loaded the way the server loads it, with
-// the given identity and STS endpoint (AWS_ENDPOINT_URL_STS).
-func serviceAWS(t *testing.T, accessKey, secret, stsEndpoint string) aws.Config {
-	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	if stsEndpoint != "" {
-		t.Setenv("AWS_ENDPOINT_URL_STS", stsEndpoint)
-	}
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(accessKey, secret, "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 type checkerFixture struct {
 	store   *store.Store
@@ -79,7 +61,7 @@ func (f checkerFixture) checkNow(t *testing.T, id string) store.ExportConfigurat
 
 func TestPutOnlyUserPasses(t *testing.T) {
 	srv := s3test.Require(t)
-	f := newChecker(t, serviceAWS(t, "unused", "unused-secret", ""), CheckerConfig{}, ClientsConfig{})
+	f := newChecker(t, s3test.ServiceAWS(t, "unused", "unused-secret", ""), CheckerConfig{}, ClientsConfig{})
 	c := f.create(t, store.ExportConfiguration{Kind: store.KindS3AccessKey, Bucket: srv.Bucket, Path: "tenant=acme/audit",
 		Endpoint: srv.Endpoint, AccessKeyID: srv.PutOnlyAccessKey}, srv.PutOnlySecret)
 	before := time.Now().Add(-time.Second)
@@ -102,7 +84,7 @@ func TestPutOnlyUserPasses(t *testing.T) {
 
 func TestFailuresNameTheirCause(t *testing.T) {
 	srv := s3test.Require(t)
-	f := newChecker(t, serviceAWS(t, "unused", "unused-secret", ""), CheckerConfig{}, ClientsConfig{})
+	f := newChecker(t, s3test.ServiceAWS(t, "unused", "unused-secret", ""), CheckerConfig{}, ClientsConfig{})
 	bucket := srv.NewBucket(t)
 	readOnlyKey, readOnlySecret := srv.NewUser(t, s3test.ReadOnlyPolicy(bucket))
 	putKey, putSecret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
@@ -169,7 +151,7 @@ func TestAssumedRoleThroughSTS(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	serviceKey, serviceSecret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
 	proxy := srv.NewSTSProxy(t, 0)
-	f := newChecker(t, serviceAWS(t, serviceKey, serviceSecret, proxy.URL), CheckerConfig{}, ClientsConfig{})
+	f := newChecker(t, s3test.ServiceAWS(t, serviceKey, serviceSecret, proxy.URL), CheckerConfig{}, ClientsConfig{})
 	const roleARN = "arn:aws:iam::123456789012:role/customer-audit-export"
 	c := f.create(t, store.ExportConfiguration{Kind: store.KindS3AssumedRole, Bucket: bucket, Path: "audit", Endpoint: srv.Endpoint, RoleARN: roleARN}, "")
 
@@ -198,7 +180,7 @@ func TestAssumedRoleThroughSTS(t *testing.T) {
 	}
 
 	t.Run("the service's identity is refused", func(t *testing.T) {
-		f := newChecker(t, serviceAWS(t, serviceKey, "wrong-service-secret", proxy.URL), CheckerConfig{}, ClientsConfig{})
+		f := newChecker(t, s3test.ServiceAWS(t, serviceKey, "wrong-service-secret", proxy.URL), CheckerConfig{}, ClientsConfig{})
 		c := f.create(t, store.ExportConfiguration{Kind: store.KindS3AssumedRole, Bucket: bucket, Endpoint: srv.Endpoint, RoleARN: roleARN}, "")
 		got := f.checkNow(t, c.ID)
 		want := "Error testing access to S3 using AssumedRole " + roleARN + " - AccessDenied: sts:AssumeRole refused: The request signature"
@@ -213,7 +195,7 @@ func TestAssumedRoleCredentialsAreRefreshed(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	serviceKey, serviceSecret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
 	proxy := srv.NewSTSProxy(t, 3*time.Second) // credentials said to expire after 3s
-	f := newChecker(t, serviceAWS(t, serviceKey, serviceSecret, proxy.URL), CheckerConfig{}, ClientsConfig{RefreshBefore: time.Second})
+	f := newChecker(t, s3test.ServiceAWS(t, serviceKey, serviceSecret, proxy.URL), CheckerConfig{}, ClientsConfig{RefreshBefore: time.Second})
 	c := f.create(t, store.ExportConfiguration{Kind: store.KindS3AssumedRole, Bucket: bucket, Endpoint: srv.Endpoint,
 		RoleARN: "arn:aws:iam::123456789012:role/r"}, "")
 	if got := f.checkNow(t, c.ID); got.ConnectionStatus != store.ConnectionSuccess {
@@ -235,7 +217,7 @@ func TestBackgroundRecheckTurnsSuccessWhenFixed(t *testing.T) {
 	srv := s3test.Require(t)
 	bucket := srv.NewBucket(t)
 	key, secret := srv.NewUser(t, "") // no permission yet
-	f := newChecker(t, serviceAWS(t, "unused", "unused-secret", ""),
+	f := newChecker(t, s3test.ServiceAWS(t, "unused", "unused-secret", ""),
 		CheckerConfig{RetryMin: 300 * time.Millisecond, RetryMax: time.Second}, ClientsConfig{})
 	c := f.create(t, store.ExportConfiguration{Kind: store.KindS3AccessKey, Bucket: bucket, Endpoint: srv.Endpoint, AccessKeyID: key}, secret)
 

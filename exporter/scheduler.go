@@ -279,6 +279,10 @@ func (x *Exporter) RunNow(ctx context.Context, configID string) (store.ExportJob
 	}
 	done := make(chan struct{})
 	x.mu.Lock()
+	if !x.running { // not started, or stopping: the job runs at the next start
+		x.mu.Unlock()
+		return job, nil
+	}
 	x.waiters[job.ID] = append(x.waiters[job.ID], done)
 	x.mu.Unlock()
 	x.dispatch(job) // false when it is already running: the waiter is told when it ends

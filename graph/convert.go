@@ -2,15 +2,20 @@ package graph
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/graph/model"
 	"github.com/auditexport/auditexport/store"
 )
 
-func toModel(c store.ExportConfiguration) *model.ExportConfiguration {
+// toModel converts a configuration; head is the buffer's newest seq and now the time, for
+// pendingEvents and nextExportAt.
+func toModel(c store.ExportConfiguration, head uint64, now time.Time) *model.ExportConfiguration {
 	m := &model.ExportConfiguration{
+		PendingEvents:    int(head - min(c.Cursor, head)),
 		ID:               c.ID,
 		Interval:         model.ExportInterval(c.Interval),
 		Enabled:          c.Enabled,
@@ -20,9 +25,9 @@ func toModel(c store.ExportConfiguration) *model.ExportConfiguration {
 		UpdatedBy:        optional(c.UpdatedBy),
 		UpdatedAt:        c.UpdatedAt,
 	}
-	if !c.ConnectionCheckedAt.IsZero() {
-		t := c.ConnectionCheckedAt
-		m.ConnectionCheckedAt = &t
+	m.ConnectionCheckedAt = optionalTime(c.ConnectionCheckedAt)
+	if c.Enabled {
+		m.NextExportAt = optionalTime(exporter.NextExportAt(c, now))
 	}
 	switch c.Kind {
 	case store.KindS3AccessKey:
@@ -39,18 +44,47 @@ func toModel(c store.ExportConfiguration) *model.ExportConfiguration {
 	return m
 }
 
-// modelOf converts a store result, passing its error through.
-func modelOf(c store.ExportConfiguration, err error) (*model.ExportConfiguration, error) {
-	if err != nil {
-		return nil, err
-	}
-	return toModel(c), nil
-}
-
-func toModels(cs []store.ExportConfiguration) []*model.ExportConfiguration {
+func toModels(cs []store.ExportConfiguration, head uint64, now time.Time) []*model.ExportConfiguration {
 	out := make([]*model.ExportConfiguration, len(cs))
 	for i, c := range cs {
-		out[i] = toModel(c)
+		out[i] = toModel(c, head, now)
+	}
+	return out
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func toJob(j store.ExportJob) *model.ExportJob {
+	m := &model.ExportJob{
+		ID: j.ID, ExportConfigurationID: j.ConfigID, Status: model.ExportStatus(j.Status),
+		StartTimestamp: optionalTime(j.StartedAt), EndTimestamp: optionalTime(j.EndedAt),
+		EventCount: int(j.EventCount), ObjectCount: int(j.ObjectCount), Bytes: int(j.Bytes), Attempts: j.Attempts,
+		FailureReason: optional(j.FailureReason), NextAttemptTimestamp: optionalTime(j.NextAttemptAt),
+	}
+	return m
+}
+
+func toJobs(js []store.ExportJob) []*model.ExportJob {
+	out := make([]*model.ExportJob, len(js))
+	for i, j := range js {
+		out[i] = toJob(j)
+	}
+	return out
+}
+
+func toTasks(ts []store.ExportTask) []*model.ExportJobTask {
+	out := make([]*model.ExportJobTask, len(ts))
+	for i, t := range ts {
+		out[i] = &model.ExportJobTask{
+			ID: t.ID, Key: t.Key, StartTimestamp: optionalTime(t.StartedAt), EndTimestamp: optionalTime(t.EndedAt),
+			Attempts: t.Attempts, Offset: int(t.Offset), Limit: int(t.Limit), Bytes: int(t.Bytes),
+			Status: model.ExportStatus(t.Status), FailureReason: optional(t.FailureReason),
+		}
 	}
 	return out
 }

@@ -51,6 +51,8 @@ func presentError(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			gqlErr.Extensions["fields"] = fields
 		case errors.As(err, &badScalar):
 			present(gqlErr, badScalar.Error(), CodeBadUserInput)
+		case errors.Is(err, store.ErrDisabled):
+			present(gqlErr, "the export configuration is disabled; enable it first", CodeBadUserInput)
 		case errors.Is(err, store.ErrNotFound):
 			present(gqlErr, innermostMessage(err), CodeNotFound)
 		case errors.Is(err, store.ErrConflict):

@@ -37,6 +37,17 @@ func decodeCursor(cursor string) (uint64, error) {
 	return 0, inputError("after", "is not a cursor from this API")
 }
 
+// jobsLimit is getAllExportJobs' limit: 20 unless given, at most 100.
+func jobsLimit(limit *int) (int, error) {
+	if limit == nil {
+		return 20, nil
+	}
+	if *limit < 1 || *limit > 100 {
+		return 0, inputError("limit", "must be between 1 and 100")
+	}
+	return *limit, nil
+}
+
 func inputError(field, message string) error {
 	return &store.ValidationError{Fields: []store.FieldError{{Field: field, Message: message}}}
 }

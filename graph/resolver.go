@@ -7,6 +7,7 @@ package graph
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/auditexport/auditexport/graph/model"
 	"github.com/auditexport/auditexport/store"
@@ -23,6 +24,9 @@ type Store interface {
 	CreateToken(name string, perms []store.Permission, by store.Principal) (string, store.Token, error)
 	ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error
 	BufferStatus() store.BufferStatus
+	Head() uint64
+	Jobs(configID string, limit int) ([]store.ExportJob, error)
+	Tasks(jobID string) ([]store.ExportTask, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -35,11 +39,20 @@ type Checker interface {
 	Forget(id string)
 }
 
+// Exporter runs exports.
+type Exporter interface {
+	// RunNow exports what is pending for a configuration and returns the job.
+	RunNow(ctx context.Context, configID string) (store.ExportJob, error)
+}
+
 // Resolver is the root resolver: it carries the dependencies the resolvers call.
 type Resolver struct {
-	Store   Store
-	Checker Checker
-	Logger  *slog.Logger
+	Store    Store
+	Checker  Checker
+	Exporter Exporter
+	Logger   *slog.Logger
+	// Now is the clock for nextExportAt; default time.Now.
+	Now func() time.Time
 }
 
 // checked runs a connectivity check of a configuration just written and returns it with the
@@ -48,5 +61,20 @@ func (r *Resolver) checked(ctx context.Context, c store.ExportConfiguration, err
 	if err != nil {
 		return nil, err
 	}
-	return modelOf(r.Checker.CheckNow(ctx, c.ID))
+	return r.modelOf(r.Checker.CheckNow(ctx, c.ID))
+}
+
+// modelOf converts a store result, passing its error through.
+func (r *Resolver) modelOf(c store.ExportConfiguration, err error) (*model.ExportConfiguration, error) {
+	if err != nil {
+		return nil, err
+	}
+	return toModel(c, r.Store.Head(), r.now()), nil
+}
+
+func (r *Resolver) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }

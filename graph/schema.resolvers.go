@@ -13,6 +13,15 @@ import (
 	"github.com/auditexport/auditexport/graph/model"
 )
 
+// LastExport is the resolver for the lastExport field.
+func (r *exportConfigurationResolver) LastExport(ctx context.Context, obj *model.ExportConfiguration) (*model.ExportJob, error) {
+	jobs, err := r.Store.Jobs(obj.ID, 1)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	return toJob(jobs[0]), nil
+}
+
 // CreateS3AccessKeyExportConfiguration is the resolver for the createS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
 	c, err := r.Store.CreateConfiguration(newAccessKeyConfiguration(data), data.SecretAccessKey, caller(ctx))
@@ -45,7 +54,7 @@ func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id str
 
 // DisableExportConfiguration is the resolver for the disableExportConfiguration field.
 func (r *mutationResolver) DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.SetEnabled(id, caller(ctx), false))
+	return r.modelOf(r.Store.SetEnabled(id, caller(ctx), false))
 }
 
 // DeleteExportConfiguration is the resolver for the deleteExportConfiguration field.
@@ -54,13 +63,22 @@ func (r *mutationResolver) DeleteExportConfiguration(ctx context.Context, id str
 	if err == nil {
 		r.Checker.Forget(id)
 	}
-	return modelOf(c, err)
+	return r.modelOf(c, err)
 }
 
 // VerifyExportConfiguration is the resolver for the verifyExportConfiguration field.
 func (r *mutationResolver) VerifyExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
 	c, err := r.Store.Configuration(id)
 	return r.checked(ctx, c, err)
+}
+
+// RunExportNow is the resolver for the runExportNow field.
+func (r *mutationResolver) RunExportNow(ctx context.Context, id string) (*model.ExportJob, error) {
+	job, err := r.Exporter.RunNow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return toJob(job), nil
 }
 
 // CreateAPIToken is the resolver for the createApiToken field.
@@ -75,12 +93,12 @@ func (r *queryResolver) GetAllExportConfigurations(ctx context.Context) ([]*mode
 	if err != nil {
 		return nil, err
 	}
-	return toModels(cs), nil
+	return toModels(cs, r.Store.Head(), r.now()), nil
 }
 
 // GetExportConfiguration is the resolver for the getExportConfiguration field.
 func (r *queryResolver) GetExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return modelOf(r.Store.Configuration(id))
+	return r.modelOf(r.Store.Configuration(id))
 }
 
 // AuditEvents is the resolver for the auditEvents field.
@@ -93,6 +111,30 @@ func (r *queryResolver) EventBuffer(ctx context.Context) (*model.EventBufferStat
 	return toBufferStatus(r.Store.BufferStatus()), nil
 }
 
+// GetAllExportJobs is the resolver for the getAllExportJobs field.
+func (r *queryResolver) GetAllExportJobs(ctx context.Context, exportConfigurationID string, limit *int) ([]*model.ExportJob, error) {
+	n, err := jobsLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Store.Configuration(exportConfigurationID); err != nil {
+		return nil, err
+	}
+	jobs, err := r.Store.Jobs(exportConfigurationID, n)
+	return toJobs(jobs), err
+}
+
+// GetAllExportJobTasks is the resolver for the getAllExportJobTasks field.
+func (r *queryResolver) GetAllExportJobTasks(ctx context.Context, exportJobID string) ([]*model.ExportJobTask, error) {
+	tasks, err := r.Store.Tasks(exportJobID)
+	return toTasks(tasks), err
+}
+
+// ExportConfiguration returns generated.ExportConfigurationResolver implementation.
+func (r *Resolver) ExportConfiguration() generated.ExportConfigurationResolver {
+	return &exportConfigurationResolver{r}
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
@@ -100,6 +142,7 @@ func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResol
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	exportConfigurationResolver struct{ *Resolver }
+	mutationResolver            struct{ *Resolver }
+	queryResolver               struct{ *Resolver }
 )

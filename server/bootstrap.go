@@ -19,6 +19,7 @@ const (
 	dbFileName         = "auditexport.db"
 	masterKeyFileName  = "master.key"
 	adminTokenFileName = "admin-token"
+	exportTempDirName  = "export-tmp"
 	minAdminTokenLen   = 16
 )
 

@@ -49,10 +49,13 @@ func newTestAPIWith(t testing.TB, cfg Config, buf store.BufferConfig) *testAPI {
 	}
 	logs := &testserver.LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	// The checker is not running: CheckNow returns configurations as stored (PENDING).
-	checker := exporter.NewChecker(exporter.CheckerConfig{}, st, exporter.NewClients(exporter.ClientsConfig{}))
+	// The checker and exporter are not running: CheckNow returns configurations as stored
+	// (PENDING) and RunNow the job it created (PENDING).
+	clients := exporter.NewClients(exporter.ClientsConfig{})
+	checker := exporter.NewChecker(exporter.CheckerConfig{}, st, clients)
+	exp := exporter.NewExporter(exporter.ExporterConfig{TempDir: t.TempDir()}, st, clients)
 	cfg.Logger, cfg.Playground = logger, true
-	srv := New(cfg, st, checker)
+	srv := New(cfg, st, checker, exp)
 	api := &testAPI{t: t, store: st, handler: srv.Handler(), logs: logs}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), testSecret) {

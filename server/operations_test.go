@@ -193,7 +193,7 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 		map[string]any{"id": id}, "BAD_USER_INPUT", "use updateS3AccessKeyExportConfiguration"))
 	add("secret on an assumed-role update is not a field", with(`mutation($id: ID!) { updateS3AssumedRoleExportConfiguration(data: { id: $id secretAccessKey: "x" }) { id } }`,
 		map[string]any{"id": roleID}, "GRAPHQL_VALIDATION_FAILED", "secretAccessKey"))
-	for _, op := range []string{"enableExportConfiguration", "disableExportConfiguration", "deleteExportConfiguration", "verifyExportConfiguration"} {
+	for _, op := range []string{"enableExportConfiguration", "disableExportConfiguration", "deleteExportConfiguration", "verifyExportConfiguration", "runExportNow"} {
 		add(op+" of an unknown id", with(`mutation { `+op+`(id: "01a1ffdb-3f23-7df1-80b5-645a8cda7506") { id } }`, nil, "NOT_FOUND", `export configuration "01a1ffdb-3f23-7df1-80b5-645a8cda7506" not found`))
 	}
 	add("get of an unknown id", with(`{ getExportConfiguration(id: "no-such-id") { id } }`, nil, "NOT_FOUND", `"no-such-id" not found`))
@@ -247,6 +247,9 @@ func TestAuthentication(t *testing.T) {
 		"verifyExportConfiguration":              `mutation { verifyExportConfiguration(id: "x") { id } }`,
 		"auditEvents":                            `{ auditEvents { pageInfo { hasNextPage } } }`,
 		"eventBuffer":                            `{ eventBuffer { events } }`,
+		"runExportNow":                           `mutation { runExportNow(id: "x") { id } }`,
+		"getAllExportJobs":                       `{ getAllExportJobs(exportConfigurationId: "x") { id } }`,
+		"getAllExportJobTasks":                   `{ getAllExportJobTasks(exportJobId: "x") { id } }`,
 		"createApiToken":                         `mutation { createApiToken(name: "new", permissions: [AUDIT]) }`,
 	}
 	for name, query := range operations {

@@ -33,16 +33,18 @@ type Server struct {
 	cfg      Config
 	store    *store.Store
 	checker  *exporter.Checker
+	exporter *exporter.Exporter
 	log      *slog.Logger
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
 
-// New builds the routes over an open store; checker runs the connectivity checks mutations ask for.
-func New(cfg Config, st *store.Store, checker *exporter.Checker) *Server {
+// New builds the routes over an open store; checker and exp run the connectivity checks and
+// exports that mutations ask for.
+func New(cfg Config, st *store.Store, checker *exporter.Checker, exp *exporter.Exporter) *Server {
 	cfg.fillDefaults()
-	s := &Server{cfg: cfg, store: st, checker: checker, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry()}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "auditexport_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -54,6 +56,7 @@ func New(cfg Config, st *store.Store, checker *exporter.Checker) *Server {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registry.MustRegister(checker.Collectors()...)
 	s.registry.MustRegister(st.Collectors()...)
+	s.registry.MustRegister(exp.Collectors()...)
 	return s
 }
 
@@ -177,7 +180,7 @@ func bearerToken(r *http.Request) (string, bool) {
 // graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON, and an operation
 // refused for lack of a permission or token answers 403 or 401, not 200.
 func (s *Server) graphQL() http.Handler {
-	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker}, Logger: s.log})
+	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter}, Logger: s.log})
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if hint, ok := ctx.Value(statusHintKey{}).(*statusHint); ok && resp != nil {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -44,6 +45,8 @@ type Config struct {
 	Playground bool
 	// Checks configures connectivity checks (workers, timeout, re-check schedule).
 	Checks exporter.CheckerConfig
+	// Export configures the exporter; its TempDir is <DataDir>/export-tmp.
+	Export exporter.ExporterConfig
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -112,25 +115,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
+	clients := exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg})
 	checks := cfg.Checks
 	checks.Logger = log
-	checker := exporter.NewChecker(checks, st, exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg}))
+	checker := exporter.NewChecker(checks, st, clients)
+	exports := cfg.Export
+	exports.Logger, exports.TempDir = log, filepath.Join(cfg.DataDir, exportTempDirName)
+	exports.DrainTimeout = min(max(exports.DrainTimeout, 0), cfg.ShutdownTimeout)
+	if exports.DrainTimeout == 0 {
+		exports.DrainTimeout = cfg.ShutdownTimeout * 2 / 3
+	}
+	exp := exporter.NewExporter(exports, st, clients)
 	// Background work runs under the server's lifetime, stopped after the HTTP drain so requests
 	// waiting on a check get their answer.
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	checkerDone := make(chan struct{})
-	go func() {
-		defer close(checkerDone)
-		checker.Run(workCtx)
-	}()
+	var background sync.WaitGroup
+	background.Go(func() { checker.Run(workCtx) })
+	background.Go(func() { exp.Run(workCtx) })
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	httpServer := &http.Server{
-		Handler:           New(cfg, st, checker).Handler(),
+		Handler:           New(cfg, st, checker, exp).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -158,7 +167,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	stopWork()
-	<-checkerDone // each check is bounded by its timeout
+	background.Wait() // checks are bounded by their timeout, export attempts by the drain timeout
 	log.Info("stopped")
 	return nil
 }

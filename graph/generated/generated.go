@@ -30,6 +30,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	ExportConfiguration() ExportConfigurationResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 }
@@ -94,8 +95,38 @@ type ComplexityRoot struct {
 		EndpointConfiguration func(childComplexity int) int
 		ID                    func(childComplexity int) int
 		Interval              func(childComplexity int) int
+		LastExport            func(childComplexity int) int
+		NextExportAt          func(childComplexity int) int
+		PendingEvents         func(childComplexity int) int
 		UpdatedAt             func(childComplexity int) int
 		UpdatedBy             func(childComplexity int) int
+	}
+
+	ExportJob struct {
+		Attempts              func(childComplexity int) int
+		Bytes                 func(childComplexity int) int
+		EndTimestamp          func(childComplexity int) int
+		EventCount            func(childComplexity int) int
+		ExportConfigurationID func(childComplexity int) int
+		FailureReason         func(childComplexity int) int
+		ID                    func(childComplexity int) int
+		NextAttemptTimestamp  func(childComplexity int) int
+		ObjectCount           func(childComplexity int) int
+		StartTimestamp        func(childComplexity int) int
+		Status                func(childComplexity int) int
+	}
+
+	ExportJobTask struct {
+		Attempts       func(childComplexity int) int
+		Bytes          func(childComplexity int) int
+		EndTimestamp   func(childComplexity int) int
+		FailureReason  func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Key            func(childComplexity int) int
+		Limit          func(childComplexity int) int
+		Offset         func(childComplexity int) int
+		StartTimestamp func(childComplexity int) int
+		Status         func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -105,6 +136,7 @@ type ComplexityRoot struct {
 		DeleteExportConfiguration              func(childComplexity int, id string) int
 		DisableExportConfiguration             func(childComplexity int, id string) int
 		EnableExportConfiguration              func(childComplexity int, id string) int
+		RunExportNow                           func(childComplexity int, id string) int
 		UpdateS3AccessKeyExportConfiguration   func(childComplexity int, data model.UpdateS3AccessKeyExportConfigurationInput) int
 		UpdateS3AssumedRoleExportConfiguration func(childComplexity int, data model.UpdateS3AssumedRoleExportConfigurationInput) int
 		VerifyExportConfiguration              func(childComplexity int, id string) int
@@ -119,6 +151,8 @@ type ComplexityRoot struct {
 		AuditEvents                func(childComplexity int, from *time.Time, to *time.Time, first *int, after *string) int
 		EventBuffer                func(childComplexity int) int
 		GetAllExportConfigurations func(childComplexity int) int
+		GetAllExportJobTasks       func(childComplexity int, exportJobID string) int
+		GetAllExportJobs           func(childComplexity int, exportConfigurationID string, limit *int) int
 		GetExportConfiguration     func(childComplexity int, id string) int
 	}
 
@@ -144,6 +178,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type ExportConfigurationResolver interface {
+	LastExport(ctx context.Context, obj *model.ExportConfiguration) (*model.ExportJob, error)
+}
 type MutationResolver interface {
 	CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error)
 	CreateS3AssumedRoleExportConfiguration(ctx context.Context, data model.S3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error)
@@ -153,6 +190,7 @@ type MutationResolver interface {
 	DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	VerifyExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
+	RunExportNow(ctx context.Context, id string) (*model.ExportJob, error)
 	CreateAPIToken(ctx context.Context, name string, permissions []model.Permission) (string, error)
 }
 type QueryResolver interface {
@@ -160,6 +198,8 @@ type QueryResolver interface {
 	GetExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	AuditEvents(ctx context.Context, from *time.Time, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error)
 	EventBuffer(ctx context.Context) (*model.EventBufferStatus, error)
+	GetAllExportJobs(ctx context.Context, exportConfigurationID string, limit *int) ([]*model.ExportJob, error)
+	GetAllExportJobTasks(ctx context.Context, exportJobID string) ([]*model.ExportJobTask, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -419,6 +459,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportConfiguration.Interval(childComplexity), true
+	case "ExportConfiguration.lastExport":
+		if e.ComplexityRoot.ExportConfiguration.LastExport == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConfiguration.LastExport(childComplexity), true
+	case "ExportConfiguration.nextExportAt":
+		if e.ComplexityRoot.ExportConfiguration.NextExportAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConfiguration.NextExportAt(childComplexity), true
+	case "ExportConfiguration.pendingEvents":
+		if e.ComplexityRoot.ExportConfiguration.PendingEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConfiguration.PendingEvents(childComplexity), true
 	case "ExportConfiguration.updatedAt":
 		if e.ComplexityRoot.ExportConfiguration.UpdatedAt == nil {
 			break
@@ -431,6 +489,134 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportConfiguration.UpdatedBy(childComplexity), true
+
+	case "ExportJob.attempts":
+		if e.ComplexityRoot.ExportJob.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Attempts(childComplexity), true
+	case "ExportJob.bytes":
+		if e.ComplexityRoot.ExportJob.Bytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Bytes(childComplexity), true
+	case "ExportJob.endTimestamp":
+		if e.ComplexityRoot.ExportJob.EndTimestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.EndTimestamp(childComplexity), true
+	case "ExportJob.eventCount":
+		if e.ComplexityRoot.ExportJob.EventCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.EventCount(childComplexity), true
+	case "ExportJob.exportConfigurationId":
+		if e.ComplexityRoot.ExportJob.ExportConfigurationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.ExportConfigurationID(childComplexity), true
+	case "ExportJob.failureReason":
+		if e.ComplexityRoot.ExportJob.FailureReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.FailureReason(childComplexity), true
+	case "ExportJob.id":
+		if e.ComplexityRoot.ExportJob.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.ID(childComplexity), true
+	case "ExportJob.nextAttemptTimestamp":
+		if e.ComplexityRoot.ExportJob.NextAttemptTimestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.NextAttemptTimestamp(childComplexity), true
+	case "ExportJob.objectCount":
+		if e.ComplexityRoot.ExportJob.ObjectCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.ObjectCount(childComplexity), true
+	case "ExportJob.startTimestamp":
+		if e.ComplexityRoot.ExportJob.StartTimestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.StartTimestamp(childComplexity), true
+	case "ExportJob.status":
+		if e.ComplexityRoot.ExportJob.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Status(childComplexity), true
+
+	case "ExportJobTask.attempts":
+		if e.ComplexityRoot.ExportJobTask.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.Attempts(childComplexity), true
+	case "ExportJobTask.bytes":
+		if e.ComplexityRoot.ExportJobTask.Bytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.Bytes(childComplexity), true
+	case "ExportJobTask.endTimestamp":
+		if e.ComplexityRoot.ExportJobTask.EndTimestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.EndTimestamp(childComplexity), true
+	case "ExportJobTask.failureReason":
+		if e.ComplexityRoot.ExportJobTask.FailureReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.FailureReason(childComplexity), true
+	case "ExportJobTask.id":
+		if e.ComplexityRoot.ExportJobTask.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.ID(childComplexity), true
+	case "ExportJobTask.key":
+		if e.ComplexityRoot.ExportJobTask.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.Key(childComplexity), true
+	case "ExportJobTask.limit":
+		if e.ComplexityRoot.ExportJobTask.Limit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.Limit(childComplexity), true
+	case "ExportJobTask.offset":
+		if e.ComplexityRoot.ExportJobTask.Offset == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.Offset(childComplexity), true
+	case "ExportJobTask.startTimestamp":
+		if e.ComplexityRoot.ExportJobTask.StartTimestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.StartTimestamp(childComplexity), true
+	case "ExportJobTask.status":
+		if e.ComplexityRoot.ExportJobTask.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.Status(childComplexity), true
 
 	case "Mutation.createApiToken":
 		if e.ComplexityRoot.Mutation.CreateAPIToken == nil {
@@ -498,6 +684,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EnableExportConfiguration(childComplexity, args["id"].(string)), true
+	case "Mutation.runExportNow":
+		if e.ComplexityRoot.Mutation.RunExportNow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_runExportNow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RunExportNow(childComplexity, args["id"].(string)), true
 	case "Mutation.updateS3AccessKeyExportConfiguration":
 		if e.ComplexityRoot.Mutation.UpdateS3AccessKeyExportConfiguration == nil {
 			break
@@ -568,6 +765,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.GetAllExportConfigurations(childComplexity), true
+	case "Query.getAllExportJobTasks":
+		if e.ComplexityRoot.Query.GetAllExportJobTasks == nil {
+			break
+		}
+
+		args, err := ec.field_Query_getAllExportJobTasks_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.GetAllExportJobTasks(childComplexity, args["exportJobId"].(string)), true
+	case "Query.getAllExportJobs":
+		if e.ComplexityRoot.Query.GetAllExportJobs == nil {
+			break
+		}
+
+		args, err := ec.field_Query_getAllExportJobs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.GetAllExportJobs(childComplexity, args["exportConfigurationId"].(string), args["limit"].(*int)), true
 	case "Query.getExportConfiguration":
 		if e.ComplexityRoot.Query.GetExportConfiguration == nil {
 			break
@@ -789,6 +1008,57 @@ type ExportConfiguration {
   createdAt: DateTime!
   updatedBy: String
   updatedAt: DateTime!
+  "The newest export job, finished or not."
+  lastExport: ExportJob @goField(forceResolver: true)
+  "When the next scheduled export starts (UTC boundaries of the interval); null when disabled."
+  nextExportAt: DateTime
+  "Events received after the last exported one, waiting for the next export."
+  pendingEvents: Int!
+}
+
+enum ExportStatus {
+  PENDING
+  RUNNING
+  SUCCEEDED
+  "The last attempt failed; the job is tried again after a backoff."
+  FAILED
+}
+
+"""
+One export of a configuration's events received after its previous job, up to the buffer's head
+when the job was created. Its range is fixed before anything is uploaded; attempts repeat it,
+writing the same object keys, until it succeeds.
+"""
+type ExportJob {
+  id: ID!
+  exportConfigurationId: ID!
+  status: ExportStatus!
+  startTimestamp: DateTime
+  endTimestamp: DateTime
+  eventCount: Int!
+  objectCount: Int!
+  bytes: Int!
+  attempts: Int!
+  failureReason: String
+  "When a failed job is tried again."
+  nextAttemptTimestamp: DateTime
+}
+
+"One object of an export job."
+type ExportJobTask {
+  id: ID!
+  "The object key in the bucket."
+  key: String!
+  startTimestamp: DateTime
+  endTimestamp: DateTime
+  attempts: Int!
+  "The sequence number of the first event in the object."
+  offset: Int!
+  "How many events the object holds."
+  limit: Int!
+  bytes: Int!
+  status: ExportStatus!
+  failureReason: String
 }
 
 union EndpointConfiguration = S3AccessKeyEndpointConfiguration | S3AssumedRoleEndpointConfiguration
@@ -921,6 +1191,9 @@ type Query {
   """
   auditEvents(from: DateTime, to: DateTime, first: Int, after: String): AuditEventConnection! @hasPermission(permission: AUDIT)
   eventBuffer: EventBufferStatus! @hasPermission(permission: AUDIT)
+  "A configuration's export jobs, newest first; limit defaults to 20."
+  getAllExportJobs(exportConfigurationId: ID!, limit: Int): [ExportJob!]! @hasPermission(permission: AUDIT)
+  getAllExportJobTasks(exportJobId: String!): [ExportJobTask!]! @hasPermission(permission: AUDIT)
 }
 
 type Mutation {
@@ -933,6 +1206,11 @@ type Mutation {
   deleteExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   "Writes a verification object to the destination now and returns the configuration with the result."
   verifyExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
+  """
+  Exports what is pending now and returns the job once it ends (or, for a long export, when the
+  request gives up waiting: the job then goes on).
+  """
+  runExportNow(id: ID!): ExportJob! @hasPermission(permission: AUDIT)
   "Issues a token and returns it; it is shown this once and stored only as a hash."
   createApiToken(name: String!, permissions: [Permission!]!): String! @hasPermission(permission: ADMIN)
 }
@@ -1058,8 +1336,68 @@ func (ec *executionContext) childFields_ExportConfiguration(ctx context.Context,
 		return ec.fieldContext_ExportConfiguration_updatedBy(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_ExportConfiguration_updatedAt(ctx, field)
+	case "lastExport":
+		return ec.fieldContext_ExportConfiguration_lastExport(ctx, field)
+	case "nextExportAt":
+		return ec.fieldContext_ExportConfiguration_nextExportAt(ctx, field)
+	case "pendingEvents":
+		return ec.fieldContext_ExportConfiguration_pendingEvents(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExportConfiguration", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ExportJob_id(ctx, field)
+	case "exportConfigurationId":
+		return ec.fieldContext_ExportJob_exportConfigurationId(ctx, field)
+	case "status":
+		return ec.fieldContext_ExportJob_status(ctx, field)
+	case "startTimestamp":
+		return ec.fieldContext_ExportJob_startTimestamp(ctx, field)
+	case "endTimestamp":
+		return ec.fieldContext_ExportJob_endTimestamp(ctx, field)
+	case "eventCount":
+		return ec.fieldContext_ExportJob_eventCount(ctx, field)
+	case "objectCount":
+		return ec.fieldContext_ExportJob_objectCount(ctx, field)
+	case "bytes":
+		return ec.fieldContext_ExportJob_bytes(ctx, field)
+	case "attempts":
+		return ec.fieldContext_ExportJob_attempts(ctx, field)
+	case "failureReason":
+		return ec.fieldContext_ExportJob_failureReason(ctx, field)
+	case "nextAttemptTimestamp":
+		return ec.fieldContext_ExportJob_nextAttemptTimestamp(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportJob", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportJobTask(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ExportJobTask_id(ctx, field)
+	case "key":
+		return ec.fieldContext_ExportJobTask_key(ctx, field)
+	case "startTimestamp":
+		return ec.fieldContext_ExportJobTask_startTimestamp(ctx, field)
+	case "endTimestamp":
+		return ec.fieldContext_ExportJobTask_endTimestamp(ctx, field)
+	case "attempts":
+		return ec.fieldContext_ExportJobTask_attempts(ctx, field)
+	case "offset":
+		return ec.fieldContext_ExportJobTask_offset(ctx, field)
+	case "limit":
+		return ec.fieldContext_ExportJobTask_limit(ctx, field)
+	case "bytes":
+		return ec.fieldContext_ExportJobTask_bytes(ctx, field)
+	case "status":
+		return ec.fieldContext_ExportJobTask_status(ctx, field)
+	case "failureReason":
+		return ec.fieldContext_ExportJobTask_failureReason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportJobTask", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1294,6 +1632,20 @@ func (ec *executionContext) field_Mutation_enableExportConfiguration_args(ctx co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_runExportNow_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_updateS3AccessKeyExportConfiguration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1385,6 +1737,42 @@ func (ec *executionContext) field_Query_auditEvents_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["after"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_getAllExportJobTasks_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "exportJobId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["exportJobId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_getAllExportJobs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "exportConfigurationId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["exportConfigurationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "limit",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["limit"] = arg1
 	return args, nil
 }
 
@@ -2441,6 +2829,567 @@ func (ec *executionContext) fieldContext_ExportConfiguration_updatedAt(_ context
 	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type DateTime does not have child fields"))
 }
 
+func (ec *executionContext) _ExportConfiguration_lastExport(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConfiguration_lastExport(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ExportConfiguration().LastExport(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+			return ec.marshalOExportJob2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJob(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConfiguration_lastExport(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportConfiguration",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportConfiguration_nextExportAt(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConfiguration_nextExportAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextExportAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConfiguration_nextExportAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportConfiguration_pendingEvents(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConfiguration_pendingEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PendingEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConfiguration_pendingEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_id(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_exportConfigurationId(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_exportConfigurationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExportConfigurationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_exportConfigurationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_status(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ExportStatus) graphql.Marshaler {
+			return ec.marshalNExportStatus2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type ExportStatus does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_startTimestamp(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_startTimestamp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartTimestamp, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_startTimestamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_endTimestamp(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_endTimestamp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndTimestamp, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_endTimestamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_eventCount(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_eventCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_eventCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_objectCount(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_objectCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ObjectCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_objectCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_bytes(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_bytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_attempts(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_failureReason(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_failureReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailureReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_failureReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_nextAttemptTimestamp(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_nextAttemptTimestamp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextAttemptTimestamp, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_nextAttemptTimestamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_id(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_key(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_startTimestamp(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_startTimestamp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartTimestamp, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_startTimestamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_endTimestamp(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_endTimestamp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndTimestamp, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_endTimestamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_attempts(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_offset(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_offset(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Offset, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_offset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_limit(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_limit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Limit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_limit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_bytes(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_bytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_status(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ExportStatus) graphql.Marshaler {
+			return ec.marshalNExportStatus2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type ExportStatus does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJobTask_failureReason(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_failureReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailureReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_failureReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _Mutation_createS3AccessKeyExportConfiguration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2937,6 +3886,68 @@ func (ec *executionContext) fieldContext_Mutation_verifyExportConfiguration(ctx 
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_runExportNow(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_runExportNow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RunExportNow(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+			return ec.marshalNExportJob2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_runExportNow(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_runExportNow_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createApiToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3265,6 +4276,130 @@ func (ec *executionContext) fieldContext_Query_eventBuffer(_ context.Context, fi
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_EventBufferStatus(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_getAllExportJobs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_getAllExportJobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().GetAllExportJobs(ctx, fc.Args["exportConfigurationId"].(string), fc.Args["limit"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal []*model.ExportJob
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal []*model.ExportJob
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ExportJob) graphql.Marshaler {
+			return ec.marshalNExportJob2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_getAllExportJobs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_getAllExportJobs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_getAllExportJobTasks(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_getAllExportJobTasks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().GetAllExportJobTasks(ctx, fc.Args["exportJobId"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal []*model.ExportJobTask
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal []*model.ExportJobTask
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ExportJobTask) graphql.Marshaler {
+			return ec.marshalNExportJobTask2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJobTaskᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_getAllExportJobTasks(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJobTask(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_getAllExportJobTasks_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -5315,51 +6450,270 @@ func (ec *executionContext) _ExportConfiguration(ctx context.Context, sel ast.Se
 		case "id":
 			out.Values[i] = ec._ExportConfiguration_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "interval":
 			out.Values[i] = ec._ExportConfiguration_interval(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "enabled":
 			out.Values[i] = ec._ExportConfiguration_enabled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "connectionStatus":
 			out.Values[i] = ec._ExportConfiguration_connectionStatus(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "connectionCheckedAt":
 			out.Values[i] = ec._ExportConfiguration_connectionCheckedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "endpointConfiguration":
 			out.Values[i] = ec._ExportConfiguration_endpointConfiguration(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdBy":
 			out.Values[i] = ec._ExportConfiguration_createdBy(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._ExportConfiguration_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedBy":
 			out.Values[i] = ec._ExportConfiguration_updatedBy(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._ExportConfiguration_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastExport":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ExportConfiguration_lastExport(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "nextExportAt":
+			out.Values[i] = ec._ExportConfiguration_nextExportAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pendingEvents":
+			out.Values[i] = ec._ExportConfiguration_pendingEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var exportJobImplementors = []string{"ExportJob"}
+
+func (ec *executionContext) _ExportJob(ctx context.Context, sel ast.SelectionSet, obj *model.ExportJob) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportJobImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportJob")
+		case "id":
+			out.Values[i] = ec._ExportJob_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "exportConfigurationId":
+			out.Values[i] = ec._ExportJob_exportConfigurationId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._ExportJob_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startTimestamp":
+			out.Values[i] = ec._ExportJob_startTimestamp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "endTimestamp":
+			out.Values[i] = ec._ExportJob_endTimestamp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "eventCount":
+			out.Values[i] = ec._ExportJob_eventCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "objectCount":
+			out.Values[i] = ec._ExportJob_objectCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bytes":
+			out.Values[i] = ec._ExportJob_bytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._ExportJob_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failureReason":
+			out.Values[i] = ec._ExportJob_failureReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "nextAttemptTimestamp":
+			out.Values[i] = ec._ExportJob_nextAttemptTimestamp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var exportJobTaskImplementors = []string{"ExportJobTask"}
+
+func (ec *executionContext) _ExportJobTask(ctx context.Context, sel ast.SelectionSet, obj *model.ExportJobTask) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportJobTaskImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportJobTask")
+		case "id":
+			out.Values[i] = ec._ExportJobTask_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "key":
+			out.Values[i] = ec._ExportJobTask_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startTimestamp":
+			out.Values[i] = ec._ExportJobTask_startTimestamp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "endTimestamp":
+			out.Values[i] = ec._ExportJobTask_endTimestamp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._ExportJobTask_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "offset":
+			out.Values[i] = ec._ExportJobTask_offset(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "limit":
+			out.Values[i] = ec._ExportJobTask_limit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bytes":
+			out.Values[i] = ec._ExportJobTask_bytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._ExportJobTask_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failureReason":
+			out.Values[i] = ec._ExportJobTask_failureReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -5455,6 +6809,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "verifyExportConfiguration":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_verifyExportConfiguration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "runExportNow":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_runExportNow(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -5626,6 +6987,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_eventBuffer(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "getAllExportJobs":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_getAllExportJobs(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "getAllExportJobTasks":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_getAllExportJobTasks(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -6320,6 +7725,68 @@ func (ec *executionContext) marshalNExportInterval2githubᚗcomᚋauditexportᚋ
 	return v
 }
 
+func (ec *executionContext) marshalNExportJob2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJobᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ExportJob) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNExportJob2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJob(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNExportJob2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJob(ctx context.Context, sel ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ExportJob(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNExportJobTask2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJobTaskᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ExportJobTask) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNExportJobTask2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJobTask(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNExportJobTask2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJobTask(ctx context.Context, sel ast.SelectionSet, v *model.ExportJobTask) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ExportJobTask(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNExportStatus2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportStatus(ctx context.Context, v any) (model.ExportStatus, error) {
+	var res model.ExportStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportStatus2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportStatus(ctx context.Context, sel ast.SelectionSet, v model.ExportStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6654,6 +8121,13 @@ func (ec *executionContext) marshalOExportInterval2ᚖgithubᚗcomᚋauditexport
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOExportJob2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportJob(ctx context.Context, sel ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ExportJob(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {

@@ -85,6 +85,47 @@ type ExportConfiguration struct {
 	CreatedAt             time.Time             `json:"createdAt"`
 	UpdatedBy             *string               `json:"updatedBy,omitempty"`
 	UpdatedAt             time.Time             `json:"updatedAt"`
+	// The newest export job, finished or not.
+	LastExport *ExportJob `json:"lastExport,omitempty"`
+	// When the next scheduled export starts (UTC boundaries of the interval); null when disabled.
+	NextExportAt *time.Time `json:"nextExportAt,omitempty"`
+	// Events received after the last exported one, waiting for the next export.
+	PendingEvents int `json:"pendingEvents"`
+}
+
+// One export of a configuration's events received after its previous job, up to the buffer's head
+// when the job was created. Its range is fixed before anything is uploaded; attempts repeat it,
+// writing the same object keys, until it succeeds.
+type ExportJob struct {
+	ID                    string       `json:"id"`
+	ExportConfigurationID string       `json:"exportConfigurationId"`
+	Status                ExportStatus `json:"status"`
+	StartTimestamp        *time.Time   `json:"startTimestamp,omitempty"`
+	EndTimestamp          *time.Time   `json:"endTimestamp,omitempty"`
+	EventCount            int          `json:"eventCount"`
+	ObjectCount           int          `json:"objectCount"`
+	Bytes                 int          `json:"bytes"`
+	Attempts              int          `json:"attempts"`
+	FailureReason         *string      `json:"failureReason,omitempty"`
+	// When a failed job is tried again.
+	NextAttemptTimestamp *time.Time `json:"nextAttemptTimestamp,omitempty"`
+}
+
+// One object of an export job.
+type ExportJobTask struct {
+	ID string `json:"id"`
+	// The object key in the bucket.
+	Key            string     `json:"key"`
+	StartTimestamp *time.Time `json:"startTimestamp,omitempty"`
+	EndTimestamp   *time.Time `json:"endTimestamp,omitempty"`
+	Attempts       int        `json:"attempts"`
+	// The sequence number of the first event in the object.
+	Offset int `json:"offset"`
+	// How many events the object holds.
+	Limit         int          `json:"limit"`
+	Bytes         int          `json:"bytes"`
+	Status        ExportStatus `json:"status"`
+	FailureReason *string      `json:"failureReason,omitempty"`
 }
 
 type Mutation struct {
@@ -225,6 +266,66 @@ func (e *ExportInterval) UnmarshalJSON(b []byte) error {
 }
 
 func (e ExportInterval) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ExportStatus string
+
+const (
+	ExportStatusPending   ExportStatus = "PENDING"
+	ExportStatusRunning   ExportStatus = "RUNNING"
+	ExportStatusSucceeded ExportStatus = "SUCCEEDED"
+	// The last attempt failed; the job is tried again after a backoff.
+	ExportStatusFailed ExportStatus = "FAILED"
+)
+
+var AllExportStatus = []ExportStatus{
+	ExportStatusPending,
+	ExportStatusRunning,
+	ExportStatusSucceeded,
+	ExportStatusFailed,
+}
+
+func (e ExportStatus) IsValid() bool {
+	switch e {
+	case ExportStatusPending, ExportStatusRunning, ExportStatusSucceeded, ExportStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e ExportStatus) String() string {
+	return string(e)
+}
+
+func (e *ExportStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ExportStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ExportStatus", str)
+	}
+	return nil
+}
+
+func (e ExportStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ExportStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ExportStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -163,3 +164,20 @@ func (s *Server) Get(t testing.TB, bucket, key string) []byte {
 	}
 	return data
 }
+
+// ServiceAWS is the service's own AWS configuration, loaded the way the server loads it, with
+// the given identity and STS endpoint (AWS_ENDPOINT_URL_STS).
+func ServiceAWS(t *testing.T, accessKey, secret, stsEndpoint string) aws.Config {
+	t.Helper()
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	if stsEndpoint != "" {
+		t.Setenv("AWS_ENDPOINT_URL_STS", stsEndpoint)
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(accessKey, secret, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+

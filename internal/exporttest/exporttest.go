@@ -1,0 +1,157 @@
+// Package exporttest reads exported Parquet back, with an independent reader (parquet-go), and
+// checks it against what was buffered: every field of every event, each exactly once, each in
+// the partition of its hour.
+package exporttest
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/exporter"
+	"github.com/auditexport/auditexport/internal/s3test"
+	"github.com/auditexport/auditexport/store"
+)
+
+// Row is a row as an independent reader (parquet-go) sees it.
+type Row struct {
+	ID                    string    `parquet:"id"`
+	TenantID              *string   `parquet:"tenant_id,optional"`
+	Action                *string   `parquet:"action,optional"`
+	ActionStatus          *string   `parquet:"action_status,optional"`
+	EventTimestamp        time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
+	ReceivedTimestamp     time.Time `parquet:"received_timestamp,timestamp(microsecond)"`
+	ActorID               *string   `parquet:"actor_id,optional"`
+	ActorName             *string   `parquet:"actor_name,optional"`
+	ActorType             *string   `parquet:"actor_type,optional"`
+	ActorIdentityProvider *string   `parquet:"actor_identity_provider,optional"`
+	ActorProfileID        *string   `parquet:"actor_profile_id,optional"`
+	ActorIP               *string   `parquet:"actor_ip,optional"`
+	TargetType            *string   `parquet:"target_type,optional"`
+	Targets               *string   `parquet:"targets,optional"`
+	RelatedResources      *string   `parquet:"related_resources,optional"`
+	AuditPayload          *string   `parquet:"audit_payload,optional"`
+	RequestID             *string   `parquet:"request_id,optional"`
+	SessionID             *string   `parquet:"session_id,optional"`
+	AdditionalFields      *string   `parquet:"additional_fields,optional"`
+	Sequence              int64     `parquet:"sequence"`
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// asEvent is what the row says the event was.
+func (r Row) asEvent() event.Event {
+	return event.Event{
+		Seq: uint64(r.Sequence), TenantID: str(r.TenantID), Action: str(r.Action), ActionStatus: str(r.ActionStatus),
+		EventTimestamp: r.EventTimestamp.UTC(), ReceivedTimestamp: r.ReceivedTimestamp.UTC(),
+		Actor: event.Actor{ID: str(r.ActorID), Name: str(r.ActorName), Type: str(r.ActorType),
+			IdentityProvider: str(r.ActorIdentityProvider), ProfileID: str(r.ActorProfileID)},
+		ActorIP: str(r.ActorIP), TargetType: str(r.TargetType), RequestID: str(r.RequestID), SessionID: str(r.SessionID),
+		Targets: raw(r.Targets), RelatedResources: raw(r.RelatedResources), AuditPayload: raw(r.AuditPayload), Additional: raw(r.AdditionalFields),
+	}
+}
+
+func raw(p *string) []byte {
+	if p == nil {
+		return nil
+	}
+	return []byte(*p)
+}
+
+var keyPattern = regexp.MustCompile(`^(.*)/year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/(\d{20})-(\d{20})-([0-9a-f-]{36})-snappy\.parquet$`)
+
+// Exported reads every object under prefix with the admin credentials and returns the rows,
+// checking each file's layout, metadata and partition.
+func Exported(t *testing.T, srv *s3test.Server, bucket, prefix, configID string) []Row {
+	t.Helper()
+	var rows []Row
+	for _, key := range srv.Keys(t, bucket, prefix+"/") {
+		if strings.Contains(key, exporter.VerifyKeyPrefix) {
+			continue
+		}
+		m := keyPattern.FindStringSubmatch(key)
+		if m == nil || m[1] != prefix || m[8] != configID {
+			t.Fatalf("object key %q does not follow the layout", key)
+		}
+		data := srv.Get(t, bucket, key)
+		file, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if v, _ := file.Lookup(exporter.MetaSchemaVersion); v != exporter.SchemaVersion {
+			t.Errorf("%s: schema version %q", key, v)
+		}
+		if v, _ := file.Lookup(exporter.MetaFirstSequence); v != strings.TrimLeft(m[6], "0") {
+			t.Errorf("%s: first sequence metadata %q", key, v)
+		}
+		fileRows, err := parquet.Read[Row](bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("read %s: %v", key, err)
+		}
+		partition := fmt.Sprintf("%s-%s-%sT%s", m[2], m[3], m[4], m[5])
+		for _, r := range fileRows {
+			if got := r.EventTimestamp.UTC().Format("2006-01-02T15"); got != partition {
+				t.Errorf("%s: event %s of hour %s in partition %s", key, r.ID, got, partition)
+			}
+			if fmt.Sprintf("%020d", r.Sequence) < m[6] || fmt.Sprintf("%020d", r.Sequence) > m[7] {
+				t.Errorf("%s: sequence %d outside the file's range", key, r.Sequence)
+			}
+		}
+		rows = append(rows, fileRows...)
+	}
+	return rows
+}
+
+// Buffered returns every event in the store after seq after, by id.
+func Buffered(t *testing.T, st *store.Store, after uint64) map[string]event.Event {
+	t.Helper()
+	out := map[string]event.Event{}
+	st.ReadEvents(after, 0, func(seq uint64, rec []byte) bool {
+		e, err := event.Decode(seq, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.ID.String()] = e
+		return true
+	})
+	return out
+}
+
+// CheckExactlyOnce compares the rows with the expected events field by field.
+func CheckExactlyOnce(t *testing.T, rows []Row, want map[string]event.Event) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, r := range rows {
+		seen[r.ID]++
+		e, ok := want[r.ID]
+		if !ok {
+			t.Errorf("exported event %s was never expected", r.ID)
+			continue
+		}
+		got := r.asEvent()
+		got.ID = e.ID
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", e) {
+			t.Errorf("event %s differs:\n got %+v\nwant %+v", r.ID, got, e)
+		}
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("event %s exported %d times", id, seen[id])
+		}
+	}
+	if len(rows) != len(want) {
+		t.Errorf("%d rows exported, want %d", len(rows), len(want))
+	}
+}
+
