@@ -154,4 +154,3 @@ func CheckExactlyOnce(t *testing.T, rows []Row, want map[string]event.Event) {
 		t.Errorf("%d rows exported, want %d", len(rows), len(want))
 	}
 }
-

@@ -180,4 +180,3 @@ func ServiceAWS(t *testing.T, accessKey, secret, stsEndpoint string) aws.Config 
 	}
 	return cfg
 }
-
