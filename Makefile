@@ -38,8 +38,8 @@ s3-server: ## build the pinned MinIO and mc used by the tests (cached in $(go en
 fuzz: ## run every fuzz target for FUZZTIME
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-bench: ## run the benchmarks (BENCHTIME per run, BENCHCOUNT runs each; quote medians)
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./event/ ./store/ ./server/
+bench: ## run the benchmarks against a MinIO on loopback (BENCHTIME per run, BENCHCOUNT runs each; quote medians)
+	scripts/with-s3-server.sh $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./event/ ./store/ ./server/ ./exporter/
 
 clean: ## remove build output
 	rm -rf bin

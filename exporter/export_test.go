@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,4 +188,93 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 	if cfg, _ := st.Configuration(c.ID); cfg.ConnectionStatus != store.ConnectionSuccess || cfg.Cursor != job.To {
 		t.Fatalf("after recovery: status %q cursor %d", cfg.ConnectionStatus, cfg.Cursor)
 	}
+}
+
+// silentEndpoint accepts connections and never answers, so an upload to it is in flight until
+// cut off.
+func silentEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestShutdownInterruptsAndResumes(t *testing.T) {
+	srv := s3test.Require(t)
+	bucket := srv.NewBucket(t)
+	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
+	st := storetest.New(t)
+	clients := exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", "")})
+	cfg := exporter.ExporterConfig{TempDir: filepath.Join(t.TempDir(), "export"), ScanInterval: 50 * time.Millisecond, DrainTimeout: 300 * time.Millisecond}
+	c, err := st.CreateConfiguration(store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true,
+		Bucket: bucket, Path: "audit", Region: "us-east-1", Endpoint: silentEndpoint(t), AccessKeyID: key}, secret, store.Principal{Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := exportFixture{store: st}
+	f.ingest(t, eventtest.NDJSON(0, 500, time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), time.Second))
+	want := exporttest.Buffered(t, st, c.Cursor)
+
+	first := exporter.NewExporter(cfg, st, clients)
+	ctx, shutdown := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		first.Run(ctx)
+		close(stopped)
+	}()
+	job, err := st.CreateJob(c.ID, first.Plan(), true, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for job.Status != store.JobRunning { // the scheduler picks the job up and starts uploading
+		time.Sleep(20 * time.Millisecond)
+		job, _ = st.Job(job.ID)
+	}
+	time.Sleep(100 * time.Millisecond)
+	begin := time.Now()
+	shutdown()
+	<-stopped
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Fatalf("shutdown took %v with a 300ms drain", took)
+	}
+	job, _ = st.Job(job.ID)
+	if job.Status != store.JobPending || job.Attempts != 0 || job.FailureReason != "" {
+		t.Fatalf("after an interrupted attempt: %+v, want PENDING, not counted as a failure", job)
+	}
+	if cfg, _ := st.Configuration(c.ID); cfg.Cursor != c.Cursor {
+		t.Fatalf("the cursor moved: %d -> %d", c.Cursor, cfg.Cursor)
+	}
+
+	// The destination is fixed and the server starts again: the same job resumes and finishes.
+	if _, err := st.UpdateConfiguration(c.ID, store.Principal{Name: "test"}, func(x *store.ExportConfiguration) error {
+		x.Endpoint = srv.Endpoint
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DrainTimeout = 0
+	_, stop := runExporterWith(t, st, cfg, clients)
+	defer stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for job.Status != store.JobSucceeded {
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted job did not resume: %+v", job)
+		}
+		time.Sleep(50 * time.Millisecond)
+		job, _ = st.Job(job.ID)
+	}
+	// The update's own audit event came after the job's range and waits for the next job.
+	exporttest.CheckExactlyOnce(t, exporttest.Exported(t, srv, bucket, "audit", c.ID), want)
 }

@@ -80,7 +80,9 @@ var Schema = func() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }()
 
-func writerProperties() *parquet.WriterProperties {
+// WriterProperties are the Parquet settings of every exported file: snappy, statistics, and
+// dictionaries only for the columns that pay for them.
+func WriterProperties() *parquet.WriterProperties {
 	opts := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Snappy),
 		parquet.WithDictionaryDefault(false),
@@ -160,13 +162,12 @@ type encoder struct {
 	uses          int64
 	done          func(EncodedFile) error // receives each file as it is finished
 	record        event.Record
-	idText        [36]byte
 }
 
 func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string, done func(EncodedFile) error) *encoder {
 	return &encoder{
 		plan: plan, rowGroupBytes: rowGroupBytes, dir: dir, configID: configID, done: done,
-		mem: memory.DefaultAllocator, props: writerProperties(),
+		mem: memory.DefaultAllocator, props: WriterProperties(),
 		arrowProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()),
 		open:       map[int64]*partFile{},
 	}
@@ -192,7 +193,7 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 	}
 	e.uses++
 	f.lastUse = e.uses
-	e.appendRow(f, seq)
+	AppendRow(f.builder, seq, &e.record)
 	size := int64(len(rec))
 	f.rgBytes += size
 	f.eventBytes += size
@@ -235,15 +236,15 @@ func (e *encoder) create(hour int64, first uint64) (*partFile, error) {
 	return f, nil
 }
 
-// appendRow adds the parsed record to f's builders, straight from the record's bytes.
-func (e *encoder) appendRow(f *partFile, seq uint64) {
-	r := &e.record
-	b := f.builder
+// AppendRow adds a parsed record to the builders of a record batch of Schema, straight from the
+// record's bytes.
+func AppendRow(b *array.RecordBuilder, seq uint64, r *event.Record) {
+	var idText [36]byte
 	for i, c := range columns {
 		switch i {
 		case colID:
-			encodeUUID(e.idText[:], r.ID)
-			b.Field(i).(*array.StringBuilder).BinaryBuilder.Append(e.idText[:])
+			encodeUUID(idText[:], r.ID)
+			b.Field(i).(*array.StringBuilder).BinaryBuilder.Append(idText[:])
 		case colEventTimestamp:
 			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.EventMicros))
 		case colRecvTimestamp:

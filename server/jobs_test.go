@@ -27,7 +27,7 @@ func TestExportJobOperations(t *testing.T) {
 	c.MustPost(`mutation { createS3AssumedRoleExportConfiguration(data: { interval: EVERY_2_HOURS bucket: "audit-bucket" region: "us-east-1" roleArn: "arn:aws:iam::123456789012:role/r" }) { id pendingEvents nextExportAt lastExport { id } } }`, &created)
 	cfg := created.CreateS3AssumedRoleExportConfiguration
 	next, err := time.Parse(time.RFC3339, *cfg.NextExportAt)
-	if err != nil || next.Hour()%2 != 0 || next.Minute() != 0 || !next.After(time.Now()) || next.Sub(time.Now()) > 2*time.Hour {
+	if err != nil || next.Hour()%2 != 0 || next.Minute() != 0 || !next.After(time.Now()) || time.Until(next) > 2*time.Hour {
 		t.Fatalf("nextExportAt %v (%v): want the next even UTC hour", next, err)
 	}
 	if cfg.PendingEvents != 1 || cfg.LastExport != nil { // its own creation event
