@@ -16,6 +16,7 @@ import (
 func toModel(c store.ExportConfiguration, head uint64, now time.Time) *model.ExportConfiguration {
 	m := &model.ExportConfiguration{
 		PendingEvents:    int(head - min(c.Cursor, head)),
+		Name:             optional(c.Name),
 		ID:               c.ID,
 		Interval:         model.ExportInterval(c.Interval),
 		Enabled:          c.Enabled,
@@ -105,7 +106,7 @@ func deref(s *string) string {
 
 func newAccessKeyConfiguration(d model.S3AccessKeyExportConfigurationInput) store.ExportConfiguration {
 	return store.ExportConfiguration{
-		Kind: store.KindS3AccessKey, Interval: store.Interval(d.Interval), Enabled: true,
+		Kind: store.KindS3AccessKey, Name: deref(d.Name), Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
 		AccessKeyID: d.AccessKeyID,
 	}
@@ -113,7 +114,7 @@ func newAccessKeyConfiguration(d model.S3AccessKeyExportConfigurationInput) stor
 
 func newAssumedRoleConfiguration(d model.S3AssumedRoleExportConfigurationInput) store.ExportConfiguration {
 	return store.ExportConfiguration{
-		Kind: store.KindS3AssumedRole, Interval: store.Interval(d.Interval), Enabled: true,
+		Kind: store.KindS3AssumedRole, Name: deref(d.Name), Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
 		RoleARN: d.RoleArn,
 	}
@@ -126,7 +127,7 @@ func accessKeyUpdate(d model.UpdateS3AccessKeyExportConfigurationInput) store.Ch
 		if err := requireKind(c, store.KindS3AccessKey, "updateS3AssumedRoleExportConfiguration"); err != nil {
 			return err
 		}
-		applyDestination(c, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
+		applyDestination(c, d.Name, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
 		setIfGiven(&c.AccessKeyID, d.AccessKeyID)
 		return nil
 	}
@@ -137,7 +138,7 @@ func assumedRoleUpdate(d model.UpdateS3AssumedRoleExportConfigurationInput) stor
 		if err := requireKind(c, store.KindS3AssumedRole, "updateS3AccessKeyExportConfiguration"); err != nil {
 			return err
 		}
-		applyDestination(c, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
+		applyDestination(c, d.Name, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
 		setIfGiven(&c.RoleARN, d.RoleArn)
 		return nil
 	}
@@ -153,7 +154,10 @@ func requireKind(c *store.ExportConfiguration, kind store.Kind, otherMutation st
 	}}}
 }
 
-func applyDestination(c *store.ExportConfiguration, interval *model.ExportInterval, bucket, region *string, path, endpoint graphql.Omittable[*string]) {
+func applyDestination(c *store.ExportConfiguration, name graphql.Omittable[*string], interval *model.ExportInterval, bucket, region *string, path, endpoint graphql.Omittable[*string]) {
+	if v, ok := name.ValueOK(); ok {
+		c.Name = deref(v)
+	}
 	if interval != nil {
 		c.Interval = store.Interval(*interval)
 	}

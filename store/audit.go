@@ -41,7 +41,7 @@ const (
 // changed (secretAccessKey by name only).
 func configurationAudit(by Principal, at time.Time, action string, c ExportConfiguration, changed []string) ([]byte, error) {
 	summary := map[string]any{
-		"id": c.ID, "kind": c.Kind, "interval": c.Interval, "enabled": c.Enabled,
+		"id": c.ID, "name": c.Name, "kind": c.Kind, "interval": c.Interval, "enabled": c.Enabled,
 		"bucket": c.Bucket, "path": c.Path, "region": c.Region, "endpoint": c.Endpoint,
 	}
 	if c.Kind == KindS3AccessKey {
@@ -87,6 +87,7 @@ func changedFields(old, c ExportConfiguration, secretChanged bool) []string {
 			out = append(out, name)
 		}
 	}
+	add("name", old.Name != c.Name)
 	add("interval", old.Interval != c.Interval)
 	add("enabled", old.Enabled != c.Enabled)
 	add("bucket", old.Bucket != c.Bucket)

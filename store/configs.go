@@ -52,6 +52,9 @@ func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Pri
 	c.ConnectionStatus = ConnectionPending
 	c.ConnectionCheckedAt = time.Time{}
 	err = s.update(func(tx *bolt.Tx, w *eventWriter) error {
+		if err := checkNameFree(tx, c.Name, c.ID); err != nil {
+			return err
+		}
 		// The creation's own audit event is the first the new destination receives.
 		c.Cursor = w.next - 1
 		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
@@ -136,6 +139,9 @@ func (s *Store) updateConfiguration(id string, by Principal, change Change, newS
 			}
 		}
 		if err := errs.err(); err != nil {
+			return err
+		}
+		if err := checkNameFree(tx, c.Name, c.ID); err != nil {
 			return err
 		}
 		if c.destination() != old.destination() || secretChanged {
@@ -251,6 +257,44 @@ func (s *Store) SecretAccessKey(id string) (string, error) {
 		return nil
 	})
 	return secret, err
+}
+
+// checkNameFree refuses a name another configuration has.
+func checkNameFree(tx *bolt.Tx, name, id string) error {
+	if name == "" {
+		return nil
+	}
+	return tx.Bucket(bucketConfigs).ForEach(func(k, v []byte) error {
+		var other ExportConfiguration
+		if err := json.Unmarshal(v, &other); err != nil {
+			return err
+		}
+		if other.Name == name && other.ID != id {
+			return fmt.Errorf("an export configuration named %q already exists: %w", name, ErrConflict)
+		}
+		return nil
+	})
+}
+
+// ConfigurationByName returns the configuration with the given name.
+func (s *Store) ConfigurationByName(name string) (ExportConfiguration, error) {
+	var found ExportConfiguration
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConfigs).ForEach(func(k, v []byte) error {
+			var c ExportConfiguration
+			if err := json.Unmarshal(v, &c); err != nil {
+				return err
+			}
+			if c.Name == name && name != "" {
+				found = c
+			}
+			return nil
+		})
+	})
+	if err == nil && found.ID == "" {
+		err = &NotFoundError{What: "export configuration named", ID: name}
+	}
+	return found, err
 }
 
 func getConfig(tx *bolt.Tx, id string) (ExportConfiguration, error) {

@@ -416,3 +416,46 @@ func TestBootstrapToken(t *testing.T) {
 		t.Fatalf("a token may not take the bootstrap token's name: %v", err)
 	}
 }
+
+func TestConfigurationNames(t *testing.T) {
+	st := storetest.New(t)
+	named := accessKeyConfig()
+	named.Name = "acme-prod"
+	a, err := st.CreateConfiguration(named, testSecret, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ConfigurationByName("acme-prod"); err != nil || got.ID != a.ID {
+		t.Fatalf("by name: %+v %v", got, err)
+	}
+	if _, err := st.ConfigurationByName("nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown name: %v", err)
+	}
+	if _, err := st.CreateConfiguration(named, testSecret, alice); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a second configuration with the name: %v", err)
+	}
+	for _, bad := range []string{"Acme", "-x", "x-", "a b", strings.Repeat("a", 65), "01a1ffdb-3f23-7df1-80b5-645a8cda7506"} {
+		c := accessKeyConfig()
+		c.Name = bad
+		if _, err := st.CreateConfiguration(c, testSecret, alice); !isValidation(err, "name") {
+			t.Errorf("name %q: %v", bad, err)
+		}
+	}
+	b, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice) // unnamed: fine, several times
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename := func(id, name string) error {
+		_, err := st.UpdateConfiguration(id, bob, func(c *store.ExportConfiguration) error { c.Name = name; return nil }, nil)
+		return err
+	}
+	if err := rename(b.ID, "acme-prod"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("rename onto a taken name: %v", err)
+	}
+	if err := rename(a.ID, "acme-old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rename(b.ID, "acme-prod"); err != nil {
+		t.Fatalf("the freed name: %v", err)
+	}
+}

@@ -51,7 +51,10 @@ const (
 // ExportConfiguration is one customer destination. It never holds the secret access key:
 // that is sealed apart and read only by the code that talks to S3.
 type ExportConfiguration struct {
-	ID       string   `json:"id"`
+	ID string `json:"id"`
+	// Name is optional and unique: declarative setup (auditexport exportConfig apply) finds
+	// configurations by it.
+	Name     string   `json:"name,omitempty"`
 	Kind     Kind     `json:"kind"`
 	Interval Interval `json:"interval"`
 	Enabled  bool     `json:"enabled"`

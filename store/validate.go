@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // MaxPathBytes bounds a configuration's key prefix, leaving room in S3's 1,024-byte key for the
@@ -23,6 +25,7 @@ var (
 	// AWS access key ids are alphanumeric; S3-compatible servers allow a few more characters.
 	accessKeyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._+=@-]{3,128}$`)
 	tokenNamePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$`)
+	configNamePattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
 )
 
 // bucketForbiddenPrefixes and bucketForbiddenSuffixes are reserved by AWS for its own features.
@@ -169,6 +172,12 @@ func ValidateSecretAccessKey(secret string) error {
 // configuration is never stored, whoever the caller.
 func (c *ExportConfiguration) Validate() error {
 	var errs fieldErrors
+	if c.Name != "" && !configNamePattern.MatchString(c.Name) {
+		errs.add("name", "must be 1 to 64 lower-case letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
+	}
+	if _, err := uuid.Parse(c.Name); c.Name != "" && err == nil {
+		errs.add("name", "must not be a UUID: commands take a name or an id")
+	}
 	if c.Interval.Duration() == 0 {
 		errs.add("interval", fmt.Sprintf("unknown interval %q", c.Interval))
 	}

@@ -96,6 +96,7 @@ type ComplexityRoot struct {
 		ID                    func(childComplexity int) int
 		Interval              func(childComplexity int) int
 		LastExport            func(childComplexity int) int
+		Name                  func(childComplexity int) int
 		NextExportAt          func(childComplexity int) int
 		PendingEvents         func(childComplexity int) int
 		UpdatedAt             func(childComplexity int) int
@@ -465,6 +466,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportConfiguration.LastExport(childComplexity), true
+	case "ExportConfiguration.name":
+		if e.ComplexityRoot.ExportConfiguration.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConfiguration.Name(childComplexity), true
 	case "ExportConfiguration.nextExportAt":
 		if e.ComplexityRoot.ExportConfiguration.NextExportAt == nil {
 			break
@@ -992,6 +999,8 @@ enum ExportInterval {
 type ExportConfiguration {
   "UUID; also the sts:ExternalId the service sends when it assumes the configuration's role."
   id: ID!
+  "Optional and unique; declarative setup (auditexport exportConfig apply) finds configurations by it."
+  name: String
   interval: ExportInterval!
   enabled: Boolean!
   """
@@ -1083,6 +1092,7 @@ type S3AssumedRoleEndpointConfiguration {
 }
 
 input S3AccessKeyExportConfigurationInput {
+  name: String
   interval: ExportInterval!
   bucket: String!
   path: String
@@ -1094,6 +1104,7 @@ input S3AccessKeyExportConfigurationInput {
 }
 
 input S3AssumedRoleExportConfigurationInput {
+  name: String
   interval: ExportInterval!
   bucket: String!
   path: String
@@ -1105,6 +1116,7 @@ input S3AssumedRoleExportConfigurationInput {
 "Omitted fields keep their value; path and endpoint are cleared with null or an empty string."
 input UpdateS3AccessKeyExportConfigurationInput {
   id: ID!
+  name: String @goField(omittable: true)
   interval: ExportInterval
   bucket: String
   path: String @goField(omittable: true)
@@ -1118,6 +1130,7 @@ input UpdateS3AccessKeyExportConfigurationInput {
 "Omitted fields keep their value; path and endpoint are cleared with null or an empty string."
 input UpdateS3AssumedRoleExportConfigurationInput {
   id: ID!
+  name: String @goField(omittable: true)
   interval: ExportInterval
   bucket: String
   path: String @goField(omittable: true)
@@ -1318,6 +1331,8 @@ func (ec *executionContext) childFields_ExportConfiguration(ctx context.Context,
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_ExportConfiguration_id(ctx, field)
+	case "name":
+		return ec.fieldContext_ExportConfiguration_name(ctx, field)
 	case "interval":
 		return ec.fieldContext_ExportConfiguration_interval(ctx, field)
 	case "enabled":
@@ -2620,6 +2635,29 @@ func (ec *executionContext) _ExportConfiguration_id(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_ExportConfiguration_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ExportConfiguration_name(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConfiguration_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConfiguration_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _ExportConfiguration_interval(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
@@ -5803,13 +5841,20 @@ func (ec *executionContext) unmarshalInputS3AccessKeyExportConfigurationInput(ct
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint"}
+	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
 			continue
 		}
 		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
 		case "interval":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
 			data, err := ec.unmarshalNExportInterval2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx, v)
@@ -5875,13 +5920,20 @@ func (ec *executionContext) unmarshalInputS3AssumedRoleExportConfigurationInput(
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"interval", "bucket", "path", "region", "roleArn", "endpoint"}
+	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "roleArn", "endpoint"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
 			continue
 		}
 		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
 		case "interval":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
 			data, err := ec.unmarshalNExportInterval2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx, v)
@@ -5940,7 +5992,7 @@ func (ec *executionContext) unmarshalInputUpdateS3AccessKeyExportConfigurationIn
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint"}
+	fieldsInOrder := [...]string{"id", "name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5954,6 +6006,13 @@ func (ec *executionContext) unmarshalInputUpdateS3AccessKeyExportConfigurationIn
 				return it, err
 			}
 			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = graphql.OmittableOf(data)
 		case "interval":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
 			data, err := ec.unmarshalOExportInterval2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx, v)
@@ -6019,7 +6078,7 @@ func (ec *executionContext) unmarshalInputUpdateS3AssumedRoleExportConfiguration
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "interval", "bucket", "path", "region", "roleArn", "endpoint"}
+	fieldsInOrder := [...]string{"id", "name", "interval", "bucket", "path", "region", "roleArn", "endpoint"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6033,6 +6092,13 @@ func (ec *executionContext) unmarshalInputUpdateS3AssumedRoleExportConfiguration
 				return it, err
 			}
 			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = graphql.OmittableOf(data)
 		case "interval":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
 			data, err := ec.unmarshalOExportInterval2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx, v)
@@ -6450,6 +6516,11 @@ func (ec *executionContext) _ExportConfiguration(ctx context.Context, sel ast.Se
 		case "id":
 			out.Values[i] = ec._ExportConfiguration_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._ExportConfiguration_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "interval":

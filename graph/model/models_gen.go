@@ -70,7 +70,9 @@ type EventBufferStatus struct {
 
 type ExportConfiguration struct {
 	// UUID; also the sts:ExternalId the service sends when it assumes the configuration's role.
-	ID       string         `json:"id"`
+	ID string `json:"id"`
+	// Optional and unique; declarative setup (auditexport exportConfig apply) finds configurations by it.
+	Name     *string        `json:"name,omitempty"`
 	Interval ExportInterval `json:"interval"`
 	Enabled  bool           `json:"enabled"`
 	// SUCCESS, PENDING before the first check, or the error text of the last check or export:
@@ -151,6 +153,7 @@ type S3AccessKeyEndpointConfiguration struct {
 func (S3AccessKeyEndpointConfiguration) IsEndpointConfiguration() {}
 
 type S3AccessKeyExportConfigurationInput struct {
+	Name        *string        `json:"name,omitempty"`
 	Interval    ExportInterval `json:"interval"`
 	Bucket      string         `json:"bucket"`
 	Path        *string        `json:"path,omitempty"`
@@ -174,6 +177,7 @@ type S3AssumedRoleEndpointConfiguration struct {
 func (S3AssumedRoleEndpointConfiguration) IsEndpointConfiguration() {}
 
 type S3AssumedRoleExportConfigurationInput struct {
+	Name     *string        `json:"name,omitempty"`
 	Interval ExportInterval `json:"interval"`
 	Bucket   string         `json:"bucket"`
 	Path     *string        `json:"path,omitempty"`
@@ -185,6 +189,7 @@ type S3AssumedRoleExportConfigurationInput struct {
 // Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
 type UpdateS3AccessKeyExportConfigurationInput struct {
 	ID          string                     `json:"id"`
+	Name        graphql.Omittable[*string] `json:"name,omitempty"`
 	Interval    *ExportInterval            `json:"interval,omitempty"`
 	Bucket      *string                    `json:"bucket,omitempty"`
 	Path        graphql.Omittable[*string] `json:"path,omitempty"`
@@ -198,6 +203,7 @@ type UpdateS3AccessKeyExportConfigurationInput struct {
 // Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
 type UpdateS3AssumedRoleExportConfigurationInput struct {
 	ID       string                     `json:"id"`
+	Name     graphql.Omittable[*string] `json:"name,omitempty"`
 	Interval *ExportInterval            `json:"interval,omitempty"`
 	Bucket   *string                    `json:"bucket,omitempty"`
 	Path     graphql.Omittable[*string] `json:"path,omitempty"`
