@@ -17,11 +17,6 @@ import (
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
-type exportJob struct {
-	ID, Status           string
-	EventCount, Attempts int
-}
-
 func ingestNDJSON(t *testing.T, server *testserver.Server, body []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, server.URL+"/api/audit/events", bytes.NewReader(body))

@@ -28,10 +28,27 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWithInput(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Every persistent pre-run runs, the root's first: "started" must be set whichever
+	// subcommand runs.
+	cobra.EnableTraverseRunHooks = true
 	started := false
 	root := &cobra.Command{
-		Use:           "auditexport",
-		Short:         "Export audit events as Parquet into customers' S3 buckets",
+		Use:   "auditexport",
+		Short: "Export audit events as Parquet into customers' S3 buckets",
+		Long: `auditexport exports audit events as Parquet into customers' S3 buckets.
+
+  auditexport serve                          run the server
+  auditexport exportConfig …                 manage export configurations on a running server
+  auditexport token create …                 create an API token
+  auditexport events send FILE               send audit events
+  auditexport health                         check a server's /healthz
+
+The client commands take the server from --url/--token, else AUDITEXPORT_URL/AUDITEXPORT_TOKEN,
+else a profile in ~/.config/auditexport/config.yaml.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Runs after flags and arguments were accepted: a later error is not a usage error.
@@ -40,7 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCommand())
+	c := &cli{stdin: stdin, stderr: stderr}
+	root.AddCommand(newServeCommand(), newExportConfigCommand(c), newTokenCommand(c), newEventsCommand(c), newHealthCommand())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -52,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return exitFailure
 }
+
+func envValue(name string) string { return os.Getenv(name) }
 
 // usageError marks a mistake in how the command was called (exit code 2).
 type usageError struct{ err error }

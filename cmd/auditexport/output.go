@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// What the CLI asks for, and decodes for its tables. JSON output prints the GraphQL data as the
+// server sent it, so its field names are the API's.
+const (
+	configFields = `id name interval enabled connectionStatus connectionCheckedAt createdBy createdAt updatedBy updatedAt
+		pendingEvents nextExportAt
+		endpointConfiguration { __typename
+			... on S3AccessKeyEndpointConfiguration { bucket path region accessKeyId endpoint }
+			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint } }
+		lastExport { ` + jobFields + ` }`
+	jobFields  = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp`
+	taskFields = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason`
+)
+
+type exportConfig struct {
+	ID                    string  `json:"id"`
+	Name                  *string `json:"name"`
+	Interval              string  `json:"interval"`
+	Enabled               bool    `json:"enabled"`
+	ConnectionStatus      string  `json:"connectionStatus"`
+	ConnectionCheckedAt   *string `json:"connectionCheckedAt"`
+	CreatedBy             *string `json:"createdBy"`
+	CreatedAt             string  `json:"createdAt"`
+	UpdatedBy             *string `json:"updatedBy"`
+	UpdatedAt             string  `json:"updatedAt"`
+	PendingEvents         int     `json:"pendingEvents"`
+	NextExportAt          *string `json:"nextExportAt"`
+	EndpointConfiguration struct {
+		Typename    string  `json:"__typename"`
+		Bucket      string  `json:"bucket"`
+		Path        *string `json:"path"`
+		Region      string  `json:"region"`
+		AccessKeyID string  `json:"accessKeyId"`
+		RoleArn     string  `json:"roleArn"`
+		ExternalID  string  `json:"externalId"`
+		Endpoint    *string `json:"endpoint"`
+	} `json:"endpointConfiguration"`
+	LastExport *exportJob `json:"lastExport"`
+}
+
+func (c exportConfig) kind() string {
+	if c.EndpointConfiguration.Typename == "S3AssumedRoleEndpointConfiguration" {
+		return typeAssumedRole
+	}
+	return typeAccessKey
+}
+
+type exportJob struct {
+	ID                    string  `json:"id"`
+	ExportConfigurationID string  `json:"exportConfigurationId"`
+	Status                string  `json:"status"`
+	StartTimestamp        *string `json:"startTimestamp"`
+	EndTimestamp          *string `json:"endTimestamp"`
+	EventCount            int     `json:"eventCount"`
+	ObjectCount           int     `json:"objectCount"`
+	Bytes                 int     `json:"bytes"`
+	Attempts              int     `json:"attempts"`
+	FailureReason         *string `json:"failureReason"`
+	NextAttemptTimestamp  *string `json:"nextAttemptTimestamp"`
+}
+
+type exportTask struct {
+	ID             string  `json:"id"`
+	Key            string  `json:"key"`
+	StartTimestamp *string `json:"startTimestamp"`
+	EndTimestamp   *string `json:"endTimestamp"`
+	Attempts       int     `json:"attempts"`
+	Offset         int     `json:"offset"`
+	Limit          int     `json:"limit"`
+	Bytes          int     `json:"bytes"`
+	Status         string  `json:"status"`
+	FailureReason  *string `json:"failureReason"`
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// printer writes one result as a table or as JSON.
+type printer struct {
+	out    io.Writer
+	format string
+}
+
+// json prints the GraphQL data as sent (same fields, same order), indented.
+func (p printer) json(raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := p.out.Write(buf.Bytes())
+	return err
+}
+
+func (p printer) table(header string, rows [][]string) {
+	w := tabwriter.NewWriter(p.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, header)
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t"))
+	}
+	w.Flush()
+}
+
+// config prints one configuration: JSON as sent, or its fields one per line.
+func (p printer) config(raw json.RawMessage) error {
+	if p.format == "json" {
+		return p.json(raw)
+	}
+	var c exportConfig
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return err
+	}
+	ep := c.EndpointConfiguration
+	rows := [][]string{
+		{"id", c.ID}, {"name", str(c.Name)}, {"type", c.kind()}, {"interval", c.Interval},
+		{"enabled", fmt.Sprint(c.Enabled)}, {"connectionStatus", c.ConnectionStatus}, {"connectionCheckedAt", str(c.ConnectionCheckedAt)},
+		{"bucket", ep.Bucket}, {"path", str(ep.Path)}, {"region", ep.Region}, {"endpoint", str(ep.Endpoint)},
+	}
+	if c.kind() == typeAccessKey {
+		rows = append(rows, []string{"accessKeyId", ep.AccessKeyID})
+	} else {
+		rows = append(rows, []string{"roleArn", ep.RoleArn}, []string{"externalId", ep.ExternalID})
+	}
+	rows = append(rows, []string{"pendingEvents", fmt.Sprint(c.PendingEvents)}, []string{"nextExportAt", str(c.NextExportAt)})
+	if j := c.LastExport; j != nil {
+		rows = append(rows, []string{"lastExport", fmt.Sprintf("%s %s, %d events, %d objects", j.ID, j.Status, j.EventCount, j.ObjectCount)})
+	}
+	rows = append(rows, []string{"created", c.CreatedAt + " by " + str(c.CreatedBy)}, []string{"updated", c.UpdatedAt + " by " + str(c.UpdatedBy)})
+	p.table("FIELD\tVALUE", rows)
+	return nil
+}
+
+func (p printer) configs(raw json.RawMessage) error {
+	if p.format == "json" {
+		return p.json(raw)
+	}
+	var cs []exportConfig
+	if err := json.Unmarshal(raw, &cs); err != nil {
+		return err
+	}
+	rows := make([][]string, len(cs))
+	for i, c := range cs {
+		last := ""
+		if c.LastExport != nil {
+			last = c.LastExport.Status + " " + str(c.LastExport.EndTimestamp)
+		}
+		rows[i] = []string{c.ID, str(c.Name), c.kind(), c.Interval, fmt.Sprint(c.Enabled),
+			c.EndpointConfiguration.Bucket + "/" + str(c.EndpointConfiguration.Path), shorten(c.ConnectionStatus, 60), last}
+	}
+	p.table("ID\tNAME\tTYPE\tINTERVAL\tENABLED\tDESTINATION\tSTATUS\tLAST EXPORT", rows)
+	return nil
+}
+
+func (p printer) jobs(raw json.RawMessage, single bool) error {
+	if p.format == "json" {
+		return p.json(raw)
+	}
+	var jobs []exportJob
+	if single {
+		var j exportJob
+		if err := json.Unmarshal(raw, &j); err != nil {
+			return err
+		}
+		jobs = []exportJob{j}
+	} else if err := json.Unmarshal(raw, &jobs); err != nil {
+		return err
+	}
+	rows := make([][]string, len(jobs))
+	for i, j := range jobs {
+		rows[i] = []string{j.ID, j.Status, str(j.StartTimestamp), str(j.EndTimestamp), fmt.Sprint(j.EventCount),
+			fmt.Sprint(j.ObjectCount), fmt.Sprint(j.Bytes), fmt.Sprint(j.Attempts), shorten(str(j.FailureReason), 60)}
+	}
+	p.table("ID\tSTATUS\tSTARTED\tENDED\tEVENTS\tOBJECTS\tBYTES\tATTEMPTS\tFAILURE", rows)
+	return nil
+}
+
+func (p printer) tasks(raw json.RawMessage) error {
+	if p.format == "json" {
+		return p.json(raw)
+	}
+	var tasks []exportTask
+	if err := json.Unmarshal(raw, &tasks); err != nil {
+		return err
+	}
+	rows := make([][]string, len(tasks))
+	for i, t := range tasks {
+		rows[i] = []string{t.Key, t.Status, fmt.Sprint(t.Offset), fmt.Sprint(t.Limit), fmt.Sprint(t.Bytes), fmt.Sprint(t.Attempts), shorten(str(t.FailureReason), 60)}
+	}
+	p.table("KEY\tSTATUS\tOFFSET\tLIMIT\tBYTES\tATTEMPTS\tFAILURE", rows)
+	return nil
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
