@@ -83,6 +83,8 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("%s must be a %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
 	case errors.Is(err, io.EOF):
 		return "the file is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "invalid JSON: the file ends in the middle of a value"
 	}
 	return strings.TrimPrefix(err.Error(), "json: ") // "unknown field \"x\""
 }
