@@ -20,7 +20,8 @@ const (
 	masterKeyFileName  = "master.key"
 	adminTokenFileName = "admin-token"
 	exportTempDirName  = "export-tmp"
-	minAdminTokenLen   = 16
+	// MinAdminTokenLength is the shortest AUDITEXPORT_ADMIN_TOKEN the server accepts.
+	MinAdminTokenLength = 16
 )
 
 // prepareDataDir creates the data directory, readable by the service's user only.
@@ -84,8 +85,8 @@ func decodeMasterKey(s string) ([]byte, error) {
 // is never logged, only the file's path.
 func ensureAdminToken(dataDir, fromEnv string, st *store.Store, log *slog.Logger) error {
 	if fromEnv != "" {
-		if len(fromEnv) < minAdminTokenLen {
-			return fmt.Errorf("AUDITEXPORT_ADMIN_TOKEN must be at least %d characters", minAdminTokenLen)
+		if len(fromEnv) < MinAdminTokenLength {
+			return fmt.Errorf("AUDITEXPORT_ADMIN_TOKEN must be at least %d characters", MinAdminTokenLength)
 		}
 		if err := st.SetBootstrapToken(fromEnv); err != nil {
 			return fmt.Errorf("store admin token: %w", err)

@@ -32,10 +32,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	// Every persistent pre-run runs, the root's first: "started" must be set whichever
-	// subcommand runs.
-	cobra.EnableTraverseRunHooks = true
 	started := false
+	root := newRootCommand(&cli{stdin: stdin, stderr: stderr}, &started)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "auditexport:", err)
+	var usage usageError
+	if !started || errors.As(err, &usage) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// newRootCommand builds the command tree; *started turns true once a command's flags and
+// arguments are accepted, so later errors are not usage errors.
+func newRootCommand(c *cli, started *bool) *cobra.Command {
+	// Every persistent pre-run runs, the root's first: started is set whichever command runs.
+	cobra.EnableTraverseRunHooks = true
 	root := &cobra.Command{
 		Use:   "auditexport",
 		Short: "Export audit events as Parquet into customers' S3 buckets",
@@ -49,26 +67,12 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 
 The client commands take the server from --url/--token, else AUDITEXPORT_URL/AUDITEXPORT_TOKEN,
 else a profile in ~/.config/auditexport/config.yaml.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		// Runs after flags and arguments were accepted: a later error is not a usage error.
-		PersistentPreRun: func(*cobra.Command, []string) { started = true },
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
 	}
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	c := &cli{stdin: stdin, stderr: stderr}
 	root.AddCommand(newServeCommand(), newExportConfigCommand(c), newTokenCommand(c), newEventsCommand(c), newHealthCommand())
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintln(stderr, "auditexport:", err)
-	var usage usageError
-	if !started || errors.As(err, &usage) {
-		return exitUsage
-	}
-	return exitFailure
+	return root
 }
 
 func envValue(name string) string { return os.Getenv(name) }

@@ -84,6 +84,12 @@ func (s *Server) NewBucket(t testing.TB) string {
 	return name
 }
 
+// EnsureBucket creates the bucket name unless it exists.
+func (s *Server) EnsureBucket(t testing.TB, name string) {
+	t.Helper()
+	s.MC(t, "mb", "--ignore-existing", s.alias+"/"+name)
+}
+
 // PutOnlyPolicy allows s3:PutObject on bucket and nothing else: all a customer grants.
 func PutOnlyPolicy(bucket string) string {
 	return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::%s/*"]}]}`, bucket)
@@ -99,11 +105,17 @@ func ReadOnlyPolicy(bucket string) string {
 func (s *Server) NewUser(t testing.TB, policy string) (accessKey, secretKey string) {
 	t.Helper()
 	accessKey, secretKey = "u-"+randomSuffix(), "s-"+randomSuffix()+randomSuffix()
+	s.CreateUser(t, accessKey, secretKey, policy)
+	return accessKey, secretKey
+}
+
+// CreateUser creates the user accessKey with policy attached (none when policy is "").
+func (s *Server) CreateUser(t testing.TB, accessKey, secretKey, policy string) {
+	t.Helper()
 	s.MC(t, "admin", "user", "add", s.alias, accessKey, secretKey)
 	if policy != "" {
 		s.AttachPolicy(t, accessKey, policy)
 	}
-	return accessKey, secretKey
 }
 
 // AttachPolicy creates policy as "p-<user>" and attaches it to user.
