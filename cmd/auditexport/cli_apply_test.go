@@ -166,7 +166,7 @@ func TestCLIRefusesBadFiles(t *testing.T) {
 		})
 	}
 	applyCases := map[string]struct{ content, want string }{
-		"not YAML":            {"exportConfigurations: [", "sequence end token"},
+		"not YAML":            {"exportConfigurations: [", "yaml: line 1: did not find expected node content"},
 		"unknown field":       {"exportConfigurations:\n  - name: a\n    type: s3:assumedRole\n    colour: red\n", "colour"},
 		"no configurations":   {"exportConfigurations: []\n", "lists no configuration"},
 		"no name":             {"exportConfigurations:\n  - type: s3:assumedRole\n    interval: EVERY_HOUR\n    bucket: audit-bucket\n    region: us-east-1\n    roleArn: arn:aws:iam::123456789012:role/r\n", "name is required"},

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 )
 
@@ -47,14 +46,14 @@ func (f *connectionFlags) register(cmd *cobra.Command) {
 //	    url: https://audit.example.com
 //	    token-file: /run/secrets/auditexport-token   # or token: aex_…
 type cliConfig struct {
-	CurrentProfile string                `yaml:"current-profile"`
-	Profiles       map[string]cliProfile `yaml:"profiles"`
+	CurrentProfile string                `json:"current-profile"`
+	Profiles       map[string]cliProfile `json:"profiles"`
 }
 
 type cliProfile struct {
-	URL       string `yaml:"url"`
-	Token     string `yaml:"token"`
-	TokenFile string `yaml:"token-file"`
+	URL       string `json:"url"`
+	Token     string `json:"token"`
+	TokenFile string `json:"token-file"`
 }
 
 func (f *connectionFlags) resolve() (connection, error) {
@@ -115,8 +114,8 @@ func (f *connectionFlags) loadProfile() (cliProfile, error) {
 		return cliProfile{}, fmt.Errorf("config file: %w", err)
 	}
 	var cfg cliConfig
-	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
-		return cliProfile{}, fmt.Errorf("config file %s: %s", path, yaml.FormatError(err, false, false))
+	if err := strictYAML(data, &cfg); err != nil {
+		return cliProfile{}, fmt.Errorf("config file %s: %w", path, err)
 	}
 	name := firstOf(f.profile, os.Getenv("AUDITEXPORT_PROFILE"), cfg.CurrentProfile, "default")
 	profile, ok := cfg.Profiles[name]

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/goccy/go-yaml"
+	"sigs.k8s.io/yaml"
 
 	"github.com/auditexport/auditexport/store"
 )
@@ -25,19 +25,19 @@ const (
 // enabled (for apply) and secretAccessKeyEnv: the name of an environment variable holding the
 // secret, so CI keeps it out of files.
 type exportConfigFile struct {
-	ID                 *string `json:"id,omitempty" yaml:"id"`
-	Name               *string `json:"name,omitempty" yaml:"name"`
-	Type               *string `json:"type,omitempty" yaml:"type"` // apply files only
-	Enabled            *bool   `json:"enabled,omitempty" yaml:"enabled"`
-	Interval           *string `json:"interval,omitempty" yaml:"interval"`
-	Bucket             *string `json:"bucket,omitempty" yaml:"bucket"`
-	Path               *string `json:"path,omitempty" yaml:"path"`
-	Region             *string `json:"region,omitempty" yaml:"region"`
-	Endpoint           *string `json:"endpoint,omitempty" yaml:"endpoint"`
-	AccessKeyID        *string `json:"accessKeyId,omitempty" yaml:"accessKeyId"`
-	SecretAccessKey    *string `json:"secretAccessKey,omitempty" yaml:"secretAccessKey"`
-	SecretAccessKeyEnv *string `json:"secretAccessKeyEnv,omitempty" yaml:"secretAccessKeyEnv"`
-	RoleARN            *string `json:"roleArn,omitempty" yaml:"roleArn"`
+	ID                 *string `json:"id,omitempty"`
+	Name               *string `json:"name,omitempty"`
+	Type               *string `json:"type,omitempty"` // apply files only
+	Enabled            *bool   `json:"enabled,omitempty"`
+	Interval           *string `json:"interval,omitempty"`
+	Bucket             *string `json:"bucket,omitempty"`
+	Path               *string `json:"path,omitempty"`
+	Region             *string `json:"region,omitempty"`
+	Endpoint           *string `json:"endpoint,omitempty"`
+	AccessKeyID        *string `json:"accessKeyId,omitempty"`
+	SecretAccessKey    *string `json:"secretAccessKey,omitempty"`
+	SecretAccessKeyEnv *string `json:"secretAccessKeyEnv,omitempty"`
+	RoleARN            *string `json:"roleArn,omitempty"`
 }
 
 // fileError is a problem with a file the user gave; nothing was sent.
@@ -222,14 +222,14 @@ func (f *exportConfigFile) destinationInput() map[string]any {
 
 // applyFile is the file of `exportConfig apply`: the named configurations the server should have.
 type applyFile struct {
-	ExportConfigurations []exportConfigFile `json:"exportConfigurations" yaml:"exportConfigurations"`
+	ExportConfigurations []exportConfigFile `json:"exportConfigurations"`
 }
 
 // parseApplyFile parses an apply file (YAML or JSON) and checks every entry.
 func parseApplyFile(file string, data []byte) ([]exportConfigFile, error) {
 	var af applyFile
-	if err := yaml.UnmarshalWithOptions(data, &af, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
-		return nil, &fileError{file, []string{yaml.FormatError(err, false, false)}}
+	if err := strictYAML(data, &af); err != nil {
+		return nil, &fileError{file, []string{err.Error()}}
 	}
 	if len(af.ExportConfigurations) == 0 {
 		return nil, &fileError{file, []string{"exportConfigurations lists no configuration"}}
@@ -263,4 +263,19 @@ func parseApplyFile(file string, data []byte) ([]exportConfigFile, error) {
 		return nil, &fileError{file, msgs}
 	}
 	return af.ExportConfigurations, nil
+}
+
+// strictYAML decodes YAML (or JSON) into v with v's JSON field names, refusing unknown and
+// duplicate fields. A panic in the YAML library, on input it cannot handle, is an error here:
+// bad input must never crash the CLI.
+func strictYAML(data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("not a YAML document this program can read")
+		}
+	}()
+	if err := yaml.UnmarshalStrict(data, v); err != nil {
+		return errors.New(strings.TrimPrefix(strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "), "error unmarshaling JSON: while decoding JSON: json: "))
+	}
+	return nil
 }
