@@ -163,11 +163,7 @@ func runExporter(tb testing.TB, st *store.Store, cfg exporter.ExporterConfig) (*
 func runExporterWith(tb testing.TB, st *store.Store, cfg exporter.ExporterConfig, clients *exporter.Clients) (*exporter.Exporter, func()) {
 	x := exporter.NewExporter(cfg, st, clients)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		x.Run(ctx)
-		close(done)
-	}()
+	done := x.Start(ctx)
 	return x, func() { cancel(); <-done }
 }
 

@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,9 +64,6 @@ func (c *CheckerConfig) fillDefaults() {
 	}
 }
 
-// ErrStopped means the checker is not running (not started yet, or shutting down).
-var ErrStopped = errors.New("connectivity checker is not running")
-
 // Checker runs connectivity checks in a bounded pool: on request (CheckNow) and in the
 // background, re-checking failing destinations with backoff and healthy ones daily, so a trust
 // relationship added after the configuration turns it to SUCCESS without user action.
@@ -96,7 +92,7 @@ type checkResult struct {
 	err    error
 }
 
-// NewChecker returns a checker; Run starts it.
+// NewChecker returns a checker; Start starts it.
 func NewChecker(cfg CheckerConfig, st CheckStore, clients *Clients) *Checker {
 	cfg.fillDefaults()
 	return &Checker{
@@ -113,13 +109,23 @@ func NewChecker(cfg CheckerConfig, st CheckStore, clients *Clients) *Checker {
 // Collectors are the checker's metrics, for the server's registry.
 func (c *Checker) Collectors() []prometheus.Collector { return []prometheus.Collector{c.checks} }
 
-// Run checks until ctx ends, then lets checks already running finish (each is bounded by
-// Timeout) and returns; queued checks are abandoned. Checks run on a context detached from ctx,
-// so a shutdown never records "canceled" as a destination's status. Run may be called once.
-func (c *Checker) Run(ctx context.Context) {
+// Start starts checking and returns at once, accepting CheckNow from then on. When ctx ends,
+// checks already running finish (each is bounded by Timeout), queued ones are abandoned, and the
+// returned channel is closed. Checks run on a context detached from ctx, so a shutdown never
+// records "canceled" as a destination's status. Start may be called once.
+func (c *Checker) Start(ctx context.Context) <-chan struct{} {
 	c.mu.Lock()
 	c.running = true
 	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run(ctx)
+	}()
+	return done
+}
+
+func (c *Checker) run(ctx context.Context) {
 	work := context.WithoutCancel(ctx)
 	var workers sync.WaitGroup
 	for range c.cfg.Workers {

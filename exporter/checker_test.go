@@ -25,11 +25,7 @@ func newChecker(t *testing.T, awsCfg aws.Config, cfg CheckerConfig, clientsCfg C
 	clientsCfg.AWS = awsCfg
 	c := NewChecker(cfg, st, NewClients(clientsCfg))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		c.Run(ctx)
-		close(done)
-	}()
+	done := c.Start(ctx)
 	t.Cleanup(func() {
 		cancel()
 		<-done

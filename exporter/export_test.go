@@ -39,11 +39,7 @@ func newExportFixture(t *testing.T, cfg exporter.ExporterConfig) exportFixture {
 	cfg.ScanInterval = 100 * time.Millisecond
 	x := exporter.NewExporter(cfg, st, clients)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		x.Run(ctx)
-		close(done)
-	}()
+	done := x.Start(ctx)
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -126,11 +122,7 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 		RetryMin: 300 * time.Millisecond, RetryMax: time.Second, MaxFileEventBytes: 100 << 10,
 	}, st, exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", ""), MaxAttempts: 1}))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		x.Run(ctx)
-		close(done)
-	}()
+	done := x.Start(ctx)
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -229,11 +221,7 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 
 	first := exporter.NewExporter(cfg, st, clients)
 	ctx, shutdown := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() {
-		first.Run(ctx)
-		close(stopped)
-	}()
+	stopped := first.Start(ctx)
 	job, err := st.CreateJob(c.ID, first.Plan(), true, time.Time{})
 	if err != nil {
 		t.Fatal(err)

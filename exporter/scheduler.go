@@ -120,7 +120,7 @@ type Exporter struct {
 	waiters  map[string][]chan struct{} // job id -> RunNow callers
 }
 
-// NewExporter returns an exporter; Run starts it.
+// NewExporter returns an exporter; Start starts it.
 func NewExporter(cfg ExporterConfig, st ExportStore, clients *Clients) *Exporter {
 	cfg.fillDefaults()
 	return &Exporter{
@@ -135,27 +135,38 @@ func (x *Exporter) Plan() store.ExportPlan {
 	return store.ExportPlan{MaxFileEventBytes: x.cfg.MaxFileEventBytes, MaxOpenFiles: x.cfg.MaxOpenFiles}
 }
 
-// Run exports until ctx ends. Then no new attempt starts; running ones may finish within
-// DrainTimeout, after which they are cut short and resume at the next start.
-func (x *Exporter) Run(ctx context.Context) {
+// Start starts exporting and returns at once, accepting RunNow from then on. When ctx ends no
+// new attempt starts; running ones may finish within DrainTimeout, after which they are cut
+// short (they resume at the next start), and the returned channel is closed. Start may be
+// called once.
+func (x *Exporter) Start(ctx context.Context) <-chan struct{} {
 	if err := os.RemoveAll(x.cfg.TempDir); err != nil {
 		x.log.Warn("clear export temporary directory", "path", x.cfg.TempDir, "error", err)
 	}
 	if err := os.MkdirAll(x.cfg.TempDir, 0o700); err != nil {
 		x.log.Error("create export temporary directory", "path", x.cfg.TempDir, "error", err)
 	}
-	work, cut := context.WithCancel(context.WithoutCancel(ctx))
-	defer cut()
 	x.mu.Lock()
 	x.running = true
 	x.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		x.run(ctx)
+	}()
+	return done
+}
+
+func (x *Exporter) run(ctx context.Context) {
+	work, cut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cut()
 	var workers sync.WaitGroup
 	for range x.cfg.Workers {
 		workers.Go(func() {
 			for {
 				select {
 				case job := <-x.queue:
-					x.run(work, job)
+					x.runJob(work, job)
 				case <-x.stopped:
 					return
 				}
@@ -246,7 +257,7 @@ func (x *Exporter) dispatch(job store.ExportJob) bool {
 	}
 }
 
-func (x *Exporter) run(ctx context.Context, job store.ExportJob) {
+func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 	defer func() {
 		x.mu.Lock()
 		delete(x.inFlight, job.ConfigID)

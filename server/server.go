@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -130,9 +129,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// waiting on a check get their answer.
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	var background sync.WaitGroup
-	background.Go(func() { checker.Run(workCtx) })
-	background.Go(func() { exp.Run(workCtx) })
+	// Started before the listener opens: the first request finds both accepting work.
+	checkerDone, exporterDone := checker.Start(workCtx), exp.Start(workCtx)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -167,7 +165,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	stopWork()
-	background.Wait() // checks are bounded by their timeout, export attempts by the drain timeout
+	<-checkerDone  // checks are bounded by their timeout,
+	<-exporterDone // export attempts by the drain timeout
 	log.Info("stopped")
 	return nil
 }

@@ -386,38 +386,81 @@ func (s *Store) Head() uint64 {
 	return s.buf.next - 1
 }
 
+// readChunk bounds what one read transaction of ReadEvents copies out.
+const (
+	readChunkEvents = 4096
+	readChunkBytes  = 8 << 20
+)
+
 // ReadEvents calls fn with each buffered event after seq after, in order, until fn returns
 // false or limit events were read (limit <= 0: no limit). The record is valid only during fn.
+//
+// Events are copied out in chunks, each in a short read transaction, and fn runs with no
+// transaction open: fn may take as long as it likes, and may wait on work that writes to the
+// store. (A read transaction held across such a wait deadlocks: a write that grows the file
+// waits for every open read transaction to end.)
 func (s *Store) ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		events := tx.Bucket(bucketEvents)
-		segs := events.Cursor()
-		// The segment holding after+1 is the last one whose first seq is <= after+1.
-		k, _ := segs.Seek(seqKey(after + 1))
-		if k == nil || binary.BigEndian.Uint64(k) > after+1 {
-			if k == nil {
-				k, _ = segs.Last()
-			} else {
-				k, _ = segs.Prev()
+	var (
+		seqs []uint64
+		ends []int
+		data []byte
+		read int
+	)
+	for {
+		seqs, ends, data = seqs[:0], ends[:0], data[:0]
+		err := s.db.View(func(tx *bolt.Tx) error {
+			return scanEvents(tx, after, func(seq uint64, rec []byte) bool {
+				seqs = append(seqs, seq)
+				data = append(data, rec...)
+				ends = append(ends, len(data))
+				return len(seqs) < readChunkEvents && len(data) < readChunkBytes && (limit <= 0 || read+len(seqs) < limit)
+			})
+		})
+		if err != nil {
+			return err
+		}
+		start := 0
+		for i, seq := range seqs {
+			if !fn(seq, data[start:ends[i]:ends[i]]) {
+				return nil
 			}
-			if k == nil {
-				k, _ = segs.First()
+			start = ends[i]
+			if read++; limit > 0 && read >= limit {
+				return nil
 			}
 		}
-		read := 0
-		for ; k != nil; k, _ = segs.Next() {
-			c := events.Bucket(k).Cursor()
-			for ek, v := c.Seek(seqKey(after + 1)); ek != nil; ek, v = c.Next() {
-				if !fn(binary.BigEndian.Uint64(ek), v) {
-					return nil
-				}
-				if read++; limit > 0 && read >= limit {
-					return nil
-				}
+		if len(seqs) == 0 {
+			return nil
+		}
+		after = seqs[len(seqs)-1]
+	}
+}
+
+// scanEvents calls fn with each event after seq after, within tx, until fn returns false.
+func scanEvents(tx *bolt.Tx, after uint64, fn func(seq uint64, record []byte) bool) error {
+	events := tx.Bucket(bucketEvents)
+	segs := events.Cursor()
+	// The segment holding after+1 is the last one whose first seq is <= after+1.
+	k, _ := segs.Seek(seqKey(after + 1))
+	if k == nil || binary.BigEndian.Uint64(k) > after+1 {
+		if k == nil {
+			k, _ = segs.Last()
+		} else {
+			k, _ = segs.Prev()
+		}
+		if k == nil {
+			k, _ = segs.First()
+		}
+	}
+	for ; k != nil; k, _ = segs.Next() {
+		c := events.Bucket(k).Cursor()
+		for ek, v := c.Seek(seqKey(after + 1)); ek != nil; ek, v = c.Next() {
+			if !fn(binary.BigEndian.Uint64(ek), v) {
+				return nil
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // BufferStatus describes the event buffer.

@@ -310,3 +310,40 @@ func TestChangesAreAudited(t *testing.T) {
 		t.Errorf("create event actor %+v targets %s", events[0].Actor, events[0].Targets)
 	}
 }
+
+// TestReadEventsCallbackMayWrite: the export reads events and, meanwhile, records its progress.
+// A write that grows the file must not wait forever for the reader.
+func TestReadEventsCallbackMayWrite(t *testing.T) {
+	st := openBuffer(t, filepath.Join(t.TempDir(), "a.db"), store.BufferConfig{}, nil)
+	if _, err := st.AppendEvents(context.Background(), batchOf(t, 0, 2000)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		wrote := false
+		done <- st.ReadEvents(0, 0, func(seq uint64, _ []byte) bool {
+			if !wrote {
+				wrote = true
+				// Enough to grow the file well beyond what is mapped.
+				for i := range 40 {
+					if _, err := st.AppendEvents(context.Background(), batchOf(t, 10_000+i*1000, 1000)); err != nil {
+						t.Error(err)
+						return false
+					}
+				}
+			}
+			return true
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("a write from inside ReadEvents never finished: deadlock")
+	}
+	if n := st.BufferStatus().Events; n != 42_000 {
+		t.Fatalf("%d events, want 42000", n)
+	}
+}
