@@ -4,10 +4,10 @@ SHELL := /bin/bash
 GO ?= go
 # How long `make test` fuzzes each target; `make fuzz FUZZTIME=5m` for a longer run.
 FUZZTIME ?= 5s
-BENCHTIME ?= 2s
 BENCHCOUNT ?= 5
+SOAK ?= 5m
 
-.PHONY: help run build generate lint test test-go s3-server fuzz bench clean
+.PHONY: help run build generate lint test test-go s3-server fuzz bench soak clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,8 +38,11 @@ s3-server: ## build the pinned MinIO and mc used by the tests (cached in $(go en
 fuzz: ## run every fuzz target for FUZZTIME
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-bench: ## run the benchmarks against a MinIO on loopback (BENCHTIME per run, BENCHCOUNT runs each; quote medians)
-	scripts/with-s3-server.sh $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./event/ ./store/ ./server/ ./exporter/
+bench: ## run every benchmark (BENCHCOUNT runs each) against a MinIO on loopback; report in bench/REPORT.md
+	BENCHCOUNT=$(BENCHCOUNT) scripts/with-s3-server.sh scripts/bench.sh
+
+soak: ## the fault-injection soak test for SOAK (default 5m): kills, MinIO outages, revoked policies
+	scripts/with-s3-server.sh $(GO) test -count=1 -timeout 2h -run '^TestSoak$$' -v ./cmd/auditexport/ -soak $(SOAK)
 
 clean: ## remove build output
 	rm -rf bin

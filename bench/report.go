@@ -1,0 +1,153 @@
+// Command report turns the output of the project's benchmarks (scripts/bench.sh) into one report:
+// each figure the median of its runs, beside the reference measured in the same run, ending with
+// machine-readable ratio lines.
+//
+//	go run ./bench < bench/raw.txt > bench/REPORT.md
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/perf/benchfmt"
+)
+
+// medians maps "<benchmark>/<unit>" (the benchmark name without its -N suffix) to the median of
+// its runs, and counts the runs.
+type medians struct {
+	values map[string][]float64
+	config map[string]string
+}
+
+func read(r io.Reader) (*medians, error) {
+	m := &medians{values: map[string][]float64{}, config: map[string]string{}}
+	br := benchfmt.NewReader(r, "benchmarks")
+	for br.Scan() {
+		switch rec := br.Result().(type) {
+		case *benchfmt.Result:
+			base, parts := rec.Name.Parts() // without the -GOMAXPROCS suffix
+			name := "Benchmark" + strings.TrimPrefix(string(base), "Benchmark")
+			for _, part := range parts {
+				if !strings.HasPrefix(string(part), "-") { // the -GOMAXPROCS part
+					name += string(part)
+				}
+			}
+			for _, v := range rec.Values {
+				m.values[name+"/"+v.Unit] = append(m.values[name+"/"+v.Unit], v.Value)
+			}
+			for _, c := range rec.Config {
+				if c.File {
+					m.config[c.Key] = string(c.Value)
+				}
+			}
+		case *benchfmt.SyntaxError:
+			fmt.Fprintln(os.Stderr, "report:", rec)
+		}
+	}
+	return m, br.Err()
+}
+
+// get is the median of a figure, and its number of runs; ok is false when it was not measured.
+func (m *medians) get(bench, unit string) (median float64, runs int, ok bool) {
+	v := slices.Clone(m.values[bench+"/"+unit])
+	if len(v) == 0 {
+		return 0, 0, false
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2], len(v), true
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2, len(v), true
+}
+
+func (m *medians) must(bench, unit string) float64 {
+	v, _, ok := m.get(bench, unit)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "report: %s was not measured (%s)\n", bench, unit)
+		os.Exit(1)
+	}
+	return v
+}
+
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func main() {
+	m, err := read(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+	_, runs, _ := m.get("BenchmarkDecodeAppend", "events/s")
+	w := os.Stdout
+	fmt.Fprintf(w, "# auditexport benchmark report\n\n")
+	fmt.Fprintf(w, "%s, %s/%s, %d CPUs (%s), %s; every figure is the median of %d runs, each beside its reference measured in the same run. Re-run with `make bench`.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), firstOf(m.config["go"], runtime.Version()), runs)
+
+	appendRef := m.must("BenchmarkBoltBatchedAppend", "events/s")
+	decodeAppend := m.must("BenchmarkDecodeAppend", "events/s")
+	overHTTP := m.must("BenchmarkIngestHTTP", "events/s")
+	fmt.Fprintf(w, "## Ingest\n\n| | events/s | ratio to the reference |\n| --- | ---: | ---: |\n")
+	fmt.Fprintf(w, "| raw bbolt batched append of the same records, 1,000 per transaction (reference) | %s | 1.00 |\n", thousands(appendRef))
+	fmt.Fprintf(w, "| decode + durable append, 4 writers, group commit | %s | %.2f |\n", thousands(decodeAppend), decodeAppend/appendRef)
+	fmt.Fprintf(w, "| HTTP over loopback, 4 clients, 1,000-event NDJSON batches, 202 after fsync | %s | %.2f |\n", thousands(overHTTP), overHTTP/appendRef)
+	if fast, _, ok := m.get("BenchmarkDecode/fastjson-reused", "events/s"); ok {
+		std := m.must("BenchmarkDecode/encoding-json", "events/s")
+		fmt.Fprintf(w, "| JSON decode alone, fastjson (the chosen decoder) | %s | |\n| JSON decode alone, encoding/json | %s | fastjson %.1f× faster |\n", thousands(fast), thousands(std), fast/std)
+	}
+
+	encodeRef := m.must("BenchmarkPqarrowEncode", "events/s")
+	export := m.must("BenchmarkExport", "events/s")
+	fmt.Fprintf(w, "\n## Export\n\n| | events/s | ratio to the reference |\n| --- | ---: | ---: |\n")
+	fmt.Fprintf(w, "| pqarrow encoding the same events (decoded, appended to Arrow builders, snappy), one core (reference) | %s | 1.00 |\n", thousands(encodeRef))
+	fmt.Fprintf(w, "| export: buffer → hour-partitioned snappy Parquet → MinIO, PutObject-only user, 100,000 events per job | %s | %.2f |\n", thousands(export), export/encodeRef)
+	if peak, _, ok := m.get("BenchmarkExportMillionPeakHeap", "peak-heap-MiB"); ok {
+		growth := m.must("BenchmarkExportMillionPeakHeap", "heap-growth-MiB")
+		fmt.Fprintf(w, "\nPeak live heap while exporting 1,000,000 buffered events in one job: **%.0f MiB** (%.0f MiB of it grown during the export, GC lag included; the rest is the buffer's id index).\n", peak, growth)
+	}
+
+	if p50, _, ok := m.get("BenchmarkGetAllExportConfigurations", "p50-ms"); ok {
+		p99 := m.must("BenchmarkGetAllExportConfigurations", "p99-ms")
+		fmt.Fprintf(w, "\n## Control plane\n\n`getAllExportConfigurations` with 1,000 configurations, over loopback HTTP: p50 **%.1f ms**, p99 **%.1f ms**.\n", p50, p99)
+	}
+	fmt.Fprintf(w, "\nratio export/encode: %.2f\nratio ingest/append: %.2f\n", export/encodeRef, decodeAppend/appendRef)
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every benchmark of the project against a MinIO on loopback, BENCHCOUNT times each
+# (default 5), and writes bench/raw.txt (go test output) and bench/REPORT.md (the report, also
+# printed). Each benchmark gets the run length it needs: the 1,000,000-event export runs once
+# per count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${BENCHCOUNT:-5}
+bench() { # bench PACKAGE PATTERN BENCHTIME
+  go test -run '^$' -bench "$2" -benchtime "$3" -count "$count" "$1"
+}
+{
+  bench ./event/ 'BenchmarkDecode$' 1s
+  bench ./store/ 'BenchmarkBoltBatchedAppend$|BenchmarkDecodeAppend$' 2s
+  bench ./server/ 'BenchmarkIngestHTTP$|BenchmarkGetAllExportConfigurations$' 2s
+  bench ./exporter/ 'BenchmarkPqarrowEncode$|BenchmarkExport$' 3x
+  bench ./exporter/ 'BenchmarkExportMillionPeakHeap$' 1x
+} | tee bench/raw.txt
+go run ./bench < bench/raw.txt > bench/REPORT.md
+echo
+cat bench/REPORT.md
