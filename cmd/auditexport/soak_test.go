@@ -178,7 +178,9 @@ func TestSoak(t *testing.T) {
 		}
 		report = append(report, fmt.Sprintf("delivered to %s: %d (duplicates %d, lost %d)", name, delivered, duplicates, lost))
 	}
-	var broken struct{ GetExportConfiguration struct{ ConnectionStatus string } }
+	var broken struct {
+		GetExportConfiguration struct{ ConnectionStatus string }
+	}
 	srv.MustGraphQL(srv.AdminToken, `query($id: ID!) { getExportConfiguration(id: $id) { connectionStatus } }`, map[string]any{"id": ids["broken"]}, &broken)
 	status := broken.GetExportConfiguration.ConnectionStatus
 	if !strings.HasPrefix(status, "Error ") || !strings.Contains(status, "SignatureDoesNotMatch") {
