@@ -1,9 +1,9 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -40,25 +40,16 @@ type CheckerConfig struct {
 	Now    func() time.Time
 }
 
+// fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *CheckerConfig) fillDefaults() {
-	if c.Workers <= 0 {
-		c.Workers = 4
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
-	}
-	if c.RetryMin <= 0 {
-		c.RetryMin = time.Minute
-	}
+	c.Workers = cmp.Or(max(c.Workers, 0), 4)
+	c.Timeout = cmp.Or(max(c.Timeout, 0), 10*time.Second)
+	c.RetryMin = cmp.Or(max(c.RetryMin, 0), time.Minute)
 	if c.RetryMax < c.RetryMin {
 		c.RetryMax = max(15*time.Minute, c.RetryMin)
 	}
-	if c.HealthyInterval <= 0 {
-		c.HealthyInterval = 24 * time.Hour
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	c.HealthyInterval = cmp.Or(max(c.HealthyInterval, 0), 24*time.Hour)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.Now == nil {
 		c.Now = time.Now
 	}

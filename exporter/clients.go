@@ -4,6 +4,7 @@
 package exporter
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 	"time"
@@ -51,18 +52,9 @@ type cachedClient struct {
 
 // NewClients returns an empty client cache.
 func NewClients(cfg ClientsConfig) *Clients {
-	if cfg.AssumeRoleDuration <= 0 {
-		cfg.AssumeRoleDuration = time.Hour
-	}
-	if cfg.RefreshBefore <= 0 {
-		cfg.RefreshBefore = 5 * time.Minute
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = cfg.AWS.RetryMaxAttempts
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
-	}
+	cfg.AssumeRoleDuration = cmp.Or(max(cfg.AssumeRoleDuration, 0), time.Hour)
+	cfg.RefreshBefore = cmp.Or(max(cfg.RefreshBefore, 0), 5*time.Minute)
+	cfg.MaxAttempts = cmp.Or(max(cfg.MaxAttempts, 0), max(cfg.AWS.RetryMaxAttempts, 0), 3)
 	return &Clients{cfg: cfg, s3: map[string]cachedClient{}}
 }
 

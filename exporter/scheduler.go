@@ -1,10 +1,10 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -64,38 +64,20 @@ type ExporterConfig struct {
 	Now          func() time.Time
 }
 
+// fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *ExporterConfig) fillDefaults() {
-	setInt := func(v *int64, d int64) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	setDur := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	if c.Workers <= 0 {
-		c.Workers = 2
-	}
-	if c.MaxOpenFiles <= 0 {
-		c.MaxOpenFiles = 8
-	}
-	setInt(&c.MaxFileEventBytes, 128<<20)
-	setInt(&c.RowGroupBytes, 16<<20)
-	setInt(&c.MultipartThreshold, 16<<20)
-	setInt(&c.PartSize, 8<<20)
-	setDur(&c.UploadTimeout, 10*time.Minute)
-	setDur(&c.RetryMin, 10*time.Second)
-	setDur(&c.RetryMax, 15*time.Minute)
-	setDur(&c.ScanInterval, time.Second)
-	setDur(&c.DrainTimeout, 20*time.Second)
-	if c.RetryMax < c.RetryMin {
-		c.RetryMax = c.RetryMin
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	c.Workers = cmp.Or(max(c.Workers, 0), 2)
+	c.MaxOpenFiles = cmp.Or(max(c.MaxOpenFiles, 0), 8)
+	c.MaxFileEventBytes = cmp.Or(max(c.MaxFileEventBytes, 0), 128<<20)
+	c.RowGroupBytes = cmp.Or(max(c.RowGroupBytes, 0), 16<<20)
+	c.MultipartThreshold = cmp.Or(max(c.MultipartThreshold, 0), 16<<20)
+	c.PartSize = cmp.Or(max(c.PartSize, 0), 8<<20)
+	c.UploadTimeout = cmp.Or(max(c.UploadTimeout, 0), 10*time.Minute)
+	c.RetryMin = cmp.Or(max(c.RetryMin, 0), 10*time.Second)
+	c.RetryMax = max(cmp.Or(max(c.RetryMax, 0), 15*time.Minute), c.RetryMin)
+	c.ScanInterval = cmp.Or(max(c.ScanInterval, 0), time.Second)
+	c.DrainTimeout = cmp.Or(max(c.DrainTimeout, 0), 20*time.Second)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.Now == nil {
 		c.Now = time.Now
 	}

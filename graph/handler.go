@@ -1,9 +1,9 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -31,15 +31,9 @@ type HandlerConfig struct {
 // presentError, panics recovered, depth and complexity bounded. Authentication happens before it,
 // in the HTTP middleware; authorization in @hasPermission.
 func NewHandler(cfg HandlerConfig) *handler.Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if cfg.MaxDepth <= 0 {
-		cfg.MaxDepth = 15
-	}
-	if cfg.MaxComplexity <= 0 {
-		cfg.MaxComplexity = 500
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	cfg.MaxDepth = cmp.Or(max(cfg.MaxDepth, 0), 15)
+	cfg.MaxComplexity = cmp.Or(max(cfg.MaxComplexity, 0), 500)
 	if cfg.Resolver.Logger == nil {
 		cfg.Resolver.Logger = cfg.Logger
 	}

@@ -4,10 +4,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,24 +64,12 @@ func DefaultConfig() Config {
 
 func (c *Config) fillDefaults() {
 	def := DefaultConfig()
-	if c.Listen == "" {
-		c.Listen = def.Listen
-	}
-	if c.DataDir == "" {
-		c.DataDir = def.DataDir
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = def.ShutdownTimeout
-	}
-	if c.MaxGraphQLBodyBytes <= 0 {
-		c.MaxGraphQLBodyBytes = def.MaxGraphQLBodyBytes
-	}
-	if c.MaxEventsBodyBytes <= 0 {
-		c.MaxEventsBodyBytes = def.MaxEventsBodyBytes
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	c.Listen = cmp.Or(c.Listen, def.Listen)
+	c.DataDir = cmp.Or(c.DataDir, def.DataDir)
+	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), def.ShutdownTimeout)
+	c.MaxGraphQLBodyBytes = cmp.Or(max(c.MaxGraphQLBodyBytes, 0), def.MaxGraphQLBodyBytes)
+	c.MaxEventsBodyBytes = cmp.Or(max(c.MaxEventsBodyBytes, 0), def.MaxEventsBodyBytes)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
 // Run opens the store under cfg.DataDir, serves until ctx is done, then stops accepting

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -47,27 +48,16 @@ type BufferConfig struct {
 	MaxGroupEvents int
 }
 
+// fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *BufferConfig) fillDefaults() {
-	def := func(v *int64, d int64) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&c.MaxEvents, 5_000_000)
-	def(&c.MaxBytes, 4<<30)
-	def(&c.SegmentMaxEvents, 65_536)
-	defDur(&c.SegmentMaxAge, time.Hour)
-	defDur(&c.MinRetention, time.Hour)
-	defDur(&c.MaxAge, 30*24*time.Hour)
-	defDur(&c.TrimInterval, time.Minute)
-	if c.MaxGroupEvents <= 0 {
-		c.MaxGroupEvents = 50_000
-	}
+	c.MaxEvents = cmp.Or(max(c.MaxEvents, 0), 5_000_000)
+	c.MaxBytes = cmp.Or(max(c.MaxBytes, 0), 4<<30)
+	c.SegmentMaxEvents = cmp.Or(max(c.SegmentMaxEvents, 0), 65_536)
+	c.SegmentMaxAge = cmp.Or(max(c.SegmentMaxAge, 0), time.Hour)
+	c.MinRetention = cmp.Or(max(c.MinRetention, 0), time.Hour)
+	c.MaxAge = cmp.Or(max(c.MaxAge, 0), 30*24*time.Hour)
+	c.TrimInterval = cmp.Or(max(c.TrimInterval, 0), time.Minute)
+	c.MaxGroupEvents = cmp.Or(max(c.MaxGroupEvents, 0), 50_000)
 }
 
 // segment describes one segment bucket; it is also stored, as JSON, in bucketSegments.

@@ -89,11 +89,7 @@ func (s *Store) Configuration(id string) (ExportConfiguration, error) {
 func (s *Store) Configurations() ([]ExportConfiguration, error) {
 	var out []ExportConfiguration
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketConfigs).ForEach(func(k, v []byte) error {
-			var c ExportConfiguration
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("decode configuration %s: %w", k, err)
-			}
+		return eachJSON(tx.Bucket(bucketConfigs), func(c ExportConfiguration) error {
 			out = append(out, c)
 			return nil
 		})
@@ -264,11 +260,7 @@ func checkNameFree(tx *bolt.Tx, name, id string) error {
 	if name == "" {
 		return nil
 	}
-	return tx.Bucket(bucketConfigs).ForEach(func(k, v []byte) error {
-		var other ExportConfiguration
-		if err := json.Unmarshal(v, &other); err != nil {
-			return err
-		}
+	return eachJSON(tx.Bucket(bucketConfigs), func(other ExportConfiguration) error {
 		if other.Name == name && other.ID != id {
 			return fmt.Errorf("an export configuration named %q already exists: %w", name, ErrConflict)
 		}
@@ -280,11 +272,7 @@ func checkNameFree(tx *bolt.Tx, name, id string) error {
 func (s *Store) ConfigurationByName(name string) (ExportConfiguration, error) {
 	var found ExportConfiguration
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketConfigs).ForEach(func(k, v []byte) error {
-			var c ExportConfiguration
-			if err := json.Unmarshal(v, &c); err != nil {
-				return err
-			}
+		return eachJSON(tx.Bucket(bucketConfigs), func(c ExportConfiguration) error {
 			if c.Name == name && name != "" {
 				found = c
 			}
@@ -310,6 +298,17 @@ func getConfig(tx *bolt.Tx, id string) (ExportConfiguration, error) {
 		return c, fmt.Errorf("decode configuration %s: %w", id, err)
 	}
 	return c, nil
+}
+
+// eachJSON decodes every record of b, in key order, and calls fn with it; an error of fn stops.
+func eachJSON[T any](b *bolt.Bucket, fn func(T) error) error {
+	return b.ForEach(func(k, raw []byte) error {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("decode record %q: %w", k, err)
+		}
+		return fn(v)
+	})
 }
 
 func putJSON(b *bolt.Bucket, key string, v any) error {

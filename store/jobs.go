@@ -355,11 +355,7 @@ func (s *Store) Jobs(configID string, limit int) ([]ExportJob, error) {
 func (s *Store) UnfinishedJobs() ([]ExportJob, error) {
 	var jobs []ExportJob
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-			var j ExportJob
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("decode job %s: %w", k, err)
-			}
+		return eachJSON(tx.Bucket(bucketJobs), func(j ExportJob) error {
 			if !j.Finished() {
 				jobs = append(jobs, j)
 			}
@@ -393,13 +389,9 @@ func (s *Store) Tasks(jobID string) ([]ExportTask, error) {
 // deleteJobsOf deletes every job of a configuration and their tasks.
 func deleteJobsOf(tx *bolt.Tx, configID string) error {
 	var ids []string
-	err := tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-		var j ExportJob
-		if err := json.Unmarshal(v, &j); err != nil {
-			return err
-		}
+	err := eachJSON(tx.Bucket(bucketJobs), func(j ExportJob) error {
 		if j.ConfigID == configID {
-			ids = append(ids, string(k))
+			ids = append(ids, j.ID)
 		}
 		return nil
 	})

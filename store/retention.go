@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -102,11 +101,7 @@ func (s *Store) Trim() (TrimResult, error) {
 // cursor among them, or head when none is enabled (no one waits for the events then).
 func exportedWatermark(tx *bolt.Tx, head uint64) (uint64, error) {
 	watermark := head
-	err := tx.Bucket(bucketConfigs).ForEach(func(k, v []byte) error {
-		var c ExportConfiguration
-		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("decode configuration %s: %w", k, err)
-		}
+	err := eachJSON(tx.Bucket(bucketConfigs), func(c ExportConfiguration) error {
 		if c.Enabled {
 			watermark = min(watermark, c.Cursor)
 		}

@@ -5,10 +5,10 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -37,7 +37,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with every default filled in but Path and MasterKey.
 func DefaultConfig() Config {
-	return Config{OpenTimeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	return Config{OpenTimeout: time.Second, Logger: slog.New(slog.DiscardHandler), Now: time.Now}
 }
 
 // Store is the bbolt-backed state of one auditexport server. It is safe for concurrent use.
@@ -64,12 +64,8 @@ type Store struct {
 // file's schema version and master key match this binary.
 func Open(cfg Config) (*Store, error) {
 	def := DefaultConfig()
-	if cfg.OpenTimeout <= 0 {
-		cfg.OpenTimeout = def.OpenTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = def.Logger
-	}
+	cfg.OpenTimeout = cmp.Or(max(cfg.OpenTimeout, 0), def.OpenTimeout)
+	cfg.Logger = cmp.Or(cfg.Logger, def.Logger)
 	if cfg.Now == nil {
 		cfg.Now = def.Now
 	}

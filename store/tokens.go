@@ -59,11 +59,7 @@ func (s *Store) CreateToken(name string, perms []Permission, by Principal) (stri
 	}
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		b := tx.Bucket(bucketTokens)
-		if err := b.ForEach(func(_, v []byte) error {
-			var other Token
-			if err := json.Unmarshal(v, &other); err != nil {
-				return err
-			}
+		if err := eachJSON(b, func(other Token) error {
 			if strings.EqualFold(other.Name, name) {
 				return fmt.Errorf("a token named %q already exists: %w", other.Name, ErrConflict)
 			}
