@@ -71,11 +71,31 @@ func raw(p *string) []byte {
 
 var keyPattern = regexp.MustCompile(`^(.*)/year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/(\d{20})-(\d{20})-([0-9a-f-]{36})-snappy\.parquet$`)
 
-// Exported reads every object under prefix with the admin credentials and returns the rows,
-// checking each file's layout, metadata and partition.
+// Exported returns the rows of every object under prefix, checked as EachFile does.
 func Exported(t *testing.T, srv *s3test.Server, bucket, prefix, configID string) []Row {
 	t.Helper()
 	var rows []Row
+	EachFile(t, srv, bucket, prefix, configID, func(fileRows []Row) { rows = append(rows, fileRows...) })
+	return rows
+}
+
+// CountIDs counts how often each event id was exported under prefix, one file in memory at a
+// time, with the checks of Exported.
+func CountIDs(t *testing.T, srv *s3test.Server, bucket, prefix, configID string) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	EachFile(t, srv, bucket, prefix, configID, func(rows []Row) {
+		for _, r := range rows {
+			counts[r.ID]++
+		}
+	})
+	return counts
+}
+
+// EachFile reads every object under prefix with the admin credentials, checks its layout,
+// metadata and partition, and hands its rows to fn.
+func EachFile(t *testing.T, srv *s3test.Server, bucket, prefix, configID string, fn func([]Row)) {
+	t.Helper()
 	for _, key := range srv.Keys(t, bucket, prefix+"/") {
 		if strings.Contains(key, exporter.VerifyKeyPrefix) {
 			continue
@@ -108,9 +128,8 @@ func Exported(t *testing.T, srv *s3test.Server, bucket, prefix, configID string)
 				t.Errorf("%s: sequence %d outside the file's range", key, r.Sequence)
 			}
 		}
-		rows = append(rows, fileRows...)
+		fn(fileRows)
 	}
-	return rows
 }
 
 // Buffered returns every event in the store after seq after, by id.
