@@ -56,11 +56,8 @@ func TestExportSurvivesSIGKILL(t *testing.T) {
 	// Small files: many objects, so kills land between and during uploads.
 	args := []string{"--export-max-file-bytes", "400000", "--export-row-group-bytes", "100000", "--export-retry-min", "200ms", "--export-retry-max", "1s"}
 	server := testserver.Start(t, testserver.Options{DataDir: dataDir, Args: args})
-	var created struct{ CreateS3AccessKeyExportConfiguration struct{ ID string } }
-	server.MustGraphQL(server.AdminToken, `mutation($d: S3AccessKeyExportConfigurationInput!) { createS3AccessKeyExportConfiguration(data: $d) { id } }`,
-		map[string]any{"d": map[string]any{"interval": "EVERY_24_HOURS", "bucket": bucket, "path": "audit", "region": "us-east-1",
-			"accessKeyId": key, "secretAccessKey": secret, "endpoint": srv.Endpoint}}, &created)
-	id := created.CreateS3AccessKeyExportConfiguration.ID
+	id := server.CreateConfiguration(map[string]any{"interval": "EVERY_24_HOURS", "bucket": bucket, "path": "audit", "region": "us-east-1",
+		"accessKeyId": key, "secretAccessKey": secret, "endpoint": srv.Endpoint})
 	const events = 60_000
 	start := time.Date(2026, 11, 20, 22, 0, 0, 0, time.UTC)
 	for i := 0; i < events; i += 10_000 {
@@ -128,11 +125,8 @@ func TestExportResumesAfterSIGTERM(t *testing.T) {
 	dataDir := t.TempDir()
 	args := []string{"--export-max-file-bytes", "300000", "--shutdown-timeout", "3s", "--export-retry-min", "200ms"}
 	server := testserver.Start(t, testserver.Options{DataDir: dataDir, Args: args})
-	var created struct{ CreateS3AccessKeyExportConfiguration struct{ ID string } }
-	server.MustGraphQL(server.AdminToken, `mutation($d: S3AccessKeyExportConfigurationInput!) { createS3AccessKeyExportConfiguration(data: $d) { id } }`,
-		map[string]any{"d": map[string]any{"interval": "EVERY_24_HOURS", "bucket": bucket, "path": "audit", "region": "us-east-1",
-			"accessKeyId": key, "secretAccessKey": secret, "endpoint": srv.Endpoint}}, &created)
-	id := created.CreateS3AccessKeyExportConfiguration.ID
+	id := server.CreateConfiguration(map[string]any{"interval": "EVERY_24_HOURS", "bucket": bucket, "path": "audit", "region": "us-east-1",
+		"accessKeyId": key, "secretAccessKey": secret, "endpoint": srv.Endpoint})
 	const events = 40_000
 	for i := 0; i < events; i += 10_000 {
 		ingestNDJSON(t, server, eventtest.NDJSON(i, 10_000, time.Date(2026, 11, 21, 5, 0, 0, 0, time.UTC), time.Second/5))

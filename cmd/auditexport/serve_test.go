@@ -39,11 +39,9 @@ func TestConfigurationsSurviveRestart(t *testing.T) {
 	secrets := []string{"first/Secret/Key/0123456789abcdef", "second+Secret+Key+fedcba9876543210"}
 	var ids []string
 	for i, secret := range secrets {
-		var out struct{ CreateS3AccessKeyExportConfiguration struct{ ID string } }
-		first.MustGraphQL(first.AdminToken, `mutation($d: S3AccessKeyExportConfigurationInput!) { createS3AccessKeyExportConfiguration(data: $d) { id } }`,
-			map[string]any{"d": map[string]any{"interval": []string{"EVERY_HOUR", "EVERY_24_HOURS"}[i], "bucket": "audit-bucket", "path": "p" + string(rune('a'+i)),
-				"region": "us-east-1", "accessKeyId": "AKIAEXAMPLE" + string(rune('A'+i)), "secretAccessKey": secret}}, &out)
-		ids = append(ids, out.CreateS3AccessKeyExportConfiguration.ID)
+		ids = append(ids, first.CreateConfiguration(map[string]any{"interval": []string{"EVERY_HOUR", "EVERY_24_HOURS"}[i],
+			"bucket": "audit-bucket", "path": "p" + string(rune('a'+i)), "region": "us-east-1",
+			"accessKeyId": "AKIAEXAMPLE" + string(rune('A'+i)), "secretAccessKey": secret}))
 	}
 	var role struct{ CreateS3AssumedRoleExportConfiguration struct{ ID string } }
 	first.MustGraphQL(first.AdminToken, `mutation { createS3AssumedRoleExportConfiguration(data: { interval: EVERY_5_MINUTES bucket: "role-bucket" region: "eu-west-1" roleArn: "arn:aws:iam::123456789012:role/auditexport" endpoint: "http://127.0.0.1:9000" }) { id } }`, nil, &role)

@@ -55,15 +55,10 @@ func TestSoak(t *testing.T) {
 	}
 	ids := map[string]string{}
 	for name, d := range destinations {
-		var out struct{ CreateS3AccessKeyExportConfiguration struct{ ID string } }
-		srv.MustGraphQL(srv.AdminToken, `mutation($d: S3AccessKeyExportConfigurationInput!) { createS3AccessKeyExportConfiguration(data: $d) { id } }`, map[string]any{"d": d}, &out)
-		ids[name] = out.CreateS3AccessKeyExportConfiguration.ID
+		ids[name] = srv.CreateConfiguration(d)
 	}
-	var role struct{ CreateS3AssumedRoleExportConfiguration struct{ ID string } }
-	srv.MustGraphQL(srv.AdminToken, `mutation($d: S3AssumedRoleExportConfigurationInput!) { createS3AssumedRoleExportConfiguration(data: $d) { id } }`,
-		map[string]any{"d": map[string]any{"interval": "EVERY_24_HOURS", "bucket": minio.Bucket, "path": "soak/role", "region": "us-east-1",
-			"endpoint": minio.Endpoint, "roleArn": "arn:aws:iam::123456789012:role/soak", "name": "role"}}, &role)
-	ids["role"] = role.CreateS3AssumedRoleExportConfiguration.ID
+	ids["role"] = srv.CreateConfiguration(map[string]any{"interval": "EVERY_24_HOURS", "bucket": minio.Bucket, "path": "soak/role",
+		"region": "us-east-1", "endpoint": minio.Endpoint, "roleArn": "arn:aws:iam::123456789012:role/soak", "name": "role"})
 	healthy := []string{"putonly", "role"}
 
 	ctx, stopLoad := context.WithCancel(context.Background())

@@ -280,3 +280,16 @@ func (b *LogBuffer) String() string {
 
 // Signal sends sig to the process.
 func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }
+
+// CreateConfiguration creates an export configuration through the API, as the admin, and
+// returns its id: with an access key, or through an assumed role when data has a roleArn.
+func (s *Server) CreateConfiguration(data map[string]any) string {
+	s.t.Helper()
+	mutation, input := "createS3AccessKeyExportConfiguration", "S3AccessKeyExportConfigurationInput"
+	if _, ok := data["roleArn"]; ok {
+		mutation, input = "createS3AssumedRoleExportConfiguration", "S3AssumedRoleExportConfigurationInput"
+	}
+	var out map[string]struct{ ID string }
+	s.MustGraphQL(s.AdminToken, `mutation($d: `+input+`!) { `+mutation+`(data: $d) { id } }`, map[string]any{"d": data}, &out)
+	return out[mutation].ID
+}
