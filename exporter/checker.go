@@ -162,7 +162,7 @@ func (c *Checker) scanLoop(ctx context.Context) {
 // scan enqueues a background check of every enabled configuration that is due and not already
 // being checked. A full queue is not waited on: the next scan tries again.
 func (c *Checker) scan() {
-	defer c.recoverPanic("scan")
+	defer logPanic(c.log, "connectivity check scan")
 	configs, err := c.store.Configurations()
 	if err != nil {
 		c.log.Error("list configurations for connectivity checks", "error", err)
@@ -294,8 +294,9 @@ func (c *Checker) CheckNow(ctx context.Context, id string) (store.ExportConfigur
 // Forget drops the cached client of a deleted configuration.
 func (c *Checker) Forget(id string) { c.clients.Forget(id) }
 
-func (c *Checker) recoverPanic(what string) {
+// logPanic, deferred, keeps a background loop alive through a panic and logs it with its stack.
+func logPanic(log *slog.Logger, where string) {
 	if v := recover(); v != nil {
-		c.log.Error("panic in connectivity checker", "in", what, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		log.Error("panic in background work", "in", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	}
 }

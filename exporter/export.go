@@ -108,11 +108,9 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 		uploaded <- x.uploadAll(ctx, cfg, job, client, uploads, &stats)
 	}()
 
-	index := 0
 	enc := newEncoder(job.Plan, x.cfg.RowGroupBytes, dir, cfg.ID, func(f EncodedFile) error {
 		select {
 		case uploads <- f:
-			index++
 			return nil
 		case <-ctx.Done():
 			os.Remove(f.Path)

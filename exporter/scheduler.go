@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -177,7 +175,7 @@ func (x *Exporter) run(ctx context.Context) {
 // scan resumes unfinished jobs that are due and starts the jobs of configurations whose
 // interval boundary has passed.
 func (x *Exporter) scan() {
-	defer x.recoverPanic("scan")
+	defer logPanic(x.log, "export scan")
 	now := x.cfg.Now()
 	unfinished, err := x.store.UnfinishedJobs()
 	if err != nil {
@@ -250,7 +248,7 @@ func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 			close(w)
 		}
 	}()
-	defer x.recoverPanic("export job " + job.ID)
+	defer logPanic(x.log, "export job "+job.ID)
 	if latest, err := x.store.Job(job.ID); err != nil || latest.Finished() {
 		return // deleted with its configuration, or done meanwhile
 	}
@@ -291,10 +289,4 @@ func (x *Exporter) RunNow(ctx context.Context, configID string) (store.ExportJob
 func NextExportAt(c store.ExportConfiguration, now time.Time) time.Time {
 	d := c.Interval.Duration()
 	return now.UTC().Truncate(d).Add(d)
-}
-
-func (x *Exporter) recoverPanic(what string) {
-	if v := recover(); v != nil {
-		x.log.Error("panic in exporter", "in", what, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-	}
 }

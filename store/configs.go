@@ -268,23 +268,6 @@ func checkNameFree(tx *bolt.Tx, name, id string) error {
 	})
 }
 
-// ConfigurationByName returns the configuration with the given name.
-func (s *Store) ConfigurationByName(name string) (ExportConfiguration, error) {
-	var found ExportConfiguration
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return eachJSON(tx.Bucket(bucketConfigs), func(c ExportConfiguration) error {
-			if c.Name == name && name != "" {
-				found = c
-			}
-			return nil
-		})
-	})
-	if err == nil && found.ID == "" {
-		err = &NotFoundError{What: "export configuration named", ID: name}
-	}
-	return found, err
-}
-
 func getConfig(tx *bolt.Tx, id string) (ExportConfiguration, error) {
 	var c ExportConfiguration
 	if _, err := uuid.Parse(id); err != nil {

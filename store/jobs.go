@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -95,19 +96,17 @@ func (s *Store) ActiveJob(configID string) (ExportJob, bool, error) {
 }
 
 func activeJob(tx *bolt.Tx, configID string) (ExportJob, bool, error) {
-	var job ExportJob
-	found := false
 	c := tx.Bucket(bucketJobs).Cursor()
 	for k, v := c.Last(); k != nil; k, v = c.Prev() {
 		var j ExportJob
 		if err := json.Unmarshal(v, &j); err != nil {
-			return job, false, fmt.Errorf("decode job %s: %w", k, err)
+			return ExportJob{}, false, fmt.Errorf("decode job %s: %w", k, err)
 		}
 		if j.ConfigID == configID && !j.Finished() {
 			return j, true, nil
 		}
 	}
-	return job, found, nil
+	return ExportJob{}, false, nil
 }
 
 // CreateJob fixes a new job for the events after the configuration's cursor up to the head.
@@ -270,11 +269,27 @@ func deleteJob(tx *bolt.Tx, id string) error {
 	if err := tx.Bucket(bucketJobs).Delete([]byte(id)); err != nil {
 		return err
 	}
-	tasks := tx.Bucket(bucketTasks)
-	prefix := []byte(id + "/")
-	c := tasks.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Seek(prefix) {
-		if err := tasks.Delete(k); err != nil {
+	var keys [][]byte
+	if err := eachTaskRecord(tx, id, func(k, _ []byte) error {
+		keys = append(keys, bytes.Clone(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.Bucket(bucketTasks).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachTaskRecord calls fn with the key and record of each task of a job, in order.
+func eachTaskRecord(tx *bolt.Tx, jobID string, fn func(k, v []byte) error) error {
+	prefix := []byte(jobID + "/")
+	c := tx.Bucket(bucketTasks).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if err := fn(k, v); err != nil {
 			return err
 		}
 	}
@@ -372,16 +387,14 @@ func (s *Store) Tasks(jobID string) ([]ExportTask, error) {
 		if tx.Bucket(bucketJobs).Get([]byte(jobID)) == nil {
 			return jobNotFound(jobID)
 		}
-		prefix := []byte(jobID + "/")
-		c := tx.Bucket(bucketTasks).Cursor()
-		for k, v := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, v = c.Next() {
+		return eachTaskRecord(tx, jobID, func(_, v []byte) error {
 			var t ExportTask
 			if err := json.Unmarshal(v, &t); err != nil {
 				return err
 			}
 			tasks = append(tasks, t)
-		}
-		return nil
+			return nil
+		})
 	})
 	return tasks, err
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -425,11 +426,8 @@ func TestConfigurationNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := st.ConfigurationByName("acme-prod"); err != nil || got.ID != a.ID {
-		t.Fatalf("by name: %+v %v", got, err)
-	}
-	if _, err := st.ConfigurationByName("nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("unknown name: %v", err)
+	if got, err := st.Configuration(a.ID); err != nil || got.Name != "acme-prod" {
+		t.Fatalf("stored name: %+v %v", got, err)
 	}
 	if _, err := st.CreateConfiguration(named, testSecret, alice); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a second configuration with the name: %v", err)
@@ -457,5 +455,36 @@ func TestConfigurationNames(t *testing.T) {
 	}
 	if err := rename(b.ID, "acme-prod"); err != nil {
 		t.Fatalf("the freed name: %v", err)
+	}
+}
+
+func TestDeletingAConfigurationDeletesItsJobsAndTasks(t *testing.T) {
+	st := storetest.New(t)
+	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := st.CreateJob(c.ID, store.ExportPlan{MaxFileEventBytes: 1 << 20, MaxOpenFiles: 1}, true, time.Time{})
+	if err != nil || job.Status != store.JobPending { // the creation's own audit event is pending
+		t.Fatalf("job %+v %v", job, err)
+	}
+	for i := range 3 {
+		if _, err := st.PutTask(store.ExportTask{ID: fmt.Sprint(i), JobID: job.ID, Index: i, Key: fmt.Sprint("k", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tasks, err := st.Tasks(job.ID); err != nil || len(tasks) != 3 || tasks[2].Key != "k2" {
+		t.Fatalf("tasks %+v %v", tasks, err)
+	}
+	if _, err := st.DeleteConfiguration(c.ID, bob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Job(job.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("job after delete: %v", err)
+	}
+	for i := range 3 {
+		if _, found, _ := st.Task(job.ID, i); found {
+			t.Fatalf("task %d outlived its job", i)
+		}
 	}
 }

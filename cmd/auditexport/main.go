@@ -75,8 +75,6 @@ else a profile in ~/.config/auditexport/config.yaml.`,
 	return root
 }
 
-func envValue(name string) string { return os.Getenv(name) }
-
 // usageError marks a mistake in how the command was called (exit code 2).
 type usageError struct{ err error }
 
