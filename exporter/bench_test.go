@@ -26,7 +26,8 @@ import (
 // benchEvents is how many events one benchmark iteration exports.
 const benchEvents = 100_000
 
-// fillBuffer appends n sample events with fresh ids, spread over a few hours.
+// fillBuffer appends n sample events with fresh ids, all within one hour of event time, as the
+// events of one export interval mostly are: one job writes one file.
 func fillBuffer(tb testing.TB, st *store.Store, n int) {
 	tb.Helper()
 	bodies := eventtest.NewBodies(1000)

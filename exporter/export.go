@@ -130,8 +130,8 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 		err = enc.close()
 	}
 	if err != nil {
+		cancel() // first: the encoder's writer may be waiting to hand on a file
 		enc.abort()
-		cancel()
 	}
 	close(uploads)
 	if uerr := <-uploaded; uerr != nil {

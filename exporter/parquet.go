@@ -150,6 +150,12 @@ type EncodedFile struct {
 // encoder cuts a job's events into hour-partitioned Parquet files, in one pass in seq order.
 // Memory stays bounded: at most plan.MaxOpenFiles files are open, each building at most
 // rowGroupBytes of events before writing them out as a row group.
+//
+// Writing a row group (Parquet encoding and snappy) costs about three times as much as building
+// it, so it runs on a second goroutine, the writer: the next row group is built while the last
+// is written. The hand-off is unbuffered, so at most one built row group waits beside the one
+// being written. Once a file is handed to the writer, only the writer touches its pqarrow writer
+// and temporary file.
 type encoder struct {
 	plan          store.ExportPlan
 	rowGroupBytes int64
@@ -160,17 +166,78 @@ type encoder struct {
 	arrowProps    pqarrow.ArrowWriterProperties
 	open          map[int64]*partFile
 	uses          int64
-	done          func(EncodedFile) error // receives each file as it is finished
+	done          func(EncodedFile) error // receives each file as it is finished, on the writer goroutine
 	record        event.Record
+
+	writes     chan writeOp
+	writerDone chan struct{} // closed when the writer has stopped, after a failure or close
+	writeErr   error         // why the writer stopped early; read only after writerDone
+	stopped    bool          // writes is closed
 }
 
+// writeOp is one piece of work for the writer: a row group to write into f, or, with a nil
+// batch, f's footer to write and the finished file to hand on.
+type writeOp struct {
+	f     *partFile
+	batch arrow.RecordBatch
+}
+
+// newEncoder starts an encoder; close or abort stops its writer goroutine.
 func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string, done func(EncodedFile) error) *encoder {
-	return &encoder{
+	e := &encoder{
 		plan: plan, rowGroupBytes: rowGroupBytes, dir: dir, configID: configID, done: done,
 		mem: memory.DefaultAllocator, props: WriterProperties(),
 		arrowProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()),
 		open:       map[int64]*partFile{},
+		writes:     make(chan writeOp),
+		writerDone: make(chan struct{}),
 	}
+	go e.writeLoop()
+	return e
+}
+
+// writeLoop is the writer goroutine. It stops at its first failure; the encoder's next hand-off
+// then returns the failure, and abort cleans up the files still open.
+func (e *encoder) writeLoop() {
+	defer close(e.writerDone)
+	for op := range e.writes {
+		if op.batch == nil {
+			e.writeErr = e.finishFile(op.f)
+		} else {
+			if err := op.f.writer.Write(op.batch); err != nil {
+				e.writeErr = fmt.Errorf("write parquet file: %w", err)
+			}
+			op.batch.Release()
+		}
+		if e.writeErr != nil {
+			return
+		}
+	}
+}
+
+// send hands op to the writer, or returns why the writer has stopped.
+func (e *encoder) send(op writeOp) error {
+	select {
+	case e.writes <- op:
+		return nil
+	case <-e.writerDone:
+		if op.batch != nil {
+			op.batch.Release()
+		} else { // a finish: the file is no longer among the open ones
+			discard(op.f)
+		}
+		return e.writeErr
+	}
+}
+
+// stop closes the hand-off and waits for the writer to finish what it was given.
+func (e *encoder) stop() error {
+	if !e.stopped {
+		e.stopped = true
+		close(e.writes)
+	}
+	<-e.writerDone
+	return e.writeErr
 }
 
 // add appends one buffered event.
@@ -280,16 +347,27 @@ func (e *encoder) flushRowGroup(f *partFile) error {
 	if f.rgBytes == 0 {
 		return nil
 	}
-	rec := f.builder.NewRecordBatch()
-	defer rec.Release()
 	f.rgBytes = 0
-	return f.writer.Write(rec)
+	return e.send(writeOp{f: f, batch: f.builder.NewRecordBatch()})
 }
 
-// finish writes f's last row group and footer, and hands the file on.
+// finish hands f's last row group and its footer to the writer.
 func (e *encoder) finish(f *partFile) error {
 	delete(e.open, f.hour)
 	err := e.flushRowGroup(f)
+	f.builder.Release()
+	f.builder = nil
+	if err != nil {
+		discard(f)
+		return err
+	}
+	return e.send(writeOp{f: f})
+}
+
+// finishFile writes f's footer and hands the finished file on; it runs on the writer goroutine
+// and removes the file when it fails.
+func (e *encoder) finishFile(f *partFile) error {
+	var err error
 	for _, kv := range [][2]string{
 		{MetaSchemaVersion, SchemaVersion}, {MetaConfigurationID, e.configID},
 		{MetaFirstSequence, fmt.Sprint(f.first)}, {MetaLastSequence, fmt.Sprint(f.last)},
@@ -301,14 +379,21 @@ func (e *encoder) finish(f *partFile) error {
 	if cerr := f.writer.Close(); err == nil {
 		err = cerr
 	}
-	f.builder.Release()
 	if cerr := f.file.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
+		os.Remove(f.path)
 		return fmt.Errorf("write parquet file: %w", err)
 	}
 	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.rows, Bytes: f.out.n})
+}
+
+// discard closes f and removes its temporary file.
+func discard(f *partFile) {
+	f.writer.Close()
+	f.file.Close()
+	os.Remove(f.path)
 }
 
 func (e *encoder) closeLeastRecent() error {
@@ -321,7 +406,8 @@ func (e *encoder) closeLeastRecent() error {
 	return e.finish(oldest)
 }
 
-// close finishes every open file, in the order of their first event.
+// close finishes every open file, in the order of their first event, and waits until the writer
+// has handed the last one on.
 func (e *encoder) close() error {
 	for len(e.open) > 0 {
 		var first *partFile
@@ -334,16 +420,15 @@ func (e *encoder) close() error {
 			return err
 		}
 	}
-	return nil
+	return e.stop()
 }
 
-// abort closes and removes every open file after a failure.
+// abort stops the writer, then closes and removes every open file after a failure.
 func (e *encoder) abort() {
+	e.stop()
 	for _, f := range e.open {
-		f.writer.Close()
 		f.builder.Release()
-		f.file.Close()
-		os.Remove(f.path)
+		discard(f)
 	}
 	e.open = map[int64]*partFile{}
 }

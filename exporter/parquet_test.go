@@ -1,0 +1,93 @@
+package exporter
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/event/eventtest"
+	"github.com/auditexport/auditexport/store"
+)
+
+// records are n sample events, one every 30 seconds from midnight, as the buffer stores them.
+func records(t *testing.T, n int) [][]byte {
+	t.Helper()
+	var d event.Decoder
+	body := eventtest.NDJSON(0, n, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), 30*time.Second)
+	batch, err := d.NDJSON(body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([][]byte, batch.Len())
+	for i := range recs {
+		recs[i] = batch.Record(i)
+	}
+	return recs
+}
+
+// encode runs an encoder with small row groups over recs and returns the files it handed on and
+// the error of close.
+func encode(t *testing.T, dir string, recs [][]byte, done func(EncodedFile) error) error {
+	t.Helper()
+	enc := newEncoder(store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 2}, 32<<10, dir, "cfg", done)
+	for i, rec := range recs {
+		if err := enc.add(uint64(i+1), rec); err != nil {
+			enc.abort()
+			return err
+		}
+	}
+	if err := enc.close(); err != nil {
+		enc.abort()
+		return err
+	}
+	return nil
+}
+
+func TestEncoderHandsOnEveryFileInOrder(t *testing.T) {
+	t.Parallel()
+	recs := records(t, 600) // 5 hours, several row groups each
+	var files []EncodedFile
+	err := encode(t, t.TempDir(), recs, func(f EncodedFile) error {
+		if st, err := os.Stat(f.Path); err != nil || st.Size() != f.Bytes {
+			t.Errorf("file %s handed on unfinished: %v %v", f.Path, st, err)
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil || len(files) != 5 {
+		t.Fatalf("encoded %d files (%v), want one per hour: 5", len(files), err)
+	}
+	var next uint64 = 1
+	for i, f := range files {
+		if f.First != next || f.Rows != 120 || f.Last != f.First+119 || f.Hour.Hour() != i {
+			t.Errorf("file %d: %+v; want rows %d..%d of hour %d", i, f, next, next+119, i)
+		}
+		next = f.Last + 1
+	}
+}
+
+// When the receiver of finished files fails, the encoder stops, returns its error, and leaves no
+// temporary file behind, including the files still open and the one being finished.
+func TestEncoderFailureLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	recs := records(t, 600)
+	refused := errors.New("upload refused")
+	dir := t.TempDir()
+	handed := 0
+	err := encode(t, dir, recs, func(f EncodedFile) error {
+		handed++
+		if handed == 2 {
+			os.Remove(f.Path) // as the upload side does with a file it refuses
+			return refused
+		}
+		return os.Remove(f.Path)
+	})
+	if !errors.Is(err, refused) || handed != 2 {
+		t.Fatalf("encode: %v after %d files; want the receiver's error after 2", err, handed)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
