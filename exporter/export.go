@@ -44,8 +44,12 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 		if err == nil {
 			job, err = x.store.CompleteJob(job.ID, stats.events, stats.objects, stats.bytes)
 			if err == nil {
-				x.metrics.exported(cfg.ID, stats)
+				x.metrics.exported(cfg.ID, stats, job.SkippedEvents)
 				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", stats.events, "objects", stats.objects, "bytes", stats.bytes)
+				if job.SkippedEvents > 0 {
+					x.log.Warn("export skipped events that had left the buffer before this destination exported them (it was disabled, or they passed the buffer's age limit)",
+						"config_id", cfg.ID, "job_id", job.ID, "skipped", job.SkippedEvents)
+				}
 			}
 			return job, err
 		}
@@ -119,8 +123,11 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 	})
 	var addErr error
 	readErr := x.store.ReadEvents(job.From, 0, func(seq uint64, rec []byte) bool {
-		if seq > job.To || ctx.Err() != nil {
+		if seq > job.To {
 			return false
+		}
+		if addErr = ctx.Err(); addErr != nil {
+			return false // a read cut short must fail the attempt, never complete the job
 		}
 		addErr = enc.add(seq, rec)
 		return addErr == nil

@@ -27,10 +27,16 @@ type exportFixture struct {
 
 func newExportFixture(t *testing.T, cfg exporter.ExporterConfig) exportFixture {
 	t.Helper()
+	return newExportFixtureOn(t, cfg, storetest.New(t))
+}
+
+// newExportFixtureOn runs an exporter over st and creates a configuration for a fresh bucket
+// with a PutObject-only user.
+func newExportFixtureOn(t *testing.T, cfg exporter.ExporterConfig, st *store.Store) exportFixture {
+	t.Helper()
 	srv := s3test.Require(t)
 	bucket := srv.NewBucket(t)
 	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
-	st := storetest.New(t)
 	clients := exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", "")})
 	cfg.TempDir = filepath.Join(t.TempDir(), "export")
 	if cfg.RetryMin == 0 {
@@ -265,4 +271,48 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 	}
 	// The update's own audit event came after the job's range and waits for the next job.
 	exporttest.CheckExactlyOnce(t, exporttest.Exported(t, srv, bucket, "audit", c.ID), want)
+}
+
+// A disabled configuration does not hold the buffer. Enabled again, it resumes after its last
+// export: what is still buffered is exported, and what left the buffer meanwhile is counted as
+// skipped on the job and the configuration, not passed over silently.
+func TestReenabledConfigurationCountsWhatLeftTheBuffer(t *testing.T) {
+	st := storetest.Open(t, filepath.Join(t.TempDir(), "auditexport.db"), storetest.Key(),
+		func(c *store.Config) { c.Buffer.MinRetention = time.Nanosecond })
+	f := newExportFixtureOn(t, exporter.ExporterConfig{}, st)
+	principal := store.Principal{Name: "test"}
+	start := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	f.ingest(t, eventtest.NDJSON(0, 100, start, time.Second))
+	if job, err := f.exporter.RunNow(context.Background(), f.config.ID); err != nil || job.EventCount != 101 || job.SkippedEvents != 0 {
+		t.Fatalf("first export: %+v %v; want its creation event and 100", job, err)
+	}
+
+	if _, err := st.SetEnabled(f.config.ID, principal, false); err != nil {
+		t.Fatal(err)
+	}
+	f.ingest(t, eventtest.NDJSON(1000, 50, start, time.Second)) // while disabled
+	if r, err := st.Trim(); err != nil || st.BufferStatus().Events != 0 || r.Dropped != 0 {
+		t.Fatalf("trim with no enabled configuration: %+v %v, %+v", r, err, st.BufferStatus())
+	}
+	c, err := st.SetEnabled(f.config.ID, principal, true)
+	if err != nil || st.PendingEvents(c.Cursor) != 1 {
+		t.Fatalf("enabled again: %v, %d pending; want only the ENABLE event", err, st.PendingEvents(c.Cursor))
+	}
+	f.ingest(t, eventtest.NDJSON(2000, 30, start.Add(time.Hour), time.Second))
+	want := exporttest.Buffered(t, st, c.Cursor)
+
+	job, err := f.exporter.RunNow(context.Background(), f.config.ID)
+	if err != nil || job.EventCount != 31 || job.SkippedEvents != 51 {
+		t.Fatalf("export after re-enabling: %+v %v; want 31 events (ENABLE and 30) and 51 skipped (DISABLE and 50)", job, err)
+	}
+	if c, _ = st.Configuration(f.config.ID); c.SkippedEvents != 51 || c.Cursor != job.To {
+		t.Fatalf("configuration after the export: skipped %d, cursor %d; want 51 and %d", c.SkippedEvents, c.Cursor, job.To)
+	}
+	var rows []exporttest.Row
+	exporttest.EachFile(t, f.srv, f.bucket, "audit/tenant=acme", f.config.ID, func(fileRows []exporttest.Row) {
+		if uint64(fileRows[0].Sequence) > c.Cursor-31 {
+			rows = append(rows, fileRows...)
+		}
+	})
+	exporttest.CheckExactlyOnce(t, rows, want)
 }

@@ -10,8 +10,8 @@ import (
 
 // exportMetrics are the exporter's Prometheus collectors, labelled by configuration id.
 type exportMetrics struct {
-	events, bytes, objects, failures *prometheus.CounterVec
-	lag                              *lagCollector
+	events, bytes, objects, failures, skipped *prometheus.CounterVec
+	lag                                       *lagCollector
 }
 
 func newExportMetrics(st ExportStore, now func() time.Time) *exportMetrics {
@@ -23,20 +23,22 @@ func newExportMetrics(st ExportStore, now func() time.Time) *exportMetrics {
 		bytes:    counter("auditexport_export_bytes_total", "Bytes of Parquet uploaded."),
 		objects:  counter("auditexport_export_objects_total", "Objects uploaded."),
 		failures: counter("auditexport_export_failures_total", "Failed export attempts."),
+		skipped:  counter("auditexport_export_skipped_events_total", "Events never exported because they left the buffer first (the configuration was disabled, or they passed the buffer's age limit)."),
 		lag:      &lagCollector{store: st, now: now},
 	}
 }
 
-func (m *exportMetrics) exported(configID string, s exportStats) {
+func (m *exportMetrics) exported(configID string, s exportStats, skipped int64) {
 	m.events.WithLabelValues(configID).Add(float64(s.events))
 	m.bytes.WithLabelValues(configID).Add(float64(s.bytes))
 	m.objects.WithLabelValues(configID).Add(float64(s.objects))
+	m.skipped.WithLabelValues(configID).Add(float64(skipped))
 }
 
 // Collectors are the exporter's metrics, for the server's registry.
 func (x *Exporter) Collectors() []prometheus.Collector {
 	m := x.metrics
-	return []prometheus.Collector{m.events, m.bytes, m.objects, m.failures, m.lag}
+	return []prometheus.Collector{m.events, m.bytes, m.objects, m.failures, m.skipped, m.lag}
 }
 
 var (
@@ -62,12 +64,11 @@ func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	head := l.store.Head()
 	for _, c := range configs {
 		if !c.Enabled {
 			continue
 		}
-		waiting := float64(head - min(c.Cursor, head))
+		waiting := float64(l.store.PendingEvents(c.Cursor))
 		age := 0.0
 		l.store.ReadEvents(c.Cursor, 1, func(_ uint64, rec []byte) bool {
 			var r event.Record

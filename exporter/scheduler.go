@@ -15,7 +15,7 @@ import (
 // ExportStore is what the exporter reads and writes.
 type ExportStore interface {
 	CheckStore
-	Head() uint64
+	PendingEvents(cursor uint64) int64
 	ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error
 	CreateJob(configID string, plan store.ExportPlan, manual bool, scheduledAt time.Time) (store.ExportJob, error)
 	MarkScheduled(configID string, at time.Time) error

@@ -11,11 +11,12 @@ import (
 	"github.com/auditexport/auditexport/store"
 )
 
-// toModel converts a configuration; head is the buffer's newest seq and now the time, for
-// pendingEvents and nextExportAt.
-func toModel(c store.ExportConfiguration, head uint64, now time.Time) *model.ExportConfiguration {
+// toModel converts a configuration; pending is its pendingEvents and now the time, for
+// nextExportAt.
+func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.ExportConfiguration {
 	m := &model.ExportConfiguration{
-		PendingEvents:    int(head - min(c.Cursor, head)),
+		PendingEvents:    int(pending),
+		SkippedEvents:    int(c.SkippedEvents),
 		Name:             optional(c.Name),
 		ID:               c.ID,
 		Interval:         model.ExportInterval(c.Interval),
@@ -45,10 +46,10 @@ func toModel(c store.ExportConfiguration, head uint64, now time.Time) *model.Exp
 	return m
 }
 
-func toModels(cs []store.ExportConfiguration, head uint64, now time.Time) []*model.ExportConfiguration {
+func toModels(cs []store.ExportConfiguration, pending func(cursor uint64) int64, now time.Time) []*model.ExportConfiguration {
 	out := make([]*model.ExportConfiguration, len(cs))
 	for i, c := range cs {
-		out[i] = toModel(c, head, now)
+		out[i] = toModel(c, pending(c.Cursor), now)
 	}
 	return out
 }
@@ -66,6 +67,7 @@ func toJob(j store.ExportJob) *model.ExportJob {
 		StartTimestamp: optionalTime(j.StartedAt), EndTimestamp: optionalTime(j.EndedAt),
 		EventCount: int(j.EventCount), ObjectCount: int(j.ObjectCount), Bytes: int(j.Bytes), Attempts: j.Attempts,
 		FailureReason: optional(j.FailureReason), NextAttemptTimestamp: optionalTime(j.NextAttemptAt),
+		SkippedEvents: int(j.SkippedEvents),
 	}
 	return m
 }

@@ -2,7 +2,7 @@
 // translate between GraphQL and store types; rules live in the store, HTTP concerns in server.
 package graph
 
-//go:generate go tool gqlgen generate --config ../gqlgen.yml
+//go:generate go -C .. tool gqlgen generate --config gqlgen.yml
 
 import (
 	"context"
@@ -24,7 +24,7 @@ type Store interface {
 	CreateToken(name string, perms []store.Permission, by store.Principal) (string, store.Token, error)
 	ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error
 	BufferStatus() store.BufferStatus
-	Head() uint64
+	PendingEvents(cursor uint64) int64
 	Jobs(configID string, limit int) ([]store.ExportJob, error)
 	Tasks(jobID string) ([]store.ExportTask, error)
 }
@@ -69,7 +69,7 @@ func (r *Resolver) modelOf(c store.ExportConfiguration, err error) (*model.Expor
 	if err != nil {
 		return nil, err
 	}
-	return toModel(c, r.Store.Head(), r.now()), nil
+	return toModel(c, r.Store.PendingEvents(c.Cursor), r.now()), nil
 }
 
 func (r *Resolver) now() time.Time {

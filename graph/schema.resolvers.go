@@ -93,7 +93,7 @@ func (r *queryResolver) GetAllExportConfigurations(ctx context.Context) ([]*mode
 	if err != nil {
 		return nil, err
 	}
-	return toModels(cs, r.Store.Head(), r.now()), nil
+	return toModels(cs, r.Store.PendingEvents, r.now()), nil
 }
 
 // GetExportConfiguration is the resolver for the getExportConfiguration field.

@@ -55,8 +55,9 @@ func TestExportJobOperations(t *testing.T) {
 	}
 
 	var jobs struct{ GetAllExportJobs []map[string]any }
-	c.MustPost(`query($id: ID!) { getAllExportJobs(exportConfigurationId: $id, limit: 5) { id status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp } }`, &jobs, client.Var("id", cfg.ID))
-	if len(jobs.GetAllExportJobs) != 1 || jobs.GetAllExportJobs[0]["id"] != run.RunExportNow.ID || jobs.GetAllExportJobs[0]["attempts"] != 0.0 {
+	c.MustPost(`query($id: ID!) { getAllExportJobs(exportConfigurationId: $id, limit: 5) { id status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents } }`, &jobs, client.Var("id", cfg.ID))
+	if len(jobs.GetAllExportJobs) != 1 || jobs.GetAllExportJobs[0]["id"] != run.RunExportNow.ID || jobs.GetAllExportJobs[0]["attempts"] != 0.0 ||
+		jobs.GetAllExportJobs[0]["skippedEvents"] != 0.0 {
 		t.Fatalf("getAllExportJobs = %+v", jobs)
 	}
 	var tasks struct{ GetAllExportJobTasks []map[string]any }
@@ -67,11 +68,13 @@ func TestExportJobOperations(t *testing.T) {
 	var got struct {
 		GetExportConfiguration struct {
 			PendingEvents int
+			SkippedEvents *int
 			LastExport    struct{ ID, Status string }
 		}
 	}
-	c.MustPost(`query($id: ID!) { getExportConfiguration(id: $id) { pendingEvents lastExport { id status } } }`, &got, client.Var("id", cfg.ID))
-	if got.GetExportConfiguration.PendingEvents != 31 || got.GetExportConfiguration.LastExport.ID != run.RunExportNow.ID {
+	c.MustPost(`query($id: ID!) { getExportConfiguration(id: $id) { pendingEvents skippedEvents lastExport { id status } } }`, &got, client.Var("id", cfg.ID))
+	if got.GetExportConfiguration.PendingEvents != 31 || got.GetExportConfiguration.LastExport.ID != run.RunExportNow.ID ||
+		got.GetExportConfiguration.SkippedEvents == nil || *got.GetExportConfiguration.SkippedEvents != 0 {
 		t.Fatalf("configuration after runExportNow: %+v", got)
 	}
 

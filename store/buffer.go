@@ -376,6 +376,18 @@ func (s *Store) Head() uint64 {
 	return s.buf.next - 1
 }
 
+// PendingEvents is how many buffered events come after cursor: those a configuration at that
+// cursor has still to export (events already removed from the buffer are not pending).
+func (s *Store) PendingEvents(cursor uint64) int64 {
+	s.buf.mu.RLock()
+	defer s.buf.mu.RUnlock()
+	if len(s.buf.segments) == 0 {
+		return 0
+	}
+	head := s.buf.next - 1
+	return int64(head - min(max(cursor, s.buf.segments[0].First-1), head))
+}
+
 // readChunk bounds what one read transaction of ReadEvents copies out.
 const (
 	readChunkEvents = 4096

@@ -121,7 +121,7 @@ func (s *Store) updateConfiguration(id string, by Principal, change Change, newS
 			return err
 		}
 		c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision, c.Cursor = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision, old.Cursor
-		c.ScheduledThrough = old.ScheduledThrough
+		c.ScheduledThrough, c.SkippedEvents = old.ScheduledThrough, old.SkippedEvents
 		var errs fieldErrors
 		errs.merge(c.Validate())
 		secretChanged := false

@@ -51,6 +51,8 @@ type ExportJob struct {
 	EventCount    int64      `json:"eventCount"`
 	ObjectCount   int64      `json:"objectCount"`
 	Bytes         int64      `json:"bytes"`
+	// SkippedEvents are the events of the range that were no longer buffered when the job ran.
+	SkippedEvents int64 `json:"skippedEvents,omitempty"`
 }
 
 // Finished reports whether the job will not run again.
@@ -222,16 +224,22 @@ func (s *Store) InterruptAttempt(id string) (ExportJob, error) {
 // CompleteJob marks a job SUCCEEDED and, in the same transaction, moves the configuration's
 // cursor to the end of the job's range and records the destination as reachable. Only this
 // transaction advances a cursor, so a job that fails or is cut short is simply done again.
+//
+// Every seq of the range was an event, so a job that exported fewer events than its range holds
+// found some already removed from the buffer: they are counted as skipped, on the job and the
+// configuration, never passed over silently.
 func (s *Store) CompleteJob(id string, events, objects, bytes int64) (ExportJob, error) {
 	return s.updateJob(id, func(tx *bolt.Tx, j *ExportJob) error {
 		now := s.now().UTC()
 		j.Status, j.EndedAt, j.FailureReason, j.NextAttemptAt = JobSucceeded, now, "", time.Time{}
 		j.EventCount, j.ObjectCount, j.Bytes = events, objects, bytes
+		j.SkippedEvents = max(int64(j.To-j.From)-events, 0)
 		c, err := getConfig(tx, j.ConfigID)
 		if err != nil {
 			return err
 		}
 		c.Cursor = max(c.Cursor, j.To)
+		c.SkippedEvents += j.SkippedEvents
 		c.ConnectionStatus, c.ConnectionCheckedAt, c.CheckFailures = ConnectionSuccess, now, 0
 		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
 			return err

@@ -76,6 +76,9 @@ type ExportConfiguration struct {
 	Cursor uint64 `json:"cursor"`
 	// ScheduledThrough is the latest interval boundary the scheduler has served.
 	ScheduledThrough time.Time `json:"scheduledThrough,omitzero"`
+	// SkippedEvents counts events this destination never received because they left the buffer
+	// before it exported them: while it was disabled, or past the buffer's age limit.
+	SkippedEvents int64 `json:"skippedEvents,omitempty"`
 	// Revision counts changes to the destination or its secret. A check result is recorded only
 	// for the revision it checked, so a slow check cannot overwrite the status of a newer one.
 	Revision int64 `json:"revision"`

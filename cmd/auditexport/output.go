@@ -13,12 +13,12 @@ import (
 // server sent it, so its field names are the API's.
 const (
 	configFields = `id name interval enabled connectionStatus connectionCheckedAt createdBy createdAt updatedBy updatedAt
-		pendingEvents nextExportAt
+		pendingEvents skippedEvents nextExportAt
 		endpointConfiguration { __typename
 			... on S3AccessKeyEndpointConfiguration { bucket path region accessKeyId endpoint }
 			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint } }
 		lastExport { ` + jobFields + ` }`
-	jobFields  = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp`
+	jobFields  = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
 	taskFields = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason`
 )
 
@@ -34,6 +34,7 @@ type exportConfig struct {
 	UpdatedBy             *string `json:"updatedBy"`
 	UpdatedAt             string  `json:"updatedAt"`
 	PendingEvents         int     `json:"pendingEvents"`
+	SkippedEvents         int     `json:"skippedEvents"`
 	NextExportAt          *string `json:"nextExportAt"`
 	EndpointConfiguration struct {
 		Typename    string  `json:"__typename"`
@@ -135,7 +136,8 @@ func (p printer) config(raw json.RawMessage) error {
 	} else {
 		rows = append(rows, []string{"roleArn", ep.RoleArn}, []string{"externalId", ep.ExternalID})
 	}
-	rows = append(rows, []string{"pendingEvents", fmt.Sprint(c.PendingEvents)}, []string{"nextExportAt", str(c.NextExportAt)})
+	rows = append(rows, []string{"pendingEvents", fmt.Sprint(c.PendingEvents)}, []string{"skippedEvents", fmt.Sprint(c.SkippedEvents)},
+		[]string{"nextExportAt", str(c.NextExportAt)})
 	if j := c.LastExport; j != nil {
 		rows = append(rows, []string{"lastExport", fmt.Sprintf("%s %s, %d events, %d objects", j.ID, j.Status, j.EventCount, j.ObjectCount)})
 	}

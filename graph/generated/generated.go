@@ -99,6 +99,7 @@ type ComplexityRoot struct {
 		Name                  func(childComplexity int) int
 		NextExportAt          func(childComplexity int) int
 		PendingEvents         func(childComplexity int) int
+		SkippedEvents         func(childComplexity int) int
 		UpdatedAt             func(childComplexity int) int
 		UpdatedBy             func(childComplexity int) int
 	}
@@ -113,6 +114,7 @@ type ComplexityRoot struct {
 		ID                    func(childComplexity int) int
 		NextAttemptTimestamp  func(childComplexity int) int
 		ObjectCount           func(childComplexity int) int
+		SkippedEvents         func(childComplexity int) int
 		StartTimestamp        func(childComplexity int) int
 		Status                func(childComplexity int) int
 	}
@@ -484,6 +486,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportConfiguration.PendingEvents(childComplexity), true
+	case "ExportConfiguration.skippedEvents":
+		if e.ComplexityRoot.ExportConfiguration.SkippedEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConfiguration.SkippedEvents(childComplexity), true
 	case "ExportConfiguration.updatedAt":
 		if e.ComplexityRoot.ExportConfiguration.UpdatedAt == nil {
 			break
@@ -551,6 +559,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportJob.ObjectCount(childComplexity), true
+	case "ExportJob.skippedEvents":
+		if e.ComplexityRoot.ExportJob.SkippedEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.SkippedEvents(childComplexity), true
 	case "ExportJob.startTimestamp":
 		if e.ComplexityRoot.ExportJob.StartTimestamp == nil {
 			break
@@ -1023,6 +1037,12 @@ type ExportConfiguration {
   nextExportAt: DateTime
   "Events received after the last exported one, waiting for the next export."
   pendingEvents: Int!
+  """
+  Events this destination never received because they left the buffer before it exported them:
+  received while it was disabled (a disabled configuration does not hold the buffer) and removed
+  once every enabled one had them, or older than the buffer's age limit.
+  """
+  skippedEvents: Int!
 }
 
 enum ExportStatus {
@@ -1051,6 +1071,8 @@ type ExportJob {
   failureReason: String
   "When a failed job is tried again."
   nextAttemptTimestamp: DateTime
+  "Events of the job's range no longer in the buffer when it ran (see ExportConfiguration.skippedEvents)."
+  skippedEvents: Int!
 }
 
 "One object of an export job."
@@ -1357,6 +1379,8 @@ func (ec *executionContext) childFields_ExportConfiguration(ctx context.Context,
 		return ec.fieldContext_ExportConfiguration_nextExportAt(ctx, field)
 	case "pendingEvents":
 		return ec.fieldContext_ExportConfiguration_pendingEvents(ctx, field)
+	case "skippedEvents":
+		return ec.fieldContext_ExportConfiguration_skippedEvents(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExportConfiguration", field.Name)
 }
@@ -1385,6 +1409,8 @@ func (ec *executionContext) childFields_ExportJob(ctx context.Context, field gra
 		return ec.fieldContext_ExportJob_failureReason(ctx, field)
 	case "nextAttemptTimestamp":
 		return ec.fieldContext_ExportJob_nextAttemptTimestamp(ctx, field)
+	case "skippedEvents":
+		return ec.fieldContext_ExportJob_skippedEvents(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExportJob", field.Name)
 }
@@ -2945,6 +2971,29 @@ func (ec *executionContext) fieldContext_ExportConfiguration_pendingEvents(_ con
 	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
+func (ec *executionContext) _ExportConfiguration_skippedEvents(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConfiguration_skippedEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SkippedEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConfiguration_skippedEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _ExportJob_id(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3196,6 +3245,29 @@ func (ec *executionContext) _ExportJob_nextAttemptTimestamp(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_ExportJob_nextAttemptTimestamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_skippedEvents(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_skippedEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SkippedEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_skippedEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _ExportJobTask_id(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
@@ -6616,6 +6688,11 @@ func (ec *executionContext) _ExportConfiguration(ctx context.Context, sel ast.Se
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "skippedEvents":
+			out.Values[i] = ec._ExportConfiguration_skippedEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6702,6 +6779,11 @@ func (ec *executionContext) _ExportJob(ctx context.Context, sel ast.SelectionSet
 		case "nextAttemptTimestamp":
 			out.Values[i] = ec._ExportJob_nextAttemptTimestamp(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "skippedEvents":
+			out.Values[i] = ec._ExportJob_skippedEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:

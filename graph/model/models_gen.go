@@ -93,6 +93,10 @@ type ExportConfiguration struct {
 	NextExportAt *time.Time `json:"nextExportAt,omitempty"`
 	// Events received after the last exported one, waiting for the next export.
 	PendingEvents int `json:"pendingEvents"`
+	// Events this destination never received because they left the buffer before it exported them:
+	// received while it was disabled (a disabled configuration does not hold the buffer) and removed
+	// once every enabled one had them, or older than the buffer's age limit.
+	SkippedEvents int `json:"skippedEvents"`
 }
 
 // One export of a configuration's events received after its previous job, up to the buffer's head
@@ -111,6 +115,8 @@ type ExportJob struct {
 	FailureReason         *string      `json:"failureReason,omitempty"`
 	// When a failed job is tried again.
 	NextAttemptTimestamp *time.Time `json:"nextAttemptTimestamp,omitempty"`
+	// Events of the job's range no longer in the buffer when it ran (see ExportConfiguration.skippedEvents).
+	SkippedEvents int `json:"skippedEvents"`
 }
 
 // One object of an export job.

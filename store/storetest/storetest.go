@@ -22,10 +22,14 @@ func New(t testing.TB) *store.Store {
 	return Open(t, filepath.Join(t.TempDir(), "auditexport.db"), Key())
 }
 
-// Open opens the store at path with key, closed when the test ends.
-func Open(t testing.TB, path string, key []byte) *store.Store {
+// Open opens the store at path with key, closed when the test ends; options change its Config.
+func Open(t testing.TB, path string, key []byte, options ...func(*store.Config)) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Config{Path: path, MasterKey: key})
+	cfg := store.Config{Path: path, MasterKey: key}
+	for _, option := range options {
+		option(&cfg)
+	}
+	st, err := store.Open(cfg)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
