@@ -29,8 +29,8 @@ lint: ## gofmt, go vet and staticcheck
 
 test: lint test-go fuzz ## everything: lint, all tests with the race detector, a short fuzz of every target
 
-test-go: ## all tests with the race detector, against a MinIO on loopback started for the run
-	scripts/with-s3-server.sh $(GO) test -race -count=1 ./...
+test-go: ## all tests with the race detector, against a MinIO on loopback started for the run, reading exports back with DuckDB
+	AUDITEXPORT_TEST_DUCKDB=$$(scripts/duckdb.sh install || true) scripts/with-s3-server.sh $(GO) test -race -count=1 ./...
 
 s3-server: ## build the pinned MinIO and mc used by the tests (cached in $(go env GOPATH)/bin)
 	scripts/s3-server.sh install

@@ -6,6 +6,8 @@ package exporttest
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,6 +79,27 @@ func Exported(t *testing.T, srv *s3test.Server, bucket, prefix, configID string)
 	var rows []Row
 	EachFile(t, srv, bucket, prefix, configID, func(fileRows []Row) { rows = append(rows, fileRows...) })
 	return rows
+}
+
+// Download copies every exported object under prefix (not the verification objects) into dir,
+// each at its key, and returns how many it copied.
+func Download(t *testing.T, srv *s3test.Server, bucket, prefix, dir string) int {
+	t.Helper()
+	n := 0
+	for _, key := range srv.Keys(t, bucket, prefix+"/") {
+		if strings.Contains(key, exporter.VerifyKeyPrefix) {
+			continue
+		}
+		path := filepath.Join(dir, filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, srv.Get(t, bucket, key), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }
 
 // CountIDs counts how often each event id was exported under prefix, one file in memory at a

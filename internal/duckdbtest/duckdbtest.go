@@ -1,0 +1,59 @@
+// Package duckdbtest runs SQL with DuckDB, one of the engines customers query the exported files
+// with, so tests can prove the files read as intended without help. DuckDB runs through its
+// Node.js client, pinned and installed by scripts/duckdb.sh; `make test` sets
+// AUDITEXPORT_TEST_DUCKDB to its directory.
+package duckdbtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// DB runs statements, each call in a fresh in-memory DuckDB.
+type DB struct {
+	script string
+}
+
+// Require returns a DB, or skips the test when DuckDB is not installed (a failure under CI=true).
+func Require(t testing.TB) *DB {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	db := &DB{script: filepath.Join(filepath.Dir(self), "query.cjs")}
+	_, nodeErr := exec.LookPath("node")
+	if os.Getenv("AUDITEXPORT_TEST_DUCKDB") == "" || nodeErr != nil {
+		const msg = "no DuckDB for the tests: run `make test`, or set AUDITEXPORT_TEST_DUCKDB=$(scripts/duckdb.sh install) (needs node and npm)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: a missing DuckDB is a failure)")
+		}
+		t.Skip(msg)
+	}
+	return db
+}
+
+// Query runs the statements in order in one session and returns the rows of each, as DuckDB
+// renders them in JSON: integers wider than 32 bits and timestamps as strings, NULL as nil.
+func (db *DB) Query(t testing.TB, statements ...string) [][]map[string]any {
+	t.Helper()
+	input, err := json.Marshal(statements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", db.script)
+	cmd.Stdin = bytes.NewReader(input)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, stderr.Bytes())
+	}
+	var results [][]map[string]any
+	if err := json.Unmarshal(out, &results); err != nil {
+		t.Fatalf("duckdb output: %v\n%s", err, out)
+	}
+	return results
+}

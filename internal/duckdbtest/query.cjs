@@ -1,0 +1,26 @@
+// Runs SQL statements with DuckDB for the Go tests (see duckdbtest.go): reads a JSON array of
+// statements on standard input and prints a JSON array holding each statement's rows, as
+// objects of column name to value (DuckDB's JSON rendering: integers wider than 32 bits and
+// timestamps as strings).
+'use strict';
+const path = require('node:path');
+const { DuckDBInstance } = require(path.join(process.env.AUDITEXPORT_TEST_DUCKDB, 'node_modules', '@duckdb', 'node-api'));
+
+async function main() {
+  let input = '';
+  for await (const chunk of process.stdin) input += chunk;
+  const statements = JSON.parse(input);
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  const results = [];
+  for (const sql of statements) {
+    const reader = await conn.runAndReadAll(sql);
+    results.push(reader.getRowObjectsJson());
+  }
+  process.stdout.write(JSON.stringify(results));
+}
+
+main().catch((err) => {
+  process.stderr.write(String(err && err.stack ? err.stack : err) + '\n');
+  process.exit(1);
+});
