@@ -26,7 +26,7 @@ func TestDuckDBReadsTheExport(t *testing.T) {
 	start := time.Date(2026, 11, 30, 21, 30, 0, 0, time.UTC) // across midnight into December
 	f.ingest(t, eventtest.NDJSON(0, 1500, start, 17*time.Second))
 	f.ingest(t, eventtest.NDJSON(5000, 200, start.Add(-26*time.Hour), 3*time.Minute)) // late
-	f.ingest(t, []byte(`{"id":"2a7c9e1b-3d4f-4a5b-8c6d-7e8f9a0b1c2d","eventTimestamp":"2026-12-01T00:59:59.999999Z","tenantId":null,` +
+	f.ingest(t, []byte(`{"id":"2a7c9e1b-3d4f-4a5b-8c6d-7e8f9a0b1c2d","eventTimestamp":"2026-12-01T00:59:59.999999Z","tenantId":null,`+
 		`"action":"LOGIN","actor":{"id":"u-ü","name":"Zoë 🙂"},"auditPayload":{"type":"LoginAuditPayload","version":1,"note":"tab\there"},"extra":[1,null]}`))
 	want := exporttest.Buffered(t, f.store, f.config.Cursor)
 	if job, err := f.exporter.RunNow(context.Background(), f.config.ID); err != nil || job.Status != store.JobSucceeded || job.ObjectCount < 5 {
