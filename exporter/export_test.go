@@ -316,3 +316,42 @@ func TestReenabledConfigurationCountsWhatLeftTheBuffer(t *testing.T) {
 	})
 	exporttest.CheckExactlyOnce(t, rows, want)
 }
+
+// A disabled configuration's failed job is not retried until the configuration is enabled again.
+func TestDisabledConfigurationDoesNotRetry(t *testing.T) {
+	f := newExportFixture(t, exporter.ExporterConfig{RetryMin: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond})
+	f.ingest(t, eventtest.NDJSON(0, 20, time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), time.Second))
+	principal := store.Principal{Name: "test"}
+	user := f.config.AccessKeyID
+	f.srv.DetachPolicy(t, user)
+	job, err := f.exporter.RunNow(context.Background(), f.config.ID)
+	if err != nil || job.Status != store.JobFailed || !strings.Contains(job.FailureReason, "AccessDenied") {
+		t.Fatalf("export without permission: %+v %v", job, err)
+	}
+	if _, err := f.store.SetEnabled(f.config.ID, principal, false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // several retry delays and scans
+	if after, _ := f.store.Job(job.ID); after.Attempts != job.Attempts || after.Status != store.JobFailed {
+		t.Fatalf("job of a disabled configuration ran: %d attempts, then %d (%s)", job.Attempts, after.Attempts, after.Status)
+	}
+
+	f.srv.AttachPolicy(t, user, s3test.PutOnlyPolicy(f.bucket))
+	if _, err := f.store.SetEnabled(f.config.ID, principal, true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		after, _ := f.store.Job(job.ID)
+		if after.Status == store.JobSucceeded {
+			if after.EventCount != 21 || after.Attempts <= job.Attempts {
+				t.Fatalf("retried job: %+v", after)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job not retried after enabling: %+v", after)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

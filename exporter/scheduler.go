@@ -173,10 +173,20 @@ func (x *Exporter) run(ctx context.Context) {
 }
 
 // scan resumes unfinished jobs that are due and starts the jobs of configurations whose
-// interval boundary has passed.
+// interval boundary has passed. A disabled configuration's unfinished job waits until it is
+// enabled again.
 func (x *Exporter) scan() {
 	defer logPanic(x.log, "export scan")
 	now := x.cfg.Now()
+	configs, err := x.store.Configurations()
+	if err != nil {
+		x.log.Error("list configurations for export", "error", err)
+		return
+	}
+	enabled := map[string]bool{}
+	for _, c := range configs {
+		enabled[c.ID] = c.Enabled
+	}
 	unfinished, err := x.store.UnfinishedJobs()
 	if err != nil {
 		x.log.Error("list unfinished export jobs", "error", err)
@@ -185,14 +195,9 @@ func (x *Exporter) scan() {
 	busy := map[string]bool{}
 	for _, job := range unfinished {
 		busy[job.ConfigID] = true
-		if job.Status != store.JobFailed || !now.Before(job.NextAttemptAt) {
+		if enabled[job.ConfigID] && (job.Status != store.JobFailed || !now.Before(job.NextAttemptAt)) {
 			x.dispatch(job)
 		}
-	}
-	configs, err := x.store.Configurations()
-	if err != nil {
-		x.log.Error("list configurations for export", "error", err)
-		return
 	}
 	for _, c := range configs {
 		if !c.Enabled || busy[c.ID] {

@@ -99,18 +99,19 @@ func optional(s string) *string {
 	return &s
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
 	}
-	return *s
+	return *p
 }
 
 func newAccessKeyConfiguration(d model.S3AccessKeyExportConfigurationInput) store.ExportConfiguration {
 	return store.ExportConfiguration{
 		Kind: store.KindS3AccessKey, Name: deref(d.Name), Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
-		AccessKeyID: d.AccessKeyID,
+		AccessKeyID: d.AccessKeyID, StartTime: deref(d.StartTime),
 	}
 }
 
@@ -118,7 +119,7 @@ func newAssumedRoleConfiguration(d model.S3AssumedRoleExportConfigurationInput) 
 	return store.ExportConfiguration{
 		Kind: store.KindS3AssumedRole, Name: deref(d.Name), Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
-		RoleARN: d.RoleArn,
+		RoleARN: d.RoleArn, StartTime: deref(d.StartTime),
 	}
 }
 

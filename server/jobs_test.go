@@ -100,3 +100,23 @@ func TestExportJobOperations(t *testing.T) {
 		t.Fatalf("runExportNow of a disabled configuration: %s", resp.Body)
 	}
 }
+
+// A configuration created with a startTime in the past starts with the events buffered since.
+func TestCreateWithStartTime(t *testing.T) {
+	api := newTestAPI(t)
+	if rec, _ := api.ingest(adminToken, "application/x-ndjson", "", eventtest.NDJSON(0, 40, eventsStart, time.Minute)); rec.Code != http.StatusAccepted {
+		t.Fatalf("ingest: %d", rec.Code)
+	}
+	var created struct {
+		WithStart    struct{ PendingEvents int }
+		WithoutStart struct{ PendingEvents int }
+	}
+	api.client(adminToken).MustPost(`mutation($start: DateTime!) {
+		withStart: createS3AssumedRoleExportConfiguration(data: { interval: EVERY_HOUR bucket: "audit-bucket" region: "us-east-1" roleArn: "arn:aws:iam::123456789012:role/r" startTime: $start }) { pendingEvents }
+		withoutStart: createS3AssumedRoleExportConfiguration(data: { interval: EVERY_HOUR bucket: "audit-bucket" region: "us-east-1" roleArn: "arn:aws:iam::123456789012:role/r" }) { pendingEvents } }`,
+		&created, client.Var("start", time.Now().Add(-time.Hour).Format(time.RFC3339)))
+	// The 40 events and its own creation event; without a start time, only the creation event.
+	if created.WithStart.PendingEvents != 41 || created.WithoutStart.PendingEvents != 1 {
+		t.Fatalf("pending events with a start time %d (want 41), without %d (want 1)", created.WithStart.PendingEvents, created.WithoutStart.PendingEvents)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/client"
 
@@ -183,6 +184,10 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 	q, v = createAK("interval", "EVERY_3_HOURS")
 	add("interval outside the enum", with(q, v, "GRAPHQL_VALIDATION_FAILED", "EVERY_3_HOURS"))
 	add("interval literal outside the enum", with(`mutation { createS3AssumedRoleExportConfiguration(data: { interval: HOURLY bucket: "audit-bucket" region: "us-east-1" roleArn: "arn:aws:iam::123456789012:role/r" }) { id } }`, nil, "GRAPHQL_VALIDATION_FAILED", "HOURLY"))
+	q, v = createAR("startTime", time.Now().Add(time.Hour).Format(time.RFC3339))
+	add("start time in the future", with(q, v, "BAD_USER_INPUT", "startTime: must not be in the future"))
+	q, v = createAR("startTime", "last week")
+	add("start time not a time", with(q, v, "BAD_USER_INPUT", "RFC 3339"))
 	q, v = createAK("accessKeyId", nil)
 	add("missing required field", with(q, v, "GRAPHQL_VALIDATION_FAILED", "variable $d.accessKeyId: cannot be null"))
 	q, v = updateAK("bucket", "BAD")

@@ -376,6 +376,43 @@ func (s *Store) Head() uint64 {
 	return s.buf.next - 1
 }
 
+// seqBeforeReceived is the seq before the first buffered event received at or after t, or head
+// when there is none. Segments are in order of receipt: the first one whose last append is not
+// before t is searched event by event, by receivedTimestamp; when a client set timestamps
+// earlier than that, the search ends with the segment rather than read the whole buffer.
+func (s *Store) seqBeforeReceived(tx *bolt.Tx, t time.Time, head uint64) (uint64, error) {
+	s.buf.mu.RLock()
+	var g segment
+	found := false
+	for _, seg := range s.buf.segments {
+		if !seg.LastAppend.Before(t) {
+			g, found = seg, true
+			break
+		}
+	}
+	s.buf.mu.RUnlock()
+	if !found {
+		return head, nil
+	}
+	seq, micros := min(g.Last, head), t.UnixMicro()
+	var parseErr error
+	err := scanEvents(tx, g.First-1, func(s uint64, rec []byte) bool {
+		if s > g.Last {
+			return false
+		}
+		var r event.Record
+		if parseErr = r.Parse(rec); parseErr != nil {
+			return false
+		}
+		if r.RecvMicros >= micros {
+			seq = s - 1
+			return false
+		}
+		return true
+	})
+	return seq, errors.Join(err, parseErr)
+}
+
 // PendingEvents is how many buffered events come after cursor: those a configuration at that
 // cursor has still to export (events already removed from the buffer are not pending).
 func (s *Store) PendingEvents(cursor uint64) int64 {

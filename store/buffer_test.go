@@ -347,3 +347,48 @@ func TestReadEventsCallbackMayWrite(t *testing.T) {
 		t.Fatalf("%d events, want 42000", n)
 	}
 }
+
+// A configuration created with a start time exports the buffered events received since then.
+func TestStartTimeExportsWhatIsStillBuffered(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)}
+	st := openBuffer(t, filepath.Join(t.TempDir(), "a.db"), store.BufferConfig{SegmentMaxEvents: 10}, clk.Now)
+	var starts []time.Time
+	for i := range 3 { // 25 events an hour apart in batches: seqs 1..25, 26..50, 51..75
+		starts = append(starts, clk.Now())
+		var d event.Decoder
+		b, err := d.NDJSON(eventtest.NDJSON(i*100, 25, clk.Now(), time.Second), clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AppendEvents(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Hour)
+	}
+	for _, c := range []struct {
+		name   string
+		start  time.Time
+		cursor uint64
+	}{
+		{"before everything buffered", starts[0].Add(-24 * time.Hour), 0},
+		{"the first event's receipt", starts[0], 0},
+		{"the second batch's receipt", starts[1], 25},
+		{"between batches", starts[1].Add(time.Minute), 50},
+		{"after everything buffered", clk.Now(), 75},
+	} {
+		cfg := accessKeyConfig()
+		cfg.StartTime = c.start
+		head := st.Head()
+		created, err := st.CreateConfiguration(cfg, testSecret, alice)
+		if err != nil || created.Cursor != min(c.cursor, head) || !created.StartTime.Equal(c.start) {
+			t.Errorf("%s: cursor %d, start %v (%v); want cursor %d", c.name, created.Cursor, created.StartTime, err, min(c.cursor, head))
+		}
+	}
+
+	cfg := accessKeyConfig()
+	cfg.StartTime = clk.Now().Add(time.Minute)
+	var v *store.ValidationError
+	if _, err := st.CreateConfiguration(cfg, testSecret, alice); !errors.As(err, &v) || v.Fields[0].Field != "startTime" {
+		t.Fatalf("start time in the future: %v", err)
+	}
+}

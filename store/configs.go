@@ -38,6 +38,10 @@ func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Pri
 	if c.Kind == KindS3AccessKey {
 		errs.merge(ValidateSecretAccessKey(secret))
 	}
+	now := s.now().UTC()
+	if c.StartTime.After(now) {
+		errs.add("startTime", "must not be in the future")
+	}
 	if err := errs.err(); err != nil {
 		return ExportConfiguration{}, err
 	}
@@ -45,7 +49,7 @@ func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Pri
 	if err != nil {
 		return ExportConfiguration{}, fmt.Errorf("generate id: %w", err)
 	}
-	now := s.now().UTC()
+	c.StartTime = c.StartTime.UTC()
 	c.ID = id.String()
 	c.CreatedAt, c.UpdatedAt = now, now
 	c.CreatedBy, c.UpdatedBy = by.Name, by.Name
@@ -55,8 +59,15 @@ func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Pri
 		if err := checkNameFree(tx, c.Name, c.ID); err != nil {
 			return err
 		}
-		// The creation's own audit event is the first the new destination receives.
+		// The creation's own audit event is the first the new destination receives, unless it
+		// starts earlier.
 		c.Cursor = w.next - 1
+		if !c.StartTime.IsZero() {
+			var err error
+			if c.Cursor, err = s.seqBeforeReceived(tx, c.StartTime, c.Cursor); err != nil {
+				return err
+			}
+		}
 		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
 			return err
 		}

@@ -76,6 +76,9 @@ type ExportConfiguration struct {
 	Cursor uint64 `json:"cursor"`
 	// ScheduledThrough is the latest interval boundary the scheduler has served.
 	ScheduledThrough time.Time `json:"scheduledThrough,omitzero"`
+	// StartTime, when set at creation, makes the configuration export the buffered events
+	// received since then, instead of only those received after its creation.
+	StartTime time.Time `json:"startTime,omitzero"`
 	// SkippedEvents counts events this destination never received because they left the buffer
 	// before it exported them: while it was disabled, or past the buffer's age limit.
 	SkippedEvents int64 `json:"skippedEvents,omitempty"`

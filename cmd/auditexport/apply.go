@@ -40,6 +40,7 @@ func (c *cli) applyCommand() *cobra.Command {
       region: us-east-1
       accessKeyId: AKIA…
       secretAccessKeyEnv: ACME_SECRET   # or secretAccessKey (then keep the file secret)
+      startTime: 2026-11-01T00:00:00Z   # optional, on creation: export what is buffered since
     - name: acme-role
       type: s3:assumedRole
       interval: EVERY_24_HOURS

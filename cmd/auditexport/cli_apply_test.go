@@ -150,6 +150,8 @@ func TestCLIRefusesBadFiles(t *testing.T) {
 		"bad role ARN":         {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::1:role/r"}`, nil, []string{"roleArn: must be an IAM role ARN"}},
 		"update without id":    {"update:s3:accessKey", `{"interval":"EVERY_HOUR"}`, nil, []string{"id (or name) of the configuration to update is required"}},
 		"id on create":         {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::123456789012:role/r","id":"x"}`, nil, []string{"id is not used here"}},
+		"bad startTime":        {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::123456789012:role/r","startTime":"yesterday"}`, nil, []string{"startTime must be an RFC 3339 time"}},
+		"startTime on update":  {"update:s3:assumedRole", `{"id":"x","startTime":"2026-11-21T00:00:00Z"}`, nil, []string{"startTime is used only when a configuration is created"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -97,11 +97,14 @@ func TestCLIEveryCommand(t *testing.T) {
 	if ak.ConnectionStatus != "SUCCESS" || str(ak.Name) != "acme-prod" || ak.Interval != "EVERY_12_HOURS" {
 		t.Fatalf("created %+v", ak)
 	}
-	// create:s3:assumedRole from standard input.
-	roleJSON := `{"interval":"EVERY_24_HOURS","bucket":"` + bucket + `","region":"us-east-1","roleArn":"arn:aws:iam::123456789012:role/export","endpoint":"` + srv.Endpoint + `","name":"acme-role"}`
+	// create:s3:assumedRole from standard input, starting with what was buffered in the last hour
+	// (acme-prod's creation event, then its own).
+	roleJSON := `{"interval":"EVERY_24_HOURS","bucket":"` + bucket + `","region":"us-east-1","roleArn":"arn:aws:iam::123456789012:role/export","endpoint":"` + srv.Endpoint + `","name":"acme-role",` +
+		`"startTime":"` + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) + `"}`
 	res := cli.run(roleJSON, nil, "exportConfig", "create:s3:assumedRole", "-", "-o", "json")
 	var role exportConfig
-	if res.code != 0 || json.Unmarshal([]byte(res.stdout), &role) != nil || role.ConnectionStatus != "SUCCESS" || role.EndpointConfiguration.ExternalID != role.ID {
+	if res.code != 0 || json.Unmarshal([]byte(res.stdout), &role) != nil || role.ConnectionStatus != "SUCCESS" || role.EndpointConfiguration.ExternalID != role.ID ||
+		role.PendingEvents < 2 {
 		t.Fatalf("create:s3:assumedRole: %d %s %s", res.code, res.stdout, res.stderr)
 	}
 	if calls := proxy.Calls(); len(calls) == 0 || calls[0].ExternalID != role.ID {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -22,8 +23,8 @@ const (
 )
 
 // exportConfigFile is Immuta's exportConfig.json, plus our endpoint, name, id (for updates),
-// enabled (for apply) and secretAccessKeyEnv: the name of an environment variable holding the
-// secret, so CI keeps it out of files.
+// enabled (for apply), startTime (on creation) and secretAccessKeyEnv: the name of an
+// environment variable holding the secret, so CI keeps it out of files.
 type exportConfigFile struct {
 	ID                 *string `json:"id,omitempty"`
 	Name               *string `json:"name,omitempty"`
@@ -38,6 +39,7 @@ type exportConfigFile struct {
 	SecretAccessKey    *string `json:"secretAccessKey,omitempty"`
 	SecretAccessKeyEnv *string `json:"secretAccessKeyEnv,omitempty"`
 	RoleARN            *string `json:"roleArn,omitempty"`
+	StartTime          *string `json:"startTime,omitempty"`
 }
 
 // fileError is a problem with a file the user gave; nothing was sent.
@@ -136,6 +138,13 @@ func (f *exportConfigFile) check(file string, r fileRules) error {
 	if !accessKey && (f.AccessKeyID != nil || f.SecretAccessKey != nil || f.SecretAccessKeyEnv != nil) {
 		problem("accessKeyId and secretAccessKey are not used by assumed-role configurations")
 	}
+	if f.StartTime != nil {
+		if !r.create {
+			problem("startTime is used only when a configuration is created")
+		} else if _, err := time.Parse(time.RFC3339, *f.StartTime); err != nil {
+			problem("startTime must be an RFC 3339 time such as 2026-11-21T00:00:00Z")
+		}
+	}
 	if f.SecretAccessKey != nil && f.SecretAccessKeyEnv != nil {
 		problem("give secretAccessKey or secretAccessKeyEnv, not both")
 	}
@@ -217,6 +226,7 @@ func (f *exportConfigFile) destinationInput() map[string]any {
 	put("accessKeyId", f.AccessKeyID)
 	put("secretAccessKey", f.SecretAccessKey)
 	put("roleArn", f.RoleARN)
+	put("startTime", f.StartTime)
 	return in
 }
 

@@ -1123,6 +1123,11 @@ input S3AccessKeyExportConfigurationInput {
   "Write-only: stored sealed, never returned."
   secretAccessKey: String!
   endpoint: String
+  """
+  Export the events still in the buffer that were received at or after this time (not in the
+  future), instead of only those received after the configuration is created.
+  """
+  startTime: DateTime
 }
 
 input S3AssumedRoleExportConfigurationInput {
@@ -1133,6 +1138,11 @@ input S3AssumedRoleExportConfigurationInput {
   region: String!
   roleArn: String!
   endpoint: String
+  """
+  Export the events still in the buffer that were received at or after this time (not in the
+  future), instead of only those received after the configuration is created.
+  """
+  startTime: DateTime
 }
 
 "Omitted fields keep their value; path and endpoint are cleared with null or an empty string."
@@ -5913,7 +5923,7 @@ func (ec *executionContext) unmarshalInputS3AccessKeyExportConfigurationInput(ct
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint"}
+	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint", "startTime"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5976,6 +5986,13 @@ func (ec *executionContext) unmarshalInputS3AccessKeyExportConfigurationInput(ct
 				return it, err
 			}
 			it.Endpoint = data
+		case "startTime":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startTime"))
+			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StartTime = data
 		}
 	}
 	return it, nil
@@ -5992,7 +6009,7 @@ func (ec *executionContext) unmarshalInputS3AssumedRoleExportConfigurationInput(
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "roleArn", "endpoint"}
+	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "roleArn", "endpoint", "startTime"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6048,6 +6065,13 @@ func (ec *executionContext) unmarshalInputS3AssumedRoleExportConfigurationInput(
 				return it, err
 			}
 			it.Endpoint = data
+		case "startTime":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startTime"))
+			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StartTime = data
 		}
 	}
 	return it, nil

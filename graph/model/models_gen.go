@@ -168,6 +168,9 @@ type S3AccessKeyExportConfigurationInput struct {
 	// Write-only: stored sealed, never returned.
 	SecretAccessKey string  `json:"secretAccessKey"`
 	Endpoint        *string `json:"endpoint,omitempty"`
+	// Export the events still in the buffer that were received at or after this time (not in the
+	// future), instead of only those received after the configuration is created.
+	StartTime *time.Time `json:"startTime,omitempty"`
 }
 
 type S3AssumedRoleEndpointConfiguration struct {
@@ -190,6 +193,9 @@ type S3AssumedRoleExportConfigurationInput struct {
 	Region   string         `json:"region"`
 	RoleArn  string         `json:"roleArn"`
 	Endpoint *string        `json:"endpoint,omitempty"`
+	// Export the events still in the buffer that were received at or after this time (not in the
+	// future), instead of only those received after the configuration is created.
+	StartTime *time.Time `json:"startTime,omitempty"`
 }
 
 // Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
