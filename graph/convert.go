@@ -187,3 +187,11 @@ func toPermissions(ps []model.Permission) []store.Permission {
 	}
 	return out
 }
+
+func toAPIToken(t store.Token) *model.APIToken {
+	perms := make([]model.Permission, len(t.Permissions))
+	for i, p := range t.Permissions {
+		perms[i] = model.Permission(p)
+	}
+	return &model.APIToken{Name: t.Name, Permissions: perms, CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
+}

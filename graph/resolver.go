@@ -22,6 +22,8 @@ type Store interface {
 	SetEnabled(id string, by store.Principal, enabled bool) (store.ExportConfiguration, error)
 	DeleteConfiguration(id string, by store.Principal) (store.ExportConfiguration, error)
 	CreateToken(name string, perms []store.Permission, by store.Principal) (string, store.Token, error)
+	Tokens() ([]store.Token, error)
+	RevokeToken(name string, by store.Principal) (store.Token, error)
 	ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error
 	BufferStatus() store.BufferStatus
 	PendingEvents(cursor uint64) int64

@@ -87,6 +87,15 @@ func (r *mutationResolver) CreateAPIToken(ctx context.Context, name string, perm
 	return token, err
 }
 
+// RevokeAPIToken is the resolver for the revokeApiToken field.
+func (r *mutationResolver) RevokeAPIToken(ctx context.Context, name string) (*model.APIToken, error) {
+	t, err := r.Store.RevokeToken(name, caller(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return toAPIToken(t), nil
+}
+
 // GetAllExportConfigurations is the resolver for the getAllExportConfigurations field.
 func (r *queryResolver) GetAllExportConfigurations(ctx context.Context) ([]*model.ExportConfiguration, error) {
 	cs, err := r.Store.Configurations()
@@ -128,6 +137,19 @@ func (r *queryResolver) GetAllExportJobs(ctx context.Context, exportConfiguratio
 func (r *queryResolver) GetAllExportJobTasks(ctx context.Context, exportJobID string) ([]*model.ExportJobTask, error) {
 	tasks, err := r.Store.Tasks(exportJobID)
 	return toTasks(tasks), err
+}
+
+// APITokens is the resolver for the apiTokens field.
+func (r *queryResolver) APITokens(ctx context.Context) ([]*model.APIToken, error) {
+	tokens, err := r.Store.Tokens()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.APIToken, len(tokens))
+	for i, t := range tokens {
+		out[i] = toAPIToken(t)
+	}
+	return out, nil
 }
 
 // ExportConfiguration returns generated.ExportConfigurationResolver implementation.

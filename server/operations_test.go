@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -256,6 +257,8 @@ func TestAuthentication(t *testing.T) {
 		"getAllExportJobs":                       `{ getAllExportJobs(exportConfigurationId: "x") { id } }`,
 		"getAllExportJobTasks":                   `{ getAllExportJobTasks(exportJobId: "x") { id } }`,
 		"createApiToken":                         `mutation { createApiToken(name: "new", permissions: [AUDIT]) }`,
+		"apiTokens":                              `{ apiTokens { name } }`,
+		"revokeApiToken":                         `mutation { revokeApiToken(name: "no-such-token") { name } }`,
 	}
 	for name, query := range operations {
 		t.Run(name, func(t *testing.T) {
@@ -273,11 +276,11 @@ func TestAuthentication(t *testing.T) {
 					t.Errorf("token %.8q: status %d code %q, want %d %q: %s", tc.token, status, resp.code(), tc.status, tc.code, resp.Body)
 				}
 			}
-			// AUDIT may do everything but create tokens.
+			// AUDIT may do everything but manage tokens.
 			status, resp := api.query(audit, query, nil)
-			if name == "createApiToken" {
+			if strings.Contains(strings.ToLower(name), "apitoken") {
 				if status != http.StatusForbidden || resp.code() != "FORBIDDEN" || !strings.Contains(resp.message(), "ADMIN") {
-					t.Errorf("AUDIT token creating a token: %d %s", status, resp.Body)
+					t.Errorf("AUDIT token managing tokens: %d %s", status, resp.Body)
 				}
 			} else if status != http.StatusOK || resp.code() == "FORBIDDEN" {
 				t.Errorf("AUDIT token: %d %s", status, resp.Body)
@@ -303,6 +306,39 @@ func TestAuthentication(t *testing.T) {
 		rec := serve(api.handler, http.MethodPost, GraphQLPath, map[string]string{"Authorization": "bearer " + adminToken, "Content-Type": "application/json"}, `{"query":"{ getAllExportConfigurations { id } }"}`)
 		if rec.Code != http.StatusOK {
 			t.Errorf("lower-case bearer scheme refused: %d", rec.Code)
+		}
+	})
+	t.Run("a revoked token is refused at once", func(t *testing.T) {
+		var tok struct{ CreateAPIToken string }
+		api.client(adminToken).MustPost(`mutation { createApiToken(name: "short-lived", permissions: [AUDIT]) }`, &tok)
+		if status, _ := api.query(tok.CreateAPIToken, `{ apiTokens { name } }`, nil); status != http.StatusForbidden {
+			t.Fatalf("an AUDIT token listing tokens: %d", status)
+		}
+		var revoked struct {
+			RevokeAPIToken struct {
+				Name        string
+				Permissions []string
+			}
+		}
+		api.client(adminToken).MustPost(`mutation { revokeApiToken(name: "Short-Lived") { name permissions } }`, &revoked)
+		if revoked.RevokeAPIToken.Name != "short-lived" || fmt.Sprint(revoked.RevokeAPIToken.Permissions) != "[AUDIT]" {
+			t.Fatalf("revokeApiToken = %+v", revoked)
+		}
+		if status, resp := api.query(tok.CreateAPIToken, `{ getAllExportConfigurations { id } }`, nil); status != http.StatusUnauthorized || resp.code() != "UNAUTHENTICATED" {
+			t.Fatalf("revoked token: %d %s", status, resp.Body)
+		}
+		var list struct{ APITokens []struct{ Name string } }
+		api.client(adminToken).MustPost(`{ apiTokens { name } }`, &list)
+		for _, tk := range list.APITokens {
+			if tk.Name == "short-lived" {
+				t.Fatalf("apiTokens still lists the revoked token: %+v", list)
+			}
+		}
+		if _, resp := api.query(adminToken, `mutation { revokeApiToken(name: "admin") { name } }`, nil); resp.code() != "BAD_USER_INPUT" || !strings.Contains(resp.message(), "cannot revoke itself") {
+			t.Fatalf("a token revoking itself: %s", resp.Body)
+		}
+		if _, resp := api.query(adminToken, `mutation { revokeApiToken(name: "short-lived") { name } }`, nil); resp.code() != "NOT_FOUND" {
+			t.Fatalf("revoking a revoked token: %s", resp.Body)
 		}
 	})
 	t.Run("a created token works at once", func(t *testing.T) {

@@ -56,10 +56,14 @@ func configurationAudit(by Principal, at time.Time, action string, c ExportConfi
 	return auditRecord(by, at, action, targetExportConfiguration, c.ID, payload)
 }
 
-func tokenAudit(by Principal, at time.Time, t Token) ([]byte, error) {
-	payload := map[string]any{"type": "ApiTokenCreatedAuditPayload", "version": 1,
+func tokenAudit(by Principal, at time.Time, action string, t Token) ([]byte, error) {
+	payloadType := "ApiTokenCreatedAuditPayload"
+	if action == auditDelete {
+		payloadType = "ApiTokenRevokedAuditPayload"
+	}
+	payload := map[string]any{"type": payloadType, "version": 1,
 		"apiToken": map[string]any{"id": t.ID, "name": t.Name, "permissions": t.Permissions}}
-	return auditRecord(by, at, auditCreate, targetAPIToken, t.ID, payload)
+	return auditRecord(by, at, action, targetAPIToken, t.ID, payload)
 }
 
 func auditRecord(by Principal, at time.Time, action, targetType, targetID string, payload map[string]any) ([]byte, error) {

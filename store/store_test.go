@@ -395,6 +395,52 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+func TestRevokeToken(t *testing.T) {
+	st := storetest.New(t)
+	if err := st.SetBootstrapToken("bootstrap-admin-token-value"); err != nil {
+		t.Fatal(err)
+	}
+	bootstrap, _ := st.Authenticate("bootstrap-admin-token-value")
+	ci, _, _ := st.CreateToken("ci-pipeline", []store.Permission{store.PermissionAudit}, bootstrap)
+	ingest, _, _ := st.CreateToken("Platform", []store.Permission{store.PermissionIngest}, bootstrap)
+	tokens, err := st.Tokens()
+	if err != nil || len(tokens) != 3 || tokens[0].Name != "admin" || tokens[1].Name != "ci-pipeline" || tokens[2].Name != "Platform" {
+		t.Fatalf("Tokens = %+v %v; want admin, ci-pipeline, Platform", tokens, err)
+	}
+	for _, tok := range tokens {
+		if tok.SHA256 != nil {
+			t.Errorf("Tokens returns the hash of %s", tok.Name)
+		}
+	}
+	head := st.Head()
+
+	revoked, err := st.RevokeToken("PLATFORM", bootstrap)
+	if err != nil || revoked.Name != "Platform" || revoked.SHA256 != nil {
+		t.Fatalf("RevokeToken = %+v %v", revoked, err)
+	}
+	if _, err := st.Authenticate(ingest); !errors.Is(err, store.ErrUnauthenticated) {
+		t.Fatalf("a revoked token still authenticates: %v", err)
+	}
+	if p, err := st.Authenticate(ci); err != nil || p.Name != "ci-pipeline" {
+		t.Fatalf("another token stopped working: %v", err)
+	}
+	events := readAll(t, st, head)
+	if len(events) != 1 || events[0].Action != "DELETE" || !strings.Contains(string(events[0].AuditPayload), `"ApiTokenRevokedAuditPayload"`) ||
+		events[0].Actor.Name != "admin" {
+		t.Fatalf("audit events of the revocation: %+v", events)
+	}
+
+	if _, err := st.RevokeToken("Platform", bootstrap); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoking it again: %v", err)
+	}
+	if _, err := st.RevokeToken("admin", bootstrap); !isValidation(err, "name") {
+		t.Errorf("a token revoking itself: %v", err)
+	}
+	if _, err := st.Authenticate("bootstrap-admin-token-value"); err != nil {
+		t.Errorf("the refused self-revocation changed something: %v", err)
+	}
+}
+
 func TestBootstrapToken(t *testing.T) {
 	st := storetest.New(t)
 	if has, _ := st.HasBootstrapToken(); has {

@@ -70,12 +70,60 @@ func (s *Store) CreateToken(name string, perms []Permission, by Principal) (stri
 		if err := putJSON(b, id, t); err != nil {
 			return err
 		}
-		return w.appendAudit(tokenAudit(by, t.CreatedAt, t))
+		return w.appendAudit(tokenAudit(by, t.CreatedAt, auditCreate, t))
 	})
 	if err != nil {
 		return "", Token{}, err
 	}
 	return plain, t, nil
+}
+
+// Tokens lists the API tokens (their hashes cleared), in order of name.
+func (s *Store) Tokens() ([]Token, error) {
+	var tokens []Token
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return eachJSON(tx.Bucket(bucketTokens), func(t Token) error {
+			t.SHA256 = nil
+			tokens = append(tokens, t)
+			return nil
+		})
+	})
+	slices.SortFunc(tokens, func(a, b Token) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	return tokens, err
+}
+
+// RevokeToken deletes the token named name (case-insensitive), so it authenticates no more
+// requests, and returns it. A token cannot revoke itself: that would lock its holder out by
+// mistake. A revoked bootstrap token comes back at the next start (see server's
+// ensureAdminToken): from AUDITEXPORT_ADMIN_TOKEN, or newly generated.
+func (s *Store) RevokeToken(name string, by Principal) (Token, error) {
+	var revoked Token
+	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
+		b := tx.Bucket(bucketTokens)
+		found := false
+		if err := eachJSON(b, func(t Token) error {
+			if strings.EqualFold(t.Name, name) {
+				revoked, found = t, true
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if !found {
+			return &NotFoundError{What: "API token", ID: name}
+		}
+		if revoked.ID == by.TokenID {
+			var errs fieldErrors
+			errs.add("name", "is the token of this request: a token cannot revoke itself")
+			return errs.err()
+		}
+		if err := b.Delete([]byte(revoked.ID)); err != nil {
+			return err
+		}
+		return w.appendAudit(tokenAudit(by, w.now.UTC(), auditDelete, revoked))
+	})
+	revoked.SHA256 = nil
+	return revoked, err
 }
 
 // SetBootstrapToken makes token the bootstrap admin token (name "admin", permission ADMIN),

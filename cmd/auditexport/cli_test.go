@@ -185,6 +185,23 @@ func TestCLIEveryCommand(t *testing.T) {
 	if res := cli.run("", []string{"AUDITEXPORT_TOKEN=" + tok.Token}, "token", "create", "--name", "x", "--permission", "ADMIN"); res.code != 1 || !strings.Contains(res.stderr, "lacks the ADMIN permission") {
 		t.Fatalf("token create without ADMIN: %d %s", res.code, res.stderr)
 	}
+	var tokens []apiToken
+	cli.json(&tokens, "token", "list")
+	if len(tokens) != 2 || tokens[0].Name != "admin" || tokens[1].Name != "ci" || strings.Join(tokens[1].Permissions, ",") != "AUDIT,INGEST" {
+		t.Fatalf("token list: %+v", tokens)
+	}
+	if table := cli.ok("token", "list"); !strings.HasPrefix(table, "NAME ") || !strings.Contains(table, "AUDIT,INGEST") || strings.Contains(table, tok.Token) {
+		t.Fatalf("token list table:\n%s", table)
+	}
+	if out := cli.ok("token", "revoke", "ci"); !strings.Contains(out, "ci ") {
+		t.Fatalf("token revoke: %s", out)
+	}
+	if res := cli.run("", []string{"AUDITEXPORT_TOKEN=" + tok.Token}, "exportConfig", "list"); res.code != 1 || !strings.Contains(res.stderr, "the API token is not valid") {
+		t.Fatalf("a revoked token: %d %s", res.code, res.stderr)
+	}
+	if res := cli.run("", nil, "token", "revoke", "ci"); res.code != 1 || !strings.Contains(res.stderr, "not found") {
+		t.Fatalf("revoking it again: %d %s", res.code, res.stderr)
+	}
 
 	var deleted exportConfig
 	cli.json(&deleted, "exportConfig", "delete", "acme-role")

@@ -47,7 +47,28 @@ func newTokenCommand(c *cli) *cobra.Command {
 	}
 	create.Flags().StringVar(&name, "name", "", "the token's name: what createdBy and audit events record")
 	create.Flags().StringSliceVar(&permissions, "permission", nil, "ADMIN, AUDIT, INGEST or METRICS; repeat or separate with commas")
-	cmd.AddCommand(create)
+	list := &cobra.Command{
+		Use: "list", Short: "List the tokens: names, permissions, who created them and when (never the tokens)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := c.graphQL(cmd.Context(), `{ apiTokens { `+tokenFields+` } }`, nil, "apiTokens")
+			if err != nil {
+				return err
+			}
+			return c.print.tokens(raw, false)
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke NAME", Short: "Revoke a token at once (a token cannot revoke itself)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := c.graphQL(cmd.Context(), `mutation($name: String!) { revokeApiToken(name: $name) { `+tokenFields+` } }`,
+				map[string]any{"name": args[0]}, "revokeApiToken")
+			if err != nil {
+				return err
+			}
+			return c.print.tokens(raw, true)
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
 	return cmd
 }
 

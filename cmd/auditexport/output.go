@@ -18,9 +18,17 @@ const (
 			... on S3AccessKeyEndpointConfiguration { bucket path region accessKeyId endpoint }
 			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint } }
 		lastExport { ` + jobFields + ` }`
-	jobFields  = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
-	taskFields = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason`
+	jobFields   = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
+	taskFields  = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason`
+	tokenFields = `name permissions createdBy createdAt`
 )
+
+type apiToken struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	CreatedBy   *string  `json:"createdBy"`
+	CreatedAt   string   `json:"createdAt"`
+}
 
 type exportConfig struct {
 	ID                    string  `json:"id"`
@@ -171,14 +179,8 @@ func (p printer) jobs(raw json.RawMessage, single bool) error {
 	if p.format == "json" {
 		return p.json(raw)
 	}
-	var jobs []exportJob
-	if single {
-		var j exportJob
-		if err := json.Unmarshal(raw, &j); err != nil {
-			return err
-		}
-		jobs = []exportJob{j}
-	} else if err := json.Unmarshal(raw, &jobs); err != nil {
+	jobs, err := decodeOneOrMany[exportJob](raw, single)
+	if err != nil {
 		return err
 	}
 	rows := make([][]string, len(jobs))
@@ -211,4 +213,32 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+func (p printer) tokens(raw json.RawMessage, single bool) error {
+	if p.format == "json" {
+		return p.json(raw)
+	}
+	tokens, err := decodeOneOrMany[apiToken](raw, single)
+	if err != nil {
+		return err
+	}
+	rows := make([][]string, len(tokens))
+	for i, t := range tokens {
+		rows[i] = []string{t.Name, strings.Join(t.Permissions, ","), str(t.CreatedBy), t.CreatedAt}
+	}
+	p.table("NAME\tPERMISSIONS\tCREATED BY\tCREATED", rows)
+	return nil
+}
+
+// decodeOneOrMany decodes raw as one T (single) or a list of them, for tables of either.
+func decodeOneOrMany[T any](raw json.RawMessage, single bool) ([]T, error) {
+	if single {
+		var one T
+		err := json.Unmarshal(raw, &one)
+		return []T{one}, err
+	}
+	var many []T
+	err := json.Unmarshal(raw, &many)
+	return many, err
 }

@@ -39,6 +39,8 @@ var securityOperations = map[string]struct {
 	"verifyExportConfiguration":              {`mutation { verifyExportConfiguration(id: "x") { id } }`, "AUDIT"},
 	"runExportNow":                           {`mutation { runExportNow(id: "x") { id } }`, "AUDIT"},
 	"createApiToken":                         {`mutation { createApiToken(name: "n", permissions: [AUDIT]) }`, "ADMIN"},
+	"apiTokens":                              {`{ apiTokens { name } }`, "ADMIN"},
+	"revokeApiToken":                         {`mutation { revokeApiToken(name: "no-such-token") { name } }`, "ADMIN"},
 }
 
 // httpCall is one request to the real server, returning status and body.

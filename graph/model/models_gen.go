@@ -17,6 +17,15 @@ type EndpointConfiguration interface {
 	IsEndpointConfiguration()
 }
 
+// An API token as the server keeps it: never the token itself, which only its creator saw.
+type APIToken struct {
+	// Unique (case-insensitive); what createdBy, updatedBy and audit events record.
+	Name        string       `json:"name"`
+	Permissions []Permission `json:"permissions"`
+	CreatedBy   *string      `json:"createdBy,omitempty"`
+	CreatedAt   time.Time    `json:"createdAt"`
+}
+
 type AuditActor struct {
 	ID               *string `json:"id,omitempty"`
 	Name             *string `json:"name,omitempty"`
