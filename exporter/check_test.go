@@ -92,3 +92,28 @@ func TestRecheckSchedule(t *testing.T) {
 		t.Error("due() disagrees with the schedule")
 	}
 }
+
+// A configuration stored before the endpoint policy was tightened gets no client: its status says
+// why, in Immuta's form.
+func TestClientsRefuseEndpointsOutsideThePolicy(t *testing.T) {
+	t.Parallel()
+	policy, err := store.ParseEndpointPolicy("s3.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := NewClients(ClientsConfig{Endpoints: policy})
+	c := store.ExportConfiguration{ID: "c1", Kind: store.KindS3AccessKey, AccessKeyID: "AKIA1", Region: "us-east-1", Endpoint: "http://10.1.2.3:9000"}
+	secretRead := false
+	_, err = cl.For(c, func() (string, error) { secretRead = true; return "secret-value", nil })
+	if err == nil || secretRead {
+		t.Fatalf("client for an endpoint outside the policy: %v (secret read: %v)", err, secretRead)
+	}
+	want := "Error testing access to S3 using AccessKey AKIA1 - EndpointNotAllowed: 10.1.2.3:9000 is not among this server's allowed endpoints"
+	if got := failureText("Error testing access to S3", c, err, time.Second); got != want {
+		t.Fatalf("status %q\nwant   %q", got, want)
+	}
+	c.Endpoint = "https://s3.example.com"
+	if _, err := cl.For(c, func() (string, error) { return "secret-value", nil }); err != nil {
+		t.Fatalf("client for an allowed endpoint: %v", err)
+	}
+}

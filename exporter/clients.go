@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 
 	"github.com/auditexport/auditexport/store"
 )
@@ -32,6 +33,9 @@ type ClientsConfig struct {
 	// MaxAttempts bounds the SDK's attempts at one call. Default: AWS.RetryMaxAttempts (the SDK's
 	// AWS_MAX_ATTEMPTS), else 3.
 	MaxAttempts int
+	// Endpoints restricts the configurations' endpoints; checked again here for configurations
+	// stored before the policy was tightened. The zero value allows any.
+	Endpoints store.EndpointPolicy
 }
 
 // SessionName is what customers see as the role session in CloudTrail.
@@ -63,6 +67,9 @@ func NewClients(cfg ClientsConfig) *Clients {
 func (cl *Clients) For(c store.ExportConfiguration, secret func() (string, error)) (*s3.Client, error) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	if err := cl.cfg.Endpoints.Check(c.Endpoint); err != nil {
+		return nil, &smithy.GenericAPIError{Code: "EndpointNotAllowed", Message: err.Error()}
+	}
 	if cached, ok := cl.s3[c.ID]; ok && cached.revision == c.Revision {
 		return cached.client, nil
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	Checks exporter.CheckerConfig
 	// Export configures the exporter; its TempDir is <DataDir>/export-tmp.
 	Export exporter.ExporterConfig
+	// AllowedEndpoints restricts the S3-compatible endpoints configurations may name, in
+	// store.ParseEndpointPolicy's form: "" any, "none" none, else host[:port] patterns.
+	AllowedEndpoints string
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -77,6 +80,10 @@ func (c *Config) fillDefaults() {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.fillDefaults()
 	log := cfg.Logger
+	endpoints, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints)
+	if err != nil {
+		return err
+	}
 	if err := prepareDataDir(cfg.DataDir, log); err != nil {
 		return err
 	}
@@ -84,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log, Buffer: cfg.Buffer})
+	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log, Buffer: cfg.Buffer, Endpoints: endpoints})
 	if err != nil {
 		return err
 	}
@@ -102,7 +109,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
-	clients := exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg})
+	clients := exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg, Endpoints: endpoints})
 	checks := cfg.Checks
 	checks.Logger = log
 	checker := exporter.NewChecker(checks, st, clients)
@@ -134,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir)
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String())
 
 	select {
 	case err := <-served:

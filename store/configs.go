@@ -35,6 +35,7 @@ func secretAD(id string) []byte { return []byte("export-configuration-secret/" +
 func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Principal) (ExportConfiguration, error) {
 	var errs fieldErrors
 	errs.merge(c.Validate())
+	s.checkEndpointAllowed(&errs, c.Endpoint)
 	if c.Kind == KindS3AccessKey {
 		errs.merge(ValidateSecretAccessKey(secret))
 	}
@@ -135,6 +136,9 @@ func (s *Store) updateConfiguration(id string, by Principal, change Change, newS
 		c.ScheduledThrough, c.SkippedEvents = old.ScheduledThrough, old.SkippedEvents
 		var errs fieldErrors
 		errs.merge(c.Validate())
+		if c.Endpoint != old.Endpoint {
+			s.checkEndpointAllowed(&errs, c.Endpoint)
+		}
 		secretChanged := false
 		if newSecret != nil {
 			if c.Kind != KindS3AccessKey {
@@ -311,4 +315,15 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
 	return b.Put([]byte(key), data)
+}
+
+// checkEndpointAllowed adds the server's refusal of a well-formed endpoint to errs (a malformed
+// one is already reported by Validate).
+func (s *Store) checkEndpointAllowed(errs *fieldErrors, endpoint string) {
+	if validateEndpoint(endpoint) != "" {
+		return
+	}
+	if err := s.endpoints.Check(endpoint); err != nil {
+		errs.add("endpoint", err.Error())
+	}
 }

@@ -33,6 +33,8 @@ type Config struct {
 	Now func() time.Time
 	// Buffer bounds the event buffer.
 	Buffer BufferConfig
+	// Endpoints restricts the endpoints configurations may name; the zero value allows any.
+	Endpoints EndpointPolicy
 }
 
 // DefaultConfig returns a Config with every default filled in but Path and MasterKey.
@@ -47,6 +49,8 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	// endpoints is checked when a configuration is created or its endpoint changes.
+	endpoints EndpointPolicy
 
 	// writeMu serializes write transactions with the in-memory buffer state they change
 	// (bbolt serializes the transactions themselves, but not what happens after commit).
@@ -92,7 +96,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("restrict permissions of %s: %w", cfg.Path, err)
 	}
 	s := &Store{
-		db: db, sealer: sl, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(),
+		db: db, sealer: sl, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(), endpoints: cfg.Endpoints,
 		appends: make(chan appendRequest), closing: make(chan struct{}),
 		committerDone: make(chan struct{}), trimmerDone: make(chan struct{}),
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/auditexport/auditexport/server"
+	"github.com/auditexport/auditexport/store"
 )
 
 func newServeCommand() *cobra.Command {
@@ -33,6 +34,9 @@ Environment only (secrets never go on the command line):
 				return usageError{err}
 			}
 			cfg.Logger = logger
+			if _, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints); err != nil {
+				return usageError{fmt.Errorf("--allowed-endpoints: %w", err)}
+			}
 			cfg.AdminToken = os.Getenv("AUDITEXPORT_ADMIN_TOKEN")
 			cfg.MasterKey = os.Getenv("AUDITEXPORT_MASTER_KEY")
 			if err := server.Run(cmd.Context(), cfg); err != nil {
@@ -64,6 +68,8 @@ Environment only (secrets never go on the command line):
 	durationFlag(f, &cfg.Checks.RetryMin, "check-retry-min", time.Minute, "first re-check delay of a failing destination; doubles per failure")
 	durationFlag(f, &cfg.Checks.RetryMax, "check-retry-max", 15*time.Minute, "longest re-check delay of a failing destination")
 	durationFlag(f, &cfg.Checks.HealthyInterval, "check-interval", 24*time.Hour, "how often a passing destination is checked again")
+	f.StringVar(&cfg.AllowedEndpoints, "allowed-endpoints", env("AUDITEXPORT_ALLOWED_ENDPOINTS", ""),
+		`S3-compatible endpoints configurations may name: empty for any, "none" for AWS only, or host[:port] patterns such as minio.internal:9000,*.example.com (AUDITEXPORT_ALLOWED_ENDPOINTS)`)
 	f.StringVar(&logLevel, "log-level", env("AUDITEXPORT_LOG_LEVEL", "info"), "debug, info, warn or error (AUDITEXPORT_LOG_LEVEL)")
 	f.StringVar(&logFormat, "log-format", env("AUDITEXPORT_LOG_FORMAT", "json"), "json or text (AUDITEXPORT_LOG_FORMAT)")
 	return cmd

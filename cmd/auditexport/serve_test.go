@@ -158,3 +158,24 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 		t.Fatal("no stopped line")
 	}
 }
+
+// With --allowed-endpoints (here from its environment variable) the server refuses endpoints
+// outside the list, and refuses to start on a malformed list.
+func TestAllowedEndpoints(t *testing.T) {
+	// Port 9 on loopback: the create's connectivity check fails at once, without leaving the host.
+	s := testserver.Start(t, testserver.Options{Env: []string{"AUDITEXPORT_ALLOWED_ENDPOINTS=127.0.0.1:9"}})
+	create := `mutation($e: String!) { createS3AssumedRoleExportConfiguration(data: { interval: EVERY_HOUR bucket: "audit-bucket" region: "us-east-1" roleArn: "arn:aws:iam::123456789012:role/r" endpoint: $e }) { id } }`
+	resp := s.GraphQL(s.AdminToken, create, map[string]any{"e": "http://169.254.169.254"})
+	if len(resp.Errors) != 1 || !strings.Contains(resp.Body, "BAD_USER_INPUT") || !strings.Contains(resp.Body, "169.254.169.254 is not among this server's allowed endpoints") {
+		t.Fatalf("endpoint outside the list: %s", resp.Body)
+	}
+	if resp := s.GraphQL(s.AdminToken, create, map[string]any{"e": "http://127.0.0.1:9"}); len(resp.Errors) != 0 {
+		t.Fatalf("endpoint in the list: %s", resp.Body)
+	}
+	s.Stop()
+
+	bad, err := testserver.Launch(t, testserver.Options{Env: []string{"AUDITEXPORT_ALLOWED_ENDPOINTS=http://minio:9000"}})
+	if err == nil || !strings.Contains(bad.Logs()+err.Error(), "--allowed-endpoints") {
+		t.Fatalf("a malformed list: %v\n%s", err, bad.Logs())
+	}
+}
