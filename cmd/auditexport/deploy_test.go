@@ -210,7 +210,7 @@ func TestComposeDemoFlow(t *testing.T) {
 	p := loadCompose(t)
 	initEnv := p.Services["minio-init"].Environment
 	bucket, accessKey, secretKey := *initEnv["DEMO_BUCKET"], *initEnv["DEMO_ACCESS_KEY"], *initEnv["DEMO_SECRET_KEY"]
-	srv.EnsureBucket(t, bucket)
+	srv.EmptyBucket(t, bucket)
 	srv.CreateUser(t, accessKey, secretKey, s3test.PutOnlyPolicy(bucket))
 	adminToken := *p.Services["auditexport"].Environment["AUDITEXPORT_ADMIN_TOKEN"]
 	server := testserver.Start(t, testserver.Options{Env: []string{"AUDITEXPORT_ADMIN_TOKEN=" + adminToken, "AWS_MAX_ATTEMPTS=3"}})

@@ -84,10 +84,12 @@ func (s *Server) NewBucket(t testing.TB) string {
 	return name
 }
 
-// EnsureBucket creates the bucket name unless it exists.
-func (s *Server) EnsureBucket(t testing.TB, name string) {
+// EmptyBucket makes the bucket name exist and hold nothing: a test that needs a fixed name (the
+// compose demo's) must not find objects an earlier run against the same server left there.
+func (s *Server) EmptyBucket(t testing.TB, name string) {
 	t.Helper()
 	s.MC(t, "mb", "--ignore-existing", s.alias+"/"+name)
+	s.MC(t, "rm", "--recursive", "--force", s.alias+"/"+name)
 }
 
 // PutOnlyPolicy allows s3:PutObject on bucket and nothing else: all a customer grants.
