@@ -396,8 +396,8 @@ func (s *Store) seqBeforeReceived(tx *bolt.Tx, t time.Time, head uint64) (uint64
 	}
 	seq, micros := min(g.Last, head), t.UnixMicro()
 	var parseErr error
-	err := scanEvents(tx, g.First-1, func(s uint64, rec []byte) bool {
-		if s > g.Last {
+	err := scanEvents(tx, g.First-1, func(at uint64, rec []byte) bool {
+		if at > g.Last {
 			return false
 		}
 		var r event.Record
@@ -405,7 +405,7 @@ func (s *Store) seqBeforeReceived(tx *bolt.Tx, t time.Time, head uint64) (uint64
 			return false
 		}
 		if r.RecvMicros >= micros {
-			seq = s - 1
+			seq = at - 1
 			return false
 		}
 		return true
