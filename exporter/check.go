@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/auditexport/auditexport/store"
@@ -40,6 +41,8 @@ func verify(ctx context.Context, client PutObjectAPI, c store.ExportConfiguratio
 		Key:         aws.String(VerifyKey(c.Path, at)),
 		Body:        strings.NewReader(body),
 		ContentType: aws.String("text/plain; charset=utf-8"),
+		// As on every upload: Object Lock buckets refuse a PutObject without a checksum.
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	})
 	return err
 }

@@ -76,6 +76,9 @@ func TestPutOnlyUserPasses(t *testing.T) {
 	if !strings.Contains(string(body), c.ID) {
 		t.Errorf("verification object = %q, want it to name the configuration", body)
 	}
+	if srv.StoredChecksum(t, srv.Bucket, keys[len(keys)-1]) == "" {
+		t.Error("the verification object was sent without a CRC32C checksum")
+	}
 }
 
 func TestFailuresNameTheirCause(t *testing.T) {

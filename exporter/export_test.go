@@ -96,6 +96,9 @@ func TestExportDeliversEveryEventOnce(t *testing.T) {
 		if task.Status != store.JobSucceeded || task.Attempts != 1 || task.Limit <= 0 || task.Bytes <= 0 {
 			t.Errorf("task %+v", task)
 		}
+		if f.srv.StoredChecksum(t, f.bucket, task.Key) == "" {
+			t.Errorf("object %s was uploaded without a CRC32C checksum", task.Key)
+		}
 	}
 	rows := exporttest.Exported(t, f.srv, f.bucket, "audit/tenant=acme", f.config.ID)
 	exporttest.CheckExactlyOnce(t, rows, want)

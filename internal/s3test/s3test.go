@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Server is the test S3 server.
@@ -162,6 +163,17 @@ func (s *Server) Keys(t testing.TB, bucket, prefix string) []string {
 		}
 	}
 	return keys
+}
+
+// StoredChecksum is the CRC32C checksum the server keeps for an object: set only when the upload
+// sent one.
+func (s *Server) StoredChecksum(t testing.TB, bucket, key string) string {
+	t.Helper()
+	out, err := s.Admin().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatalf("head %s/%s: %v", bucket, key, err)
+	}
+	return aws.ToString(out.ChecksumCRC32C)
 }
 
 // Get reads an object with the admin credentials.
