@@ -36,6 +36,7 @@ func verify(ctx context.Context, client PutObjectAPI, c store.ExportConfiguratio
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	body := fmt.Sprintf("auditexport connectivity check of export configuration %s at %s\n", c.ID, at.UTC().Format(time.RFC3339))
+	sse, kmsKey := encryption(c)
 	_, err := client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:      aws.String(c.Bucket),
 		Key:         aws.String(VerifyKey(c.Path, at)),
@@ -43,8 +44,21 @@ func verify(ctx context.Context, client PutObjectAPI, c store.ExportConfiguratio
 		ContentType: aws.String("text/plain; charset=utf-8"),
 		// As on every upload: Object Lock buckets refuse a PutObject without a checksum.
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		// And with the same encryption, so a bucket policy demanding SSE-KMS (or a KMS key the
+		// identity may not use) shows in the check, not first in an export.
+		ServerSideEncryption: sse,
+		SSEKMSKeyId:          kmsKey,
 	})
 	return err
+}
+
+// encryption is the server-side encryption every PutObject for c asks of S3.
+func encryption(c store.ExportConfiguration) (types.ServerSideEncryption, *string) {
+	var kmsKey *string
+	if c.SSEKMSKeyID != "" {
+		kmsKey = aws.String(c.SSEKMSKeyID)
+	}
+	return types.ServerSideEncryption(c.ServerSideEncryption), kmsKey
 }
 
 // maxStatusLen bounds the status text; AWS messages are short, anything longer is noise.

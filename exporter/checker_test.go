@@ -76,7 +76,7 @@ func TestPutOnlyUserPasses(t *testing.T) {
 	if !strings.Contains(string(body), c.ID) {
 		t.Errorf("verification object = %q, want it to name the configuration", body)
 	}
-	if srv.StoredChecksum(t, srv.Bucket, keys[len(keys)-1]) == "" {
+	if srv.Head(t, srv.Bucket, keys[len(keys)-1]).ChecksumCRC32C == nil {
 		t.Error("the verification object was sent without a CRC32C checksum")
 	}
 }
@@ -247,5 +247,39 @@ func waitFor(t *testing.T, st *store.Store, id string, timeout time.Duration, co
 			t.Fatalf("condition not met within %v: %+v", timeout, c)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The check writes with the configuration's server-side encryption, so a KMS key the service may
+// not use shows in connectionStatus before any export.
+func TestCheckUsesServerSideEncryption(t *testing.T) {
+	srv := s3test.Require(t)
+	f := newChecker(t, s3test.ServiceAWS(t, "unused", "unused-secret", ""), CheckerConfig{}, ClientsConfig{})
+	for _, c := range []struct {
+		name, sse, kmsKey, status string
+	}{
+		{"sse-s3", store.SSEAES256, "", store.ConnectionSuccess},
+		{"sse-kms", store.SSEKMS, srv.KMSKey, store.ConnectionSuccess},
+		{"unknown kms key", store.SSEKMS, "no-such-key", "Error testing access to S3 using AccessKey " + srv.PutOnlyAccessKey + " - kms:KeyNotFound: "},
+	} {
+		path := "sse/" + strings.ReplaceAll(c.name, " ", "-")
+		cfg := f.create(t, store.ExportConfiguration{Kind: store.KindS3AccessKey, Bucket: srv.Bucket, Path: path, Endpoint: srv.Endpoint,
+			AccessKeyID: srv.PutOnlyAccessKey, ServerSideEncryption: c.sse, SSEKMSKeyID: c.kmsKey}, srv.PutOnlySecret)
+		got := f.checkNow(t, cfg.ID)
+		if !strings.HasPrefix(got.ConnectionStatus, c.status) {
+			t.Errorf("%s: status %q, want %q", c.name, got.ConnectionStatus, c.status)
+			continue
+		}
+		if c.status != store.ConnectionSuccess {
+			continue
+		}
+		keys := srv.Keys(t, srv.Bucket, path+"/")
+		if len(keys) != 1 {
+			t.Fatalf("%s: verification objects %v", c.name, keys)
+		}
+		head := srv.Head(t, srv.Bucket, keys[0])
+		if string(head.ServerSideEncryption) != c.sse || !strings.Contains(aws.ToString(head.SSEKMSKeyId), c.kmsKey) {
+			t.Errorf("%s: verification object stored with %q %q", c.name, head.ServerSideEncryption, aws.ToString(head.SSEKMSKeyId))
+		}
 	}
 }

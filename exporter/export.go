@@ -183,7 +183,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	if _, err := x.store.PutTask(task); err != nil {
 		return err
 	}
-	err = x.upload(ctx, tm, cfg.Bucket, key, f.Path)
+	err = x.upload(ctx, tm, cfg, key, f.Path)
 	task.EndedAt = x.cfg.Now().UTC()
 	if err != nil {
 		task.Status = store.JobFailed
@@ -202,7 +202,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 
 // upload sends one file with a CRC32C checksum (Object Lock buckets require one), as a
 // multipart upload above MultipartThreshold; both need only s3:PutObject.
-func (x *Exporter) upload(ctx context.Context, tm *transfermanager.Client, bucket, key, path string) error {
+func (x *Exporter) upload(ctx context.Context, tm *transfermanager.Client, cfg store.ExportConfiguration, key, path string) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return err
@@ -210,11 +210,14 @@ func (x *Exporter) upload(ctx context.Context, tm *transfermanager.Client, bucke
 	defer file.Close()
 	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
 	defer cancel()
+	sse, kmsKey := encryption(cfg)
 	_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
-		Bucket:      aws.String(bucket),
-		Key:         aws.String(key),
-		Body:        file,
-		ContentType: aws.String("application/vnd.apache.parquet"),
+		Bucket:               aws.String(cfg.Bucket),
+		Key:                  aws.String(key),
+		Body:                 file,
+		ContentType:          aws.String("application/vnd.apache.parquet"),
+		ServerSideEncryption: tmtypes.ServerSideEncryption(sse),
+		SSEKMSKeyID:          kmsKey,
 	})
 	return err
 }

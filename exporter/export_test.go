@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/exporter"
@@ -96,7 +98,7 @@ func TestExportDeliversEveryEventOnce(t *testing.T) {
 		if task.Status != store.JobSucceeded || task.Attempts != 1 || task.Limit <= 0 || task.Bytes <= 0 {
 			t.Errorf("task %+v", task)
 		}
-		if f.srv.StoredChecksum(t, f.bucket, task.Key) == "" {
+		if f.srv.Head(t, f.bucket, task.Key).ChecksumCRC32C == nil {
 			t.Errorf("object %s was uploaded without a CRC32C checksum", task.Key)
 		}
 	}
@@ -356,5 +358,47 @@ func TestDisabledConfigurationDoesNotRetry(t *testing.T) {
 			t.Fatalf("job not retried after enabling: %+v", after)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Exported objects carry the configuration's server-side encryption, and a change of it applies
+// to the next export.
+func TestExportUsesServerSideEncryption(t *testing.T) {
+	f := newExportFixture(t, exporter.ExporterConfig{})
+	principal := store.Principal{Name: "test"}
+	start := time.Date(2026, 11, 21, 5, 0, 0, 0, time.UTC)
+	for i, c := range []struct {
+		sse, kmsKey string
+	}{{store.SSEKMS, f.srv.KMSKey}, {store.SSEAES256, ""}} {
+		if _, err := f.store.UpdateConfiguration(f.config.ID, principal, func(cfg *store.ExportConfiguration) error {
+			cfg.ServerSideEncryption, cfg.SSEKMSKeyID = c.sse, c.kmsKey
+			return nil
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		f.ingest(t, eventtest.NDJSON(i*100, 20, start, time.Second))
+		job, err := f.exporter.RunNow(context.Background(), f.config.ID)
+		if err != nil || job.Status != store.JobSucceeded {
+			t.Fatalf("export with %s: %+v %v", c.sse, job, err)
+		}
+		tasks, _ := f.store.Tasks(job.ID)
+		for _, task := range tasks {
+			head := f.srv.Head(t, f.bucket, task.Key)
+			if string(head.ServerSideEncryption) != c.sse || !strings.Contains(aws.ToString(head.SSEKMSKeyId), c.kmsKey) {
+				t.Errorf("%s stored with %q %q, want %s %s", task.Key, head.ServerSideEncryption, aws.ToString(head.SSEKMSKeyId), c.sse, c.kmsKey)
+			}
+		}
+	}
+
+	if _, err := f.store.UpdateConfiguration(f.config.ID, principal, func(cfg *store.ExportConfiguration) error {
+		cfg.ServerSideEncryption, cfg.SSEKMSKeyID = store.SSEKMS, "no-such-key"
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.ingest(t, eventtest.NDJSON(900, 5, start, time.Second))
+	job, err := f.exporter.RunNow(context.Background(), f.config.ID)
+	if err != nil || job.Status != store.JobFailed || !strings.Contains(job.FailureReason, "kms:KeyNotFound") {
+		t.Fatalf("export with an unknown KMS key: %+v %v", job, err)
 	}
 }

@@ -36,11 +36,13 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 		m.EndpointConfiguration = &model.S3AccessKeyEndpointConfiguration{
 			Bucket: c.Bucket, Path: optional(c.Path), Region: c.Region,
 			AccessKeyID: c.AccessKeyID, Endpoint: optional(c.Endpoint),
+			ServerSideEncryption: sseToModel(c.ServerSideEncryption), SseKmsKeyID: optional(c.SSEKMSKeyID),
 		}
 	case store.KindS3AssumedRole:
 		m.EndpointConfiguration = &model.S3AssumedRoleEndpointConfiguration{
 			Bucket: c.Bucket, Path: optional(c.Path), Region: c.Region,
 			RoleArn: c.RoleARN, ExternalID: c.ID, Endpoint: optional(c.Endpoint),
+			ServerSideEncryption: sseToModel(c.ServerSideEncryption), SseKmsKeyID: optional(c.SSEKMSKeyID),
 		}
 	}
 	return m
@@ -112,6 +114,7 @@ func newAccessKeyConfiguration(d model.S3AccessKeyExportConfigurationInput) stor
 		Kind: store.KindS3AccessKey, Name: deref(d.Name), Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
 		AccessKeyID: d.AccessKeyID, StartTime: deref(d.StartTime),
+		ServerSideEncryption: sseToStore(d.ServerSideEncryption), SSEKMSKeyID: deref(d.SseKmsKeyID),
 	}
 }
 
@@ -120,6 +123,7 @@ func newAssumedRoleConfiguration(d model.S3AssumedRoleExportConfigurationInput) 
 		Kind: store.KindS3AssumedRole, Name: deref(d.Name), Interval: store.Interval(d.Interval), Enabled: true,
 		Bucket: d.Bucket, Path: deref(d.Path), Region: d.Region, Endpoint: deref(d.Endpoint),
 		RoleARN: d.RoleArn, StartTime: deref(d.StartTime),
+		ServerSideEncryption: sseToStore(d.ServerSideEncryption), SSEKMSKeyID: deref(d.SseKmsKeyID),
 	}
 }
 
@@ -131,6 +135,7 @@ func accessKeyUpdate(d model.UpdateS3AccessKeyExportConfigurationInput) store.Ch
 			return err
 		}
 		applyDestination(c, d.Name, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
+		applyEncryption(c, d.ServerSideEncryption, d.SseKmsKeyID)
 		setIfGiven(&c.AccessKeyID, d.AccessKeyID)
 		return nil
 	}
@@ -142,6 +147,7 @@ func assumedRoleUpdate(d model.UpdateS3AssumedRoleExportConfigurationInput) stor
 			return err
 		}
 		applyDestination(c, d.Name, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
+		applyEncryption(c, d.ServerSideEncryption, d.SseKmsKeyID)
 		setIfGiven(&c.RoleARN, d.RoleArn)
 		return nil
 	}
@@ -172,6 +178,44 @@ func applyDestination(c *store.ExportConfiguration, name graphql.Omittable[*stri
 	if v, ok := endpoint.ValueOK(); ok {
 		c.Endpoint = deref(v)
 	}
+}
+
+// applyEncryption updates server-side encryption; leaving aws:kms also drops its key unless the
+// update names one (which validation then refuses).
+func applyEncryption(c *store.ExportConfiguration, sse graphql.Omittable[*model.S3ServerSideEncryption], kmsKey graphql.Omittable[*string]) {
+	if v, ok := sse.ValueOK(); ok {
+		c.ServerSideEncryption = sseToStore(v)
+		if _, keyGiven := kmsKey.ValueOK(); !keyGiven && c.ServerSideEncryption != store.SSEKMS {
+			c.SSEKMSKeyID = ""
+		}
+	}
+	if v, ok := kmsKey.ValueOK(); ok {
+		c.SSEKMSKeyID = deref(v)
+	}
+}
+
+// sseToStore and sseToModel map the GraphQL enum to the x-amz-server-side-encryption values.
+func sseToStore(m *model.S3ServerSideEncryption) string {
+	switch deref(m) {
+	case model.S3ServerSideEncryptionAes256:
+		return store.SSEAES256
+	case model.S3ServerSideEncryptionAWSKms:
+		return store.SSEKMS
+	}
+	return ""
+}
+
+func sseToModel(s string) *model.S3ServerSideEncryption {
+	var m model.S3ServerSideEncryption
+	switch s {
+	case store.SSEAES256:
+		m = model.S3ServerSideEncryptionAes256
+	case store.SSEKMS:
+		m = model.S3ServerSideEncryptionAWSKms
+	default:
+		return nil
+	}
+	return &m
 }
 
 func setIfGiven(field *string, value *string) {

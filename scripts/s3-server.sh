@@ -56,12 +56,15 @@ start() {
   dir=$(cd "$dir" && pwd)
   local user=auditexport-root password
   password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+  # MinIO's built-in single-key KMS, so SSE-S3 and SSE-KMS (with this key id) work as on AWS.
+  local kms_key=auditexport-test-key kms_secret
+  kms_secret=$(head -c 32 /dev/urandom | base64)
   local port console attempt
   for attempt in 1 2 3; do
     port=$(free_port)
     console=$(free_port)
     MINIO_ROOT_USER=$user MINIO_ROOT_PASSWORD=$password MINIO_BROWSER=off MINIO_UPDATE=off \
-      nohup "$MINIO_BIN" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$console" \
+      MINIO_KMS_SECRET_KEY="$kms_key:$kms_secret" nohup "$MINIO_BIN" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$console" \
       "$dir/data" >"$dir/minio.log" 2>&1 &
     echo $! >"$dir/pid"
     for _ in $(seq 1 100); do
@@ -96,6 +99,7 @@ AUDITEXPORT_TEST_S3_ROOT_PASSWORD=$password
 AUDITEXPORT_TEST_S3_BUCKET=auditexport-test
 AUDITEXPORT_TEST_S3_PUTONLY_ACCESS_KEY=$putonly_key
 AUDITEXPORT_TEST_S3_PUTONLY_SECRET_KEY=$putonly_secret
+AUDITEXPORT_TEST_S3_KMS_KEY=$kms_key
 AUDITEXPORT_TEST_MINIO=$MINIO_BIN
 AUDITEXPORT_TEST_MC=$MC_BIN
 AUDITEXPORT_TEST_MC_CONFIG_DIR=$dir/mc

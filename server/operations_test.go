@@ -73,6 +73,33 @@ func TestEveryConfigurationOperation(t *testing.T) {
 			t.Fatalf("updated = %+v", u)
 		}
 	})
+	t.Run("server-side encryption: set, key dropped when leaving KMS, cleared with null", func(t *testing.T) {
+		type sse struct {
+			ServerSideEncryption *string
+			SseKmsKeyID          *string
+		}
+		set := func(fields string) sse {
+			t.Helper()
+			var up struct {
+				UpdateS3AssumedRoleExportConfiguration struct{ EndpointConfiguration sse }
+			}
+			ci.MustPost(`mutation($id: ID!) { updateS3AssumedRoleExportConfiguration(data: { id: $id `+fields+` }) {
+				endpointConfiguration { ... on S3AssumedRoleEndpointConfiguration { serverSideEncryption sseKmsKeyId } } } }`, &up, client.Var("id", r.ID))
+			return up.UpdateS3AssumedRoleExportConfiguration.EndpointConfiguration
+		}
+		if got := set(`serverSideEncryption: AWS_KMS sseKmsKeyId: "alias/audit"`); deref(got.ServerSideEncryption) != "AWS_KMS" || deref(got.SseKmsKeyID) != "alias/audit" {
+			t.Fatalf("set SSE-KMS: %+v", got)
+		}
+		if stored, _ := api.store.Configuration(r.ID); stored.ServerSideEncryption != store.SSEKMS || stored.ConnectionStatus == "SUCCESS" {
+			t.Fatalf("stored %q, status %q: want aws:kms and a check voided by the change", stored.ServerSideEncryption, stored.ConnectionStatus)
+		}
+		if got := set(`serverSideEncryption: AES256`); deref(got.ServerSideEncryption) != "AES256" || got.SseKmsKeyID != nil {
+			t.Fatalf("switch to SSE-S3: %+v", got)
+		}
+		if got := set(`serverSideEncryption: null`); got.ServerSideEncryption != nil {
+			t.Fatalf("clear: %+v", got)
+		}
+	})
 	t.Run("get one and all", func(t *testing.T) {
 		var one struct{ GetExportConfiguration configResult }
 		ci.MustPost(`query($id: ID!) { getExportConfiguration(id: $id) { `+configFields+` } }`, &one, client.Var("id", r.ID))
@@ -189,6 +216,10 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 	add("start time in the future", with(q, v, "BAD_USER_INPUT", "startTime: must not be in the future"))
 	q, v = createAR("startTime", "last week")
 	add("start time not a time", with(q, v, "BAD_USER_INPUT", "RFC 3339"))
+	q, v = createAK("sseKmsKeyId", "alias/audit")
+	add("KMS key without SSE-KMS", with(q, v, "BAD_USER_INPUT", "sseKmsKeyId: is used only with server-side encryption aws:kms"))
+	q, v = createAK("serverSideEncryption", "aws:kms")
+	add("encryption outside the enum", with(q, v, "GRAPHQL_VALIDATION_FAILED", "aws:kms"))
 	q, v = createAK("accessKeyId", nil)
 	add("missing required field", with(q, v, "GRAPHQL_VALIDATION_FAILED", "variable $d.accessKeyId: cannot be null"))
 	q, v = updateAK("bucket", "BAD")

@@ -43,6 +43,7 @@ func configurationAudit(by Principal, at time.Time, action string, c ExportConfi
 	summary := map[string]any{
 		"id": c.ID, "name": c.Name, "kind": c.Kind, "interval": c.Interval, "enabled": c.Enabled,
 		"bucket": c.Bucket, "path": c.Path, "region": c.Region, "endpoint": c.Endpoint,
+		"serverSideEncryption": c.ServerSideEncryption, "sseKmsKeyId": c.SSEKMSKeyID,
 	}
 	if c.Kind == KindS3AccessKey {
 		summary["accessKeyId"] = c.AccessKeyID
@@ -100,6 +101,8 @@ func changedFields(old, c ExportConfiguration, secretChanged bool) []string {
 	add("endpoint", old.Endpoint != c.Endpoint)
 	add("accessKeyId", old.AccessKeyID != c.AccessKeyID)
 	add("roleArn", old.RoleARN != c.RoleARN)
+	add("serverSideEncryption", old.ServerSideEncryption != c.ServerSideEncryption)
+	add("sseKmsKeyId", old.SSEKMSKeyID != c.SSEKMSKeyID)
 	add("secretAccessKey", secretChanged)
 	return out
 }

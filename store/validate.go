@@ -24,6 +24,8 @@ var (
 	roleARNPattern = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([\w+=,.@-]+/)*([\w+=,.@-]{1,64})$`)
 	// AWS access key ids are alphanumeric; S3-compatible servers allow a few more characters.
 	accessKeyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._+=@-]{3,128}$`)
+	// A KMS key id, alias (alias/name) or key or alias ARN.
+	kmsKeyIDPattern = regexp.MustCompile(`^[A-Za-z0-9:/_.+=@-]{1,1000}$`)
 	tokenNamePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$`)
 	configNamePattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
 )
@@ -212,6 +214,18 @@ func (c *ExportConfiguration) Validate() error {
 		}
 	default:
 		errs.add("kind", fmt.Sprintf("unknown destination kind %q", c.Kind))
+	}
+	switch c.ServerSideEncryption {
+	case "", SSEAES256:
+		if c.SSEKMSKeyID != "" {
+			errs.add("sseKmsKeyId", "is used only with server-side encryption aws:kms")
+		}
+	case SSEKMS:
+		if c.SSEKMSKeyID != "" && !kmsKeyIDPattern.MatchString(c.SSEKMSKeyID) {
+			errs.add("sseKmsKeyId", "must be a KMS key id, alias/<name>, or a key or alias ARN")
+		}
+	default:
+		errs.add("serverSideEncryption", fmt.Sprintf("must be %s or %s, not %q", SSEAES256, SSEKMS, c.ServerSideEncryption))
 	}
 	return errs.err()
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -176,7 +177,8 @@ func TestValidateSecretAccessKeyNeverEchoesSecret(t *testing.T) {
 
 func TestValidateReportsEveryField(t *testing.T) {
 	t.Parallel()
-	c := ExportConfiguration{Kind: KindS3AssumedRole, Interval: "EVERY_3_HOURS", Bucket: "B", Path: "/p", Region: "x", RoleARN: "nope", AccessKeyID: "AKIA"}
+	c := ExportConfiguration{Kind: KindS3AssumedRole, Interval: "EVERY_3_HOURS", Bucket: "B", Path: "/p", Region: "x", RoleARN: "nope", AccessKeyID: "AKIA",
+		ServerSideEncryption: "aws:kms", SSEKMSKeyID: "key with spaces"}
 	err := c.Validate()
 	v, ok := err.(*ValidationError)
 	if !ok {
@@ -186,7 +188,7 @@ func TestValidateReportsEveryField(t *testing.T) {
 	for _, f := range v.Fields {
 		got[f.Field] = true
 	}
-	for _, field := range []string{"interval", "bucket", "path", "region", "roleArn", "accessKeyId"} {
+	for _, field := range []string{"interval", "bucket", "path", "region", "roleArn", "accessKeyId", "sseKmsKeyId"} {
 		if !got[field] {
 			t.Errorf("no error for field %s in %v", field, err)
 		}
@@ -286,4 +288,34 @@ func FuzzConfigurationValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidateServerSideEncryption(t *testing.T) {
+	t.Parallel()
+	base := ExportConfiguration{Kind: KindS3AccessKey, Interval: EveryHour, Bucket: "audit-bucket", Region: "us-east-1", AccessKeyID: "AKIA1"}
+	for _, c := range []struct {
+		sse, key, field string
+	}{
+		{"", "", ""},
+		{SSEAES256, "", ""},
+		{SSEKMS, "", ""},
+		{SSEKMS, "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", ""},
+		{SSEKMS, "alias/audit-export", ""},
+		{SSEKMS, "key with spaces", "sseKmsKeyId"},
+		{SSEKMS, strings.Repeat("k", 1001), "sseKmsKeyId"},
+		{SSEAES256, "alias/audit-export", "sseKmsKeyId"},
+		{"", "alias/audit-export", "sseKmsKeyId"},
+		{"aws:kms:dsse", "", "serverSideEncryption"},
+	} {
+		cfg := base
+		cfg.ServerSideEncryption, cfg.SSEKMSKeyID = c.sse, c.key
+		err := cfg.Validate()
+		var v *ValidationError
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%q %.30q: %v", c.sse, c.key, err)
+		case c.field != "" && (!errors.As(err, &v) || v.Fields[0].Field != c.field):
+			t.Errorf("%q %.30q: %v, want an error for %s", c.sse, c.key, err, c.field)
+		}
+	}
 }

@@ -152,8 +152,10 @@ func planApply(want []exportConfigFile, have []exportConfig, prune bool) ([]plan
 func differences(w *exportConfigFile, h exportConfig) []string {
 	ep := h.EndpointConfiguration
 	var out []string
+	// Optional fields a file leaves out are cleared on the server: the file is the whole truth.
+	optional := map[string]bool{"path": true, "endpoint": true, "serverSideEncryption": true, "sseKmsKeyId": true}
 	diff := func(name string, want *string, have string) {
-		if want != nil && *want != have || want == nil && have != "" && (name == "path" || name == "endpoint") {
+		if want != nil && *want != have || want == nil && have != "" && optional[name] {
 			out = append(out, name)
 		}
 	}
@@ -162,6 +164,8 @@ func differences(w *exportConfigFile, h exportConfig) []string {
 	diff("path", w.Path, str(ep.Path))
 	diff("region", w.Region, ep.Region)
 	diff("endpoint", w.Endpoint, str(ep.Endpoint))
+	diff("serverSideEncryption", w.ServerSideEncryption, str(ep.ServerSideEncryption))
+	diff("sseKmsKeyId", w.SSEKMSKeyID, str(ep.SseKmsKeyID))
 	if *w.Type == typeAccessKey {
 		diff("accessKeyId", w.AccessKeyID, ep.AccessKeyID)
 	} else {

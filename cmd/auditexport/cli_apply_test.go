@@ -92,13 +92,14 @@ func TestCLIApply(t *testing.T) {
 	}
 
 	v2 := strings.Replace(strings.Replace(v1, "interval: EVERY_HOUR", "interval: EVERY_6_HOURS", 1), "    enabled: false\n", "", 1)
-	v2 = strings.Replace(v2, "    path: audit\n", "    path: audit/v2\n", 1)
+	v2 = strings.Replace(v2, "    path: audit\n", "    path: audit/v2\n    serverSideEncryption: AES256\n", 1)
 	updated, res := apply(v2)
-	if res.code != 0 || updated.summary() != "update:acme-prod+interval+path enable:acme-role" {
+	if res.code != 0 || updated.summary() != "update:acme-prod+interval+path+serverSideEncryption enable:acme-role" {
 		t.Fatalf("update: %d %s %s", res.code, updated.summary(), res.stderr)
 	}
 	cli.json(&prod, "exportConfig", "get", "acme-prod")
-	if prod.Interval != "EVERY_6_HOURS" || str(prod.EndpointConfiguration.Path) != "audit/v2" || prod.ID != created.Actions[0].ID {
+	if prod.Interval != "EVERY_6_HOURS" || str(prod.EndpointConfiguration.Path) != "audit/v2" || prod.ID != created.Actions[0].ID ||
+		str(prod.EndpointConfiguration.ServerSideEncryption) != "AES256" {
 		t.Fatalf("acme-prod after update: %+v", prod)
 	}
 
@@ -123,6 +124,15 @@ func TestCLIApply(t *testing.T) {
 	}
 	if table := cli.run("", env, "exportConfig", "apply", "-f", writeFile(t, "e.yaml", onlyProd)); !strings.Contains(table.stdout, "ACTION") || !strings.Contains(table.stdout, "unchanged") {
 		t.Fatalf("apply table: %s", table.stdout)
+	}
+	// The file is the whole truth: encryption left out of it is cleared on the server.
+	plain := strings.Replace(onlyProd, "    serverSideEncryption: AES256\n", "", 1)
+	if cleared, res := apply(plain); res.code != 0 || cleared.summary() != "update:acme-prod+serverSideEncryption" {
+		t.Fatalf("clearing the encryption: %d %s %s", res.code, cleared.summary(), res.stderr)
+	}
+	cli.json(&prod, "exportConfig", "get", "acme-prod")
+	if prod.EndpointConfiguration.ServerSideEncryption != nil {
+		t.Fatalf("encryption after clearing: %q", *prod.EndpointConfiguration.ServerSideEncryption)
 	}
 }
 
@@ -150,6 +160,9 @@ func TestCLIRefusesBadFiles(t *testing.T) {
 		"bad role ARN":         {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::1:role/r"}`, nil, []string{"roleArn: must be an IAM role ARN"}},
 		"update without id":    {"update:s3:accessKey", `{"interval":"EVERY_HOUR"}`, nil, []string{"id (or name) of the configuration to update is required"}},
 		"id on create":         {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::123456789012:role/r","id":"x"}`, nil, []string{"id is not used here"}},
+		"bad encryption":       {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::123456789012:role/r","serverSideEncryption":"aws:kms"}`, nil, []string{"serverSideEncryption must be AES256 or AWS_KMS"}},
+		"KMS key without KMS":  {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::123456789012:role/r","serverSideEncryption":"AES256","sseKmsKeyId":"alias/x"}`, nil, []string{"sseKmsKeyId: is used only with server-side encryption aws:kms"}},
+		"malformed KMS key":    {"update:s3:assumedRole", `{"id":"x","sseKmsKeyId":"not a key"}`, nil, []string{"sseKmsKeyId: must be a KMS key id"}},
 		"bad startTime":        {"create:s3:assumedRole", `{` + good + `,"roleArn":"arn:aws:iam::123456789012:role/r","startTime":"yesterday"}`, nil, []string{"startTime must be an RFC 3339 time"}},
 		"startTime on update":  {"update:s3:assumedRole", `{"id":"x","startTime":"2026-11-21T00:00:00Z"}`, nil, []string{"startTime is used only when a configuration is created"}},
 	}

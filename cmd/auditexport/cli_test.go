@@ -87,14 +87,16 @@ func TestCLIEveryCommand(t *testing.T) {
 	cli := newCLI(t, server)
 	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
 
-	// create:s3:accessKey from Immuta's exportConfig.json, plus our endpoint and name.
+	// create:s3:accessKey from Immuta's exportConfig.json, plus our endpoint, name and SSE-KMS.
 	file := writeFile(t, "exportConfig.json", `{
 		"interval": "EVERY_12_HOURS", "bucket": "`+bucket+`", "path": "audit", "region": "us-east-1",
-		"accessKeyId": "`+key+`", "secretAccessKey": "`+secret+`", "endpoint": "`+srv.Endpoint+`", "name": "acme-prod"
+		"accessKeyId": "`+key+`", "secretAccessKey": "`+secret+`", "endpoint": "`+srv.Endpoint+`", "name": "acme-prod",
+		"serverSideEncryption": "AWS_KMS", "sseKmsKeyId": "`+srv.KMSKey+`"
 	}`)
 	var ak exportConfig
 	cli.json(&ak, "exportConfig", "create:s3:accessKey", file, "--wait", "30s")
-	if ak.ConnectionStatus != "SUCCESS" || str(ak.Name) != "acme-prod" || ak.Interval != "EVERY_12_HOURS" {
+	if ak.ConnectionStatus != "SUCCESS" || str(ak.Name) != "acme-prod" || ak.Interval != "EVERY_12_HOURS" ||
+		str(ak.EndpointConfiguration.ServerSideEncryption) != "AWS_KMS" || str(ak.EndpointConfiguration.SseKmsKeyID) != srv.KMSKey {
 		t.Fatalf("created %+v", ak)
 	}
 	// create:s3:assumedRole from standard input, starting with what was buffered in the last hour

@@ -23,8 +23,9 @@ const (
 )
 
 // exportConfigFile is Immuta's exportConfig.json, plus our endpoint, name, id (for updates),
-// enabled (for apply), startTime (on creation) and secretAccessKeyEnv: the name of an
-// environment variable holding the secret, so CI keeps it out of files.
+// enabled (for apply), startTime (on creation), serverSideEncryption and sseKmsKeyId, and
+// secretAccessKeyEnv: the name of an environment variable holding the secret, so CI keeps it out
+// of files.
 type exportConfigFile struct {
 	ID                 *string `json:"id,omitempty"`
 	Name               *string `json:"name,omitempty"`
@@ -40,7 +41,13 @@ type exportConfigFile struct {
 	SecretAccessKeyEnv *string `json:"secretAccessKeyEnv,omitempty"`
 	RoleARN            *string `json:"roleArn,omitempty"`
 	StartTime          *string `json:"startTime,omitempty"`
+	// ServerSideEncryption takes the API's values, AES256 or AWS_KMS.
+	ServerSideEncryption *string `json:"serverSideEncryption,omitempty"`
+	SSEKMSKeyID          *string `json:"sseKmsKeyId,omitempty"`
 }
+
+// storeSSE maps the API's server-side encryption values to the store's.
+var storeSSE = map[string]string{"AES256": store.SSEAES256, "AWS_KMS": store.SSEKMS}
 
 // fileError is a problem with a file the user gave; nothing was sent.
 type fileError struct {
@@ -145,6 +152,9 @@ func (f *exportConfigFile) check(file string, r fileRules) error {
 			problem("startTime must be an RFC 3339 time such as 2026-11-21T00:00:00Z")
 		}
 	}
+	if f.ServerSideEncryption != nil && storeSSE[*f.ServerSideEncryption] == "" {
+		problem("serverSideEncryption must be AES256 or AWS_KMS")
+	}
 	if f.SecretAccessKey != nil && f.SecretAccessKeyEnv != nil {
 		problem("give secretAccessKey or secretAccessKeyEnv, not both")
 	}
@@ -192,6 +202,17 @@ func (f *exportConfigFile) fieldProblems(kind string) []string {
 	} else {
 		assign("roleArn", &c.RoleARN, f.RoleARN)
 	}
+	if f.ServerSideEncryption != nil {
+		c.ServerSideEncryption = storeSSE[*f.ServerSideEncryption] // an unknown value is reported by check
+	}
+	if f.SSEKMSKeyID != nil {
+		c.SSEKMSKeyID, given["sseKmsKeyId"] = *f.SSEKMSKeyID, true
+		if f.ServerSideEncryption == nil {
+			// Only the key's form is checked here: whether the stored encryption is aws:kms is
+			// for the server to say.
+			c.ServerSideEncryption = store.SSEKMS
+		}
+	}
 	var msgs []string
 	var v *store.ValidationError
 	if errors.As(c.Validate(), &v) {
@@ -227,6 +248,8 @@ func (f *exportConfigFile) destinationInput() map[string]any {
 	put("secretAccessKey", f.SecretAccessKey)
 	put("roleArn", f.RoleARN)
 	put("startTime", f.StartTime)
+	put("serverSideEncryption", f.ServerSideEncryption)
+	put("sseKmsKeyId", f.SSEKMSKeyID)
 	return in
 }
 

@@ -15,8 +15,8 @@ const (
 	configFields = `id name interval enabled connectionStatus connectionCheckedAt createdBy createdAt updatedBy updatedAt
 		pendingEvents skippedEvents nextExportAt
 		endpointConfiguration { __typename
-			... on S3AccessKeyEndpointConfiguration { bucket path region accessKeyId endpoint }
-			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint } }
+			... on S3AccessKeyEndpointConfiguration { bucket path region accessKeyId endpoint serverSideEncryption sseKmsKeyId }
+			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint serverSideEncryption sseKmsKeyId } }
 		lastExport { ` + jobFields + ` }`
 	jobFields   = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
 	taskFields  = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason`
@@ -53,6 +53,9 @@ type exportConfig struct {
 		RoleArn     string  `json:"roleArn"`
 		ExternalID  string  `json:"externalId"`
 		Endpoint    *string `json:"endpoint"`
+		// ServerSideEncryption is the API's enum: AES256 or AWS_KMS.
+		ServerSideEncryption *string `json:"serverSideEncryption"`
+		SseKmsKeyID          *string `json:"sseKmsKeyId"`
 	} `json:"endpointConfiguration"`
 	LastExport *exportJob `json:"lastExport"`
 }
@@ -138,6 +141,7 @@ func (p printer) config(raw json.RawMessage) error {
 		{"id", c.ID}, {"name", str(c.Name)}, {"type", c.kind()}, {"interval", c.Interval},
 		{"enabled", fmt.Sprint(c.Enabled)}, {"connectionStatus", c.ConnectionStatus}, {"connectionCheckedAt", str(c.ConnectionCheckedAt)},
 		{"bucket", ep.Bucket}, {"path", str(ep.Path)}, {"region", ep.Region}, {"endpoint", str(ep.Endpoint)},
+		{"serverSideEncryption", str(ep.ServerSideEncryption)}, {"sseKmsKeyId", str(ep.SseKmsKeyID)},
 	}
 	if c.kind() == typeAccessKey {
 		rows = append(rows, []string{"accessKeyId", ep.AccessKeyID})

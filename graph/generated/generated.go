@@ -169,20 +169,24 @@ type ComplexityRoot struct {
 	}
 
 	S3AccessKeyEndpointConfiguration struct {
-		AccessKeyID func(childComplexity int) int
-		Bucket      func(childComplexity int) int
-		Endpoint    func(childComplexity int) int
-		Path        func(childComplexity int) int
-		Region      func(childComplexity int) int
+		AccessKeyID          func(childComplexity int) int
+		Bucket               func(childComplexity int) int
+		Endpoint             func(childComplexity int) int
+		Path                 func(childComplexity int) int
+		Region               func(childComplexity int) int
+		ServerSideEncryption func(childComplexity int) int
+		SseKmsKeyID          func(childComplexity int) int
 	}
 
 	S3AssumedRoleEndpointConfiguration struct {
-		Bucket     func(childComplexity int) int
-		Endpoint   func(childComplexity int) int
-		ExternalID func(childComplexity int) int
-		Path       func(childComplexity int) int
-		Region     func(childComplexity int) int
-		RoleArn    func(childComplexity int) int
+		Bucket               func(childComplexity int) int
+		Endpoint             func(childComplexity int) int
+		ExternalID           func(childComplexity int) int
+		Path                 func(childComplexity int) int
+		Region               func(childComplexity int) int
+		RoleArn              func(childComplexity int) int
+		ServerSideEncryption func(childComplexity int) int
+		SseKmsKeyID          func(childComplexity int) int
 	}
 }
 
@@ -903,6 +907,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.S3AccessKeyEndpointConfiguration.Region(childComplexity), true
+	case "S3AccessKeyEndpointConfiguration.serverSideEncryption":
+		if e.ComplexityRoot.S3AccessKeyEndpointConfiguration.ServerSideEncryption == nil {
+			break
+		}
+
+		return e.ComplexityRoot.S3AccessKeyEndpointConfiguration.ServerSideEncryption(childComplexity), true
+	case "S3AccessKeyEndpointConfiguration.sseKmsKeyId":
+		if e.ComplexityRoot.S3AccessKeyEndpointConfiguration.SseKmsKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.S3AccessKeyEndpointConfiguration.SseKmsKeyID(childComplexity), true
 
 	case "S3AssumedRoleEndpointConfiguration.bucket":
 		if e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.Bucket == nil {
@@ -940,6 +956,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.RoleArn(childComplexity), true
+	case "S3AssumedRoleEndpointConfiguration.serverSideEncryption":
+		if e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.ServerSideEncryption == nil {
+			break
+		}
+
+		return e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.ServerSideEncryption(childComplexity), true
+	case "S3AssumedRoleEndpointConfiguration.sseKmsKeyId":
+		if e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.SseKmsKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.SseKmsKeyID(childComplexity), true
 
 	}
 	return 0, false
@@ -1147,6 +1175,14 @@ type ExportJobTask {
 
 union EndpointConfiguration = S3AccessKeyEndpointConfiguration | S3AssumedRoleEndpointConfiguration
 
+"Server-side encryption of the objects written (x-amz-server-side-encryption)."
+enum S3ServerSideEncryption {
+  "SSE-S3: keys managed by S3."
+  AES256
+  "SSE-KMS (aws:kms): with sseKmsKeyId, or the account's aws/s3 key. The role or user then needs kms:GenerateDataKey on the key."
+  AWS_KMS
+}
+
 type S3AccessKeyEndpointConfiguration {
   bucket: String!
   path: String
@@ -1154,6 +1190,10 @@ type S3AccessKeyEndpointConfiguration {
   accessKeyId: String!
   "Base URL of an S3-compatible server (path-style addressing); null for AWS."
   endpoint: String
+  "Server-side encryption asked of S3 for every object written; null: the bucket's default."
+  serverSideEncryption: S3ServerSideEncryption
+  "The KMS key of AWS_KMS; null: the account's aws/s3 key."
+  sseKmsKeyId: String
 }
 
 type S3AssumedRoleEndpointConfiguration {
@@ -1164,6 +1204,10 @@ type S3AssumedRoleEndpointConfiguration {
   "The configuration id: put it in the role's trust policy as sts:ExternalId."
   externalId: String!
   endpoint: String
+  "Server-side encryption asked of S3 for every object written; null: the bucket's default."
+  serverSideEncryption: S3ServerSideEncryption
+  "The KMS key of AWS_KMS; null: the account's aws/s3 key."
+  sseKmsKeyId: String
 }
 
 input S3AccessKeyExportConfigurationInput {
@@ -1176,6 +1220,10 @@ input S3AccessKeyExportConfigurationInput {
   "Write-only: stored sealed, never returned."
   secretAccessKey: String!
   endpoint: String
+  "Server-side encryption of every object written; omitted: the bucket's default."
+  serverSideEncryption: S3ServerSideEncryption
+  "The KMS key (id, alias/<name> or ARN) for AWS_KMS; omitted: the account's aws/s3 key."
+  sseKmsKeyId: String
   """
   Export the events still in the buffer that were received at or after this time (not in the
   future), instead of only those received after the configuration is created.
@@ -1191,6 +1239,10 @@ input S3AssumedRoleExportConfigurationInput {
   region: String!
   roleArn: String!
   endpoint: String
+  "Server-side encryption of every object written; omitted: the bucket's default."
+  serverSideEncryption: S3ServerSideEncryption
+  "The KMS key (id, alias/<name> or ARN) for AWS_KMS; omitted: the account's aws/s3 key."
+  sseKmsKeyId: String
   """
   Export the events still in the buffer that were received at or after this time (not in the
   future), instead of only those received after the configuration is created.
@@ -1210,6 +1262,10 @@ input UpdateS3AccessKeyExportConfigurationInput {
   "Write-only. Omitted: the stored secret is kept."
   secretAccessKey: String
   endpoint: String @goField(omittable: true)
+  "Omitted: kept; null: cleared (the bucket's default)."
+  serverSideEncryption: S3ServerSideEncryption @goField(omittable: true)
+  "Omitted: kept; null or an empty string: cleared (the account's aws/s3 key)."
+  sseKmsKeyId: String @goField(omittable: true)
 }
 
 "Omitted fields keep their value; path and endpoint are cleared with null or an empty string."
@@ -1222,6 +1278,10 @@ input UpdateS3AssumedRoleExportConfigurationInput {
   region: String
   roleArn: String
   endpoint: String @goField(omittable: true)
+  "Omitted: kept; null: cleared (the bucket's default)."
+  serverSideEncryption: S3ServerSideEncryption @goField(omittable: true)
+  "Omitted: kept; null or an empty string: cleared (the account's aws/s3 key)."
+  sseKmsKeyId: String @goField(omittable: true)
 }
 
 "One audit event in the buffer (Immuta's Universal Audit Model envelope)."
@@ -5017,6 +5077,52 @@ func (ec *executionContext) fieldContext_S3AccessKeyEndpointConfiguration_endpoi
 	return graphql.NewScalarFieldContext("S3AccessKeyEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _S3AccessKeyEndpointConfiguration_serverSideEncryption(ctx context.Context, field graphql.CollectedField, obj *model.S3AccessKeyEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_S3AccessKeyEndpointConfiguration_serverSideEncryption(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ServerSideEncryption, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.S3ServerSideEncryption) graphql.Marshaler {
+			return ec.marshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_S3AccessKeyEndpointConfiguration_serverSideEncryption(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("S3AccessKeyEndpointConfiguration", field, false, false, errors.New("field of type S3ServerSideEncryption does not have child fields"))
+}
+
+func (ec *executionContext) _S3AccessKeyEndpointConfiguration_sseKmsKeyId(ctx context.Context, field graphql.CollectedField, obj *model.S3AccessKeyEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_S3AccessKeyEndpointConfiguration_sseKmsKeyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SseKmsKeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_S3AccessKeyEndpointConfiguration_sseKmsKeyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("S3AccessKeyEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_bucket(ctx context.Context, field graphql.CollectedField, obj *model.S3AssumedRoleEndpointConfiguration) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5152,6 +5258,52 @@ func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_endpoint(ctx con
 	)
 }
 func (ec *executionContext) fieldContext_S3AssumedRoleEndpointConfiguration_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("S3AssumedRoleEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_serverSideEncryption(ctx context.Context, field graphql.CollectedField, obj *model.S3AssumedRoleEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_S3AssumedRoleEndpointConfiguration_serverSideEncryption(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ServerSideEncryption, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.S3ServerSideEncryption) graphql.Marshaler {
+			return ec.marshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_S3AssumedRoleEndpointConfiguration_serverSideEncryption(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("S3AssumedRoleEndpointConfiguration", field, false, false, errors.New("field of type S3ServerSideEncryption does not have child fields"))
+}
+
+func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_sseKmsKeyId(ctx context.Context, field graphql.CollectedField, obj *model.S3AssumedRoleEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_S3AssumedRoleEndpointConfiguration_sseKmsKeyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SseKmsKeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_S3AssumedRoleEndpointConfiguration_sseKmsKeyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("S3AssumedRoleEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
@@ -6225,7 +6377,7 @@ func (ec *executionContext) unmarshalInputS3AccessKeyExportConfigurationInput(ct
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint", "startTime"}
+	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint", "serverSideEncryption", "sseKmsKeyId", "startTime"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6288,6 +6440,20 @@ func (ec *executionContext) unmarshalInputS3AccessKeyExportConfigurationInput(ct
 				return it, err
 			}
 			it.Endpoint = data
+		case "serverSideEncryption":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serverSideEncryption"))
+			data, err := ec.unmarshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ServerSideEncryption = data
+		case "sseKmsKeyId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sseKmsKeyId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SseKmsKeyID = data
 		case "startTime":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startTime"))
 			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
@@ -6311,7 +6477,7 @@ func (ec *executionContext) unmarshalInputS3AssumedRoleExportConfigurationInput(
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "roleArn", "endpoint", "startTime"}
+	fieldsInOrder := [...]string{"name", "interval", "bucket", "path", "region", "roleArn", "endpoint", "serverSideEncryption", "sseKmsKeyId", "startTime"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6367,6 +6533,20 @@ func (ec *executionContext) unmarshalInputS3AssumedRoleExportConfigurationInput(
 				return it, err
 			}
 			it.Endpoint = data
+		case "serverSideEncryption":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serverSideEncryption"))
+			data, err := ec.unmarshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ServerSideEncryption = data
+		case "sseKmsKeyId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sseKmsKeyId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SseKmsKeyID = data
 		case "startTime":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startTime"))
 			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
@@ -6390,7 +6570,7 @@ func (ec *executionContext) unmarshalInputUpdateS3AccessKeyExportConfigurationIn
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint"}
+	fieldsInOrder := [...]string{"id", "name", "interval", "bucket", "path", "region", "accessKeyId", "secretAccessKey", "endpoint", "serverSideEncryption", "sseKmsKeyId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6460,6 +6640,20 @@ func (ec *executionContext) unmarshalInputUpdateS3AccessKeyExportConfigurationIn
 				return it, err
 			}
 			it.Endpoint = graphql.OmittableOf(data)
+		case "serverSideEncryption":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serverSideEncryption"))
+			data, err := ec.unmarshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ServerSideEncryption = graphql.OmittableOf(data)
+		case "sseKmsKeyId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sseKmsKeyId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SseKmsKeyID = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -6476,7 +6670,7 @@ func (ec *executionContext) unmarshalInputUpdateS3AssumedRoleExportConfiguration
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "name", "interval", "bucket", "path", "region", "roleArn", "endpoint"}
+	fieldsInOrder := [...]string{"id", "name", "interval", "bucket", "path", "region", "roleArn", "endpoint", "serverSideEncryption", "sseKmsKeyId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6539,6 +6733,20 @@ func (ec *executionContext) unmarshalInputUpdateS3AssumedRoleExportConfiguration
 				return it, err
 			}
 			it.Endpoint = graphql.OmittableOf(data)
+		case "serverSideEncryption":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serverSideEncryption"))
+			data, err := ec.unmarshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ServerSideEncryption = graphql.OmittableOf(data)
+		case "sseKmsKeyId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sseKmsKeyId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SseKmsKeyID = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -7676,6 +7884,16 @@ func (ec *executionContext) _S3AccessKeyEndpointConfiguration(ctx context.Contex
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "serverSideEncryption":
+			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_serverSideEncryption(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sseKmsKeyId":
+			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_sseKmsKeyId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7736,6 +7954,16 @@ func (ec *executionContext) _S3AssumedRoleEndpointConfiguration(ctx context.Cont
 			}
 		case "endpoint":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_endpoint(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "serverSideEncryption":
+			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_serverSideEncryption(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sseKmsKeyId":
+			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_sseKmsKeyId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -8751,6 +8979,22 @@ func (ec *executionContext) marshalOJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	_ = ctx
 	res := model.MarshalJSON(v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx context.Context, v any) (*model.S3ServerSideEncryption, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.S3ServerSideEncryption)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOS3ServerSideEncryption2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐS3ServerSideEncryption(ctx context.Context, sel ast.SelectionSet, v *model.S3ServerSideEncryption) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

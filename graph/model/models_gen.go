@@ -163,6 +163,10 @@ type S3AccessKeyEndpointConfiguration struct {
 	AccessKeyID string  `json:"accessKeyId"`
 	// Base URL of an S3-compatible server (path-style addressing); null for AWS.
 	Endpoint *string `json:"endpoint,omitempty"`
+	// Server-side encryption asked of S3 for every object written; null: the bucket's default.
+	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
+	// The KMS key of AWS_KMS; null: the account's aws/s3 key.
+	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
 }
 
 func (S3AccessKeyEndpointConfiguration) IsEndpointConfiguration() {}
@@ -177,6 +181,10 @@ type S3AccessKeyExportConfigurationInput struct {
 	// Write-only: stored sealed, never returned.
 	SecretAccessKey string  `json:"secretAccessKey"`
 	Endpoint        *string `json:"endpoint,omitempty"`
+	// Server-side encryption of every object written; omitted: the bucket's default.
+	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
+	// The KMS key (id, alias/<name> or ARN) for AWS_KMS; omitted: the account's aws/s3 key.
+	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
 	// Export the events still in the buffer that were received at or after this time (not in the
 	// future), instead of only those received after the configuration is created.
 	StartTime *time.Time `json:"startTime,omitempty"`
@@ -190,6 +198,10 @@ type S3AssumedRoleEndpointConfiguration struct {
 	// The configuration id: put it in the role's trust policy as sts:ExternalId.
 	ExternalID string  `json:"externalId"`
 	Endpoint   *string `json:"endpoint,omitempty"`
+	// Server-side encryption asked of S3 for every object written; null: the bucket's default.
+	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
+	// The KMS key of AWS_KMS; null: the account's aws/s3 key.
+	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
 }
 
 func (S3AssumedRoleEndpointConfiguration) IsEndpointConfiguration() {}
@@ -202,6 +214,10 @@ type S3AssumedRoleExportConfigurationInput struct {
 	Region   string         `json:"region"`
 	RoleArn  string         `json:"roleArn"`
 	Endpoint *string        `json:"endpoint,omitempty"`
+	// Server-side encryption of every object written; omitted: the bucket's default.
+	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
+	// The KMS key (id, alias/<name> or ARN) for AWS_KMS; omitted: the account's aws/s3 key.
+	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
 	// Export the events still in the buffer that were received at or after this time (not in the
 	// future), instead of only those received after the configuration is created.
 	StartTime *time.Time `json:"startTime,omitempty"`
@@ -219,6 +235,10 @@ type UpdateS3AccessKeyExportConfigurationInput struct {
 	// Write-only. Omitted: the stored secret is kept.
 	SecretAccessKey *string                    `json:"secretAccessKey,omitempty"`
 	Endpoint        graphql.Omittable[*string] `json:"endpoint,omitempty"`
+	// Omitted: kept; null: cleared (the bucket's default).
+	ServerSideEncryption graphql.Omittable[*S3ServerSideEncryption] `json:"serverSideEncryption,omitempty"`
+	// Omitted: kept; null or an empty string: cleared (the account's aws/s3 key).
+	SseKmsKeyID graphql.Omittable[*string] `json:"sseKmsKeyId,omitempty"`
 }
 
 // Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
@@ -231,6 +251,10 @@ type UpdateS3AssumedRoleExportConfigurationInput struct {
 	Region   *string                    `json:"region,omitempty"`
 	RoleArn  *string                    `json:"roleArn,omitempty"`
 	Endpoint graphql.Omittable[*string] `json:"endpoint,omitempty"`
+	// Omitted: kept; null: cleared (the bucket's default).
+	ServerSideEncryption graphql.Omittable[*S3ServerSideEncryption] `json:"serverSideEncryption,omitempty"`
+	// Omitted: kept; null or an empty string: cleared (the account's aws/s3 key).
+	SseKmsKeyID graphql.Omittable[*string] `json:"sseKmsKeyId,omitempty"`
 }
 
 type ExportInterval string
@@ -416,6 +440,64 @@ func (e *Permission) UnmarshalJSON(b []byte) error {
 }
 
 func (e Permission) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Server-side encryption of the objects written (x-amz-server-side-encryption).
+type S3ServerSideEncryption string
+
+const (
+	// SSE-S3: keys managed by S3.
+	S3ServerSideEncryptionAes256 S3ServerSideEncryption = "AES256"
+	// SSE-KMS (aws:kms): with sseKmsKeyId, or the account's aws/s3 key. The role or user then needs kms:GenerateDataKey on the key.
+	S3ServerSideEncryptionAWSKms S3ServerSideEncryption = "AWS_KMS"
+)
+
+var AllS3ServerSideEncryption = []S3ServerSideEncryption{
+	S3ServerSideEncryptionAes256,
+	S3ServerSideEncryptionAWSKms,
+}
+
+func (e S3ServerSideEncryption) IsValid() bool {
+	switch e {
+	case S3ServerSideEncryptionAes256, S3ServerSideEncryptionAWSKms:
+		return true
+	}
+	return false
+}
+
+func (e S3ServerSideEncryption) String() string {
+	return string(e)
+}
+
+func (e *S3ServerSideEncryption) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = S3ServerSideEncryption(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid S3ServerSideEncryption", str)
+	}
+	return nil
+}
+
+func (e S3ServerSideEncryption) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *S3ServerSideEncryption) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e S3ServerSideEncryption) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

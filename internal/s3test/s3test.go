@@ -30,8 +30,10 @@ type Server struct {
 	RootPassword string
 	// Bucket and the PutOnly user were created by the start script: the user may only PutObject
 	// into Bucket.
-	Bucket                           string
-	PutOnlyAccessKey, PutOnlySecret  string
+	Bucket                          string
+	PutOnlyAccessKey, PutOnlySecret string
+	// KMSKey is the id of the server's one KMS key, for SSE-KMS.
+	KMSKey                           string
 	MinioBin, mc, mcConfigDir, alias string
 }
 
@@ -45,6 +47,7 @@ func Require(t testing.TB) *Server {
 		Bucket:           os.Getenv("AUDITEXPORT_TEST_S3_BUCKET"),
 		PutOnlyAccessKey: os.Getenv("AUDITEXPORT_TEST_S3_PUTONLY_ACCESS_KEY"),
 		PutOnlySecret:    os.Getenv("AUDITEXPORT_TEST_S3_PUTONLY_SECRET_KEY"),
+		KMSKey:           os.Getenv("AUDITEXPORT_TEST_S3_KMS_KEY"),
 		MinioBin:         os.Getenv("AUDITEXPORT_TEST_MINIO"),
 		mc:               os.Getenv("AUDITEXPORT_TEST_MC"),
 		mcConfigDir:      os.Getenv("AUDITEXPORT_TEST_MC_CONFIG_DIR"),
@@ -165,15 +168,15 @@ func (s *Server) Keys(t testing.TB, bucket, prefix string) []string {
 	return keys
 }
 
-// StoredChecksum is the CRC32C checksum the server keeps for an object: set only when the upload
-// sent one.
-func (s *Server) StoredChecksum(t testing.TB, bucket, key string) string {
+// Head is what the server keeps about an object, checksums included (a checksum is there only
+// when the upload sent one), read with the admin credentials.
+func (s *Server) Head(t testing.TB, bucket, key string) *s3.HeadObjectOutput {
 	t.Helper()
 	out, err := s.Admin().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
 		t.Fatalf("head %s/%s: %v", bucket, key, err)
 	}
-	return aws.ToString(out.ChecksumCRC32C)
+	return out
 }
 
 // Get reads an object with the admin credentials.
