@@ -25,9 +25,9 @@ var (
 	// AWS access key ids are alphanumeric; S3-compatible servers allow a few more characters.
 	accessKeyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._+=@-]{3,128}$`)
 	// A KMS key id, alias (alias/name) or key or alias ARN.
-	kmsKeyIDPattern = regexp.MustCompile(`^[A-Za-z0-9:/_.+=@-]{1,1000}$`)
-	tokenNamePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$`)
-	configNamePattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
+	kmsKeyIDPattern   = regexp.MustCompile(`^[A-Za-z0-9:/_.+=@-]{1,1000}$`)
+	tokenNamePattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$`)
+	configNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
 )
 
 // bucketForbiddenPrefixes and bucketForbiddenSuffixes are reserved by AWS for its own features.
