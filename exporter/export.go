@@ -41,8 +41,12 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 	if err == nil {
 		var stats exportStats
 		stats, err = x.exportRange(ctx, cfg, job, client)
+		var digest store.DigestRef
+		if err == nil && stats.objects > 0 {
+			digest, err = x.writeDigest(ctx, client, cfg, job, stats)
+		}
 		if err == nil {
-			job, err = x.store.CompleteJob(job.ID, stats.events, stats.objects, stats.bytes)
+			job, err = x.store.CompleteJob(job.ID, stats.events, stats.objects, stats.bytes, digest)
 			if err == nil {
 				x.metrics.exported(cfg.ID, stats, job.SkippedEvents)
 				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", stats.events, "objects", stats.objects, "bytes", stats.bytes)
@@ -92,6 +96,7 @@ func (x *Exporter) backoff(attempt int) time.Duration {
 
 type exportStats struct {
 	events, objects, bytes int64
+	digest                 []DigestObject // the uploaded objects, in order, for the job's digest
 }
 
 // exportRange encodes the events (job.From, job.To] and uploads the files. Encoding and
@@ -180,6 +185,9 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	}
 	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
 	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
+	if task.SHA256, err = fileSHA256(f.Path); err != nil {
+		return fmt.Errorf("hash %s: %w", f.Path, err)
+	}
 	if _, err := x.store.PutTask(task); err != nil {
 		return err
 	}
@@ -193,6 +201,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 		stats.events += f.Rows
 		stats.objects++
 		stats.bytes += f.Bytes
+		stats.digest = append(stats.digest, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
 	}
 	if _, perr := x.store.PutTask(task); perr != nil && err == nil {
 		err = perr

@@ -3,6 +3,7 @@ package exporter
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"os"
@@ -22,7 +23,9 @@ type ExportStore interface {
 	StartAttempt(id string) (store.ExportJob, error)
 	FailAttempt(id, reason string, next time.Time) (store.ExportJob, error)
 	InterruptAttempt(id string) (store.ExportJob, error)
-	CompleteJob(id string, events, objects, bytes int64) (store.ExportJob, error)
+	CompleteJob(id string, events, objects, bytes int64, digest store.DigestRef) (store.ExportJob, error)
+	SignDigest(body []byte) []byte
+	DigestPublicKey() ed25519.PublicKey
 	PutTask(t store.ExportTask) (store.ExportTask, error)
 	Task(jobID string, index int) (store.ExportTask, bool, error)
 	Job(id string) (store.ExportJob, error)
@@ -90,6 +93,8 @@ type Exporter struct {
 	clients *Clients
 	log     *slog.Logger
 	metrics *exportMetrics
+	// publicKeySHA256 names the key that signs digests, in each digest's metadata.
+	publicKeySHA256 string
 
 	queue   chan store.ExportJob
 	stopped chan struct{}
@@ -105,7 +110,8 @@ func NewExporter(cfg ExporterConfig, st ExportStore, clients *Clients) *Exporter
 	cfg.fillDefaults()
 	return &Exporter{
 		cfg: cfg, store: st, clients: clients, log: cfg.Logger, metrics: newExportMetrics(st, cfg.Now),
-		queue: make(chan store.ExportJob, 64), stopped: make(chan struct{}),
+		publicKeySHA256: publicKeySHA256(st.DigestPublicKey()),
+		queue:           make(chan store.ExportJob, 64), stopped: make(chan struct{}),
 		inFlight: map[string]bool{}, waiters: map[string][]chan struct{}{},
 	}
 }

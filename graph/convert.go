@@ -88,7 +88,7 @@ func toTasks(ts []store.ExportTask) []*model.ExportJobTask {
 		out[i] = &model.ExportJobTask{
 			ID: t.ID, Key: t.Key, StartTimestamp: optionalTime(t.StartedAt), EndTimestamp: optionalTime(t.EndedAt),
 			Attempts: t.Attempts, Offset: int(t.Offset), Limit: int(t.Limit), Bytes: int(t.Bytes),
-			Status: model.ExportStatus(t.Status), FailureReason: optional(t.FailureReason),
+			Status: model.ExportStatus(t.Status), FailureReason: optional(t.FailureReason), Sha256: optional(t.SHA256),
 		}
 	}
 	return out

@@ -23,6 +23,7 @@ type Store interface {
 	DeleteConfiguration(id string, by store.Principal) (store.ExportConfiguration, error)
 	CreateToken(name string, perms []store.Permission, by store.Principal) (string, store.Token, error)
 	Tokens() ([]store.Token, error)
+	DigestPublicKeyPEM() string
 	RevokeToken(name string, by store.Principal) (store.Token, error)
 	ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error
 	BufferStatus() store.BufferStatus

@@ -139,6 +139,11 @@ func (r *queryResolver) GetAllExportJobTasks(ctx context.Context, exportJobID st
 	return toTasks(tasks), err
 }
 
+// DigestPublicKey is the resolver for the digestPublicKey field.
+func (r *queryResolver) DigestPublicKey(ctx context.Context) (string, error) {
+	return r.Store.DigestPublicKeyPEM(), nil
+}
+
 // APITokens is the resolver for the apiTokens field.
 func (r *queryResolver) APITokens(ctx context.Context) ([]*model.APIToken, error) {
 	tokens, err := r.Store.Tokens()

@@ -289,6 +289,7 @@ func TestAuthentication(t *testing.T) {
 		"getAllExportJobTasks":                   `{ getAllExportJobTasks(exportJobId: "x") { id } }`,
 		"createApiToken":                         `mutation { createApiToken(name: "new", permissions: [AUDIT]) }`,
 		"apiTokens":                              `{ apiTokens { name } }`,
+		"digestPublicKey":                        `{ digestPublicKey }`,
 		"revokeApiToken":                         `mutation { revokeApiToken(name: "no-such-token") { name } }`,
 	}
 	for name, query := range operations {

@@ -133,7 +133,7 @@ func (s *Store) updateConfiguration(id string, by Principal, change Change, newS
 			return err
 		}
 		c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision, c.Cursor = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision, old.Cursor
-		c.ScheduledThrough, c.SkippedEvents, c.StartTime = old.ScheduledThrough, old.SkippedEvents, old.StartTime
+		c.ScheduledThrough, c.SkippedEvents, c.StartTime, c.LastDigest = old.ScheduledThrough, old.SkippedEvents, old.StartTime, old.LastDigest
 		var errs fieldErrors
 		errs.merge(c.Validate())
 		if c.Endpoint != old.Endpoint {

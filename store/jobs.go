@@ -72,6 +72,8 @@ type ExportTask struct {
 	StartedAt     time.Time `json:"startedAt,omitzero"`
 	EndedAt       time.Time `json:"endedAt,omitzero"`
 	FailureReason string    `json:"failureReason,omitempty"`
+	// SHA256 is the hex SHA-256 of the uploaded object, as the job's digest lists it.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // jobsKept bounds the finished jobs kept per configuration.
@@ -228,7 +230,10 @@ func (s *Store) InterruptAttempt(id string) (ExportJob, error) {
 // Every seq of the range was an event, so a job that exported fewer events than its range holds
 // found some already removed from the buffer: they are counted as skipped, on the job and the
 // configuration, never passed over silently.
-func (s *Store) CompleteJob(id string, events, objects, bytes int64) (ExportJob, error) {
+//
+// digest, when the job wrote one, becomes the configuration's LastDigest, to which the next
+// job's digest links.
+func (s *Store) CompleteJob(id string, events, objects, bytes int64, digest DigestRef) (ExportJob, error) {
 	return s.updateJob(id, func(tx *bolt.Tx, j *ExportJob) error {
 		now := s.now().UTC()
 		j.Status, j.EndedAt, j.FailureReason, j.NextAttemptAt = JobSucceeded, now, "", time.Time{}
@@ -240,6 +245,9 @@ func (s *Store) CompleteJob(id string, events, objects, bytes int64) (ExportJob,
 		}
 		c.Cursor = max(c.Cursor, j.To)
 		c.SkippedEvents += j.SkippedEvents
+		if digest.Key != "" {
+			c.LastDigest = digest
+		}
 		c.ConnectionStatus, c.ConnectionCheckedAt, c.CheckFailures = ConnectionSuccess, now, 0
 		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
 			return err

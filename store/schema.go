@@ -6,7 +6,7 @@ package store
 const schemaVersion = 1
 
 var (
-	// bucketMeta holds the schema version and the master-key check value.
+	// bucketMeta holds the schema version, the master-key check value and the digest signing key.
 	bucketMeta = []byte("meta")
 	// bucketConfigs maps configuration id (UUIDv7, so keys sort by creation time) to its JSON record.
 	bucketConfigs = []byte("export_configurations")
@@ -35,4 +35,6 @@ var (
 	keyNextSeq = []byte("next_event_seq")
 	// keyDroppedEvents counts events the age limit removed before they were exported.
 	keyDroppedEvents = []byte("dropped_events")
+	// keyDigestSigningKey is the Ed25519 seed that signs export digests, sealed under the master key.
+	keyDigestSigningKey = []byte("digest_signing_key")
 )

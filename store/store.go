@@ -6,6 +6,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -51,6 +52,8 @@ type Store struct {
 	metrics *metrics
 	// endpoints is checked when a configuration is created or its endpoint changes.
 	endpoints EndpointPolicy
+	// digestKey signs export digests; generated once per store, kept sealed in it.
+	digestKey ed25519.PrivateKey
 
 	// writeMu serializes write transactions with the in-memory buffer state they change
 	// (bbolt serializes the transactions themselves, but not what happens after commit).
@@ -144,9 +147,10 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 		if err != nil || !bytes.Equal(plain, []byte(check)) {
 			return ErrWrongMasterKey
 		}
-		return nil
+	} else if err := meta.Put(keyMasterKeyCheck, s.sealer.seal([]byte(check), keyMasterKeyCheck)); err != nil {
+		return err
 	}
-	return meta.Put(keyMasterKeyCheck, s.sealer.seal([]byte(check), keyMasterKeyCheck))
+	return s.loadDigestKey(meta)
 }
 
 // Close stops the committer and the retention loop and closes the file. Appends waiting for a

@@ -92,6 +92,8 @@ type ExportConfiguration struct {
 	// StartTime, when set at creation, makes the configuration export the buffered events
 	// received since then, instead of only those received after its creation.
 	StartTime time.Time `json:"startTime,omitzero"`
+	// LastDigest is the newest export digest written for this destination: the next one links to it.
+	LastDigest DigestRef `json:"lastDigest,omitzero"`
 	// SkippedEvents counts events this destination never received because they left the buffer
 	// before it exported them: while it was disabled, or past the buffer's age limit.
 	SkippedEvents int64 `json:"skippedEvents,omitempty"`

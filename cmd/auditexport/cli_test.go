@@ -169,7 +169,7 @@ func TestCLIEveryCommand(t *testing.T) {
 	}
 	var tasks []exportTask
 	cli.json(&tasks, "exportConfig", "tasks", job.ID)
-	if len(tasks) != job.ObjectCount || !strings.HasPrefix(tasks[0].Key, "audit/year=2026/month=11/day=21/hour=") {
+	if len(tasks) != job.ObjectCount || !strings.HasPrefix(tasks[0].Key, "audit/year=2026/month=11/day=21/hour=") || len(str(tasks[0].SHA256)) != 64 {
 		t.Fatalf("tasks: %+v", tasks)
 	}
 	if table := cli.ok("exportConfig", "jobs", ak.ID); !strings.Contains(table, job.ID) || !strings.Contains(table, "SUCCEEDED") {

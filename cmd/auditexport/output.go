@@ -19,7 +19,7 @@ const (
 			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint serverSideEncryption sseKmsKeyId } }
 		lastExport { ` + jobFields + ` }`
 	jobFields   = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
-	taskFields  = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason`
+	taskFields  = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason sha256`
 	tokenFields = `name permissions createdBy createdAt`
 )
 
@@ -92,6 +92,7 @@ type exportTask struct {
 	Bytes          int     `json:"bytes"`
 	Status         string  `json:"status"`
 	FailureReason  *string `json:"failureReason"`
+	SHA256         *string `json:"sha256"`
 }
 
 func str(p *string) string {

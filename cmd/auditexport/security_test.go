@@ -40,6 +40,7 @@ var securityOperations = map[string]struct {
 	"runExportNow":                           {`mutation { runExportNow(id: "x") { id } }`, "AUDIT"},
 	"createApiToken":                         {`mutation { createApiToken(name: "n", permissions: [AUDIT]) }`, "ADMIN"},
 	"apiTokens":                              {`{ apiTokens { name } }`, "ADMIN"},
+	"digestPublicKey":                        {`{ digestPublicKey }`, "AUDIT"},
 	"revokeApiToken":                         {`mutation { revokeApiToken(name: "no-such-token") { name } }`, "ADMIN"},
 }
 

@@ -135,6 +135,7 @@ type ComplexityRoot struct {
 		Key            func(childComplexity int) int
 		Limit          func(childComplexity int) int
 		Offset         func(childComplexity int) int
+		Sha256         func(childComplexity int) int
 		StartTimestamp func(childComplexity int) int
 		Status         func(childComplexity int) int
 	}
@@ -161,6 +162,7 @@ type ComplexityRoot struct {
 	Query struct {
 		APITokens                  func(childComplexity int) int
 		AuditEvents                func(childComplexity int, from *time.Time, to *time.Time, first *int, after *string) int
+		DigestPublicKey            func(childComplexity int) int
 		EventBuffer                func(childComplexity int) int
 		GetAllExportConfigurations func(childComplexity int) int
 		GetAllExportJobTasks       func(childComplexity int, exportJobID string) int
@@ -217,6 +219,7 @@ type QueryResolver interface {
 	EventBuffer(ctx context.Context) (*model.EventBufferStatus, error)
 	GetAllExportJobs(ctx context.Context, exportConfigurationID string, limit *int) ([]*model.ExportJob, error)
 	GetAllExportJobTasks(ctx context.Context, exportJobID string) ([]*model.ExportJobTask, error)
+	DigestPublicKey(ctx context.Context) (string, error)
 	APITokens(ctx context.Context) ([]*model.APIToken, error)
 }
 
@@ -666,6 +669,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportJobTask.Offset(childComplexity), true
+	case "ExportJobTask.sha256":
+		if e.ComplexityRoot.ExportJobTask.Sha256 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJobTask.Sha256(childComplexity), true
 	case "ExportJobTask.startTimestamp":
 		if e.ComplexityRoot.ExportJobTask.StartTimestamp == nil {
 			break
@@ -831,6 +840,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditEvents(childComplexity, args["from"].(*time.Time), args["to"].(*time.Time), args["first"].(*int), args["after"].(*string)), true
+	case "Query.digestPublicKey":
+		if e.ComplexityRoot.Query.DigestPublicKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.DigestPublicKey(childComplexity), true
 	case "Query.eventBuffer":
 		if e.ComplexityRoot.Query.EventBuffer == nil {
 			break
@@ -1169,6 +1184,8 @@ type ExportJobTask {
   "How many events the object holds."
   limit: Int!
   bytes: Int!
+  "Hex SHA-256 of the object uploaded, as the job's digest lists it."
+  sha256: String
   status: ExportStatus!
   failureReason: String
 }
@@ -1361,6 +1378,11 @@ type Query {
   "A configuration's export jobs, newest first; limit defaults to 20."
   getAllExportJobs(exportConfigurationId: ID!, limit: Int): [ExportJob!]! @hasPermission(permission: AUDIT)
   getAllExportJobTasks(exportJobId: String!): [ExportJobTask!]! @hasPermission(permission: AUDIT)
+  """
+  The Ed25519 public key (PEM, PKIX) that verifies export digests: each job writes
+  <path>/_auditexport_digests/<first>-<last>-<id>-digest.json, signed in its x-amz-meta-signature.
+  """
+  digestPublicKey: String! @hasPermission(permission: AUDIT)
   "Every API token, by name; the bootstrap token is named admin."
   apiTokens: [ApiToken!]! @hasPermission(permission: ADMIN)
 }
@@ -1587,6 +1609,8 @@ func (ec *executionContext) childFields_ExportJobTask(ctx context.Context, field
 		return ec.fieldContext_ExportJobTask_limit(ctx, field)
 	case "bytes":
 		return ec.fieldContext_ExportJobTask_bytes(ctx, field)
+	case "sha256":
+		return ec.fieldContext_ExportJobTask_sha256(ctx, field)
 	case "status":
 		return ec.fieldContext_ExportJobTask_status(ctx, field)
 	case "failureReason":
@@ -3714,6 +3738,29 @@ func (ec *executionContext) fieldContext_ExportJobTask_bytes(_ context.Context, 
 	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
+func (ec *executionContext) _ExportJobTask_sha256(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJobTask_sha256(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sha256, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJobTask_sha256(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _ExportJobTask_status(ctx context.Context, field graphql.CollectedField, obj *model.ExportJobTask) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4834,6 +4881,47 @@ func (ec *executionContext) fieldContext_Query_getAllExportJobTasks(ctx context.
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_digestPublicKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_digestPublicKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().DigestPublicKey(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal string
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal string
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_digestPublicKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Query_apiTokens(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -7446,6 +7534,11 @@ func (ec *executionContext) _ExportJobTask(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "sha256":
+			out.Values[i] = ec._ExportJobTask_sha256(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "status":
 			out.Values[i] = ec._ExportJobTask_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -7778,6 +7871,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_getAllExportJobTasks(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "digestPublicKey":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_digestPublicKey(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}

@@ -139,8 +139,10 @@ type ExportJobTask struct {
 	// The sequence number of the first event in the object.
 	Offset int `json:"offset"`
 	// How many events the object holds.
-	Limit         int          `json:"limit"`
-	Bytes         int          `json:"bytes"`
+	Limit int `json:"limit"`
+	Bytes int `json:"bytes"`
+	// Hex SHA-256 of the object uploaded, as the job's digest lists it.
+	Sha256        *string      `json:"sha256,omitempty"`
 	Status        ExportStatus `json:"status"`
 	FailureReason *string      `json:"failureReason,omitempty"`
 }

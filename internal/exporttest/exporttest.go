@@ -81,8 +81,8 @@ func Exported(t *testing.T, srv *s3test.Server, bucket, prefix, configID string)
 	return rows
 }
 
-// Download copies every exported object under prefix (not the verification objects) into dir,
-// each at its key, and returns how many it copied.
+// Download copies every exported object and digest under prefix (not the verification objects)
+// into dir, each at its key, and returns how many it copied.
 func Download(t *testing.T, srv *s3test.Server, bucket, prefix, dir string) int {
 	t.Helper()
 	n := 0
@@ -120,7 +120,7 @@ func CountIDs(t *testing.T, srv *s3test.Server, bucket, prefix, configID string)
 func EachFile(t *testing.T, srv *s3test.Server, bucket, prefix, configID string, fn func([]Row)) {
 	t.Helper()
 	for _, key := range srv.Keys(t, bucket, prefix+"/") {
-		if strings.Contains(key, exporter.VerifyKeyPrefix) {
+		if strings.Contains(key, exporter.VerifyKeyPrefix) || strings.Contains(key, "/"+exporter.DigestDir+"/") {
 			continue
 		}
 		m := keyPattern.FindStringSubmatch(key)

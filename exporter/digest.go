@@ -1,0 +1,124 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/auditexport/auditexport/store"
+)
+
+// DigestDir is the folder under a configuration's path that holds its digests. The leading
+// underscore makes Athena, Spark and Hive skip it as they read the data, and DuckDB's
+// **/*.parquet globs do not match its .json files.
+const DigestDir = "_auditexport_digests"
+
+// Digest metadata names, sent as x-amz-meta-*: the signature lives beside the body it signs,
+// as CloudTrail's digests do, so the body is exactly the signed bytes.
+const (
+	MetaSignature          = "signature"           // base64 Ed25519 signature of the body
+	MetaSignatureAlgorithm = "signature-algorithm" // "Ed25519"
+	MetaPublicKeySHA256    = "public-key-sha256"   // hex SHA-256 of the verifying key (PKIX DER)
+)
+
+// Digest is one job's record of what it wrote: every object with its SHA-256, and the link to
+// the configuration's previous digest, so a customer can prove no object was altered or
+// removed and no digest is missing. Its fields never change between retries of a job, so a
+// retry overwrites the digest with the same bytes.
+type Digest struct {
+	Version         int              `json:"version"`
+	ConfigurationID string           `json:"configurationId"`
+	JobID           string           `json:"jobId"`
+	JobCreatedAt    time.Time        `json:"jobCreatedAt"`
+	FirstSequence   uint64           `json:"firstSequence"`
+	LastSequence    uint64           `json:"lastSequence"`
+	Events          int64            `json:"events"`
+	SkippedEvents   int64            `json:"skippedEvents"`
+	Objects         []DigestObject   `json:"objects"`
+	PreviousDigest  *store.DigestRef `json:"previousDigest"` // null in the first
+}
+
+// DigestObject is one exported object as its digest lists it.
+type DigestObject struct {
+	Key           string `json:"key"`
+	Bytes         int64  `json:"bytes"`
+	SHA256        string `json:"sha256"`
+	FirstSequence uint64 `json:"firstSequence"`
+	LastSequence  uint64 `json:"lastSequence"`
+	Events        int64  `json:"events"`
+}
+
+func digestKey(path string, job store.ExportJob, configID string) string {
+	return joinKey(path, fmt.Sprintf("%s/%020d-%020d-%s-digest.json", DigestDir, job.From+1, job.To, configID))
+}
+
+// writeDigest uploads the signed digest of a job whose objects are all uploaded, and returns the
+// link the next digest will carry.
+func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store.ExportConfiguration, job store.ExportJob, stats exportStats) (store.DigestRef, error) {
+	d := Digest{
+		Version: 1, ConfigurationID: cfg.ID, JobID: job.ID, JobCreatedAt: job.CreatedAt.UTC(),
+		FirstSequence: job.From + 1, LastSequence: job.To, Events: stats.events,
+		SkippedEvents: max(int64(job.To-job.From)-stats.events, 0), Objects: stats.digest,
+	}
+	if cfg.LastDigest.Key != "" {
+		d.PreviousDigest = &cfg.LastDigest
+	}
+	body, err := json.Marshal(d)
+	if err != nil {
+		return store.DigestRef{}, err
+	}
+	body = append(body, '\n')
+	sum := sha256.Sum256(body)
+	ref := store.DigestRef{Key: digestKey(cfg.Path, job, cfg.ID), SHA256: hex.EncodeToString(sum[:])}
+	sse, kmsKey := encryption(cfg)
+	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
+	defer cancel()
+	_, err = client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(cfg.Bucket), Key: aws.String(ref.Key), Body: bytes.NewReader(body),
+		ContentType: aws.String("application/json"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		ServerSideEncryption: sse, SSEKMSKeyId: kmsKey,
+		Metadata: map[string]string{
+			MetaSignature:          base64.StdEncoding.EncodeToString(x.store.SignDigest(body)),
+			MetaSignatureAlgorithm: "Ed25519",
+			MetaPublicKeySHA256:    x.publicKeySHA256,
+		},
+	})
+	return ref, err
+}
+
+// fileSHA256 is the hex SHA-256 of a file's content.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// publicKeySHA256 is the hex SHA-256 of a verifying key's PKIX DER form: which key signed.
+func publicKeySHA256(key ed25519.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		panic(err) // an Ed25519 public key always marshals
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
