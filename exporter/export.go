@@ -185,9 +185,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	}
 	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
 	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
-	if task.SHA256, err = fileSHA256(f.Path); err != nil {
-		return fmt.Errorf("hash %s: %w", f.Path, err)
-	}
+	task.SHA256 = f.SHA256
 	if _, err := x.store.PutTask(task); err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 package exporter
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -117,7 +120,7 @@ type partFile struct {
 	hour        int64 // unix hour of its events
 	path        string
 	file        *os.File
-	out         *countingWriter
+	out         *hashingWriter
 	writer      *pqarrow.FileWriter
 	builder     *array.RecordBuilder
 	rgBytes     int64 // encoded event bytes in the row group being built
@@ -127,14 +130,18 @@ type partFile struct {
 	lastUse     int64 // order of last append, for closing the least recently used file
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
+// hashingWriter counts and hashes what it writes, so a finished file's size and SHA-256 (for
+// the job's digest) come without reading it again.
+type hashingWriter struct {
+	w    io.Writer
+	n    int64
+	hash hash.Hash
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
+func (c *hashingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	c.hash.Write(p[:n])
 	return n, err
 }
 
@@ -145,6 +152,7 @@ type EncodedFile struct {
 	First, Last uint64
 	Rows        int64
 	Bytes       int64
+	SHA256      string // hex
 }
 
 // encoder cuts a job's events into hour-partitioned Parquet files, in one pass in seq order.
@@ -291,7 +299,7 @@ func (e *encoder) create(hour int64, first uint64) (*partFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &countingWriter{w: file}
+	out := &hashingWriter{w: file, hash: sha256.New()}
 	w, err := pqarrow.NewFileWriter(Schema, out, e.props, e.arrowProps)
 	if err != nil {
 		file.Close()
@@ -386,7 +394,8 @@ func (e *encoder) finishFile(f *partFile) error {
 		os.Remove(f.path)
 		return fmt.Errorf("write parquet file: %w", err)
 	}
-	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.rows, Bytes: f.out.n})
+	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.rows, Bytes: f.out.n,
+		SHA256: hex.EncodeToString(f.out.hash.Sum(nil))})
 }
 
 // discard closes f and removes its temporary file.

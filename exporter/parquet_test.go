@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"testing"
@@ -50,8 +52,9 @@ func TestEncoderHandsOnEveryFileInOrder(t *testing.T) {
 	recs := records(t, 600) // 5 hours, several row groups each
 	var files []EncodedFile
 	err := encode(t, t.TempDir(), recs, func(f EncodedFile) error {
-		if st, err := os.Stat(f.Path); err != nil || st.Size() != f.Bytes {
-			t.Errorf("file %s handed on unfinished: %v %v", f.Path, st, err)
+		data, err := os.ReadFile(f.Path)
+		if sum := sha256.Sum256(data); err != nil || int64(len(data)) != f.Bytes || hex.EncodeToString(sum[:]) != f.SHA256 {
+			t.Errorf("file %s handed on unfinished, or its size or SHA-256 wrong: %d bytes, %v", f.Path, len(data), err)
 		}
 		files = append(files, f)
 		return nil
