@@ -63,6 +63,7 @@ func newRootCommand(c *cli, started *bool) *cobra.Command {
   auditexport exportConfig …                 manage export configurations on a running server
   auditexport token create …                 create an API token
   auditexport events send FILE               send audit events
+  auditexport digest verify …                verify an export in S3 with its signed digests
   auditexport health                         check a server's /healthz
 
 The client commands take the server from --url/--token, else AUDITEXPORT_URL/AUDITEXPORT_TOKEN,
@@ -71,7 +72,7 @@ else a profile in ~/.config/auditexport/config.yaml.`,
 		SilenceErrors:    true,
 		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
 	}
-	root.AddCommand(newServeCommand(), newExportConfigCommand(c), newTokenCommand(c), newEventsCommand(c), newHealthCommand())
+	root.AddCommand(newServeCommand(), newExportConfigCommand(c), newTokenCommand(c), newEventsCommand(c), newDigestCommand(c), newHealthCommand())
 	return root
 }
 

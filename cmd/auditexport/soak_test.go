@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/auditexport/auditexport/event/eventtest"
+	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/internal/exporttest"
 	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/internal/testserver"
@@ -149,7 +150,19 @@ func TestSoak(t *testing.T) {
 	for i := range int(nextBatch.Load()) * batchSize {
 		index[eventtest.ID(i).String()] = i
 	}
+	var digestKey struct{ DigestPublicKey string }
+	srv.MustGraphQL(srv.AdminToken, `{ digestPublicKey }`, nil, &digestKey)
+	publicKey, err := parsePublicKey([]byte(digestKey.DigestPublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range healthy {
+		// The digests survived the faults too: signed, chained, every object as recorded.
+		digests, err := exporter.VerifyDigests(context.Background(), minio.Admin(), minio.Bucket, "soak/"+name, publicKey)
+		if err != nil || !digests.OK() || digests.Digests == 0 {
+			t.Errorf("%s: digests %+v %v", name, digests, err)
+		}
+		report = append(report, fmt.Sprintf("digests of %s: %d verified, %d objects, %d problems", name, digests.Digests, digests.Objects, len(digests.Problems)))
 		counts := map[int]int{}
 		delivered := 0
 		for id, n := range exporttest.CountIDs(t, minio.Server, minio.Bucket, "soak/"+name, ids[name]) {
