@@ -1,6 +1,8 @@
-// Package exporter talks to customers' S3 destinations: it builds one client per configuration
+// Package exporter delivers to customers' S3 destinations: it builds one client per configuration
 // (its own region, endpoint and credentials; for assumed roles, cached STS credentials), checks
-// that each destination accepts a PutObject, and keeps connectionStatus honest in the background.
+// that each destination accepts a PutObject and keeps connectionStatus honest in the background,
+// and runs the scheduled exports: buffered events encoded as hour-partitioned Parquet, uploaded,
+// and recorded in a signed digest that customers can verify.
 package exporter
 
 import (
