@@ -11,7 +11,7 @@ import (
 )
 
 // The control plane audits itself: every change to an export configuration and every token
-// created becomes an event in the buffer, written in the same transaction as the change, so the
+// created or revoked becomes an event in the buffer, written in the same transaction as the change, so the
 // trail and the state never disagree. Secrets never enter these events.
 
 // Audit actions, in the event's action field.

@@ -87,30 +87,32 @@ var ErrDisabled = errors.New("the export configuration is disabled")
 
 func jobNotFound(id string) error { return &NotFoundError{What: "export job", ID: id} }
 
-// ActiveJob returns the configuration's unfinished job, if any.
-func (s *Store) ActiveJob(configID string) (ExportJob, bool, error) {
-	var job ExportJob
-	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		job, found, err = activeJob(tx, configID)
-		return err
-	})
-	return job, found, err
-}
-
-func activeJob(tx *bolt.Tx, configID string) (ExportJob, bool, error) {
+// eachJobOf calls fn with each job of a configuration, newest first (job ids are UUIDv7, so key
+// order is creation order), until fn returns false.
+func eachJobOf(tx *bolt.Tx, configID string, fn func(j ExportJob) bool) error {
 	c := tx.Bucket(bucketJobs).Cursor()
 	for k, v := c.Last(); k != nil; k, v = c.Prev() {
 		var j ExportJob
 		if err := json.Unmarshal(v, &j); err != nil {
-			return ExportJob{}, false, fmt.Errorf("decode job %s: %w", k, err)
+			return fmt.Errorf("decode job %s: %w", k, err)
 		}
-		if j.ConfigID == configID && !j.Finished() {
-			return j, true, nil
+		if j.ConfigID == configID && !fn(j) {
+			return nil
 		}
 	}
-	return ExportJob{}, false, nil
+	return nil
+}
+
+// activeJob returns the configuration's unfinished job, if any.
+func activeJob(tx *bolt.Tx, configID string) (job ExportJob, found bool, err error) {
+	err = eachJobOf(tx, configID, func(j ExportJob) bool {
+		if j.Finished() {
+			return true
+		}
+		job, found = j, true
+		return false
+	})
+	return job, found, err
 }
 
 // CreateJob fixes a new job for the events after the configuration's cursor up to the head.
@@ -259,22 +261,17 @@ func (s *Store) CompleteJob(id string, events, objects, bytes int64, digest Dige
 // pruneJobs deletes a configuration's finished jobs beyond the newest jobsKept, and their tasks.
 func pruneJobs(tx *bolt.Tx, configID, keep string) error {
 	kept := 0
-	var stale [][]byte
-	c := tx.Bucket(bucketJobs).Cursor()
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
-		var j ExportJob
-		if err := json.Unmarshal(v, &j); err != nil {
-			return err
-		}
-		if j.ConfigID != configID {
-			continue
-		}
+	var stale []string
+	if err := eachJobOf(tx, configID, func(j ExportJob) bool {
 		if kept++; kept > jobsKept && j.ID != keep && j.Finished() {
-			stale = append(stale, append([]byte(nil), k...))
+			stale = append(stale, j.ID)
 		}
+		return true
+	}); err != nil {
+		return err
 	}
-	for _, k := range stale {
-		if err := deleteJob(tx, string(k)); err != nil {
+	for _, id := range stale {
+		if err := deleteJob(tx, id); err != nil {
 			return err
 		}
 	}
@@ -316,23 +313,15 @@ func taskKey(jobID string, index int) []byte {
 	return binary.BigEndian.AppendUint32([]byte(jobID+"/"), uint32(index))
 }
 
-// PutTask stores a task, keeping the attempts of an earlier version of the same task.
+// PutTask stores a task of an existing job, replacing an earlier version of it.
 func (s *Store) PutTask(t ExportTask) (ExportTask, error) {
 	err := s.update(func(tx *bolt.Tx, _ *eventWriter) error {
 		if tx.Bucket(bucketJobs).Get([]byte(t.JobID)) == nil {
 			return jobNotFound(t.JobID)
 		}
-		return tx.Bucket(bucketTasks).Put(taskKey(t.JobID, t.Index), mustJSON(t))
+		return putJSON(tx.Bucket(bucketTasks), string(taskKey(t.JobID, t.Index)), t)
 	})
 	return t, err
-}
-
-func mustJSON(v any) []byte {
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only plain structs are marshalled here
-	}
-	return data
 }
 
 // Task returns task index of a job, if it was stored by an earlier attempt.
@@ -367,17 +356,10 @@ func (s *Store) Job(id string) (ExportJob, error) {
 func (s *Store) Jobs(configID string, limit int) ([]ExportJob, error) {
 	var jobs []ExportJob
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketJobs).Cursor()
-		for k, v := c.Last(); k != nil && (limit <= 0 || len(jobs) < limit); k, v = c.Prev() {
-			var j ExportJob
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("decode job %s: %w", k, err)
-			}
-			if j.ConfigID == configID {
-				jobs = append(jobs, j)
-			}
-		}
-		return nil
+		return eachJobOf(tx, configID, func(j ExportJob) bool {
+			jobs = append(jobs, j)
+			return limit <= 0 || len(jobs) < limit
+		})
 	})
 	return jobs, err
 }

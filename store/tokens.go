@@ -58,16 +58,14 @@ func (s *Store) CreateToken(name string, perms []Permission, by Principal) (stri
 		CreatedBy: by.Name, CreatedAt: s.now().UTC(),
 	}
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
-		b := tx.Bucket(bucketTokens)
-		if err := eachJSON(b, func(other Token) error {
-			if strings.EqualFold(other.Name, name) {
-				return fmt.Errorf("a token named %q already exists: %w", other.Name, ErrConflict)
-			}
-			return nil
-		}); err != nil {
+		other, taken, err := tokenNamed(tx, name)
+		if err != nil {
 			return err
 		}
-		if err := putJSON(b, id, t); err != nil {
+		if taken {
+			return fmt.Errorf("a token named %q already exists: %w", other.Name, ErrConflict)
+		}
+		if err := putJSON(tx.Bucket(bucketTokens), id, t); err != nil {
 			return err
 		}
 		return w.appendAudit(tokenAudit(by, t.CreatedAt, auditCreate, t))
@@ -99,14 +97,9 @@ func (s *Store) Tokens() ([]Token, error) {
 func (s *Store) RevokeToken(name string, by Principal) (Token, error) {
 	var revoked Token
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
-		b := tx.Bucket(bucketTokens)
-		found := false
-		if err := eachJSON(b, func(t Token) error {
-			if strings.EqualFold(t.Name, name) {
-				revoked, found = t, true
-			}
-			return nil
-		}); err != nil {
+		var found bool
+		var err error
+		if revoked, found, err = tokenNamed(tx, name); err != nil {
 			return err
 		}
 		if !found {
@@ -117,13 +110,24 @@ func (s *Store) RevokeToken(name string, by Principal) (Token, error) {
 			errs.add("name", "is the token of this request: a token cannot revoke itself")
 			return errs.err()
 		}
-		if err := b.Delete([]byte(revoked.ID)); err != nil {
+		if err := tx.Bucket(bucketTokens).Delete([]byte(revoked.ID)); err != nil {
 			return err
 		}
 		return w.appendAudit(tokenAudit(by, w.now.UTC(), auditDelete, revoked))
 	})
 	revoked.SHA256 = nil
 	return revoked, err
+}
+
+// tokenNamed finds the token named name; names are unique regardless of case.
+func tokenNamed(tx *bolt.Tx, name string) (t Token, found bool, err error) {
+	err = eachJSON(tx.Bucket(bucketTokens), func(other Token) error {
+		if !found && strings.EqualFold(other.Name, name) {
+			t, found = other, true
+		}
+		return nil
+	})
+	return t, found, err
 }
 
 // SetBootstrapToken makes token the bootstrap admin token (name "admin", permission ADMIN),
