@@ -118,19 +118,7 @@ func (c *Checker) Start(ctx context.Context) <-chan struct{} {
 
 func (c *Checker) run(ctx context.Context) {
 	work := context.WithoutCancel(ctx)
-	var workers sync.WaitGroup
-	for range c.cfg.Workers {
-		workers.Go(func() {
-			for {
-				select {
-				case job := <-c.jobs:
-					c.runJob(work, job)
-				case <-c.stopped:
-					return
-				}
-			}
-		})
-	}
+	workers := startWorkers(c.cfg.Workers, c.jobs, c.stopped, func(job checkJob) { c.runJob(work, job) })
 	c.scanLoop(ctx)
 
 	c.mu.Lock()
@@ -190,11 +178,17 @@ func (c *Checker) recheckAfter(cfg store.ExportConfiguration) time.Duration {
 	if cfg.ConnectionStatus == store.ConnectionSuccess {
 		return c.cfg.HealthyInterval
 	}
-	delay := c.cfg.RetryMin
-	for i := 1; i < cfg.CheckFailures && delay < c.cfg.RetryMax; i++ {
-		delay *= 2
+	return doubled(c.cfg.RetryMin, c.cfg.RetryMax, cfg.CheckFailures)
+}
+
+// doubled is the delay after the n-th consecutive failure: first, doubled for every failure
+// after the first, capped at limit.
+func doubled(first, limit time.Duration, n int) time.Duration {
+	d := first
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
 	}
-	return min(delay, c.cfg.RetryMax)
+	return min(d, limit)
 }
 
 // enqueue queues job. A background job is dropped when the id is already queued or the queue is
@@ -252,14 +246,8 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 	if err != nil {
 		return cfg, err // deleted meanwhile, most likely
 	}
-	var secret string
-	readSecret := func() (string, error) {
-		s, err := c.store.SecretAccessKey(id)
-		secret = s
-		return s, err
-	}
 	status := store.ConnectionSuccess
-	client, err := c.clients.For(cfg, readSecret)
+	client, secret, err := c.clients.forConfig(cfg, c.store)
 	if err == nil {
 		err = verify(ctx, client, cfg, c.cfg.Now(), c.cfg.Timeout)
 	}
@@ -293,6 +281,25 @@ func (c *Checker) CheckNow(ctx context.Context, id string) (store.ExportConfigur
 
 // Forget drops the cached client of a deleted configuration.
 func (c *Checker) Forget(id string) { c.clients.Forget(id) }
+
+// startWorkers starts n goroutines that run the jobs of queue until stopped is closed; wait on
+// the returned group for them to end.
+func startWorkers[T any](n int, queue <-chan T, stopped <-chan struct{}, run func(T)) *sync.WaitGroup {
+	var workers sync.WaitGroup
+	for range n {
+		workers.Go(func() {
+			for {
+				select {
+				case job := <-queue:
+					run(job)
+				case <-stopped:
+					return
+				}
+			}
+		})
+	}
+	return &workers
+}
 
 // logPanic, deferred, keeps a background loop alive through a panic and logs it with its stack.
 func logPanic(log *slog.Logger, where string) {

@@ -102,6 +102,19 @@ func (cl *Clients) For(c store.ExportConfiguration, secret func() (string, error
 	return client, nil
 }
 
+// forConfig is For with the secret read from st, returning also the secret when it was read (the
+// client was built now), so a failure text can mask it.
+func (cl *Clients) forConfig(c store.ExportConfiguration, st interface {
+	SecretAccessKey(id string) (string, error)
+}) (client *s3.Client, secret string, err error) {
+	client, err = cl.For(c, func() (string, error) {
+		s, readErr := st.SecretAccessKey(c.ID)
+		secret = s
+		return s, readErr
+	})
+	return client, secret, err
+}
+
 // assumeRole returns cached credentials for the configuration's role, assumed with the
 // configuration id as ExternalId, as the customer's trust policy requires.
 func (cl *Clients) assumeRole(c store.ExportConfiguration) aws.CredentialsProvider {

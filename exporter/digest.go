@@ -66,10 +66,11 @@ func digestKey(path string, job store.ExportJob, configID string) string {
 // writeDigest uploads the signed digest of a job whose objects are all uploaded, and returns the
 // link the next digest will carry.
 func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store.ExportConfiguration, job store.ExportJob, stats exportStats) (store.DigestRef, error) {
+	events, _, _ := stats.totals()
 	d := Digest{
 		Version: 1, ConfigurationID: cfg.ID, JobID: job.ID, JobCreatedAt: job.CreatedAt.UTC(),
-		FirstSequence: job.From + 1, LastSequence: job.To, Events: stats.events,
-		SkippedEvents: max(int64(job.To-job.From)-stats.events, 0), Objects: stats.digest,
+		FirstSequence: job.From + 1, LastSequence: job.To, Events: events,
+		SkippedEvents: job.Skipped(events), Objects: stats.objects,
 	}
 	if cfg.LastDigest.Key != "" {
 		d.PreviousDigest = &cfg.LastDigest

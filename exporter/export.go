@@ -32,24 +32,20 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 	}
 	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
 
-	var secret string
-	client, err := x.clients.For(cfg, func() (string, error) {
-		s, err := x.store.SecretAccessKey(cfg.ID)
-		secret = s
-		return s, err
-	})
+	client, secret, err := x.clients.forConfig(cfg, x.store)
 	if err == nil {
 		var stats exportStats
 		stats, err = x.exportRange(ctx, cfg, job, client)
 		var digest store.DigestRef
-		if err == nil && stats.objects > 0 {
+		if err == nil && len(stats.objects) > 0 {
 			digest, err = x.writeDigest(ctx, client, cfg, job, stats)
 		}
 		if err == nil {
-			job, err = x.store.CompleteJob(job.ID, stats.events, stats.objects, stats.bytes, digest)
+			events, objects, bytes := stats.totals()
+			job, err = x.store.CompleteJob(job.ID, events, objects, bytes, digest)
 			if err == nil {
-				x.metrics.exported(cfg.ID, stats, job.SkippedEvents)
-				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", stats.events, "objects", stats.objects, "bytes", stats.bytes)
+				x.metrics.exported(job)
+				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", job.EventCount, "objects", job.ObjectCount, "bytes", job.Bytes)
 				if job.SkippedEvents > 0 {
 					x.log.Warn("export skipped events that had left the buffer before this destination exported them (it was disabled, or they passed the buffer's age limit)",
 						"config_id", cfg.ID, "job_id", job.ID, "skipped", job.SkippedEvents)
@@ -86,17 +82,22 @@ func (x *Exporter) fail(cfg store.ExportConfiguration, job store.ExportJob, caus
 // backoff is the delay after the attempt-th failure: RetryMin doubled per failure up to
 // RetryMax, with "equal jitter" (between half and all of it) so failing jobs do not retry in step.
 func (x *Exporter) backoff(attempt int) time.Duration {
-	d := x.cfg.RetryMin
-	for i := 1; i < attempt && d < x.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, x.cfg.RetryMax)
+	d := doubled(x.cfg.RetryMin, x.cfg.RetryMax, attempt)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// exportStats are the objects an attempt uploaded, in order: what the job's digest lists.
 type exportStats struct {
-	events, objects, bytes int64
-	digest                 []DigestObject // the uploaded objects, in order, for the job's digest
+	objects []DigestObject
+}
+
+// totals sums the uploaded objects.
+func (s exportStats) totals() (events, objects, bytes int64) {
+	for _, o := range s.objects {
+		events += o.Events
+		bytes += o.Bytes
+	}
+	return events, int64(len(s.objects)), bytes
 }
 
 // exportRange encodes the events (job.From, job.To] and uploads the files. Encoding and
@@ -196,10 +197,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 		task.FailureReason = failureText("Error exporting to S3", cfg, err, x.cfg.UploadTimeout)
 	} else {
 		task.Status = store.JobSucceeded
-		stats.events += f.Rows
-		stats.objects++
-		stats.bytes += f.Bytes
-		stats.digest = append(stats.digest, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
+		stats.objects = append(stats.objects, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
 	}
 	if _, perr := x.store.PutTask(task); perr != nil && err == nil {
 		err = perr

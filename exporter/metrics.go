@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/store"
 )
 
 // exportMetrics are the exporter's Prometheus collectors, labelled by configuration id.
@@ -28,11 +29,12 @@ func newExportMetrics(st ExportStore, now func() time.Time) *exportMetrics {
 	}
 }
 
-func (m *exportMetrics) exported(configID string, s exportStats, skipped int64) {
-	m.events.WithLabelValues(configID).Add(float64(s.events))
-	m.bytes.WithLabelValues(configID).Add(float64(s.bytes))
-	m.objects.WithLabelValues(configID).Add(float64(s.objects))
-	m.skipped.WithLabelValues(configID).Add(float64(skipped))
+// exported counts a completed job.
+func (m *exportMetrics) exported(job store.ExportJob) {
+	m.events.WithLabelValues(job.ConfigID).Add(float64(job.EventCount))
+	m.bytes.WithLabelValues(job.ConfigID).Add(float64(job.Bytes))
+	m.objects.WithLabelValues(job.ConfigID).Add(float64(job.ObjectCount))
+	m.skipped.WithLabelValues(job.ConfigID).Add(float64(job.SkippedEvents))
 }
 
 // Collectors are the exporter's metrics, for the server's registry.

@@ -146,19 +146,7 @@ func (x *Exporter) Start(ctx context.Context) <-chan struct{} {
 func (x *Exporter) run(ctx context.Context) {
 	work, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
-	var workers sync.WaitGroup
-	for range x.cfg.Workers {
-		workers.Go(func() {
-			for {
-				select {
-				case job := <-x.queue:
-					x.runJob(work, job)
-				case <-x.stopped:
-					return
-				}
-			}
-		})
-	}
+	workers := startWorkers(x.cfg.Workers, x.queue, x.stopped, func(job store.ExportJob) { x.runJob(work, job) })
 
 	ticker := time.NewTicker(x.cfg.ScanInterval)
 	defer ticker.Stop()

@@ -58,6 +58,10 @@ type ExportJob struct {
 // Finished reports whether the job will not run again.
 func (j ExportJob) Finished() bool { return j.Status == JobSucceeded }
 
+// Skipped is how many events of the job's range were no longer buffered when it exported the
+// given number: every seq of a range was an event, so any shortfall left the buffer first.
+func (j ExportJob) Skipped(exported int64) int64 { return max(int64(j.To-j.From)-exported, 0) }
+
 // ExportTask is one object of a job.
 type ExportTask struct {
 	ID            string    `json:"id"`
@@ -229,9 +233,8 @@ func (s *Store) InterruptAttempt(id string) (ExportJob, error) {
 // cursor to the end of the job's range and records the destination as reachable. Only this
 // transaction advances a cursor, so a job that fails or is cut short is simply done again.
 //
-// Every seq of the range was an event, so a job that exported fewer events than its range holds
-// found some already removed from the buffer: they are counted as skipped, on the job and the
-// configuration, never passed over silently.
+// Events of the range that had left the buffer (ExportJob.Skipped) are counted on the job and
+// the configuration, never passed over silently.
 //
 // digest, when the job wrote one, becomes the configuration's LastDigest, to which the next
 // job's digest links.
@@ -240,7 +243,7 @@ func (s *Store) CompleteJob(id string, events, objects, bytes int64, digest Dige
 		now := s.now().UTC()
 		j.Status, j.EndedAt, j.FailureReason, j.NextAttemptAt = JobSucceeded, now, "", time.Time{}
 		j.EventCount, j.ObjectCount, j.Bytes = events, objects, bytes
-		j.SkippedEvents = max(int64(j.To-j.From)-events, 0)
+		j.SkippedEvents = j.Skipped(events)
 		c, err := getConfig(tx, j.ConfigID)
 		if err != nil {
 			return err
