@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,20 +37,22 @@ func verify(ctx context.Context, client PutObjectAPI, c store.ExportConfiguratio
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	body := fmt.Sprintf("auditexport connectivity check of export configuration %s at %s\n", c.ID, at.UTC().Format(time.RFC3339))
-	sse, kmsKey := encryption(c)
-	_, err := client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:      aws.String(c.Bucket),
-		Key:         aws.String(VerifyKey(c.Path, at)),
-		Body:        strings.NewReader(body),
-		ContentType: aws.String("text/plain; charset=utf-8"),
-		// As on every upload: Object Lock buckets refuse a PutObject without a checksum.
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
-		// And with the same encryption, so a bucket policy demanding SSE-KMS (or a KMS key the
-		// identity may not use) shows in the check, not first in an export.
-		ServerSideEncryption: sse,
-		SSEKMSKeyId:          kmsKey,
-	})
+	// Sent as exports are, so a bucket policy demanding SSE-KMS (or a KMS key the identity may
+	// not use) shows in the check, not first in an export.
+	_, err := client.PutObject(ctx, putObjectInput(c, VerifyKey(c.Path, at), "text/plain; charset=utf-8", []byte(body)))
 	return err
+}
+
+// putObjectInput is a PutObject of body to key in c's bucket as the service sends every small
+// object: with a CRC32C checksum (Object Lock buckets refuse a PutObject without one) and c's
+// server-side encryption.
+func putObjectInput(c store.ExportConfiguration, key, contentType string, body []byte) *s3.PutObjectInput {
+	sse, kmsKey := encryption(c)
+	return &s3.PutObjectInput{
+		Bucket: aws.String(c.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentType: aws.String(contentType), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		ServerSideEncryption: sse, SSEKMSKeyId: kmsKey,
+	}
 }
 
 // encryption is the server-side encryption every PutObject for c asks of S3.

@@ -1,7 +1,6 @@
 package exporter
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -12,9 +11,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/auditexport/auditexport/store"
 )
@@ -80,22 +77,23 @@ func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store
 		return store.DigestRef{}, err
 	}
 	body = append(body, '\n')
-	sum := sha256.Sum256(body)
-	ref := store.DigestRef{Key: digestKey(cfg.Path, job, cfg.ID), SHA256: hex.EncodeToString(sum[:])}
-	sse, kmsKey := encryption(cfg)
+	ref := digestRef(digestKey(cfg.Path, job, cfg.ID), body)
+	in := putObjectInput(cfg, ref.Key, "application/json", body)
+	in.Metadata = map[string]string{
+		MetaSignature:          base64.StdEncoding.EncodeToString(x.store.SignDigest(body)),
+		MetaSignatureAlgorithm: "Ed25519",
+		MetaPublicKeySHA256:    x.publicKeySHA256,
+	}
 	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
 	defer cancel()
-	_, err = client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(cfg.Bucket), Key: aws.String(ref.Key), Body: bytes.NewReader(body),
-		ContentType: aws.String("application/json"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
-		ServerSideEncryption: sse, SSEKMSKeyId: kmsKey,
-		Metadata: map[string]string{
-			MetaSignature:          base64.StdEncoding.EncodeToString(x.store.SignDigest(body)),
-			MetaSignatureAlgorithm: "Ed25519",
-			MetaPublicKeySHA256:    x.publicKeySHA256,
-		},
-	})
+	_, err = client.PutObject(ctx, in)
 	return ref, err
+}
+
+// digestRef is the link to a digest: its key and the SHA-256 of its body.
+func digestRef(key string, body []byte) store.DigestRef {
+	sum := sha256.Sum256(body)
+	return store.DigestRef{Key: key, SHA256: hex.EncodeToString(sum[:])}
 }
 
 // publicKeySHA256 is the hex SHA-256 of a verifying key's PKIX DER form: which key signed.

@@ -84,8 +84,7 @@ func VerifyDigests(ctx context.Context, client ObjectReader, bucket, path string
 			problem("%s: not a digest: %v", key, err)
 			continue
 		}
-		sum := sha256.Sum256(body)
-		ref := store.DigestRef{Key: key, SHA256: hex.EncodeToString(sum[:])}
+		ref := digestRef(key, body)
 		previous, seen := last[d.ConfigurationID]
 		switch {
 		case seen && (d.PreviousDigest == nil || *d.PreviousDigest != previous):
