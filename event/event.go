@@ -130,6 +130,11 @@ func Decode(seq uint64, record []byte) (Event, error) {
 	if err := r.Parse(record); err != nil {
 		return Event{}, fmt.Errorf("event %d: %w", seq, err)
 	}
+	return r.Event(seq), nil
+}
+
+// Event is the parsed record as an Event at seq, with its own copies of every field.
+func (r *Record) Event(seq uint64) Event {
 	s := func(f Field) string { return string(r.Fields[f]) }
 	raw := func(f Field) json.RawMessage {
 		if len(r.Fields[f]) == 0 {
@@ -149,7 +154,7 @@ func Decode(seq uint64, record []byte) (Event, error) {
 		ActorIP: s(FieldActorIP), TargetType: s(FieldTargetType), RequestID: s(FieldRequestID), SessionID: s(FieldSessionID),
 		Targets: raw(FieldTargets), RelatedResources: raw(FieldRelatedResources), AuditPayload: raw(FieldAuditPayload),
 		Additional: raw(FieldAdditional),
-	}, nil
+	}
 }
 
 // appendRecord encodes one event.

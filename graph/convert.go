@@ -49,9 +49,16 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 }
 
 func toModels(cs []store.ExportConfiguration, pending func(cursor uint64) int64, now time.Time) []*model.ExportConfiguration {
-	out := make([]*model.ExportConfiguration, len(cs))
-	for i, c := range cs {
-		out[i] = toModel(c, pending(c.Cursor), now)
+	return convertAll(cs, func(c store.ExportConfiguration) *model.ExportConfiguration {
+		return toModel(c, pending(c.Cursor), now)
+	})
+}
+
+// convertAll converts every element of in with convert.
+func convertAll[T, U any](in []T, convert func(T) U) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = convert(v)
 	}
 	return out
 }
@@ -74,24 +81,12 @@ func toJob(j store.ExportJob) *model.ExportJob {
 	return m
 }
 
-func toJobs(js []store.ExportJob) []*model.ExportJob {
-	out := make([]*model.ExportJob, len(js))
-	for i, j := range js {
-		out[i] = toJob(j)
+func toTask(t store.ExportTask) *model.ExportJobTask {
+	return &model.ExportJobTask{
+		ID: t.ID, Key: t.Key, StartTimestamp: optionalTime(t.StartedAt), EndTimestamp: optionalTime(t.EndedAt),
+		Attempts: t.Attempts, Offset: int(t.Offset), Limit: int(t.Limit), Bytes: int(t.Bytes),
+		Status: model.ExportStatus(t.Status), FailureReason: optional(t.FailureReason), Sha256: optional(t.SHA256),
 	}
-	return out
-}
-
-func toTasks(ts []store.ExportTask) []*model.ExportJobTask {
-	out := make([]*model.ExportJobTask, len(ts))
-	for i, t := range ts {
-		out[i] = &model.ExportJobTask{
-			ID: t.ID, Key: t.Key, StartTimestamp: optionalTime(t.StartedAt), EndTimestamp: optionalTime(t.EndedAt),
-			Attempts: t.Attempts, Offset: int(t.Offset), Limit: int(t.Limit), Bytes: int(t.Bytes),
-			Status: model.ExportStatus(t.Status), FailureReason: optional(t.FailureReason), Sha256: optional(t.SHA256),
-		}
-	}
-	return out
 }
 
 func optional(s string) *string {
@@ -225,17 +220,10 @@ func setIfGiven(field *string, value *string) {
 }
 
 func toPermissions(ps []model.Permission) []store.Permission {
-	out := make([]store.Permission, len(ps))
-	for i, p := range ps {
-		out[i] = store.Permission(p)
-	}
-	return out
+	return convertAll(ps, func(p model.Permission) store.Permission { return store.Permission(p) })
 }
 
 func toAPIToken(t store.Token) *model.APIToken {
-	perms := make([]model.Permission, len(t.Permissions))
-	for i, p := range t.Permissions {
-		perms[i] = model.Permission(p)
-	}
+	perms := convertAll(t.Permissions, func(p store.Permission) model.Permission { return model.Permission(p) })
 	return &model.APIToken{Name: t.Name, Permissions: perms, CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
 }

@@ -86,11 +86,7 @@ func auditEventsPage(st Store, from, to *time.Time, first *int, after *string) (
 				conn.PageInfo.HasNextPage = true
 				return false
 			}
-			e, err := event.Decode(seq, rec)
-			if decodeErr = err; err != nil {
-				return false
-			}
-			conn.Edges = append(conn.Edges, &model.AuditEventEdge{Node: toAuditEvent(e), Cursor: encodeCursor(seq)})
+			conn.Edges = append(conn.Edges, &model.AuditEventEdge{Node: toAuditEvent(r.Event(seq)), Cursor: encodeCursor(seq)})
 		}
 		position = seq
 		if scanned++; scanned >= maxScan {
@@ -129,13 +125,8 @@ func toAuditEvent(e event.Event) *model.AuditEvent {
 }
 
 func toBufferStatus(s store.BufferStatus) *model.EventBufferStatus {
-	m := &model.EventBufferStatus{
+	return &model.EventBufferStatus{
 		Events: int(s.Events), Bytes: int(s.Bytes), MaxEvents: int(s.MaxEvents), MaxBytes: int(s.MaxBytes),
-		Segments: s.Segments, DroppedEvents: int(s.Dropped),
+		Segments: s.Segments, DroppedEvents: int(s.Dropped), OldestReceivedAt: optionalTime(s.OldestReceivedAt),
 	}
-	if !s.OldestReceivedAt.IsZero() {
-		t := s.OldestReceivedAt
-		m.OldestReceivedAt = &t
-	}
-	return m
 }

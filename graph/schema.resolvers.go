@@ -130,13 +130,13 @@ func (r *queryResolver) GetAllExportJobs(ctx context.Context, exportConfiguratio
 		return nil, err
 	}
 	jobs, err := r.Store.Jobs(exportConfigurationID, n)
-	return toJobs(jobs), err
+	return convertAll(jobs, toJob), err
 }
 
 // GetAllExportJobTasks is the resolver for the getAllExportJobTasks field.
 func (r *queryResolver) GetAllExportJobTasks(ctx context.Context, exportJobID string) ([]*model.ExportJobTask, error) {
 	tasks, err := r.Store.Tasks(exportJobID)
-	return toTasks(tasks), err
+	return convertAll(tasks, toTask), err
 }
 
 // DigestPublicKey is the resolver for the digestPublicKey field.
@@ -147,14 +147,7 @@ func (r *queryResolver) DigestPublicKey(ctx context.Context) (string, error) {
 // APITokens is the resolver for the apiTokens field.
 func (r *queryResolver) APITokens(ctx context.Context) ([]*model.APIToken, error) {
 	tokens, err := r.Store.Tokens()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.APIToken, len(tokens))
-	for i, t := range tokens {
-		out[i] = toAPIToken(t)
-	}
-	return out, nil
+	return convertAll(tokens, toAPIToken), err
 }
 
 // ExportConfiguration returns generated.ExportConfigurationResolver implementation.
