@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -112,7 +113,7 @@ func main() {
 	w := os.Stdout
 	fmt.Fprintf(w, "# auditexport benchmark report\n\n")
 	fmt.Fprintf(w, "%s, %s/%s, %d CPUs (%s), %s; every figure is the median of %d runs, each beside its reference measured in the same run. Re-run with `make bench`.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), firstOf(m.config["go"], runtime.Version()), runs)
+		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), cmp.Or(m.config["go"], runtime.Version()), runs)
 
 	appendRef := m.must("BenchmarkBoltBatchedAppend", "events/s")
 	decodeAppend := m.must("BenchmarkDecodeAppend", "events/s")
@@ -145,13 +146,4 @@ func main() {
 		fmt.Fprintf(w, "\n## Control plane\n\n`getAllExportConfigurations` with 1,000 configurations, over loopback HTTP: p50 **%.1f ms**, p99 **%.1f ms**.\n", p50, p99)
 	}
 	fmt.Fprintf(w, "\nratio export/encode: %.2f\nratio ingest/append: %.2f\n", export/encodeRef, decodeAppend/appendRef)
-}
-
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -86,7 +86,7 @@ func (s *Server) Handler() http.Handler {
 		}))
 	}
 	s.route(mux, "/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such route: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, graph.CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 	}))
 	return mux
 }

@@ -181,12 +181,8 @@ func (c *cli) execute(ctx context.Context, plan []planStep) error {
 		var err error
 		switch step.Action {
 		case "create":
-			mutation, input := "createS3AccessKeyExportConfiguration", "S3AccessKeyExportConfigurationInput"
-			if step.Type == typeAssumedRole {
-				mutation, input = "createS3AssumedRoleExportConfiguration", "S3AssumedRoleExportConfigurationInput"
-			}
 			var raw json.RawMessage
-			raw, err = c.graphQL(ctx, `mutation($d: `+input+`!) { `+mutation+`(data: $d) { id } }`, map[string]any{"d": step.want.destinationInput()}, mutation)
+			raw, err = c.sendConfig(ctx, configMutations[step.Type].create, step.want.destinationInput(), "id")
 			if err == nil {
 				var created struct{ ID string }
 				err = json.Unmarshal(raw, &created)
@@ -198,10 +194,6 @@ func (c *cli) execute(ctx context.Context, plan []planStep) error {
 				}
 			}
 		case "update":
-			mutation, input := "updateS3AccessKeyExportConfiguration", "UpdateS3AccessKeyExportConfigurationInput"
-			if step.Type == typeAssumedRole {
-				mutation, input = "updateS3AssumedRoleExportConfiguration", "UpdateS3AssumedRoleExportConfigurationInput"
-			}
 			in := map[string]any{"id": step.ID}
 			all := step.want.destinationInput()
 			for _, field := range step.Changes {
@@ -210,7 +202,7 @@ func (c *cli) execute(ctx context.Context, plan []planStep) error {
 					in["secretAccessKey"] = all["secretAccessKey"]
 				}
 			}
-			_, err = c.graphQL(ctx, `mutation($d: `+input+`!) { `+mutation+`(data: $d) { id } }`, map[string]any{"d": in}, mutation)
+			_, err = c.sendConfig(ctx, configMutations[step.Type].update, in, "id")
 		case "enable", "disable", "delete":
 			mutation := step.Action + "ExportConfiguration"
 			_, err = c.graphQL(ctx, `mutation($id: ID!) { `+mutation+`(id: $id) { id } }`, map[string]any{"id": step.ID}, mutation)

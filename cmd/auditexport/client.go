@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/auditexport/auditexport/server"
 )
 
 // connection is where the CLI sends its requests, and with what token.
@@ -60,13 +63,13 @@ func (f *connectionFlags) resolve() (connection, error) {
 	if f.output != "table" && f.output != "json" {
 		return connection{}, usageError{fmt.Errorf("--output must be table or json, not %q", f.output)}
 	}
-	conn := connection{url: firstOf(f.url, os.Getenv("AUDITEXPORT_URL")), token: firstOf(f.token, os.Getenv("AUDITEXPORT_TOKEN"))}
+	conn := connection{url: cmp.Or(f.url, os.Getenv("AUDITEXPORT_URL")), token: cmp.Or(f.token, os.Getenv("AUDITEXPORT_TOKEN"))}
 	if conn.url == "" || conn.token == "" {
 		profile, err := f.loadProfile()
 		if err != nil {
 			return connection{}, usageError{err}
 		}
-		conn.url = firstOf(conn.url, profile.URL)
+		conn.url = cmp.Or(conn.url, profile.URL)
 		if conn.token == "" && profile.TokenFile != "" {
 			data, err := os.ReadFile(profile.TokenFile)
 			if err != nil {
@@ -74,27 +77,18 @@ func (f *connectionFlags) resolve() (connection, error) {
 			}
 			conn.token = strings.TrimSpace(string(data))
 		}
-		conn.token = firstOf(conn.token, profile.Token)
+		conn.token = cmp.Or(conn.token, profile.Token)
 	}
-	conn.url = strings.TrimRight(firstOf(conn.url, "http://127.0.0.1:8080"), "/")
+	conn.url = strings.TrimRight(cmp.Or(conn.url, "http://127.0.0.1:8080"), "/")
 	if conn.token == "" {
 		return connection{}, usageError{errors.New("no API token: set AUDITEXPORT_TOKEN, or a profile in ~/.config/auditexport/config.yaml, or --token")}
 	}
 	return conn, nil
 }
 
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // loadProfile reads the chosen profile; a missing default config file is no error.
 func (f *connectionFlags) loadProfile() (cliProfile, error) {
-	path := firstOf(f.configPath, os.Getenv("AUDITEXPORT_CONFIG"))
+	path := cmp.Or(f.configPath, os.Getenv("AUDITEXPORT_CONFIG"))
 	explicit := path != ""
 	if !explicit {
 		dir, err := os.UserConfigDir()
@@ -105,7 +99,7 @@ func (f *connectionFlags) loadProfile() (cliProfile, error) {
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
-		if name := firstOf(f.profile, os.Getenv("AUDITEXPORT_PROFILE")); name != "" {
+		if name := cmp.Or(f.profile, os.Getenv("AUDITEXPORT_PROFILE")); name != "" {
 			return cliProfile{}, fmt.Errorf("profile %q: no config file at %s", name, path)
 		}
 		return cliProfile{}, nil
@@ -117,7 +111,7 @@ func (f *connectionFlags) loadProfile() (cliProfile, error) {
 	if err := strictYAML(data, &cfg); err != nil {
 		return cliProfile{}, fmt.Errorf("config file %s: %w", path, err)
 	}
-	name := firstOf(f.profile, os.Getenv("AUDITEXPORT_PROFILE"), cfg.CurrentProfile, "default")
+	name := cmp.Or(f.profile, os.Getenv("AUDITEXPORT_PROFILE"), cfg.CurrentProfile, "default")
 	profile, ok := cfg.Profiles[name]
 	if !ok && (f.profile != "" || os.Getenv("AUDITEXPORT_PROFILE") != "" || cfg.CurrentProfile != "") {
 		return cliProfile{}, fmt.Errorf("config file %s has no profile %q", path, name)
@@ -153,7 +147,7 @@ func (c *apiClient) graphQL(ctx context.Context, query string, vars map[string]a
 	if err != nil {
 		return nil, err
 	}
-	status, raw, err := c.post(ctx, "/api/audit/graphql", "application/json", body)
+	status, raw, err := c.post(ctx, server.GraphQLPath, "application/json", body)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/auditexport/auditexport/server"
 )
 
 func newTokenCommand(c *cli) *cobra.Command {
@@ -89,7 +91,7 @@ func newEventsCommand(c *cli) *cobra.Command {
 			if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '[' {
 				contentType = "application/json"
 			}
-			status, raw, err := c.api.post(cmd.Context(), "/api/audit/events", contentType, data)
+			status, raw, err := c.api.post(cmd.Context(), server.EventsPath, contentType, data)
 			if err != nil {
 				return err
 			}

@@ -82,24 +82,29 @@ Exit codes: 0 success, 1 the server refused or failed (its message on stderr), 2
 		cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for connectionStatus SUCCESS, checking again every few seconds (exit 1 if it never comes)")
 		return cmd
 	}
-	byID := func(use, short, mutation string) *cobra.Command {
+	// byID is a command that resolves ID (or a name), runs `operation`'s field(id: $id) and
+	// prints the fields asked.
+	byID := func(use, short, operation, field, fields string, print func(json.RawMessage) error) *cobra.Command {
 		return &cobra.Command{Use: use + " ID", Short: short, Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := c.resolveID(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			raw, err := c.graphQL(cmd.Context(), `mutation($id: ID!) { `+mutation+`(id: $id) { `+configFields+` } }`, map[string]any{"id": id}, mutation)
+			raw, err := c.graphQL(cmd.Context(), operation+`($id: ID!) { `+field+`(id: $id) { `+fields+` } }`, map[string]any{"id": id}, field)
 			if err != nil {
 				return err
 			}
-			return c.print.config(raw)
+			return print(raw)
 		}}
 	}
+	// Printers are looked up when a command runs: c.print is set up by prepare, after this.
+	printConfig := func(raw json.RawMessage) error { return c.print.config(raw) }
+	printJob := func(raw json.RawMessage) error { return c.print.jobs(raw, true) }
 	cmd.AddCommand(
-		addWait(c.createCommand(typeAccessKey, "createS3AccessKeyExportConfiguration", "S3AccessKeyExportConfigurationInput", &wait)),
-		addWait(c.createCommand(typeAssumedRole, "createS3AssumedRoleExportConfiguration", "S3AssumedRoleExportConfigurationInput", &wait)),
-		addWait(c.updateCommand(typeAccessKey, "updateS3AccessKeyExportConfiguration", "UpdateS3AccessKeyExportConfigurationInput", &wait)),
-		addWait(c.updateCommand(typeAssumedRole, "updateS3AssumedRoleExportConfiguration", "UpdateS3AssumedRoleExportConfigurationInput", &wait)),
+		addWait(c.createCommand(typeAccessKey, &wait)),
+		addWait(c.createCommand(typeAssumedRole, &wait)),
+		addWait(c.updateCommand(typeAccessKey, &wait)),
+		addWait(c.updateCommand(typeAssumedRole, &wait)),
 		&cobra.Command{Use: "list", Short: "List the export configurations", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
 			raw, err := c.graphQL(cmd.Context(), `{ getAllExportConfigurations { `+configFields+` } }`, nil, "getAllExportConfigurations")
 			if err != nil {
@@ -107,20 +112,10 @@ Exit codes: 0 success, 1 the server refused or failed (its message on stderr), 2
 			}
 			return c.print.configs(raw)
 		}},
-		&cobra.Command{Use: "get ID", Short: "Show one export configuration", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := c.resolveID(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			raw, err := c.graphQL(cmd.Context(), `query($id: ID!) { getExportConfiguration(id: $id) { `+configFields+` } }`, map[string]any{"id": id}, "getExportConfiguration")
-			if err != nil {
-				return err
-			}
-			return c.print.config(raw)
-		}},
-		byID("enable", "Enable exports of a configuration (checks its destination)", "enableExportConfiguration"),
-		byID("disable", "Disable exports of a configuration", "disableExportConfiguration"),
-		byID("delete", "Delete a configuration", "deleteExportConfiguration"),
+		byID("get", "Show one export configuration", "query", "getExportConfiguration", configFields, printConfig),
+		byID("enable", "Enable exports of a configuration (checks its destination)", "mutation", "enableExportConfiguration", configFields, printConfig),
+		byID("disable", "Disable exports of a configuration", "mutation", "disableExportConfiguration", configFields, printConfig),
+		byID("delete", "Delete a configuration", "mutation", "deleteExportConfiguration", configFields, printConfig),
 		addWait(&cobra.Command{Use: "verify ID", Short: "Check the destination now (with --wait, until SUCCESS)", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := c.resolveID(cmd.Context(), args[0])
 			if err != nil {
@@ -128,17 +123,7 @@ Exit codes: 0 success, 1 the server refused or failed (its message on stderr), 2
 			}
 			return c.verify(cmd.Context(), id, wait)
 		}}),
-		&cobra.Command{Use: "run ID", Short: "Export what is pending now and show the job", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := c.resolveID(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			raw, err := c.graphQL(cmd.Context(), `mutation($id: ID!) { runExportNow(id: $id) { `+jobFields+` } }`, map[string]any{"id": id}, "runExportNow")
-			if err != nil {
-				return err
-			}
-			return c.print.jobs(raw, true)
-		}},
+		byID("run", "Export what is pending now and show the job", "mutation", "runExportNow", jobFields, printJob),
 		c.jobsCommand(),
 		&cobra.Command{Use: "tasks JOB_ID", Short: "List the objects of an export job", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := c.graphQL(cmd.Context(), `query($id: String!) { getAllExportJobTasks(exportJobId: $id) { `+taskFields+` } }`, map[string]any{"id": args[0]}, "getAllExportJobTasks")
@@ -186,7 +171,27 @@ func (c *cli) readConfigFile(path string, rules fileRules) (exportConfigFile, er
 	return f, nil
 }
 
-func (c *cli) createCommand(kind, mutation, inputType string, wait *time.Duration) *cobra.Command {
+// configMutation is a mutation that creates or updates a configuration, and its input type.
+type configMutation struct{ name, input string }
+
+// configMutations are, per destination type, the mutations that create and update it.
+var configMutations = map[string]struct{ create, update configMutation }{
+	typeAccessKey: {
+		configMutation{"createS3AccessKeyExportConfiguration", "S3AccessKeyExportConfigurationInput"},
+		configMutation{"updateS3AccessKeyExportConfiguration", "UpdateS3AccessKeyExportConfigurationInput"},
+	},
+	typeAssumedRole: {
+		configMutation{"createS3AssumedRoleExportConfiguration", "S3AssumedRoleExportConfigurationInput"},
+		configMutation{"updateS3AssumedRoleExportConfiguration", "UpdateS3AssumedRoleExportConfigurationInput"},
+	},
+}
+
+// sendConfig runs m with data and returns the fields asked of the configuration.
+func (c *cli) sendConfig(ctx context.Context, m configMutation, data map[string]any, fields string) (json.RawMessage, error) {
+	return c.graphQL(ctx, `mutation($d: `+m.input+`!) { `+m.name+`(data: $d) { `+fields+` } }`, map[string]any{"d": data}, m.name)
+}
+
+func (c *cli) createCommand(kind string, wait *time.Duration) *cobra.Command {
 	return &cobra.Command{
 		Use: "create:" + kind + " FILE", Short: "Create an " + kind + " export configuration from FILE", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -194,8 +199,7 @@ func (c *cli) createCommand(kind, mutation, inputType string, wait *time.Duratio
 			if err != nil {
 				return err
 			}
-			raw, err := c.graphQL(cmd.Context(), `mutation($d: `+inputType+`!) { `+mutation+`(data: $d) { `+configFields+` } }`,
-				map[string]any{"d": f.destinationInput()}, mutation)
+			raw, err := c.sendConfig(cmd.Context(), configMutations[kind].create, f.destinationInput(), configFields)
 			if err != nil {
 				return err
 			}
@@ -204,7 +208,7 @@ func (c *cli) createCommand(kind, mutation, inputType string, wait *time.Duratio
 	}
 }
 
-func (c *cli) updateCommand(kind, mutation, inputType string, wait *time.Duration) *cobra.Command {
+func (c *cli) updateCommand(kind string, wait *time.Duration) *cobra.Command {
 	return &cobra.Command{
 		Use: "update:" + kind + " FILE", Short: "Update an " + kind + " export configuration; FILE names it by id (or name)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -221,7 +225,7 @@ func (c *cli) updateCommand(kind, mutation, inputType string, wait *time.Duratio
 				}
 				delete(in, "name")
 			}
-			raw, err := c.graphQL(cmd.Context(), `mutation($d: `+inputType+`!) { `+mutation+`(data: $d) { `+configFields+` } }`, map[string]any{"d": in}, mutation)
+			raw, err := c.sendConfig(cmd.Context(), configMutations[kind].update, in, configFields)
 			if err != nil {
 				return err
 			}

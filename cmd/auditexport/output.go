@@ -160,57 +160,33 @@ func (p printer) config(raw json.RawMessage) error {
 }
 
 func (p printer) configs(raw json.RawMessage) error {
-	if p.format == "json" {
-		return p.json(raw)
-	}
-	var cs []exportConfig
-	if err := json.Unmarshal(raw, &cs); err != nil {
-		return err
-	}
-	rows := make([][]string, len(cs))
-	for i, c := range cs {
+	return printRows(p, raw, false, "ID\tNAME\tTYPE\tINTERVAL\tENABLED\tDESTINATION\tSTATUS\tLAST EXPORT", func(c exportConfig) []string {
 		last := ""
 		if c.LastExport != nil {
 			last = c.LastExport.Status + " " + str(c.LastExport.EndTimestamp)
 		}
-		rows[i] = []string{c.ID, str(c.Name), c.kind(), c.Interval, fmt.Sprint(c.Enabled),
+		return []string{c.ID, str(c.Name), c.kind(), c.Interval, fmt.Sprint(c.Enabled),
 			c.EndpointConfiguration.Bucket + "/" + str(c.EndpointConfiguration.Path), shorten(c.ConnectionStatus, 60), last}
-	}
-	p.table("ID\tNAME\tTYPE\tINTERVAL\tENABLED\tDESTINATION\tSTATUS\tLAST EXPORT", rows)
-	return nil
+	})
 }
 
 func (p printer) jobs(raw json.RawMessage, single bool) error {
-	if p.format == "json" {
-		return p.json(raw)
-	}
-	jobs, err := decodeOneOrMany[exportJob](raw, single)
-	if err != nil {
-		return err
-	}
-	rows := make([][]string, len(jobs))
-	for i, j := range jobs {
-		rows[i] = []string{j.ID, j.Status, str(j.StartTimestamp), str(j.EndTimestamp), fmt.Sprint(j.EventCount),
+	return printRows(p, raw, single, "ID\tSTATUS\tSTARTED\tENDED\tEVENTS\tOBJECTS\tBYTES\tATTEMPTS\tFAILURE", func(j exportJob) []string {
+		return []string{j.ID, j.Status, str(j.StartTimestamp), str(j.EndTimestamp), fmt.Sprint(j.EventCount),
 			fmt.Sprint(j.ObjectCount), fmt.Sprint(j.Bytes), fmt.Sprint(j.Attempts), shorten(str(j.FailureReason), 60)}
-	}
-	p.table("ID\tSTATUS\tSTARTED\tENDED\tEVENTS\tOBJECTS\tBYTES\tATTEMPTS\tFAILURE", rows)
-	return nil
+	})
 }
 
 func (p printer) tasks(raw json.RawMessage) error {
-	if p.format == "json" {
-		return p.json(raw)
-	}
-	var tasks []exportTask
-	if err := json.Unmarshal(raw, &tasks); err != nil {
-		return err
-	}
-	rows := make([][]string, len(tasks))
-	for i, t := range tasks {
-		rows[i] = []string{t.Key, t.Status, fmt.Sprint(t.Offset), fmt.Sprint(t.Limit), fmt.Sprint(t.Bytes), fmt.Sprint(t.Attempts), shorten(str(t.FailureReason), 60)}
-	}
-	p.table("KEY\tSTATUS\tOFFSET\tLIMIT\tBYTES\tATTEMPTS\tFAILURE", rows)
-	return nil
+	return printRows(p, raw, false, "KEY\tSTATUS\tOFFSET\tLIMIT\tBYTES\tATTEMPTS\tFAILURE", func(t exportTask) []string {
+		return []string{t.Key, t.Status, fmt.Sprint(t.Offset), fmt.Sprint(t.Limit), fmt.Sprint(t.Bytes), fmt.Sprint(t.Attempts), shorten(str(t.FailureReason), 60)}
+	})
+}
+
+func (p printer) tokens(raw json.RawMessage, single bool) error {
+	return printRows(p, raw, single, "NAME\tPERMISSIONS\tCREATED BY\tCREATED", func(t apiToken) []string {
+		return []string{t.Name, strings.Join(t.Permissions, ","), str(t.CreatedBy), t.CreatedAt}
+	})
 }
 
 func shorten(s string, n int) string {
@@ -220,30 +196,25 @@ func shorten(s string, n int) string {
 	return s[:n-1] + "…"
 }
 
-func (p printer) tokens(raw json.RawMessage, single bool) error {
+// printRows prints raw, the GraphQL data of one T (single) or a list of them: as sent for JSON,
+// else as a table under header, one row per T.
+func printRows[T any](p printer, raw json.RawMessage, single bool, header string, row func(T) []string) error {
 	if p.format == "json" {
 		return p.json(raw)
 	}
-	tokens, err := decodeOneOrMany[apiToken](raw, single)
-	if err != nil {
+	var items []T
+	if single {
+		items = make([]T, 1)
+		if err := json.Unmarshal(raw, &items[0]); err != nil {
+			return err
+		}
+	} else if err := json.Unmarshal(raw, &items); err != nil {
 		return err
 	}
-	rows := make([][]string, len(tokens))
-	for i, t := range tokens {
-		rows[i] = []string{t.Name, strings.Join(t.Permissions, ","), str(t.CreatedBy), t.CreatedAt}
+	rows := make([][]string, len(items))
+	for i, item := range items {
+		rows[i] = row(item)
 	}
-	p.table("NAME\tPERMISSIONS\tCREATED BY\tCREATED", rows)
+	p.table(header, rows)
 	return nil
-}
-
-// decodeOneOrMany decodes raw as one T (single) or a list of them, for tables of either.
-func decodeOneOrMany[T any](raw json.RawMessage, single bool) ([]T, error) {
-	if single {
-		var one T
-		err := json.Unmarshal(raw, &one)
-		return []T{one}, err
-	}
-	var many []T
-	err := json.Unmarshal(raw, &many)
-	return many, err
 }
