@@ -2,9 +2,7 @@ package exporter
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -82,7 +80,7 @@ func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store
 	in.Metadata = map[string]string{
 		MetaSignature:          base64.StdEncoding.EncodeToString(x.store.SignDigest(body)),
 		MetaSignatureAlgorithm: "Ed25519",
-		MetaPublicKeySHA256:    x.publicKeySHA256,
+		MetaPublicKeySHA256:    x.store.DigestPublicKeySHA256(),
 	}
 	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
 	defer cancel()
@@ -94,14 +92,4 @@ func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store
 func digestRef(key string, body []byte) store.DigestRef {
 	sum := sha256.Sum256(body)
 	return store.DigestRef{Key: key, SHA256: hex.EncodeToString(sum[:])}
-}
-
-// publicKeySHA256 is the hex SHA-256 of a verifying key's PKIX DER form: which key signed.
-func publicKeySHA256(key ed25519.PublicKey) string {
-	der, err := x509.MarshalPKIXPublicKey(key)
-	if err != nil {
-		panic(err) // an Ed25519 public key always marshals
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
 }

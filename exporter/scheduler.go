@@ -3,7 +3,6 @@ package exporter
 import (
 	"cmp"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"os"
@@ -25,7 +24,7 @@ type ExportStore interface {
 	InterruptAttempt(id string) (store.ExportJob, error)
 	CompleteJob(id string, events, objects, bytes int64, digest store.DigestRef) (store.ExportJob, error)
 	SignDigest(body []byte) []byte
-	DigestPublicKey() ed25519.PublicKey
+	DigestPublicKeySHA256() string
 	PutTask(t store.ExportTask) (store.ExportTask, error)
 	Task(jobID string, index int) (store.ExportTask, bool, error)
 	Job(id string) (store.ExportJob, error)
@@ -93,8 +92,6 @@ type Exporter struct {
 	clients *Clients
 	log     *slog.Logger
 	metrics *exportMetrics
-	// publicKeySHA256 names the key that signs digests, in each digest's metadata.
-	publicKeySHA256 string
 
 	queue   chan store.ExportJob
 	stopped chan struct{}
@@ -110,8 +107,7 @@ func NewExporter(cfg ExporterConfig, st ExportStore, clients *Clients) *Exporter
 	cfg.fillDefaults()
 	return &Exporter{
 		cfg: cfg, store: st, clients: clients, log: cfg.Logger, metrics: newExportMetrics(st, cfg.Now),
-		publicKeySHA256: publicKeySHA256(st.DigestPublicKey()),
-		queue:           make(chan store.ExportJob, 64), stopped: make(chan struct{}),
+		queue: make(chan store.ExportJob, 64), stopped: make(chan struct{}),
 		inFlight: map[string]bool{}, waiters: map[string][]chan struct{}{},
 	}
 }

@@ -3,7 +3,9 @@ package store
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 
@@ -46,9 +48,20 @@ func (s *Store) DigestPublicKey() ed25519.PublicKey {
 
 // DigestPublicKeyPEM is DigestPublicKey as a PEM "PUBLIC KEY" block (PKIX), as openssl reads it.
 func (s *Store) DigestPublicKeyPEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: s.digestPublicKeyDER()}))
+}
+
+// DigestPublicKeySHA256 is the hex SHA-256 of the key's PKIX form: the name of the key that
+// signed, in every digest's metadata.
+func (s *Store) DigestPublicKeySHA256() string {
+	sum := sha256.Sum256(s.digestPublicKeyDER())
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Store) digestPublicKeyDER() []byte {
 	der, err := x509.MarshalPKIXPublicKey(s.DigestPublicKey())
 	if err != nil {
 		panic(err) // an Ed25519 public key always marshals
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	return der
 }
