@@ -59,7 +59,7 @@ func BenchmarkPqarrowEncode(b *testing.B) {
 
 func decodedEvents(tb testing.TB, st *store.Store) []event.Event {
 	var events []event.Event
-	st.ReadEvents(0, 0, func(seq uint64, rec []byte) bool {
+	st.ReadEvents(tb.Context(), 0, 0, func(seq uint64, rec []byte) bool {
 		e, err := event.Decode(seq, rec)
 		if err != nil {
 			tb.Fatal(err)
@@ -134,7 +134,7 @@ func BenchmarkExport(b *testing.B) {
 	st := storetest.New(b)
 	x, stop := runExporter(b, st, exporter.ExporterConfig{})
 	defer stop()
-	c, err := st.CreateConfiguration(store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
+	c, err := st.CreateConfiguration(b.Context(), store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
 		Bucket: bucket, Path: "bench", Region: "us-east-1", Endpoint: srv.Endpoint, AccessKeyID: key}, secret, store.Principal{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
@@ -203,7 +203,7 @@ func BenchmarkExportMillionPeakHeap(b *testing.B) {
 		b.StopTimer()
 		st := storetest.New(b)
 		x, stop := runExporter(b, st, exporter.ExporterConfig{})
-		c, err := st.CreateConfiguration(store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
+		c, err := st.CreateConfiguration(b.Context(), store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
 			Bucket: bucket, Path: "million", Region: "us-east-1", Endpoint: srv.Endpoint, AccessKeyID: key}, secret, store.Principal{Name: "bench"})
 		if err != nil {
 			b.Fatal(err)

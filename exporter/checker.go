@@ -16,10 +16,7 @@ import (
 
 // CheckStore is what the checker reads and writes.
 type CheckStore interface {
-	Configuration(id string) (store.ExportConfiguration, error)
-	Configurations() ([]store.ExportConfiguration, error)
-	SecretAccessKey(id string) (string, error)
-	RecordConnectionCheck(id string, revision int64, status string, at time.Time) (store.ExportConfiguration, error)
+	store.Configurations
 }
 
 var _ CheckStore = (*store.Store)(nil)
@@ -138,7 +135,7 @@ func (c *Checker) scanLoop(ctx context.Context) {
 	ticker := time.NewTicker(c.scanInterval())
 	defer ticker.Stop()
 	for {
-		c.scan()
+		c.scan(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -149,9 +146,9 @@ func (c *Checker) scanLoop(ctx context.Context) {
 
 // scan enqueues a background check of every enabled configuration that is due and not already
 // being checked. A full queue is not waited on: the next scan tries again.
-func (c *Checker) scan() {
+func (c *Checker) scan(ctx context.Context) {
 	defer logPanic(c.log, "connectivity check scan")
-	configs, err := c.store.Configurations()
+	configs, err := c.store.Configurations(ctx)
 	if err != nil {
 		c.log.Error("list configurations for connectivity checks", "error", err)
 		return
@@ -242,12 +239,12 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 			err = fmt.Errorf("connectivity check of %s panicked", id)
 		}
 	}()
-	cfg, err = c.store.Configuration(id)
+	cfg, err = c.store.Configuration(ctx, id)
 	if err != nil {
 		return cfg, err // deleted meanwhile, most likely
 	}
 	status := store.ConnectionSuccess
-	client, secret, err := c.clients.forConfig(cfg, c.store)
+	client, secret, err := c.clients.forConfig(ctx, cfg, c.store)
 	if err == nil {
 		err = verify(ctx, client, cfg, c.cfg.Now(), c.cfg.Timeout)
 	}
@@ -259,7 +256,7 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 		c.checks.WithLabelValues("success").Inc()
 		c.log.Debug("connectivity check passed", "config_id", id)
 	}
-	return c.store.RecordConnectionCheck(id, cfg.Revision, status, c.cfg.Now())
+	return c.store.RecordConnectionCheck(ctx, id, cfg.Revision, status, c.cfg.Now())
 }
 
 // CheckNow checks the configuration at once and returns it with the new status. The check runs
@@ -268,7 +265,7 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 func (c *Checker) CheckNow(ctx context.Context, id string) (store.ExportConfiguration, error) {
 	done := make(chan checkResult, 1)
 	if !c.enqueue(checkJob{id: id, done: done}, true) {
-		return c.store.Configuration(id)
+		return c.store.Configuration(ctx, id)
 	}
 	select {
 	case r := <-done:
@@ -276,7 +273,7 @@ func (c *Checker) CheckNow(ctx context.Context, id string) (store.ExportConfigur
 	case <-ctx.Done():
 	case <-c.stopped:
 	}
-	return c.store.Configuration(id)
+	return c.store.Configuration(ctx, id)
 }
 
 // Forget drops the cached client of a deleted configuration.

@@ -39,7 +39,7 @@ func (f checkerFixture) create(t *testing.T, c store.ExportConfiguration, secret
 	if c.Region == "" {
 		c.Region = "us-east-1"
 	}
-	created, err := f.store.CreateConfiguration(c, secret, store.Principal{Name: "test"})
+	created, err := f.store.CreateConfiguration(t.Context(), c, secret, store.Principal{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func waitFor(t *testing.T, st *store.Store, id string, timeout time.Duration, co
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := st.Configuration(id)
+		c, err := st.Configuration(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ package exporter
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -104,11 +105,9 @@ func (cl *Clients) For(c store.ExportConfiguration, secret func() (string, error
 
 // forConfig is For with the secret read from st, returning also the secret when it was read (the
 // client was built now), so a failure text can mask it.
-func (cl *Clients) forConfig(c store.ExportConfiguration, st interface {
-	SecretAccessKey(id string) (string, error)
-}) (client *s3.Client, secret string, err error) {
+func (cl *Clients) forConfig(ctx context.Context, c store.ExportConfiguration, st store.Configurations) (client *s3.Client, secret string, err error) {
 	client, err = cl.For(c, func() (string, error) {
-		s, readErr := st.SecretAccessKey(c.ID)
+		s, readErr := st.Secret(ctx, c.ID)
 		secret = s
 		return s, readErr
 	})

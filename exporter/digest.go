@@ -2,10 +2,13 @@ package exporter
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"time"
 
@@ -75,12 +78,16 @@ func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store
 		return store.DigestRef{}, err
 	}
 	body = append(body, '\n')
+	key, err := x.store.DigestSigningKey(ctx)
+	if err != nil {
+		return store.DigestRef{}, err
+	}
 	ref := digestRef(digestKey(cfg.Path, job, cfg.ID), body)
 	in := putObjectInput(cfg, ref.Key, "application/json", body)
 	in.Metadata = map[string]string{
-		MetaSignature:          base64.StdEncoding.EncodeToString(x.store.SignDigest(body)),
+		MetaSignature:          base64.StdEncoding.EncodeToString(ed25519.Sign(key, body)),
 		MetaSignatureAlgorithm: "Ed25519",
-		MetaPublicKeySHA256:    x.store.DigestPublicKeySHA256(),
+		MetaPublicKeySHA256:    PublicKeySHA256(key.Public().(ed25519.PublicKey)),
 	}
 	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
 	defer cancel()
@@ -92,4 +99,24 @@ func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store
 func digestRef(key string, body []byte) store.DigestRef {
 	sum := sha256.Sum256(body)
 	return store.DigestRef{Key: key, SHA256: hex.EncodeToString(sum[:])}
+}
+
+// PublicKeyPEM is a digest verification key as a PEM "PUBLIC KEY" block (PKIX), as openssl reads it.
+func PublicKeyPEM(pub ed25519.PublicKey) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: publicKeyDER(pub)}))
+}
+
+// PublicKeySHA256 is the hex SHA-256 of the key's PKIX form: the name of the key that signed, in
+// every digest's metadata.
+func PublicKeySHA256(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(publicKeyDER(pub))
+	return hex.EncodeToString(sum[:])
+}
+
+func publicKeyDER(pub ed25519.PublicKey) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		panic(err) // an Ed25519 public key always marshals
+	}
+	return der
 }

@@ -41,9 +41,13 @@ func TestDigestsAreSignedAndChained(t *testing.T) {
 		t.Fatalf("digests %v, want one per job", keys)
 	}
 
-	public := f.store.DigestPublicKey()
+	signingKey, err := f.store.DigestSigningKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := signingKey.Public().(ed25519.PublicKey)
 	pemFile := filepath.Join(t.TempDir(), "digest-public-key.pem")
-	os.WriteFile(pemFile, []byte(f.store.DigestPublicKeyPEM()), 0o600)
+	os.WriteFile(pemFile, []byte(exporter.PublicKeyPEM(public)), 0o600)
 	var previous *store.DigestRef
 	for i, key := range keys { // keys sort by sequence: the jobs' order
 		body := f.srv.Get(t, f.bucket, key)
@@ -66,7 +70,7 @@ func TestDigestsAreSignedAndChained(t *testing.T) {
 			d.Events != job.EventCount || int64(len(d.Objects)) != job.ObjectCount {
 			t.Errorf("%s does not describe job %+v: %+v", key, job, d)
 		}
-		tasks, _ := f.store.Tasks(job.ID)
+		tasks, _ := f.store.Tasks(t.Context(), job.ID)
 		for j, o := range d.Objects {
 			data := f.srv.Get(t, f.bucket, o.Key)
 			sum := sha256.Sum256(data)
@@ -80,7 +84,7 @@ func TestDigestsAreSignedAndChained(t *testing.T) {
 		sum := sha256.Sum256(body)
 		previous = &store.DigestRef{Key: key, SHA256: hex.EncodeToString(sum[:])}
 	}
-	if c, _ := f.store.Configuration(f.config.ID); c.LastDigest != *previous {
+	if c, _ := f.store.Configuration(t.Context(), f.config.ID); c.LastDigest != *previous {
 		t.Errorf("configuration's last digest %+v, want %+v", c.LastDigest, *previous)
 	}
 }

@@ -23,16 +23,16 @@ var errInterrupted = errors.New("interrupted by shutdown")
 // runAttempt makes one attempt at a job: it encodes the job's events into Parquet files and
 // uploads each as it is finished, then marks the job done, which advances the cursor.
 func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.ExportJob, error) {
-	cfg, err := x.store.Configuration(job.ConfigID)
+	cfg, err := x.store.Configuration(ctx, job.ConfigID)
 	if err != nil {
 		return job, err
 	}
-	if job, err = x.store.StartAttempt(job.ID); err != nil {
+	if job, err = x.store.StartAttempt(ctx, job.ID); err != nil {
 		return job, err
 	}
 	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
 
-	client, secret, err := x.clients.forConfig(cfg, x.store)
+	client, secret, err := x.clients.forConfig(ctx, cfg, x.store)
 	if err == nil {
 		var stats exportStats
 		stats, err = x.exportRange(ctx, cfg, job, client)
@@ -42,7 +42,7 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 		}
 		if err == nil {
 			events, objects, bytes := stats.totals()
-			job, err = x.store.CompleteJob(job.ID, events, objects, bytes, digest)
+			job, err = x.store.CompleteJob(ctx, job.ID, events, objects, bytes, digest)
 			if err == nil {
 				x.metrics.exported(job)
 				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", job.EventCount, "objects", job.ObjectCount, "bytes", job.Bytes)
@@ -56,23 +56,23 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 	}
 	if ctx.Err() != nil {
 		x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
-		job, _ = x.store.InterruptAttempt(job.ID)
+		job, _ = x.store.InterruptAttempt(ctx, job.ID)
 		return job, errInterrupted
 	}
-	return x.fail(cfg, job, err, secret)
+	return x.fail(ctx, cfg, job, err, secret)
 }
 
 // fail records a failed attempt on the job and as the configuration's connection status, and
 // schedules the next attempt after a backoff with jitter.
-func (x *Exporter) fail(cfg store.ExportConfiguration, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
+func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
 	reason := failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
 	x.metrics.failures.WithLabelValues(cfg.ID).Inc()
 	x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
-	if _, err := x.store.RecordConnectionCheck(cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
 	}
 	next := x.cfg.Now().Add(x.backoff(job.Attempts))
-	job, err := x.store.FailAttempt(job.ID, reason, next)
+	job, err := x.store.FailAttempt(ctx, job.ID, reason, next)
 	if err != nil {
 		return job, err
 	}
@@ -128,7 +128,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 		}
 	})
 	var addErr error
-	readErr := x.store.ReadEvents(job.From, 0, func(seq uint64, rec []byte) bool {
+	readErr := x.store.ReadEvents(ctx, job.From, 0, func(seq uint64, rec []byte) bool {
 		if seq > job.To {
 			return false
 		}
@@ -176,7 +176,7 @@ func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration,
 }
 
 func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, cfg store.ExportConfiguration, job store.ExportJob, index int, f EncodedFile, stats *exportStats) error {
-	task, found, err := x.store.Task(job.ID, index)
+	task, found, err := x.store.Task(ctx, job.ID, index)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
 	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
 	task.SHA256 = f.SHA256
-	if _, err := x.store.PutTask(task); err != nil {
+	if _, err := x.store.PutTask(ctx, task); err != nil {
 		return err
 	}
 	err = x.upload(ctx, tm, cfg, key, f.Path)
@@ -199,7 +199,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 		task.Status = store.JobSucceeded
 		stats.objects = append(stats.objects, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
 	}
-	if _, perr := x.store.PutTask(task); perr != nil && err == nil {
+	if _, perr := x.store.PutTask(ctx, task); perr != nil && err == nil {
 		err = perr
 	}
 	return err

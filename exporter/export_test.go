@@ -52,7 +52,7 @@ func newExportFixtureOn(t *testing.T, cfg exporter.ExporterConfig, st *store.Sto
 		cancel()
 		<-done
 	})
-	c, err := st.CreateConfiguration(store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
+	c, err := st.CreateConfiguration(ctx, store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
 		Bucket: bucket, Path: "audit/tenant=acme", Region: "us-east-1", Endpoint: srv.Endpoint, AccessKeyID: key}, secret, store.Principal{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestExportDeliversEveryEventOnce(t *testing.T) {
 	if job.EventCount != int64(len(want)) || job.ObjectCount < 10 || job.Attempts != 1 || job.From != f.config.Cursor {
 		t.Fatalf("job %+v: want %d events in at least 10 objects", job, len(want))
 	}
-	tasks, err := f.store.Tasks(job.ID)
+	tasks, err := f.store.Tasks(t.Context(), job.ID)
 	if err != nil || int64(len(tasks)) != job.ObjectCount {
 		t.Fatalf("%d tasks for %d objects: %v", len(tasks), job.ObjectCount, err)
 	}
@@ -105,7 +105,7 @@ func TestExportDeliversEveryEventOnce(t *testing.T) {
 	rows := exporttest.Exported(t, f.srv, f.bucket, "audit/tenant=acme", f.config.ID)
 	exporttest.CheckExactlyOnce(t, rows, want)
 
-	c, _ := f.store.Configuration(f.config.ID)
+	c, _ := f.store.Configuration(t.Context(), f.config.ID)
 	if c.Cursor != job.To || c.ConnectionStatus != store.ConnectionSuccess {
 		t.Fatalf("after the job: cursor %d (want %d), status %q", c.Cursor, job.To, c.ConnectionStatus)
 	}
@@ -138,7 +138,7 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 		cancel()
 		<-done
 	})
-	c, err := st.CreateConfiguration(store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true,
+	c, err := st.CreateConfiguration(ctx, store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true,
 		Bucket: minio.Bucket, Path: "audit", Region: "us-east-1", Endpoint: minio.Endpoint, AccessKeyID: minio.PutOnlyAccessKey},
 		minio.PutOnlySecret, store.Principal{Name: "test"})
 	if err != nil {
@@ -153,14 +153,14 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 	if err != nil || job.Status != store.JobFailed || job.Attempts != 1 || !strings.Contains(job.FailureReason, "NetworkError") {
 		t.Fatalf("export during the outage: %+v %v", job, err)
 	}
-	cfg, _ := st.Configuration(c.ID)
+	cfg, _ := st.Configuration(ctx, c.ID)
 	if !strings.HasPrefix(cfg.ConnectionStatus, "Error exporting to S3 using AccessKey "+minio.PutOnlyAccessKey+" - NetworkError: connection to ") {
 		t.Fatalf("connectionStatus during the outage: %q", cfg.ConnectionStatus)
 	}
 	if cfg.Cursor != c.Cursor {
 		t.Fatalf("the cursor moved although nothing was exported: %d -> %d", c.Cursor, cfg.Cursor)
 	}
-	tasks, _ := st.Tasks(job.ID)
+	tasks, _ := st.Tasks(ctx, job.ID)
 	if len(tasks) == 0 || tasks[0].Status != store.JobFailed || tasks[0].Attempts != 1 || !strings.Contains(tasks[0].FailureReason, "NetworkError") {
 		t.Fatalf("tasks during the outage: %+v", tasks)
 	}
@@ -171,7 +171,7 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 			t.Fatalf("no retries: %+v", job)
 		}
 		time.Sleep(100 * time.Millisecond)
-		job, _ = st.Job(job.ID)
+		job, _ = st.Job(ctx, job.ID)
 	}
 
 	minio.Start()
@@ -181,14 +181,14 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 			t.Fatalf("not exported after the server came back: %+v", job)
 		}
 		time.Sleep(100 * time.Millisecond)
-		job, _ = st.Job(job.ID)
+		job, _ = st.Job(ctx, job.ID)
 	}
 	exporttest.CheckExactlyOnce(t, exporttest.Exported(t, minio.Server, minio.Bucket, "audit", c.ID), want)
-	tasks, _ = st.Tasks(job.ID)
+	tasks, _ = st.Tasks(ctx, job.ID)
 	if tasks[0].Status != store.JobSucceeded || tasks[0].Attempts < 2 || tasks[0].FailureReason != "" {
 		t.Fatalf("first task after recovery: %+v", tasks[0])
 	}
-	if cfg, _ := st.Configuration(c.ID); cfg.ConnectionStatus != store.ConnectionSuccess || cfg.Cursor != job.To {
+	if cfg, _ := st.Configuration(ctx, c.ID); cfg.ConnectionStatus != store.ConnectionSuccess || cfg.Cursor != job.To {
 		t.Fatalf("after recovery: status %q cursor %d", cfg.ConnectionStatus, cfg.Cursor)
 	}
 }
@@ -221,7 +221,7 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 	st := storetest.New(t)
 	clients := exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", "")})
 	cfg := exporter.ExporterConfig{TempDir: filepath.Join(t.TempDir(), "export"), ScanInterval: 50 * time.Millisecond, DrainTimeout: 300 * time.Millisecond}
-	c, err := st.CreateConfiguration(store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true,
+	c, err := st.CreateConfiguration(t.Context(), store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true,
 		Bucket: bucket, Path: "audit", Region: "us-east-1", Endpoint: silentEndpoint(t), AccessKeyID: key}, secret, store.Principal{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -233,13 +233,13 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 	first := exporter.NewExporter(cfg, st, clients)
 	ctx, shutdown := context.WithCancel(context.Background())
 	stopped := first.Start(ctx)
-	job, err := st.CreateJob(c.ID, first.Plan(), true, time.Time{})
+	job, err := st.CreateJob(ctx, c.ID, first.Plan(), true, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for job.Status != store.JobRunning { // the scheduler picks the job up and starts uploading
 		time.Sleep(20 * time.Millisecond)
-		job, _ = st.Job(job.ID)
+		job, _ = st.Job(ctx, job.ID)
 	}
 	time.Sleep(100 * time.Millisecond)
 	begin := time.Now()
@@ -248,16 +248,16 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Fatalf("shutdown took %v with a 300ms drain", took)
 	}
-	job, _ = st.Job(job.ID)
+	job, _ = st.Job(ctx, job.ID)
 	if job.Status != store.JobPending || job.Attempts != 0 || job.FailureReason != "" {
 		t.Fatalf("after an interrupted attempt: %+v, want PENDING, not counted as a failure", job)
 	}
-	if cfg, _ := st.Configuration(c.ID); cfg.Cursor != c.Cursor {
+	if cfg, _ := st.Configuration(ctx, c.ID); cfg.Cursor != c.Cursor {
 		t.Fatalf("the cursor moved: %d -> %d", c.Cursor, cfg.Cursor)
 	}
 
 	// The destination is fixed and the server starts again: the same job resumes and finishes.
-	if _, err := st.UpdateConfiguration(c.ID, store.Principal{Name: "test"}, func(x *store.ExportConfiguration) error {
+	if _, err := st.UpdateConfiguration(ctx, c.ID, store.Principal{Name: "test"}, func(x *store.ExportConfiguration) error {
 		x.Endpoint = srv.Endpoint
 		return nil
 	}, nil); err != nil {
@@ -272,7 +272,7 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 			t.Fatalf("the interrupted job did not resume: %+v", job)
 		}
 		time.Sleep(50 * time.Millisecond)
-		job, _ = st.Job(job.ID)
+		job, _ = st.Job(ctx, job.ID)
 	}
 	// The update's own audit event came after the job's range and waits for the next job.
 	exporttest.CheckExactlyOnce(t, exporttest.Exported(t, srv, bucket, "audit", c.ID), want)
@@ -292,16 +292,16 @@ func TestReenabledConfigurationCountsWhatLeftTheBuffer(t *testing.T) {
 		t.Fatalf("first export: %+v %v; want its creation event and 100", job, err)
 	}
 
-	if _, err := st.SetEnabled(f.config.ID, principal, false); err != nil {
+	if _, err := st.SetEnabled(t.Context(), f.config.ID, principal, false); err != nil {
 		t.Fatal(err)
 	}
 	f.ingest(t, eventtest.NDJSON(1000, 50, start, time.Second)) // while disabled
-	if r, err := st.Trim(); err != nil || st.BufferStatus().Events != 0 || r.Dropped != 0 {
-		t.Fatalf("trim with no enabled configuration: %+v %v, %+v", r, err, st.BufferStatus())
+	if r, err := st.Trim(t.Context()); err != nil || storetest.Status(t, st).Events != 0 || r.Dropped != 0 {
+		t.Fatalf("trim with no enabled configuration: %+v %v, %+v", r, err, storetest.Status(t, st))
 	}
-	c, err := st.SetEnabled(f.config.ID, principal, true)
-	if err != nil || st.PendingEvents(c.Cursor) != 1 {
-		t.Fatalf("enabled again: %v, %d pending; want only the ENABLE event", err, st.PendingEvents(c.Cursor))
+	c, err := st.SetEnabled(t.Context(), f.config.ID, principal, true)
+	if err != nil || storetest.Pending(t, st, c.Cursor) != 1 {
+		t.Fatalf("enabled again: %v, %d pending; want only the ENABLE event", err, storetest.Pending(t, st, c.Cursor))
 	}
 	f.ingest(t, eventtest.NDJSON(2000, 30, start.Add(time.Hour), time.Second))
 	want := exporttest.Buffered(t, st, c.Cursor)
@@ -310,7 +310,7 @@ func TestReenabledConfigurationCountsWhatLeftTheBuffer(t *testing.T) {
 	if err != nil || job.EventCount != 31 || job.SkippedEvents != 51 {
 		t.Fatalf("export after re-enabling: %+v %v; want 31 events (ENABLE and 30) and 51 skipped (DISABLE and 50)", job, err)
 	}
-	if c, _ = st.Configuration(f.config.ID); c.SkippedEvents != 51 || c.Cursor != job.To {
+	if c, _ = st.Configuration(t.Context(), f.config.ID); c.SkippedEvents != 51 || c.Cursor != job.To {
 		t.Fatalf("configuration after the export: skipped %d, cursor %d; want 51 and %d", c.SkippedEvents, c.Cursor, job.To)
 	}
 	var rows []exporttest.Row
@@ -333,21 +333,21 @@ func TestDisabledConfigurationDoesNotRetry(t *testing.T) {
 	if err != nil || job.Status != store.JobFailed || !strings.Contains(job.FailureReason, "AccessDenied") {
 		t.Fatalf("export without permission: %+v %v", job, err)
 	}
-	if _, err := f.store.SetEnabled(f.config.ID, principal, false); err != nil {
+	if _, err := f.store.SetEnabled(t.Context(), f.config.ID, principal, false); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // several retry delays and scans
-	if after, _ := f.store.Job(job.ID); after.Attempts != job.Attempts || after.Status != store.JobFailed {
+	if after, _ := f.store.Job(t.Context(), job.ID); after.Attempts != job.Attempts || after.Status != store.JobFailed {
 		t.Fatalf("job of a disabled configuration ran: %d attempts, then %d (%s)", job.Attempts, after.Attempts, after.Status)
 	}
 
 	f.srv.AttachPolicy(t, user, s3test.PutOnlyPolicy(f.bucket))
-	if _, err := f.store.SetEnabled(f.config.ID, principal, true); err != nil {
+	if _, err := f.store.SetEnabled(t.Context(), f.config.ID, principal, true); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		after, _ := f.store.Job(job.ID)
+		after, _ := f.store.Job(t.Context(), job.ID)
 		if after.Status == store.JobSucceeded {
 			if after.EventCount != 21 || after.Attempts <= job.Attempts {
 				t.Fatalf("retried job: %+v", after)
@@ -370,7 +370,7 @@ func TestExportUsesServerSideEncryption(t *testing.T) {
 	for i, c := range []struct {
 		sse, kmsKey string
 	}{{store.SSEKMS, f.srv.KMSKey}, {store.SSEAES256, ""}} {
-		if _, err := f.store.UpdateConfiguration(f.config.ID, principal, func(cfg *store.ExportConfiguration) error {
+		if _, err := f.store.UpdateConfiguration(t.Context(), f.config.ID, principal, func(cfg *store.ExportConfiguration) error {
 			cfg.ServerSideEncryption, cfg.SSEKMSKeyID = c.sse, c.kmsKey
 			return nil
 		}, nil); err != nil {
@@ -381,7 +381,7 @@ func TestExportUsesServerSideEncryption(t *testing.T) {
 		if err != nil || job.Status != store.JobSucceeded {
 			t.Fatalf("export with %s: %+v %v", c.sse, job, err)
 		}
-		tasks, _ := f.store.Tasks(job.ID)
+		tasks, _ := f.store.Tasks(t.Context(), job.ID)
 		for _, task := range tasks {
 			head := f.srv.Head(t, f.bucket, task.Key)
 			if string(head.ServerSideEncryption) != c.sse || !strings.Contains(aws.ToString(head.SSEKMSKeyId), c.kmsKey) {
@@ -390,7 +390,7 @@ func TestExportUsesServerSideEncryption(t *testing.T) {
 		}
 	}
 
-	if _, err := f.store.UpdateConfiguration(f.config.ID, principal, func(cfg *store.ExportConfiguration) error {
+	if _, err := f.store.UpdateConfiguration(t.Context(), f.config.ID, principal, func(cfg *store.ExportConfiguration) error {
 		cfg.ServerSideEncryption, cfg.SSEKMSKeyID = store.SSEKMS, "no-such-key"
 		return nil
 	}, nil); err != nil {

@@ -25,7 +25,7 @@ func TestExportMemoryIsBounded(t *testing.T) {
 	st := storetest.New(t)
 	x, stop := runExporter(t, st, exporter.ExporterConfig{MultipartThreshold: 6 << 20, PartSize: 5 << 20})
 	defer stop()
-	c, err := st.CreateConfiguration(store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
+	c, err := st.CreateConfiguration(t.Context(), store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
 		Bucket: bucket, Path: "memory", Region: "us-east-1", Endpoint: srv.Endpoint, AccessKeyID: key}, secret, store.Principal{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestExportMemoryIsBounded(t *testing.T) {
 	if err != nil || job.Status != store.JobSucceeded || job.EventCount <= events {
 		t.Fatalf("export: %+v %v", job, err)
 	}
-	tasks, err := st.Tasks(job.ID)
+	tasks, err := st.Tasks(t.Context(), job.ID)
 	if err != nil || len(tasks) == 0 || tasks[0].Bytes <= 6<<20 || tasks[0].Status != store.JobSucceeded {
 		t.Fatalf("want a first object above the multipart threshold, uploaded: %+v %v", tasks, err)
 	}

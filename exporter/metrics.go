@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,7 +63,7 @@ func (l *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	configs, err := l.store.Configurations()
+	configs, err := l.store.Configurations(context.Background())
 	if err != nil {
 		return
 	}
@@ -70,9 +71,13 @@ func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		if !c.Enabled {
 			continue
 		}
-		waiting := float64(l.store.PendingEvents(c.Cursor))
+		pending, err := l.store.PendingEvents(context.Background(), c.Cursor)
+		if err != nil {
+			return
+		}
+		waiting := float64(pending)
 		age := 0.0
-		l.store.ReadEvents(c.Cursor, 1, func(_ uint64, rec []byte) bool {
+		l.store.ReadEvents(context.Background(), c.Cursor, 1, func(_ uint64, rec []byte) bool {
 			var r event.Record
 			if r.Parse(rec) == nil {
 				age = max(0, l.now().Sub(time.UnixMicro(r.RecvMicros)).Seconds())

@@ -14,21 +14,11 @@ import (
 
 // ExportStore is what the exporter reads and writes.
 type ExportStore interface {
-	CheckStore
-	PendingEvents(cursor uint64) int64
-	ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error
-	CreateJob(configID string, plan store.ExportPlan, manual bool, scheduledAt time.Time) (store.ExportJob, error)
-	MarkScheduled(configID string, at time.Time) error
-	StartAttempt(id string) (store.ExportJob, error)
-	FailAttempt(id, reason string, next time.Time) (store.ExportJob, error)
-	InterruptAttempt(id string) (store.ExportJob, error)
-	CompleteJob(id string, events, objects, bytes int64, digest store.DigestRef) (store.ExportJob, error)
-	SignDigest(body []byte) []byte
-	DigestPublicKeySHA256() string
-	PutTask(t store.ExportTask) (store.ExportTask, error)
-	Task(jobID string, index int) (store.ExportTask, bool, error)
-	Job(id string) (store.ExportJob, error)
-	UnfinishedJobs() ([]store.ExportJob, error)
+	store.Configurations
+	store.EventBuffer
+	store.Cursors
+	store.Jobs
+	store.DigestKeys
 }
 
 var _ ExportStore = (*store.Store)(nil)
@@ -147,7 +137,7 @@ func (x *Exporter) run(ctx context.Context) {
 	ticker := time.NewTicker(x.cfg.ScanInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
-		x.scan()
+		x.scan(ctx)
 		select {
 		case <-ctx.Done():
 		case <-ticker.C:
@@ -165,10 +155,10 @@ func (x *Exporter) run(ctx context.Context) {
 // scan resumes unfinished jobs that are due and starts the jobs of configurations whose
 // interval boundary has passed. A disabled configuration's unfinished job waits until it is
 // enabled again.
-func (x *Exporter) scan() {
+func (x *Exporter) scan(ctx context.Context) {
 	defer logPanic(x.log, "export scan")
 	now := x.cfg.Now()
-	configs, err := x.store.Configurations()
+	configs, err := x.store.Configurations(ctx)
 	if err != nil {
 		x.log.Error("list configurations for export", "error", err)
 		return
@@ -177,7 +167,7 @@ func (x *Exporter) scan() {
 	for _, c := range configs {
 		enabled[c.ID] = c.Enabled
 	}
-	unfinished, err := x.store.UnfinishedJobs()
+	unfinished, err := x.store.UnfinishedJobs(ctx)
 	if err != nil {
 		x.log.Error("list unfinished export jobs", "error", err)
 		return
@@ -199,12 +189,12 @@ func (x *Exporter) scan() {
 		}
 		if c.ScheduledThrough.IsZero() {
 			// A new configuration's first run is the next boundary after its creation.
-			if err := x.store.MarkScheduled(c.ID, boundary); err != nil {
+			if err := x.store.MarkScheduled(ctx, c.ID, boundary); err != nil {
 				x.log.Error("schedule export", "config_id", c.ID, "error", err)
 			}
 			continue
 		}
-		job, err := x.store.CreateJob(c.ID, x.Plan(), false, boundary)
+		job, err := x.store.CreateJob(ctx, c.ID, x.Plan(), false, boundary)
 		switch {
 		case errors.Is(err, store.ErrNothingToExport), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDisabled):
 		case err != nil:
@@ -244,7 +234,7 @@ func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 		}
 	}()
 	defer logPanic(x.log, "export job "+job.ID)
-	if latest, err := x.store.Job(job.ID); err != nil || latest.Finished() {
+	if latest, err := x.store.Job(ctx, job.ID); err != nil || latest.Finished() {
 		return // deleted with its configuration, or done meanwhile
 	}
 	if _, err := x.runAttempt(ctx, job); err != nil && !errors.Is(err, errInterrupted) {
@@ -256,7 +246,7 @@ func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 // finished before ctx ended, else as it stands. An unfinished job of the configuration (say, one
 // waiting to retry) is run now instead of starting another.
 func (x *Exporter) RunNow(ctx context.Context, configID string) (store.ExportJob, error) {
-	job, err := x.store.CreateJob(configID, x.Plan(), true, time.Time{})
+	job, err := x.store.CreateJob(ctx, configID, x.Plan(), true, time.Time{})
 	if err != nil {
 		return job, err
 	}
@@ -277,7 +267,7 @@ func (x *Exporter) RunNow(ctx context.Context, configID string) (store.ExportJob
 	case <-ctx.Done():
 	case <-x.stopped:
 	}
-	return x.store.Job(job.ID)
+	return x.store.Job(ctx, job.ID)
 }
 
 // NextExportAt is when the configuration's next scheduled export starts.

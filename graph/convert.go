@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -48,10 +49,16 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 	return m
 }
 
-func toModels(cs []store.ExportConfiguration, pending func(cursor uint64) int64, now time.Time) []*model.ExportConfiguration {
-	return convertAll(cs, func(c store.ExportConfiguration) *model.ExportConfiguration {
-		return toModel(c, pending(c.Cursor), now)
-	})
+func toModels(ctx context.Context, cs []store.ExportConfiguration, cursors store.Cursors, now time.Time) ([]*model.ExportConfiguration, error) {
+	out := make([]*model.ExportConfiguration, len(cs))
+	for i, c := range cs {
+		pending, err := cursors.PendingEvents(ctx, c.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = toModel(c, pending, now)
+	}
+	return out, nil
 }
 
 // convertAll converts every element of in with convert.

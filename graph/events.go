@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -53,7 +54,7 @@ func inputError(field, message string) error {
 }
 
 // auditEventsPage reads one page of buffered events in order of receipt.
-func auditEventsPage(st Store, from, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
+func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
 	size := defaultPageSize
 	if first != nil {
 		if *first < 1 || *first > maxPageSize {
@@ -77,7 +78,7 @@ func auditEventsPage(st Store, from, to *time.Time, first *int, after *string) (
 		decodeErr error
 		r         event.Record
 	)
-	err := st.ReadEvents(position, 0, func(seq uint64, rec []byte) bool {
+	err := st.ReadEvents(ctx, position, 0, func(seq uint64, rec []byte) bool {
 		if decodeErr = r.Parse(rec); decodeErr != nil {
 			return false
 		}

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -18,11 +19,11 @@ import (
 // internal detail. Its other methods are nil and panic if called.
 type brokenStore struct{ Store }
 
-func (brokenStore) Configurations() ([]store.ExportConfiguration, error) {
+func (brokenStore) Configurations(context.Context) ([]store.ExportConfiguration, error) {
 	panic("bbolt page 42 is corrupt")
 }
 
-func (brokenStore) Configuration(string) (store.ExportConfiguration, error) {
+func (brokenStore) Configuration(context.Context, string) (store.ExportConfiguration, error) {
 	return store.ExportConfiguration{}, errors.New("open /var/lib/auditexport/auditexport.db: input/output error")
 }
 

@@ -15,21 +15,12 @@ import (
 
 // Store is what the resolvers need from persistence.
 type Store interface {
-	CreateConfiguration(c store.ExportConfiguration, secret string, by store.Principal) (store.ExportConfiguration, error)
-	Configuration(id string) (store.ExportConfiguration, error)
-	Configurations() ([]store.ExportConfiguration, error)
-	UpdateConfiguration(id string, by store.Principal, change store.Change, newSecret *string) (store.ExportConfiguration, error)
-	SetEnabled(id string, by store.Principal, enabled bool) (store.ExportConfiguration, error)
-	DeleteConfiguration(id string, by store.Principal) (store.ExportConfiguration, error)
-	CreateToken(name string, perms []store.Permission, by store.Principal) (string, store.Token, error)
-	Tokens() ([]store.Token, error)
-	DigestPublicKeyPEM() string
-	RevokeToken(name string, by store.Principal) (store.Token, error)
-	ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error
-	BufferStatus() store.BufferStatus
-	PendingEvents(cursor uint64) int64
-	Jobs(configID string, limit int) ([]store.ExportJob, error)
-	Tasks(jobID string) ([]store.ExportTask, error)
+	store.Configurations
+	store.Tokens
+	store.EventBuffer
+	store.Cursors
+	store.Jobs
+	store.DigestKeys
 }
 
 var _ Store = (*store.Store)(nil)
@@ -64,15 +55,21 @@ func (r *Resolver) checked(ctx context.Context, c store.ExportConfiguration, err
 	if err != nil {
 		return nil, err
 	}
-	return r.modelOf(r.Checker.CheckNow(ctx, c.ID))
+	return r.modelOf(ctx)(r.Checker.CheckNow(ctx, c.ID))
 }
 
-// modelOf converts a store result, passing its error through.
-func (r *Resolver) modelOf(c store.ExportConfiguration, err error) (*model.ExportConfiguration, error) {
-	if err != nil {
-		return nil, err
+// modelOf returns a converter of a store result, passing its error through.
+func (r *Resolver) modelOf(ctx context.Context) func(store.ExportConfiguration, error) (*model.ExportConfiguration, error) {
+	return func(c store.ExportConfiguration, err error) (*model.ExportConfiguration, error) {
+		if err != nil {
+			return nil, err
+		}
+		pending, err := r.Store.PendingEvents(ctx, c.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		return toModel(c, pending, r.now()), nil
 	}
-	return toModel(c, r.Store.PendingEvents(c.Cursor), r.now()), nil
 }
 
 func (r *Resolver) now() time.Time {

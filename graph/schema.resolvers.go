@@ -7,68 +7,70 @@ package graph
 
 import (
 	"context"
+	"crypto/ed25519"
 	"time"
 
+	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/graph/generated"
 	"github.com/auditexport/auditexport/graph/model"
 )
 
 // LastExport is the resolver for the lastExport field.
 func (r *exportConfigurationResolver) LastExport(ctx context.Context, obj *model.ExportConfiguration) (*model.ExportJob, error) {
-	jobs, err := r.Store.Jobs(obj.ID, 1)
-	if err != nil || len(jobs) == 0 {
+	job, found, err := latestJob(ctx, r.Store, obj.ID)
+	if err != nil || !found {
 		return nil, err
 	}
-	return toJob(jobs[0]), nil
+	return toJob(job), nil
 }
 
 // CreateS3AccessKeyExportConfiguration is the resolver for the createS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.CreateConfiguration(newAccessKeyConfiguration(data), data.SecretAccessKey, caller(ctx))
+	c, err := r.Store.CreateConfiguration(ctx, newAccessKeyConfiguration(data), data.SecretAccessKey, caller(ctx))
 	return r.checked(ctx, c, err)
 }
 
 // CreateS3AssumedRoleExportConfiguration is the resolver for the createS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) CreateS3AssumedRoleExportConfiguration(ctx context.Context, data model.S3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.CreateConfiguration(newAssumedRoleConfiguration(data), "", caller(ctx))
+	c, err := r.Store.CreateConfiguration(ctx, newAssumedRoleConfiguration(data), "", caller(ctx))
 	return r.checked(ctx, c, err)
 }
 
 // UpdateS3AccessKeyExportConfiguration is the resolver for the updateS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) UpdateS3AccessKeyExportConfiguration(ctx context.Context, data model.UpdateS3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.UpdateConfiguration(data.ID, caller(ctx), accessKeyUpdate(data), data.SecretAccessKey)
+	c, err := r.Store.UpdateConfiguration(ctx, data.ID, caller(ctx), accessKeyUpdate(data), data.SecretAccessKey)
 	return r.checked(ctx, c, err)
 }
 
 // UpdateS3AssumedRoleExportConfiguration is the resolver for the updateS3AssumedRoleExportConfiguration field.
 func (r *mutationResolver) UpdateS3AssumedRoleExportConfiguration(ctx context.Context, data model.UpdateS3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error) {
-	c, err := r.Store.UpdateConfiguration(data.ID, caller(ctx), assumedRoleUpdate(data), nil)
+	c, err := r.Store.UpdateConfiguration(ctx, data.ID, caller(ctx), assumedRoleUpdate(data), nil)
 	return r.checked(ctx, c, err)
 }
 
 // EnableExportConfiguration is the resolver for the enableExportConfiguration field.
 func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.SetEnabled(id, caller(ctx), true)
+	c, err := r.Store.SetEnabled(ctx, id, caller(ctx), true)
 	return r.checked(ctx, c, err)
 }
 
 // DisableExportConfiguration is the resolver for the disableExportConfiguration field.
 func (r *mutationResolver) DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return r.modelOf(r.Store.SetEnabled(id, caller(ctx), false))
+	return r.modelOf(ctx)(r.Store.SetEnabled(ctx, id, caller(ctx), false))
 }
 
 // DeleteExportConfiguration is the resolver for the deleteExportConfiguration field.
 func (r *mutationResolver) DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.DeleteConfiguration(id, caller(ctx))
+	c, err := r.Store.DeleteConfiguration(ctx, id, caller(ctx))
 	if err == nil {
 		r.Checker.Forget(id)
 	}
-	return r.modelOf(c, err)
+	return r.modelOf(ctx)(c, err)
 }
 
 // VerifyExportConfiguration is the resolver for the verifyExportConfiguration field.
 func (r *mutationResolver) VerifyExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	c, err := r.Store.Configuration(id)
+	c, err := r.Store.Configuration(ctx, id)
 	return r.checked(ctx, c, err)
 }
 
@@ -83,13 +85,13 @@ func (r *mutationResolver) RunExportNow(ctx context.Context, id string) (*model.
 
 // CreateAPIToken is the resolver for the createApiToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, name string, permissions []model.Permission) (string, error) {
-	token, _, err := r.Store.CreateToken(name, toPermissions(permissions), caller(ctx))
+	token, _, err := r.Store.CreateToken(ctx, name, toPermissions(permissions), caller(ctx))
 	return token, err
 }
 
 // RevokeAPIToken is the resolver for the revokeApiToken field.
 func (r *mutationResolver) RevokeAPIToken(ctx context.Context, name string) (*model.APIToken, error) {
-	t, err := r.Store.RevokeToken(name, caller(ctx))
+	t, err := r.Store.RevokeToken(ctx, name, caller(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -98,26 +100,33 @@ func (r *mutationResolver) RevokeAPIToken(ctx context.Context, name string) (*mo
 
 // GetAllExportConfigurations is the resolver for the getAllExportConfigurations field.
 func (r *queryResolver) GetAllExportConfigurations(ctx context.Context) ([]*model.ExportConfiguration, error) {
-	cs, err := r.Store.Configurations()
+	cs, err := r.Store.Configurations(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return toModels(cs, r.Store.PendingEvents, r.now()), nil
+	if err := prefetchLatestJobs(ctx, r.Store, cs); err != nil {
+		return nil, err
+	}
+	return toModels(ctx, cs, r.Store, r.now())
 }
 
 // GetExportConfiguration is the resolver for the getExportConfiguration field.
 func (r *queryResolver) GetExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return r.modelOf(r.Store.Configuration(id))
+	return r.modelOf(ctx)(r.Store.Configuration(ctx, id))
 }
 
 // AuditEvents is the resolver for the auditEvents field.
 func (r *queryResolver) AuditEvents(ctx context.Context, from *time.Time, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
-	return auditEventsPage(r.Store, from, to, first, after)
+	return auditEventsPage(ctx, r.Store, from, to, first, after)
 }
 
 // EventBuffer is the resolver for the eventBuffer field.
 func (r *queryResolver) EventBuffer(ctx context.Context) (*model.EventBufferStatus, error) {
-	return toBufferStatus(r.Store.BufferStatus()), nil
+	st, err := r.Store.BufferStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return toBufferStatus(st), nil
 }
 
 // GetAllExportJobs is the resolver for the getAllExportJobs field.
@@ -126,27 +135,31 @@ func (r *queryResolver) GetAllExportJobs(ctx context.Context, exportConfiguratio
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.Store.Configuration(exportConfigurationID); err != nil {
+	if _, err := r.Store.Configuration(ctx, exportConfigurationID); err != nil {
 		return nil, err
 	}
-	jobs, err := r.Store.Jobs(exportConfigurationID, n)
+	jobs, err := r.Store.Jobs(ctx, exportConfigurationID, n)
 	return convertAll(jobs, toJob), err
 }
 
 // GetAllExportJobTasks is the resolver for the getAllExportJobTasks field.
 func (r *queryResolver) GetAllExportJobTasks(ctx context.Context, exportJobID string) ([]*model.ExportJobTask, error) {
-	tasks, err := r.Store.Tasks(exportJobID)
+	tasks, err := r.Store.Tasks(ctx, exportJobID)
 	return convertAll(tasks, toTask), err
 }
 
 // DigestPublicKey is the resolver for the digestPublicKey field.
 func (r *queryResolver) DigestPublicKey(ctx context.Context) (string, error) {
-	return r.Store.DigestPublicKeyPEM(), nil
+	key, err := r.Store.DigestSigningKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	return exporter.PublicKeyPEM(key.Public().(ed25519.PublicKey)), nil
 }
 
 // APITokens is the resolver for the apiTokens field.
 func (r *queryResolver) APITokens(ctx context.Context) ([]*model.APIToken, error) {
-	tokens, err := r.Store.Tokens()
+	tokens, err := r.Store.Tokens(ctx)
 	return convertAll(tokens, toAPIToken), err
 }
 

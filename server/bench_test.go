@@ -62,7 +62,7 @@ func BenchmarkGetAllExportConfigurations(b *testing.B) {
 	for i := range 1000 {
 		c := store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true,
 			Bucket: "audit-bucket", Path: fmt.Sprintf("tenant=%d", i), Region: "us-east-1", AccessKeyID: "AKIAIOSFODNN7EXAMPLE"}
-		if _, err := api.store.CreateConfiguration(c, "YOUR/SECRET/ACCESSKEY", store.Principal{Name: "bench"}); err != nil {
+		if _, err := api.store.CreateConfiguration(b.Context(), c, "YOUR/SECRET/ACCESSKEY", store.Principal{Name: "bench"}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -83,18 +84,18 @@ func decodeMasterKey(s string) ([]byte, error) {
 // ensureAdminToken installs the bootstrap admin token: AUDITEXPORT_ADMIN_TOKEN when set; else the
 // one from an earlier start; else a new one written to <data-dir>/admin-token. The token's value
 // is never logged, only the file's path.
-func ensureAdminToken(dataDir, fromEnv string, st *store.Store, log *slog.Logger) error {
+func ensureAdminToken(ctx context.Context, dataDir, fromEnv string, st store.Tokens, log *slog.Logger) error {
 	if fromEnv != "" {
 		if len(fromEnv) < MinAdminTokenLength {
 			return fmt.Errorf("AUDITEXPORT_ADMIN_TOKEN must be at least %d characters", MinAdminTokenLength)
 		}
-		if err := st.SetBootstrapToken(fromEnv); err != nil {
+		if err := st.SetBootstrapToken(ctx, fromEnv); err != nil {
 			return fmt.Errorf("store admin token: %w", err)
 		}
 		log.Info("admin token taken from AUDITEXPORT_ADMIN_TOKEN")
 		return nil
 	}
-	has, err := st.HasBootstrapToken()
+	has, err := st.HasBootstrapToken(ctx)
 	if err != nil {
 		return fmt.Errorf("read admin token: %w", err)
 	}
@@ -110,7 +111,7 @@ func ensureAdminToken(dataDir, fromEnv string, st *store.Store, log *slog.Logger
 	if err := writeSecretFile(path, token+"\n"); err != nil {
 		return fmt.Errorf("write admin token: %w", err)
 	}
-	if err := st.SetBootstrapToken(token); err != nil {
+	if err := st.SetBootstrapToken(ctx, token); err != nil {
 		return fmt.Errorf("store admin token: %w", err)
 	}
 	log.Info("generated admin token", "path", path)

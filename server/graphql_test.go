@@ -44,7 +44,7 @@ func newTestAPIWith(t testing.TB, cfg Config, buf store.BufferConfig) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetBootstrapToken(adminToken); err != nil {
+	if err := st.SetBootstrapToken(t.Context(), adminToken); err != nil {
 		t.Fatal(err)
 	}
 	logs := &testserver.LogBuffer{}

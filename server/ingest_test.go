@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/storetest"
 )
 
 var eventsStart = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -55,11 +56,11 @@ func gzipped(b []byte) []byte {
 
 func TestIngestAccepts(t *testing.T) {
 	api := newTestAPI(t)
-	ingestToken, _, err := api.store.CreateToken("platform", []store.Permission{store.PermissionIngest}, store.Principal{Name: "admin"})
+	ingestToken, _, err := api.store.CreateToken(t.Context(), "platform", []store.Permission{store.PermissionIngest}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := api.store.BufferStatus().Events // the token's own audit event
+	base := storetest.Status(t, api.store).Events // the token's own audit event
 
 	ndjson := eventtest.NDJSON(0, 50, eventsStart, time.Minute)
 	rec, resp := api.ingest(ingestToken, "application/x-ndjson", "", ndjson)
@@ -80,7 +81,7 @@ func TestIngestAccepts(t *testing.T) {
 	if rec.Code != http.StatusAccepted || resp.Accepted != 40 {
 		t.Fatalf("gzip: %d %s", rec.Code, rec.Body)
 	}
-	if got := api.store.BufferStatus().Events - base; got != 100 {
+	if got := storetest.Status(t, api.store).Events - base; got != 100 {
 		t.Fatalf("%d events buffered, want 100", got)
 	}
 	// ADMIN implies INGEST.
@@ -91,11 +92,11 @@ func TestIngestAccepts(t *testing.T) {
 
 func TestIngestRefusesBadRequestsAndStoresNothing(t *testing.T) {
 	api := newTestAPIWith(t, Config{MaxEventsBodyBytes: 64 << 10}, store.BufferConfig{})
-	audit, _, err := api.store.CreateToken("auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
+	audit, _, err := api.store.CreateToken(t.Context(), "auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := api.store.BufferStatus()
+	before := storetest.Status(t, api.store)
 	good := string(eventtest.Sample(1, eventsStart))
 	lines := func(ls ...string) []byte { return []byte(strings.Join(ls, "\n")) }
 	bomb := gzipped(bytes.Repeat([]byte(" "), 10<<20)) // 10 MiB of spaces, a few KiB compressed
@@ -130,7 +131,7 @@ func TestIngestRefusesBadRequestsAndStoresNothing(t *testing.T) {
 			}
 		})
 	}
-	if after := api.store.BufferStatus(); after.Events != before.Events || after.Head != before.Head {
+	if after := storetest.Status(t, api.store); after.Events != before.Events || after.Head != before.Head {
 		t.Fatalf("refused requests stored events: %+v -> %+v", before, after)
 	}
 	t.Run("every bad line is named", func(t *testing.T) {
@@ -155,7 +156,7 @@ func TestIngestWhenBufferIsFull(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "BUFFER_FULL") {
 		t.Fatalf("over the limit: %d %s (Retry-After %q)", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
 	}
-	if n := api.store.BufferStatus().Events; n != 25 {
+	if n := storetest.Status(t, api.store).Events; n != 25 {
 		t.Fatalf("%d events buffered, want 25", n)
 	}
 }

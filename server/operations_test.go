@@ -52,14 +52,14 @@ func TestEveryConfigurationOperation(t *testing.T) {
 			u.EndpointConfiguration.Bucket != "audit-bucket" || deref(u.EndpointConfiguration.Endpoint) != "http://127.0.0.1:9000" {
 			t.Fatalf("updated = %+v", u)
 		}
-		if s, _ := api.store.SecretAccessKey(a.ID); s != testSecret {
+		if s, _ := api.store.Secret(t.Context(), a.ID); s != testSecret {
 			t.Fatal("an update without secretAccessKey changed the secret")
 		}
 		ci.MustPost(`mutation($id: ID!) { updateS3AccessKeyExportConfiguration(data: { id: $id secretAccessKey: "rotated/secret/value" endpoint: "" }) { id } }`, &up, client.Var("id", a.ID))
-		if s, _ := api.store.SecretAccessKey(a.ID); s != "rotated/secret/value" {
+		if s, _ := api.store.Secret(t.Context(), a.ID); s != "rotated/secret/value" {
 			t.Fatal("the new secret was not stored")
 		}
-		got, _ := api.store.Configuration(a.ID)
+		got, _ := api.store.Configuration(t.Context(), a.ID)
 		if got.Endpoint != "" {
 			t.Fatalf("endpoint \"\" did not clear it: %+v", got)
 		}
@@ -90,7 +90,7 @@ func TestEveryConfigurationOperation(t *testing.T) {
 		if got := set(`serverSideEncryption: AWS_KMS sseKmsKeyId: "alias/audit"`); deref(got.ServerSideEncryption) != "AWS_KMS" || deref(got.SseKmsKeyID) != "alias/audit" {
 			t.Fatalf("set SSE-KMS: %+v", got)
 		}
-		if stored, _ := api.store.Configuration(r.ID); stored.ServerSideEncryption != store.SSEKMS || stored.ConnectionStatus == "SUCCESS" {
+		if stored, _ := api.store.Configuration(t.Context(), r.ID); stored.ServerSideEncryption != store.SSEKMS || stored.ConnectionStatus == "SUCCESS" {
 			t.Fatalf("stored %q, status %q: want aws:kms and a check voided by the change", stored.ServerSideEncryption, stored.ConnectionStatus)
 		}
 		if got := set(`serverSideEncryption: AES256`); deref(got.ServerSideEncryption) != "AES256" || got.SseKmsKeyID != nil {
@@ -128,7 +128,7 @@ func TestEveryConfigurationOperation(t *testing.T) {
 		if del.DeleteExportConfiguration.ID != a.ID {
 			t.Fatalf("deleted %+v", del)
 		}
-		if _, err := api.store.SecretAccessKey(a.ID); err == nil {
+		if _, err := api.store.Secret(t.Context(), a.ID); err == nil {
 			t.Fatal("the secret outlived its configuration")
 		}
 		var all struct{ GetAllExportConfigurations []configResult }
@@ -160,7 +160,7 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 	var role struct{ CreateS3AssumedRoleExportConfiguration struct{ ID string } }
 	api.client(adminToken).MustPost(`mutation { createS3AssumedRoleExportConfiguration(data: { interval: EVERY_HOUR bucket: "audit-bucket" region: "us-east-1" roleArn: "arn:aws:iam::123456789012:role/r" }) { id } }`, &role)
 	roleID := role.CreateS3AssumedRoleExportConfiguration.ID
-	before, _ := api.store.Configurations()
+	before, _ := api.store.Configurations(t.Context())
 
 	createAK := func(field string, value any) (string, map[string]any) {
 		d := map[string]any{"interval": "EVERY_HOUR", "bucket": "audit-bucket", "region": "us-east-1", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": testSecret}
@@ -247,7 +247,7 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 			}
 		})
 	}
-	after, _ := api.store.Configurations()
+	after, _ := api.store.Configurations(t.Context())
 	if len(after) != len(before) {
 		t.Fatalf("bad input changed the number of configurations: %d -> %d", len(before), len(after))
 	}
@@ -256,18 +256,18 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 			t.Errorf("bad input changed a configuration:\n%+v\n%+v", before[i], after[i])
 		}
 	}
-	if s, _ := api.store.SecretAccessKey(id); s != testSecret {
+	if s, _ := api.store.Secret(t.Context(), id); s != testSecret {
 		t.Error("bad input changed a secret")
 	}
 }
 
 func TestAuthentication(t *testing.T) {
 	api := newTestAPI(t)
-	ingest, _, err := api.store.CreateToken("ingester", []store.Permission{store.PermissionIngest}, store.Principal{Name: "admin"})
+	ingest, _, err := api.store.CreateToken(t.Context(), "ingester", []store.Permission{store.PermissionIngest}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	audit, _, err := api.store.CreateToken("auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
+	audit, _, err := api.store.CreateToken(t.Context(), "auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestAuthentication(t *testing.T) {
 			}
 		})
 	}
-	if all, _ := api.store.Configurations(); len(all) != 2 {
+	if all, _ := api.store.Configurations(t.Context()); len(all) != 2 {
 		t.Fatalf("want exactly the AUDIT token's two creates, got %d configurations", len(all))
 	}
 	for _, c := range mustConfigs(t, api) {
@@ -388,7 +388,7 @@ func TestAuthentication(t *testing.T) {
 
 func mustConfigs(t *testing.T, api *testAPI) []store.ExportConfiguration {
 	t.Helper()
-	cs, err := api.store.Configurations()
+	cs, err := api.store.Configurations(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

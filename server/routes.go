@@ -28,10 +28,18 @@ import (
 // GraphQLPath is where the control plane is served, as in Immuta's API.
 const GraphQLPath = "/api/audit/graphql"
 
+// Store is what the routes need from persistence: all the resolvers need, authentication,
+// ingestion and readiness, and the store's metrics.
+type Store interface {
+	graph.Store
+	store.Health
+	Collectors() []prometheus.Collector
+}
+
 // Server holds the routes of one auditexport instance.
 type Server struct {
 	cfg      Config
-	store    *store.Store
+	store    Store
 	checker  *exporter.Checker
 	exporter *exporter.Exporter
 	log      *slog.Logger
@@ -42,7 +50,7 @@ type Server struct {
 
 // New builds the routes over an open store; checker and exp run the connectivity checks and
 // exports that mutations ask for.
-func New(cfg Config, st *store.Store, checker *exporter.Checker, exp *exporter.Exporter) *Server {
+func New(cfg Config, st Store, checker *exporter.Checker, exp *exporter.Exporter) *Server {
 	cfg.fillDefaults()
 	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry()}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -121,9 +129,9 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := s.store.Ready(); err != nil {
+	if err := s.store.Ready(r.Context()); err != nil {
 		s.log.Warn("not ready", "error", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "store unavailable\n")
@@ -141,7 +149,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, graph.ErrUnauthenticated.Error())
 			return
 		}
-		p, err := s.store.Authenticate(token)
+		p, err := s.store.Authenticate(r.Context(), token)
 		if errors.Is(err, store.ErrUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="auditexport", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, "the API token is not valid")

@@ -91,7 +91,7 @@ func TestRequestLimits(t *testing.T) {
 
 func TestRoutes(t *testing.T) {
 	api := newTestAPI(t)
-	metricsToken, _, err := api.store.CreateToken("prometheus", []store.Permission{store.PermissionMetrics}, store.Principal{Name: "admin"})
+	metricsToken, _, err := api.store.CreateToken(t.Context(), "prometheus", []store.Permission{store.PermissionMetrics}, store.Principal{Name: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRoutes(t *testing.T) {
 		})
 	}
 	t.Run("metrics without the permission", func(t *testing.T) {
-		audit, _, err := api.store.CreateToken("auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
+		audit, _, err := api.store.CreateToken(t.Context(), "auditor", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
 		if err != nil {
 			t.Fatal(err)
 		}

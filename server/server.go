@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("close store", "error", err)
 		}
 	}()
-	if err := ensureAdminToken(cfg.DataDir, cfg.AdminToken, st, log); err != nil {
+	if err := ensureAdminToken(ctx, cfg.DataDir, cfg.AdminToken, st, log); err != nil {
 		return err
 	}
 

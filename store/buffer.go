@@ -415,14 +415,17 @@ func (s *Store) seqBeforeReceived(tx *bolt.Tx, t time.Time, head uint64) (uint64
 
 // PendingEvents is how many buffered events come after cursor: those a configuration at that
 // cursor has still to export (events already removed from the buffer are not pending).
-func (s *Store) PendingEvents(cursor uint64) int64 {
+func (s *Store) PendingEvents(ctx context.Context, cursor uint64) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	s.buf.mu.RLock()
 	defer s.buf.mu.RUnlock()
 	if len(s.buf.segments) == 0 {
-		return 0
+		return 0, nil
 	}
 	head := s.buf.next - 1
-	return int64(head - min(max(cursor, s.buf.segments[0].First-1), head))
+	return int64(head - min(max(cursor, s.buf.segments[0].First-1), head)), nil
 }
 
 // readChunk bounds what one read transaction of ReadEvents copies out.
@@ -438,7 +441,7 @@ const (
 // transaction open: fn may take as long as it likes, and may wait on work that writes to the
 // store. (A read transaction held across such a wait deadlocks: a write that grows the file
 // waits for every open read transaction to end.)
-func (s *Store) ReadEvents(after uint64, limit int, fn func(seq uint64, record []byte) bool) error {
+func (s *Store) ReadEvents(ctx context.Context, after uint64, limit int, fn func(seq uint64, record []byte) bool) error {
 	var (
 		seqs []uint64
 		ends []int
@@ -517,7 +520,10 @@ type BufferStatus struct {
 }
 
 // BufferStatus reports the buffer's state.
-func (s *Store) BufferStatus() BufferStatus {
+func (s *Store) BufferStatus(ctx context.Context) (BufferStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return BufferStatus{}, err
+	}
 	b := s.buf
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -528,5 +534,5 @@ func (s *Store) BufferStatus() BufferStatus {
 	if len(b.segments) > 0 {
 		st.OldestSeq, st.OldestReceivedAt = b.segments[0].First, b.segments[0].OpenedAt
 	}
-	return st
+	return st, nil
 }

@@ -62,7 +62,7 @@ func batchOf(t *testing.T, first, n int) *event.Batch {
 func readAll(t *testing.T, st *store.Store, after uint64) []event.Event {
 	t.Helper()
 	var out []event.Event
-	err := st.ReadEvents(after, 0, func(seq uint64, rec []byte) bool {
+	err := st.ReadEvents(t.Context(), after, 0, func(seq uint64, rec []byte) bool {
 		e, err := event.Decode(seq, rec)
 		if err != nil {
 			t.Fatal(err)
@@ -115,11 +115,11 @@ func TestAppendReadAndDedup(t *testing.T) {
 		t.Fatalf("read after 13: %d events starting at %d", len(got), got[0].Seq)
 	}
 	var limited []uint64
-	st.ReadEvents(5, 3, func(seq uint64, _ []byte) bool { limited = append(limited, seq); return true })
+	st.ReadEvents(ctx, 5, 3, func(seq uint64, _ []byte) bool { limited = append(limited, seq); return true })
 	if fmt.Sprint(limited) != "[6 7 8]" {
 		t.Fatalf("limited read: %v", limited)
 	}
-	status := st.BufferStatus()
+	status := storetest.Status(t, st)
 	if status.Events != 31 || status.Head != 31 || status.OldestSeq != 1 || status.Segments != 5 || status.Bytes <= 0 {
 		t.Fatalf("status %+v", status)
 	}
@@ -134,7 +134,7 @@ func TestAppendReadAndDedup(t *testing.T) {
 	if err != nil || r.Accepted != 5 || r.Duplicates != 5 || r.First != 32 {
 		t.Fatalf("after reopen: %+v %v", r, err)
 	}
-	if after := st.BufferStatus(); after.Events != 36 || after.Bytes <= status.Bytes {
+	if after := storetest.Status(t, st); after.Events != 36 || after.Bytes <= status.Bytes {
 		t.Fatalf("status after reopen: %+v", after)
 	}
 }
@@ -208,7 +208,7 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A configuration exports only what comes after its creation (its own audit event first).
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(ctx, accessKeyConfig(), testSecret, alice)
 	if err != nil || c.Cursor != 30 || st.Head() != 31 {
 		t.Fatalf("cursor at creation = %d, head %d (%v); want 30 and 31", c.Cursor, st.Head(), err)
 	}
@@ -216,15 +216,15 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if r, _ := st.Trim(); r.Segments != 0 {
+	if r, _ := st.Trim(ctx); r.Segments != 0 {
 		t.Fatalf("trimmed within the minimum retention: %+v", r)
 	}
 	clk.Advance(2 * time.Hour)
-	r, err := st.Trim()
+	r, err := st.Trim(ctx)
 	if err != nil || r.Segments != 3 || r.Events != 30 || r.Dropped != 0 {
 		t.Fatalf("trim of exported events: %+v %v", r, err)
 	}
-	if s := st.BufferStatus(); s.Events != 21 || s.OldestSeq != 31 || s.Dropped != 0 {
+	if s := storetest.Status(t, st); s.Events != 21 || s.OldestSeq != 31 || s.Dropped != 0 {
 		t.Fatalf("status after trim: %+v", s)
 	}
 	// A trimmed id is forgotten: the same event is accepted again.
@@ -233,47 +233,47 @@ func TestRetention(t *testing.T) {
 	}
 
 	// Disabled configurations do not hold events.
-	st.SetEnabled(c.ID, bob, false)
+	st.SetEnabled(ctx, c.ID, bob, false)
 	clk.Advance(2 * time.Hour)
-	if r, _ := st.Trim(); r.Dropped != 0 || st.BufferStatus().Events != 0 {
-		t.Fatalf("trim with the only configuration disabled: %+v, %+v", r, st.BufferStatus())
+	if r, _ := st.Trim(ctx); r.Dropped != 0 || storetest.Status(t, st).Events != 0 {
+		t.Fatalf("trim with the only configuration disabled: %+v, %+v", r, storetest.Status(t, st))
 	}
-	st.SetEnabled(c.ID, bob, true)
+	st.SetEnabled(ctx, c.ID, bob, true)
 	if _, err := st.AppendEvents(ctx, batchOf(t, 200, 15)); err != nil { // unexported by c
 		t.Fatal(err)
 	}
-	unexported := st.BufferStatus().Events // the 15 and the ENABLE audit event
+	unexported := storetest.Status(t, st).Events // the 15 and the ENABLE audit event
 	clk.Advance(24 * time.Hour)
-	if r, _ := st.Trim(); r.Segments != 0 {
+	if r, _ := st.Trim(ctx); r.Segments != 0 {
 		t.Fatalf("trimmed unexported events before the age limit: %+v", r)
 	}
 	clk.Advance(25 * time.Hour)
-	r, err = st.Trim()
+	r, err = st.Trim(ctx)
 	if err != nil || r.Events != unexported || r.Dropped != unexported || unexported != 16 {
 		t.Fatalf("trim past the age limit: %+v %v (%d unexported)", r, err, unexported)
 	}
 	head := st.Head()
 	st.Close()
 	st = openBuffer(t, path, cfg, clk.Now)
-	if s := st.BufferStatus(); s.Dropped != 16 || s.Events != 0 || s.Head != head {
+	if s := storetest.Status(t, st); s.Dropped != 16 || s.Events != 0 || s.Head != head {
 		t.Fatalf("status after reopen: %+v", s)
 	}
 }
 
 func TestChangesAreAudited(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	secret := "rotated-secret-value"
-	st.UpdateConfiguration(c.ID, bob, func(x *store.ExportConfiguration) error { x.Interval = store.Every24Hours; return nil }, &secret)
-	st.UpdateConfiguration(c.ID, bob, func(*store.ExportConfiguration) error { return nil }, nil) // no change, no event
-	st.SetEnabled(c.ID, bob, false)
-	st.SetEnabled(c.ID, bob, true)
-	st.CreateToken("ci", []store.Permission{store.PermissionAudit}, admin)
-	st.DeleteConfiguration(c.ID, bob)
-	st.RecordConnectionCheck(c.ID, c.Revision, store.ConnectionSuccess, time.Now()) // not a user change
+	st.UpdateConfiguration(t.Context(), c.ID, bob, func(x *store.ExportConfiguration) error { x.Interval = store.Every24Hours; return nil }, &secret)
+	st.UpdateConfiguration(t.Context(), c.ID, bob, func(*store.ExportConfiguration) error { return nil }, nil) // no change, no event
+	st.SetEnabled(t.Context(), c.ID, bob, false)
+	st.SetEnabled(t.Context(), c.ID, bob, true)
+	st.CreateToken(t.Context(), "ci", []store.Permission{store.PermissionAudit}, admin)
+	st.DeleteConfiguration(t.Context(), c.ID, bob)
+	st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, time.Now()) // not a user change
 
 	events := readAll(t, st, 0)
 	want := []struct{ action, target, payloadType, actor string }{
@@ -321,7 +321,7 @@ func TestReadEventsCallbackMayWrite(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		wrote := false
-		done <- st.ReadEvents(0, 0, func(seq uint64, _ []byte) bool {
+		done <- st.ReadEvents(t.Context(), 0, 0, func(seq uint64, _ []byte) bool {
 			if !wrote {
 				wrote = true
 				// Enough to grow the file well beyond what is mapped.
@@ -343,7 +343,7 @@ func TestReadEventsCallbackMayWrite(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("a write from inside ReadEvents never finished: deadlock")
 	}
-	if n := st.BufferStatus().Events; n != 42_000 {
+	if n := storetest.Status(t, st).Events; n != 42_000 {
 		t.Fatalf("%d events, want 42000", n)
 	}
 }
@@ -379,7 +379,7 @@ func TestStartTimeExportsWhatIsStillBuffered(t *testing.T) {
 		cfg := accessKeyConfig()
 		cfg.StartTime = c.start
 		head := st.Head()
-		created, err := st.CreateConfiguration(cfg, testSecret, alice)
+		created, err := st.CreateConfiguration(t.Context(), cfg, testSecret, alice)
 		if err != nil || created.Cursor != min(c.cursor, head) || !created.StartTime.Equal(c.start) {
 			t.Errorf("%s: cursor %d, start %v (%v); want cursor %d", c.name, created.Cursor, created.StartTime, err, min(c.cursor, head))
 		}
@@ -388,7 +388,7 @@ func TestStartTimeExportsWhatIsStillBuffered(t *testing.T) {
 	cfg := accessKeyConfig()
 	cfg.StartTime = clk.Now().Add(time.Minute)
 	var v *store.ValidationError
-	if _, err := st.CreateConfiguration(cfg, testSecret, alice); !errors.As(err, &v) || v.Fields[0].Field != "startTime" {
+	if _, err := st.CreateConfiguration(t.Context(), cfg, testSecret, alice); !errors.As(err, &v) || v.Fields[0].Field != "startTime" {
 		t.Fatalf("start time in the future: %v", err)
 	}
 }

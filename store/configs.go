@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -32,7 +33,7 @@ func secretAD(id string) []byte { return []byte("export-configuration-secret/" +
 
 // CreateConfiguration validates c, gives it an id, timestamps and PENDING status, and stores it
 // with its sealed secret (access-key configurations only) in one transaction.
-func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Principal) (ExportConfiguration, error) {
+func (s *Store) CreateConfiguration(ctx context.Context, c ExportConfiguration, secret string, by Principal) (ExportConfiguration, error) {
 	var errs fieldErrors
 	errs.merge(c.Validate())
 	s.checkEndpointAllowed(&errs, c.Endpoint)
@@ -87,7 +88,7 @@ func (s *Store) CreateConfiguration(c ExportConfiguration, secret string, by Pri
 }
 
 // Configuration returns the configuration with the given id.
-func (s *Store) Configuration(id string) (ExportConfiguration, error) {
+func (s *Store) Configuration(ctx context.Context, id string) (ExportConfiguration, error) {
 	var c ExportConfiguration
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -98,7 +99,7 @@ func (s *Store) Configuration(id string) (ExportConfiguration, error) {
 }
 
 // Configurations returns every configuration, oldest first.
-func (s *Store) Configurations() ([]ExportConfiguration, error) {
+func (s *Store) Configurations(ctx context.Context) ([]ExportConfiguration, error) {
 	var out []ExportConfiguration
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachJSON(tx.Bucket(bucketConfigs), func(c ExportConfiguration) error {
@@ -116,12 +117,12 @@ type Change func(c *ExportConfiguration) error
 // replaces its secret; the result is validated before anything is written. A change to where or
 // how the service writes voids the last connectivity result (status back to PENDING). An update
 // that changes nothing writes nothing and keeps updatedAt.
-func (s *Store) UpdateConfiguration(id string, by Principal, change Change, newSecret *string) (ExportConfiguration, error) {
-	return s.updateConfiguration(id, by, change, newSecret, auditUpdate)
+func (s *Store) UpdateConfiguration(ctx context.Context, id string, by Principal, change Change, newSecret *string) (ExportConfiguration, error) {
+	return s.updateConfiguration(ctx, id, by, change, newSecret, auditUpdate)
 }
 
 // updateConfiguration is UpdateConfiguration recording the change as action.
-func (s *Store) updateConfiguration(id string, by Principal, change Change, newSecret *string, action string) (ExportConfiguration, error) {
+func (s *Store) updateConfiguration(ctx context.Context, id string, by Principal, change Change, newSecret *string, action string) (ExportConfiguration, error) {
 	var updated ExportConfiguration
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		old, err := getConfig(tx, id)
@@ -185,7 +186,7 @@ func (s *Store) updateConfiguration(id string, by Principal, change Change, newS
 // is ConnectionSuccess or the error text. When the destination has changed since (another
 // revision), nothing is written and the current configuration is returned. A check is not an
 // edit: updatedAt and updatedBy stay as they were.
-func (s *Store) RecordConnectionCheck(id string, revision int64, status string, at time.Time) (ExportConfiguration, error) {
+func (s *Store) RecordConnectionCheck(ctx context.Context, id string, revision int64, status string, at time.Time) (ExportConfiguration, error) {
 	var c ExportConfiguration
 	err := s.update(func(tx *bolt.Tx, _ *eventWriter) error {
 		var err error
@@ -218,19 +219,19 @@ func (s *Store) secretDiffers(tx *bolt.Tx, id, secret string) bool {
 }
 
 // SetEnabled turns exports of a configuration on or off.
-func (s *Store) SetEnabled(id string, by Principal, enabled bool) (ExportConfiguration, error) {
+func (s *Store) SetEnabled(ctx context.Context, id string, by Principal, enabled bool) (ExportConfiguration, error) {
 	action := auditDisable
 	if enabled {
 		action = auditEnable
 	}
-	return s.updateConfiguration(id, by, func(c *ExportConfiguration) error {
+	return s.updateConfiguration(ctx, id, by, func(c *ExportConfiguration) error {
 		c.Enabled = enabled
 		return nil
 	}, nil, action)
 }
 
 // DeleteConfiguration removes a configuration and its secret, returning what was removed.
-func (s *Store) DeleteConfiguration(id string, by Principal) (ExportConfiguration, error) {
+func (s *Store) DeleteConfiguration(ctx context.Context, id string, by Principal) (ExportConfiguration, error) {
 	var c ExportConfiguration
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		var err error
@@ -251,9 +252,9 @@ func (s *Store) DeleteConfiguration(id string, by Principal) (ExportConfiguratio
 	return c, err
 }
 
-// SecretAccessKey opens the sealed secret of an access-key configuration. Only the code that
-// signs requests to S3 should call it.
-func (s *Store) SecretAccessKey(id string) (string, error) {
+// Secret opens the sealed secret of a configuration. Only the code that authenticates to the
+// destination should call it.
+func (s *Store) Secret(ctx context.Context, id string) (string, error) {
 	var secret string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		sealed := tx.Bucket(bucketSecrets).Get([]byte(id))

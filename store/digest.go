@@ -1,12 +1,9 @@
 package store
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -38,30 +35,11 @@ func (s *Store) loadDigestKey(meta *bolt.Bucket) error {
 	return nil
 }
 
-// SignDigest signs a digest body with the store's Ed25519 key.
-func (s *Store) SignDigest(body []byte) []byte { return ed25519.Sign(s.digestKey, body) }
-
-// DigestPublicKey is the key that verifies digest signatures.
-func (s *Store) DigestPublicKey() ed25519.PublicKey {
-	return s.digestKey.Public().(ed25519.PublicKey)
-}
-
-// DigestPublicKeyPEM is DigestPublicKey as a PEM "PUBLIC KEY" block (PKIX), as openssl reads it.
-func (s *Store) DigestPublicKeyPEM() string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: s.digestPublicKeyDER()}))
-}
-
-// DigestPublicKeySHA256 is the hex SHA-256 of the key's PKIX form: the name of the key that
-// signed, in every digest's metadata.
-func (s *Store) DigestPublicKeySHA256() string {
-	sum := sha256.Sum256(s.digestPublicKeyDER())
-	return hex.EncodeToString(sum[:])
-}
-
-func (s *Store) digestPublicKeyDER() []byte {
-	der, err := x509.MarshalPKIXPublicKey(s.DigestPublicKey())
-	if err != nil {
-		panic(err) // an Ed25519 public key always marshals
+// DigestSigningKey returns the Ed25519 key that signs export digests. The exporter signs; the
+// store only keeps the key, sealed.
+func (s *Store) DigestSigningKey(ctx context.Context) (ed25519.PrivateKey, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return der
+	return s.digestKey, nil
 }

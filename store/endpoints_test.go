@@ -57,21 +57,21 @@ func TestEndpointPolicyIsEnforcedOnWrites(t *testing.T) {
 
 	cfg := accessKeyConfig()
 	cfg.Endpoint = "http://169.254.169.254"
-	if _, err := st.CreateConfiguration(cfg, testSecret, alice); !isValidation(err, "endpoint") || !strings.Contains(err.Error(), "not among this server's allowed endpoints") {
+	if _, err := st.CreateConfiguration(t.Context(), cfg, testSecret, alice); !isValidation(err, "endpoint") || !strings.Contains(err.Error(), "not among this server's allowed endpoints") {
 		t.Fatalf("create with an endpoint outside the policy: %v", err)
 	}
 	cfg.Endpoint = "https://s3.example.com"
-	c, err := st.CreateConfiguration(cfg, testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), cfg, testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.UpdateConfiguration(c.ID, alice, func(c *store.ExportConfiguration) error { c.Endpoint = "http://10.0.0.1"; return nil }, nil); !isValidation(err, "endpoint") {
+	if _, err := st.UpdateConfiguration(t.Context(), c.ID, alice, func(c *store.ExportConfiguration) error { c.Endpoint = "http://10.0.0.1"; return nil }, nil); !isValidation(err, "endpoint") {
 		t.Fatalf("update to an endpoint outside the policy: %v", err)
 	}
-	if got, _ := st.Configuration(c.ID); got.Endpoint != "https://s3.example.com" {
+	if got, _ := st.Configuration(t.Context(), c.ID); got.Endpoint != "https://s3.example.com" {
 		t.Fatalf("a refused update changed the endpoint to %q", got.Endpoint)
 	}
-	if _, err := st.UpdateConfiguration(c.ID, alice, func(c *store.ExportConfiguration) error { c.Interval = store.EveryHour; return nil }, nil); err != nil {
+	if _, err := st.UpdateConfiguration(t.Context(), c.ID, alice, func(c *store.ExportConfiguration) error { c.Interval = store.EveryHour; return nil }, nil); err != nil {
 		t.Fatalf("update leaving the allowed endpoint: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -124,7 +125,7 @@ func activeJob(tx *bolt.Tx, configID string) (job ExportJob, found bool, err err
 // at a time per destination). scheduledAt, when not zero, records the schedule boundary this job
 // serves, also when there is nothing to export: then a scheduled job is not created
 // (ErrNothingToExport) and a manual one is recorded as already SUCCEEDED with no events.
-func (s *Store) CreateJob(configID string, plan ExportPlan, manual bool, scheduledAt time.Time) (ExportJob, error) {
+func (s *Store) CreateJob(ctx context.Context, configID string, plan ExportPlan, manual bool, scheduledAt time.Time) (ExportJob, error) {
 	var job ExportJob
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		c, err := getConfig(tx, configID)
@@ -167,7 +168,7 @@ func (s *Store) CreateJob(configID string, plan ExportPlan, manual bool, schedul
 }
 
 // MarkScheduled records that the schedule boundary at has been served without a job.
-func (s *Store) MarkScheduled(configID string, at time.Time) error {
+func (s *Store) MarkScheduled(ctx context.Context, configID string, at time.Time) error {
 	return s.update(func(tx *bolt.Tx, _ *eventWriter) error {
 		c, err := getConfig(tx, configID)
 		if err != nil {
@@ -201,7 +202,7 @@ func (s *Store) updateJob(id string, change func(tx *bolt.Tx, j *ExportJob) erro
 }
 
 // StartAttempt marks a job RUNNING and counts the attempt.
-func (s *Store) StartAttempt(id string) (ExportJob, error) {
+func (s *Store) StartAttempt(ctx context.Context, id string) (ExportJob, error) {
 	return s.updateJob(id, func(_ *bolt.Tx, j *ExportJob) error {
 		if j.Finished() {
 			return fmt.Errorf("export job %s already succeeded", id)
@@ -213,7 +214,7 @@ func (s *Store) StartAttempt(id string) (ExportJob, error) {
 }
 
 // FailAttempt records a failed attempt: the reason, and when to try again.
-func (s *Store) FailAttempt(id, reason string, next time.Time) (ExportJob, error) {
+func (s *Store) FailAttempt(ctx context.Context, id, reason string, next time.Time) (ExportJob, error) {
 	return s.updateJob(id, func(_ *bolt.Tx, j *ExportJob) error {
 		j.Status, j.FailureReason, j.NextAttemptAt, j.EndedAt = JobFailed, reason, next.UTC(), s.now().UTC()
 		return nil
@@ -222,7 +223,7 @@ func (s *Store) FailAttempt(id, reason string, next time.Time) (ExportJob, error
 
 // InterruptAttempt puts a job back to PENDING after its attempt was cut short by a shutdown;
 // it resumes at the next start and the interruption does not count as a failure.
-func (s *Store) InterruptAttempt(id string) (ExportJob, error) {
+func (s *Store) InterruptAttempt(ctx context.Context, id string) (ExportJob, error) {
 	return s.updateJob(id, func(_ *bolt.Tx, j *ExportJob) error {
 		j.Status, j.Attempts = JobPending, max(j.Attempts-1, 0)
 		return nil
@@ -238,7 +239,7 @@ func (s *Store) InterruptAttempt(id string) (ExportJob, error) {
 //
 // digest, when the job wrote one, becomes the configuration's LastDigest, to which the next
 // job's digest links.
-func (s *Store) CompleteJob(id string, events, objects, bytes int64, digest DigestRef) (ExportJob, error) {
+func (s *Store) CompleteJob(ctx context.Context, id string, events, objects, bytes int64, digest DigestRef) (ExportJob, error) {
 	return s.updateJob(id, func(tx *bolt.Tx, j *ExportJob) error {
 		now := s.now().UTC()
 		j.Status, j.EndedAt, j.FailureReason, j.NextAttemptAt = JobSucceeded, now, "", time.Time{}
@@ -317,7 +318,7 @@ func taskKey(jobID string, index int) []byte {
 }
 
 // PutTask stores a task of an existing job, replacing an earlier version of it.
-func (s *Store) PutTask(t ExportTask) (ExportTask, error) {
+func (s *Store) PutTask(ctx context.Context, t ExportTask) (ExportTask, error) {
 	err := s.update(func(tx *bolt.Tx, _ *eventWriter) error {
 		if tx.Bucket(bucketJobs).Get([]byte(t.JobID)) == nil {
 			return jobNotFound(t.JobID)
@@ -328,7 +329,7 @@ func (s *Store) PutTask(t ExportTask) (ExportTask, error) {
 }
 
 // Task returns task index of a job, if it was stored by an earlier attempt.
-func (s *Store) Task(jobID string, index int) (ExportTask, bool, error) {
+func (s *Store) Task(ctx context.Context, jobID string, index int) (ExportTask, bool, error) {
 	var t ExportTask
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -343,7 +344,7 @@ func (s *Store) Task(jobID string, index int) (ExportTask, bool, error) {
 }
 
 // Job returns one job.
-func (s *Store) Job(id string) (ExportJob, error) {
+func (s *Store) Job(ctx context.Context, id string) (ExportJob, error) {
 	var job ExportJob
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketJobs).Get([]byte(id))
@@ -356,7 +357,7 @@ func (s *Store) Job(id string) (ExportJob, error) {
 }
 
 // Jobs returns a configuration's jobs, newest first, at most limit (all when limit <= 0).
-func (s *Store) Jobs(configID string, limit int) ([]ExportJob, error) {
+func (s *Store) Jobs(ctx context.Context, configID string, limit int) ([]ExportJob, error) {
 	var jobs []ExportJob
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachJobOf(tx, configID, func(j ExportJob) bool {
@@ -367,8 +368,25 @@ func (s *Store) Jobs(configID string, limit int) ([]ExportJob, error) {
 	return jobs, err
 }
 
+// LatestJobs returns the newest job of each configuration named that has one, in one read.
+func (s *Store) LatestJobs(ctx context.Context, configIDs []string) (map[string]ExportJob, error) {
+	latest := make(map[string]ExportJob, len(configIDs))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, id := range configIDs {
+			if err := eachJobOf(tx, id, func(j ExportJob) bool {
+				latest[id] = j
+				return false
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return latest, err
+}
+
 // UnfinishedJobs returns every job that has not succeeded, oldest first.
-func (s *Store) UnfinishedJobs() ([]ExportJob, error) {
+func (s *Store) UnfinishedJobs(ctx context.Context) ([]ExportJob, error) {
 	var jobs []ExportJob
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachJSON(tx.Bucket(bucketJobs), func(j ExportJob) error {
@@ -382,7 +400,7 @@ func (s *Store) UnfinishedJobs() ([]ExportJob, error) {
 }
 
 // Tasks returns a job's tasks in order.
-func (s *Store) Tasks(jobID string) ([]ExportTask, error) {
+func (s *Store) Tasks(ctx context.Context, jobID string) ([]ExportTask, error) {
 	var tasks []ExportTask
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketJobs).Get([]byte(jobID)) == nil {

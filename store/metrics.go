@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,7 +30,10 @@ func newMetrics() *metrics {
 // watch adds gauges that read the buffer's state at scrape time.
 func (m *metrics) watch(s *Store) {
 	gauge := func(name, help string, value func(BufferStatus) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return value(s.BufferStatus()) })
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			st, _ := s.BufferStatus(context.Background())
+			return value(st)
+		})
 	}
 	m.gauges = []prometheus.Collector{
 		gauge("auditexport_buffer_events", "Events in the buffer.", func(b BufferStatus) float64 { return float64(b.Events) }),

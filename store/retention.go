@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -21,7 +22,7 @@ func (s *Store) trimLoop() {
 		case <-s.closing:
 			return
 		case <-ticker.C:
-			if _, err := s.Trim(); err != nil {
+			if _, err := s.Trim(context.Background()); err != nil {
 				s.log.Error("trim event buffer", "error", err)
 			}
 		}
@@ -39,7 +40,7 @@ type TrimResult struct {
 // Trim removes the oldest segments whose events every enabled configuration has exported and
 // that are older than MinRetention, and segments older than MaxAge whatever their state. It stops
 // at the first segment it must keep, so the buffer stays one contiguous run of seqs.
-func (s *Store) Trim() (TrimResult, error) {
+func (s *Store) Trim(ctx context.Context) (TrimResult, error) {
 	var res TrimResult
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		watermark, err := exportedWatermark(tx, w.next-1)

@@ -6,6 +6,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -182,7 +183,7 @@ func (s *Store) update(fn func(tx *bolt.Tx, w *eventWriter) error) error {
 }
 
 // Ready reports whether the file is open and readable.
-func (s *Store) Ready() error {
+func (s *Store) Ready(ctx context.Context) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) == nil {
 			return errors.New("store is not initialized")

@@ -40,7 +40,7 @@ func assumedRoleConfig() store.ExportConfiguration {
 
 func TestCreateAndRead(t *testing.T) {
 	st := storetest.New(t)
-	created, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	created, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,29 +48,29 @@ func TestCreateAndRead(t *testing.T) {
 		created.UpdatedBy != "alice" || !created.ConnectionCheckedAt.IsZero() {
 		t.Fatalf("created = %+v", created)
 	}
-	got, err := st.Configuration(created.ID)
+	got, err := st.Configuration(t.Context(), created.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != created {
 		t.Fatalf("read back %+v, want %+v", got, created)
 	}
-	secret, err := st.SecretAccessKey(created.ID)
+	secret, err := st.Secret(t.Context(), created.ID)
 	if err != nil || secret != testSecret {
 		t.Fatalf("SecretAccessKey = %q, %v", secret, err)
 	}
-	second, err := st.CreateConfiguration(assumedRoleConfig(), "", alice)
+	second, err := st.CreateConfiguration(t.Context(), assumedRoleConfig(), "", alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := st.Configurations()
+	all, err := st.Configurations(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 2 || all[0].ID != created.ID || all[1].ID != second.ID {
 		t.Fatalf("Configurations() = %+v, want both, oldest first", all)
 	}
-	if _, err := st.SecretAccessKey(second.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.Secret(t.Context(), second.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("assumed-role configuration has a secret: %v", err)
 	}
 }
@@ -79,13 +79,13 @@ func TestInvalidCreateStoresNothing(t *testing.T) {
 	st := storetest.New(t)
 	bad := accessKeyConfig()
 	bad.Bucket = "Not_A_Bucket"
-	if _, err := st.CreateConfiguration(bad, testSecret, alice); !isValidation(err, "bucket") {
+	if _, err := st.CreateConfiguration(t.Context(), bad, testSecret, alice); !isValidation(err, "bucket") {
 		t.Fatalf("create with bad bucket: %v", err)
 	}
-	if _, err := st.CreateConfiguration(accessKeyConfig(), "short", alice); !isValidation(err, "secretAccessKey") {
+	if _, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), "short", alice); !isValidation(err, "secretAccessKey") {
 		t.Fatalf("create with short secret: %v", err)
 	}
-	if all, _ := st.Configurations(); len(all) != 0 {
+	if all, _ := st.Configurations(t.Context()); len(all) != 0 {
 		t.Fatalf("invalid creates stored %d configurations", len(all))
 	}
 }
@@ -105,7 +105,7 @@ func isValidation(err error, field string) bool {
 
 func TestUpdate(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +113,13 @@ func TestUpdate(t *testing.T) {
 
 	t.Run("no change keeps updatedAt", func(t *testing.T) {
 		same := testSecret
-		got, err := st.UpdateConfiguration(c.ID, bob, noChange, &same)
+		got, err := st.UpdateConfiguration(t.Context(), c.ID, bob, noChange, &same)
 		if err != nil || got != c {
 			t.Fatalf("no-op update = %+v, %v; want %+v", got, err, c)
 		}
 	})
 	t.Run("interval keeps status and secret", func(t *testing.T) {
-		got, err := st.UpdateConfiguration(c.ID, bob, func(c *store.ExportConfiguration) error {
+		got, err := st.UpdateConfiguration(t.Context(), c.ID, bob, func(c *store.ExportConfiguration) error {
 			c.Interval = store.Every24Hours
 			return nil
 		}, nil)
@@ -129,24 +129,24 @@ func TestUpdate(t *testing.T) {
 		if got.Interval != store.Every24Hours || got.UpdatedBy != "bob" || got.CreatedBy != "alice" || got.UpdatedAt.Before(c.UpdatedAt) {
 			t.Fatalf("updated = %+v", got)
 		}
-		if s, _ := st.SecretAccessKey(c.ID); s != testSecret {
+		if s, _ := st.Secret(t.Context(), c.ID); s != testSecret {
 			t.Fatal("secret changed by an update that omitted it")
 		}
 	})
 	t.Run("new secret is stored", func(t *testing.T) {
 		newSecret := "another-secret-key-value"
-		if _, err := st.UpdateConfiguration(c.ID, bob, noChange, &newSecret); err != nil {
+		if _, err := st.UpdateConfiguration(t.Context(), c.ID, bob, noChange, &newSecret); err != nil {
 			t.Fatal(err)
 		}
-		if s, _ := st.SecretAccessKey(c.ID); s != newSecret {
+		if s, _ := st.Secret(t.Context(), c.ID); s != newSecret {
 			t.Fatalf("secret = %q, want the new one", s)
 		}
 	})
 	t.Run("invalid update leaves data as it was", func(t *testing.T) {
-		before, _ := st.Configuration(c.ID)
-		secretBefore, _ := st.SecretAccessKey(c.ID)
+		before, _ := st.Configuration(t.Context(), c.ID)
+		secretBefore, _ := st.Secret(t.Context(), c.ID)
 		tooShort := "x"
-		_, err := st.UpdateConfiguration(c.ID, bob, func(c *store.ExportConfiguration) error {
+		_, err := st.UpdateConfiguration(t.Context(), c.ID, bob, func(c *store.ExportConfiguration) error {
 			c.Bucket = "ok-bucket"
 			c.Path = "../escape"
 			return nil
@@ -154,14 +154,14 @@ func TestUpdate(t *testing.T) {
 		if !isValidation(err, "path") || !isValidation(err, "secretAccessKey") {
 			t.Fatalf("err = %v, want path and secretAccessKey errors", err)
 		}
-		after, _ := st.Configuration(c.ID)
-		secretAfter, _ := st.SecretAccessKey(c.ID)
+		after, _ := st.Configuration(t.Context(), c.ID)
+		secretAfter, _ := st.Secret(t.Context(), c.ID)
 		if after != before || secretAfter != secretBefore {
 			t.Fatalf("failed update changed the record: %+v -> %+v", before, after)
 		}
 	})
 	t.Run("id, kind and creation are immutable", func(t *testing.T) {
-		got, err := st.UpdateConfiguration(c.ID, bob, func(x *store.ExportConfiguration) error {
+		got, err := st.UpdateConfiguration(t.Context(), c.ID, bob, func(x *store.ExportConfiguration) error {
 			x.ID, x.Kind, x.CreatedBy = "other", store.KindS3AssumedRole, "eve"
 			return nil
 		}, nil)
@@ -171,19 +171,19 @@ func TestUpdate(t *testing.T) {
 	})
 	t.Run("unknown id", func(t *testing.T) {
 		for _, id := range []string{"01a1ffdb-3f23-7df1-80b5-645a8cda7506", "not-a-uuid", strings.Repeat("x", 500)} {
-			_, err := st.UpdateConfiguration(id, bob, noChange, nil)
+			_, err := st.UpdateConfiguration(t.Context(), id, bob, noChange, nil)
 			if !errors.Is(err, store.ErrNotFound) || len(err.Error()) > 120 {
 				t.Fatalf("update %q: %v", id, err)
 			}
 		}
 	})
 	t.Run("secret on an assumed role is refused", func(t *testing.T) {
-		role, err := st.CreateConfiguration(assumedRoleConfig(), "", alice)
+		role, err := st.CreateConfiguration(t.Context(), assumedRoleConfig(), "", alice)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := testSecret
-		if _, err := st.UpdateConfiguration(role.ID, bob, noChange, &s); !isValidation(err, "secretAccessKey") {
+		if _, err := st.UpdateConfiguration(t.Context(), role.ID, bob, noChange, &s); !isValidation(err, "secretAccessKey") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -191,21 +191,21 @@ func TestUpdate(t *testing.T) {
 
 func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checked := time.Now().UTC()
-	c, err = st.RecordConnectionCheck(c.ID, c.Revision, store.ConnectionSuccess, checked)
+	c, err = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, checked)
 	if err != nil || c.ConnectionStatus != store.ConnectionSuccess || !c.ConnectionCheckedAt.Equal(checked) || c.UpdatedBy != "alice" {
 		t.Fatalf("record check: %+v %v", c, err)
 	}
-	c, _ = st.SetEnabled(c.ID, bob, false)
+	c, _ = st.SetEnabled(t.Context(), c.ID, bob, false)
 	if c.ConnectionStatus != store.ConnectionSuccess {
 		t.Fatalf("disabling voided the status: %+v", c)
 	}
 	oldRevision := c.Revision
-	c, err = st.UpdateConfiguration(c.ID, bob, func(x *store.ExportConfiguration) error {
+	c, err = st.UpdateConfiguration(t.Context(), c.ID, bob, func(x *store.ExportConfiguration) error {
 		x.Bucket = "another-bucket"
 		return nil
 	}, nil)
@@ -213,12 +213,12 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 		t.Fatalf("after bucket change: %+v %v", c, err)
 	}
 	// A check that started before the change must not overwrite the new PENDING.
-	stale, err := st.RecordConnectionCheck(c.ID, oldRevision, store.ConnectionSuccess, time.Now())
+	stale, err := st.RecordConnectionCheck(t.Context(), c.ID, oldRevision, store.ConnectionSuccess, time.Now())
 	if err != nil || stale.ConnectionStatus != store.ConnectionPending {
 		t.Fatalf("stale check result was recorded: %+v %v", stale, err)
 	}
 	secret := "a-new-secret-value"
-	c, _ = st.UpdateConfiguration(c.ID, bob, func(*store.ExportConfiguration) error { return nil }, &secret)
+	c, _ = st.UpdateConfiguration(t.Context(), c.ID, bob, func(*store.ExportConfiguration) error { return nil }, &secret)
 	if c.Revision != oldRevision+2 {
 		t.Fatalf("a new secret did not start a new revision: %+v", c)
 	}
@@ -226,48 +226,48 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 
 func TestCheckFailuresCount(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
-		c, _ = st.RecordConnectionCheck(c.ID, c.Revision, "Error testing access", time.Now())
+		c, _ = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, "Error testing access", time.Now())
 		if c.CheckFailures != i {
 			t.Fatalf("after %d failures: %d", i, c.CheckFailures)
 		}
 	}
-	c, _ = st.RecordConnectionCheck(c.ID, c.Revision, store.ConnectionSuccess, time.Now())
+	c, _ = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, time.Now())
 	if c.CheckFailures != 0 {
 		t.Fatalf("success did not reset failures: %d", c.CheckFailures)
 	}
-	if _, err := st.RecordConnectionCheck("01a1ffdb-3f23-7df1-80b5-645a8cda7506", 0, "x", time.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.RecordConnectionCheck(t.Context(), "01a1ffdb-3f23-7df1-80b5-645a8cda7506", 0, "x", time.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("record for unknown id: %v", err)
 	}
 }
 
 func TestEnableDisableDelete(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := st.SetEnabled(c.ID, bob, false); err != nil || got.Enabled {
+	if got, err := st.SetEnabled(t.Context(), c.ID, bob, false); err != nil || got.Enabled {
 		t.Fatalf("disable: %+v %v", got, err)
 	}
-	if got, err := st.SetEnabled(c.ID, bob, true); err != nil || !got.Enabled {
+	if got, err := st.SetEnabled(t.Context(), c.ID, bob, true); err != nil || !got.Enabled {
 		t.Fatalf("enable: %+v %v", got, err)
 	}
-	deleted, err := st.DeleteConfiguration(c.ID, bob)
+	deleted, err := st.DeleteConfiguration(t.Context(), c.ID, bob)
 	if err != nil || deleted.ID != c.ID {
 		t.Fatalf("delete: %+v %v", deleted, err)
 	}
-	if _, err := st.Configuration(c.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.Configuration(t.Context(), c.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("read after delete: %v", err)
 	}
-	if _, err := st.SecretAccessKey(c.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.Secret(t.Context(), c.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("secret survived delete: %v", err)
 	}
-	if _, err := st.DeleteConfiguration(c.ID, bob); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.DeleteConfiguration(t.Context(), c.ID, bob); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -277,15 +277,15 @@ func TestSecretsAreSealedOnDisk(t *testing.T) {
 	path := filepath.Join(dir, "auditexport.db")
 	key := storetest.Key()
 	st := storetest.Open(t, path, key)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	newSecret := "rotated/Secret+Value/0123456789"
-	if _, err := st.UpdateConfiguration(c.ID, bob, func(*store.ExportConfiguration) error { return nil }, &newSecret); err != nil {
+	if _, err := st.UpdateConfiguration(t.Context(), c.ID, bob, func(*store.ExportConfiguration) error { return nil }, &newSecret); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := st.CreateToken("ci", []store.Permission{store.PermissionAudit}, admin)
+	token, _, err := st.CreateToken(t.Context(), "ci", []store.Permission{store.PermissionAudit}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestSecretsAreSealedOnDisk(t *testing.T) {
 	}
 
 	reopened := storetest.Open(t, path, key)
-	if s, err := reopened.SecretAccessKey(c.ID); err != nil || s != newSecret {
+	if s, err := reopened.Secret(t.Context(), c.ID); err != nil || s != newSecret {
 		t.Fatalf("after reopen: %q, %v", s, err)
 	}
 }
@@ -359,14 +359,14 @@ func TestExistingFileModeIsRestricted(t *testing.T) {
 
 func TestTokens(t *testing.T) {
 	st := storetest.New(t)
-	token, rec, err := st.CreateToken("ci-pipeline", []store.Permission{store.PermissionAudit, store.PermissionIngest, store.PermissionAudit}, admin)
+	token, rec, err := st.CreateToken(t.Context(), "ci-pipeline", []store.Permission{store.PermissionAudit, store.PermissionIngest, store.PermissionAudit}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(token, "aex_") || len(rec.Permissions) != 2 || rec.CreatedBy != "admin" {
 		t.Fatalf("token %q, record %+v", token, rec)
 	}
-	p, err := st.Authenticate(token)
+	p, err := st.Authenticate(t.Context(), token)
 	if err != nil || p.Name != "ci-pipeline" || !p.Can(store.PermissionAudit) || !p.Can(store.PermissionIngest) || p.Can(store.PermissionAdmin) {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
 	}
@@ -377,33 +377,33 @@ func TestTokens(t *testing.T) {
 	}
 	forged := token[:len(token)-1] + string(flipped)
 	for _, bad := range []string{forged, "aex_0000000000000000_" + strings.Repeat("A", 43), "nope", "", strings.Repeat("x", 5000)} {
-		if _, err := st.Authenticate(bad); !errors.Is(err, store.ErrUnauthenticated) {
+		if _, err := st.Authenticate(t.Context(), bad); !errors.Is(err, store.ErrUnauthenticated) {
 			t.Errorf("Authenticate(%.30q) = %v, want ErrUnauthenticated", bad, err)
 		}
 	}
-	if _, _, err := st.CreateToken("CI-Pipeline", []store.Permission{store.PermissionAudit}, admin); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := st.CreateToken(t.Context(), "CI-Pipeline", []store.Permission{store.PermissionAudit}, admin); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("duplicate name: %v", err)
 	}
-	if _, _, err := st.CreateToken("x", nil, admin); !isValidation(err, "permissions") {
+	if _, _, err := st.CreateToken(t.Context(), "x", nil, admin); !isValidation(err, "permissions") {
 		t.Errorf("no permissions: %v", err)
 	}
-	if _, _, err := st.CreateToken("x", []store.Permission{"ROOT"}, admin); !isValidation(err, "permissions") {
+	if _, _, err := st.CreateToken(t.Context(), "x", []store.Permission{"ROOT"}, admin); !isValidation(err, "permissions") {
 		t.Errorf("unknown permission: %v", err)
 	}
-	if _, _, err := st.CreateToken("", []store.Permission{store.PermissionAudit}, admin); !isValidation(err, "name") {
+	if _, _, err := st.CreateToken(t.Context(), "", []store.Permission{store.PermissionAudit}, admin); !isValidation(err, "name") {
 		t.Errorf("empty name: %v", err)
 	}
 }
 
 func TestRevokeToken(t *testing.T) {
 	st := storetest.New(t)
-	if err := st.SetBootstrapToken("bootstrap-admin-token-value"); err != nil {
+	if err := st.SetBootstrapToken(t.Context(), "bootstrap-admin-token-value"); err != nil {
 		t.Fatal(err)
 	}
-	bootstrap, _ := st.Authenticate("bootstrap-admin-token-value")
-	ci, _, _ := st.CreateToken("ci-pipeline", []store.Permission{store.PermissionAudit}, bootstrap)
-	ingest, _, _ := st.CreateToken("Platform", []store.Permission{store.PermissionIngest}, bootstrap)
-	tokens, err := st.Tokens()
+	bootstrap, _ := st.Authenticate(t.Context(), "bootstrap-admin-token-value")
+	ci, _, _ := st.CreateToken(t.Context(), "ci-pipeline", []store.Permission{store.PermissionAudit}, bootstrap)
+	ingest, _, _ := st.CreateToken(t.Context(), "Platform", []store.Permission{store.PermissionIngest}, bootstrap)
+	tokens, err := st.Tokens(t.Context())
 	if err != nil || len(tokens) != 3 || tokens[0].Name != "admin" || tokens[1].Name != "ci-pipeline" || tokens[2].Name != "Platform" {
 		t.Fatalf("Tokens = %+v %v; want admin, ci-pipeline, Platform", tokens, err)
 	}
@@ -414,14 +414,14 @@ func TestRevokeToken(t *testing.T) {
 	}
 	head := st.Head()
 
-	revoked, err := st.RevokeToken("PLATFORM", bootstrap)
+	revoked, err := st.RevokeToken(t.Context(), "PLATFORM", bootstrap)
 	if err != nil || revoked.Name != "Platform" || revoked.SHA256 != nil {
 		t.Fatalf("RevokeToken = %+v %v", revoked, err)
 	}
-	if _, err := st.Authenticate(ingest); !errors.Is(err, store.ErrUnauthenticated) {
+	if _, err := st.Authenticate(t.Context(), ingest); !errors.Is(err, store.ErrUnauthenticated) {
 		t.Fatalf("a revoked token still authenticates: %v", err)
 	}
-	if p, err := st.Authenticate(ci); err != nil || p.Name != "ci-pipeline" {
+	if p, err := st.Authenticate(t.Context(), ci); err != nil || p.Name != "ci-pipeline" {
 		t.Fatalf("another token stopped working: %v", err)
 	}
 	events := readAll(t, st, head)
@@ -430,36 +430,36 @@ func TestRevokeToken(t *testing.T) {
 		t.Fatalf("audit events of the revocation: %+v", events)
 	}
 
-	if _, err := st.RevokeToken("Platform", bootstrap); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.RevokeToken(t.Context(), "Platform", bootstrap); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoking it again: %v", err)
 	}
-	if _, err := st.RevokeToken("admin", bootstrap); !isValidation(err, "name") {
+	if _, err := st.RevokeToken(t.Context(), "admin", bootstrap); !isValidation(err, "name") {
 		t.Errorf("a token revoking itself: %v", err)
 	}
-	if _, err := st.Authenticate("bootstrap-admin-token-value"); err != nil {
+	if _, err := st.Authenticate(t.Context(), "bootstrap-admin-token-value"); err != nil {
 		t.Errorf("the refused self-revocation changed something: %v", err)
 	}
 }
 
 func TestBootstrapToken(t *testing.T) {
 	st := storetest.New(t)
-	if has, _ := st.HasBootstrapToken(); has {
+	if has, _ := st.HasBootstrapToken(t.Context()); has {
 		t.Fatal("new store has a bootstrap token")
 	}
-	if err := st.SetBootstrapToken("first-admin-token-value"); err != nil {
+	if err := st.SetBootstrapToken(t.Context(), "first-admin-token-value"); err != nil {
 		t.Fatal(err)
 	}
-	p, err := st.Authenticate("first-admin-token-value")
+	p, err := st.Authenticate(t.Context(), "first-admin-token-value")
 	if err != nil || p.Name != "admin" || !p.Can(store.PermissionAudit) || !p.Can(store.PermissionAdmin) {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
 	}
-	if err := st.SetBootstrapToken("second-admin-token-value"); err != nil {
+	if err := st.SetBootstrapToken(t.Context(), "second-admin-token-value"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Authenticate("first-admin-token-value"); !errors.Is(err, store.ErrUnauthenticated) {
+	if _, err := st.Authenticate(t.Context(), "first-admin-token-value"); !errors.Is(err, store.ErrUnauthenticated) {
 		t.Fatalf("replaced bootstrap token still works: %v", err)
 	}
-	if _, _, err := st.CreateToken("admin", []store.Permission{store.PermissionAudit}, admin); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := st.CreateToken(t.Context(), "admin", []store.Permission{store.PermissionAudit}, admin); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a token may not take the bootstrap token's name: %v", err)
 	}
 }
@@ -468,29 +468,29 @@ func TestConfigurationNames(t *testing.T) {
 	st := storetest.New(t)
 	named := accessKeyConfig()
 	named.Name = "acme-prod"
-	a, err := st.CreateConfiguration(named, testSecret, alice)
+	a, err := st.CreateConfiguration(t.Context(), named, testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := st.Configuration(a.ID); err != nil || got.Name != "acme-prod" {
+	if got, err := st.Configuration(t.Context(), a.ID); err != nil || got.Name != "acme-prod" {
 		t.Fatalf("stored name: %+v %v", got, err)
 	}
-	if _, err := st.CreateConfiguration(named, testSecret, alice); !errors.Is(err, store.ErrConflict) {
+	if _, err := st.CreateConfiguration(t.Context(), named, testSecret, alice); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a second configuration with the name: %v", err)
 	}
 	for _, bad := range []string{"Acme", "-x", "x-", "a b", strings.Repeat("a", 65), "01a1ffdb-3f23-7df1-80b5-645a8cda7506"} {
 		c := accessKeyConfig()
 		c.Name = bad
-		if _, err := st.CreateConfiguration(c, testSecret, alice); !isValidation(err, "name") {
+		if _, err := st.CreateConfiguration(t.Context(), c, testSecret, alice); !isValidation(err, "name") {
 			t.Errorf("name %q: %v", bad, err)
 		}
 	}
-	b, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice) // unnamed: fine, several times
+	b, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice) // unnamed: fine, several times
 	if err != nil {
 		t.Fatal(err)
 	}
 	rename := func(id, name string) error {
-		_, err := st.UpdateConfiguration(id, bob, func(c *store.ExportConfiguration) error { c.Name = name; return nil }, nil)
+		_, err := st.UpdateConfiguration(t.Context(), id, bob, func(c *store.ExportConfiguration) error { c.Name = name; return nil }, nil)
 		return err
 	}
 	if err := rename(b.ID, "acme-prod"); !errors.Is(err, store.ErrConflict) {
@@ -506,30 +506,30 @@ func TestConfigurationNames(t *testing.T) {
 
 func TestDeletingAConfigurationDeletesItsJobsAndTasks(t *testing.T) {
 	st := storetest.New(t)
-	c, err := st.CreateConfiguration(accessKeyConfig(), testSecret, alice)
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, err := st.CreateJob(c.ID, store.ExportPlan{MaxFileEventBytes: 1 << 20, MaxOpenFiles: 1}, true, time.Time{})
+	job, err := st.CreateJob(t.Context(), c.ID, store.ExportPlan{MaxFileEventBytes: 1 << 20, MaxOpenFiles: 1}, true, time.Time{})
 	if err != nil || job.Status != store.JobPending { // the creation's own audit event is pending
 		t.Fatalf("job %+v %v", job, err)
 	}
 	for i := range 3 {
-		if _, err := st.PutTask(store.ExportTask{ID: fmt.Sprint(i), JobID: job.ID, Index: i, Key: fmt.Sprint("k", i)}); err != nil {
+		if _, err := st.PutTask(t.Context(), store.ExportTask{ID: fmt.Sprint(i), JobID: job.ID, Index: i, Key: fmt.Sprint("k", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if tasks, err := st.Tasks(job.ID); err != nil || len(tasks) != 3 || tasks[2].Key != "k2" {
+	if tasks, err := st.Tasks(t.Context(), job.ID); err != nil || len(tasks) != 3 || tasks[2].Key != "k2" {
 		t.Fatalf("tasks %+v %v", tasks, err)
 	}
-	if _, err := st.DeleteConfiguration(c.ID, bob); err != nil {
+	if _, err := st.DeleteConfiguration(t.Context(), c.ID, bob); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Job(job.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.Job(t.Context(), job.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("job after delete: %v", err)
 	}
 	for i := range 3 {
-		if _, found, _ := st.Task(job.ID, i); found {
+		if _, found, _ := st.Task(t.Context(), job.ID, i); found {
 			t.Fatalf("task %d outlived its job", i)
 		}
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -30,7 +31,7 @@ const (
 
 // CreateToken issues a token with the given permissions and returns it; only its hash is kept, so
 // this is the one time it can be shown.
-func (s *Store) CreateToken(name string, perms []Permission, by Principal) (string, Token, error) {
+func (s *Store) CreateToken(ctx context.Context, name string, perms []Permission, by Principal) (string, Token, error) {
 	var errs fieldErrors
 	errs.merge(validateTokenName(name))
 	if len(perms) == 0 {
@@ -77,7 +78,7 @@ func (s *Store) CreateToken(name string, perms []Permission, by Principal) (stri
 }
 
 // Tokens lists the API tokens (their hashes cleared), in order of name.
-func (s *Store) Tokens() ([]Token, error) {
+func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 	var tokens []Token
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachJSON(tx.Bucket(bucketTokens), func(t Token) error {
@@ -94,7 +95,7 @@ func (s *Store) Tokens() ([]Token, error) {
 // requests, and returns it. A token cannot revoke itself: that would lock its holder out by
 // mistake. A revoked bootstrap token comes back at the next start (see server's
 // ensureAdminToken): from AUDITEXPORT_ADMIN_TOKEN, or newly generated.
-func (s *Store) RevokeToken(name string, by Principal) (Token, error) {
+func (s *Store) RevokeToken(ctx context.Context, name string, by Principal) (Token, error) {
 	var revoked Token
 	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
 		var found bool
@@ -132,7 +133,7 @@ func tokenNamed(tx *bolt.Tx, name string) (t Token, found bool, err error) {
 
 // SetBootstrapToken makes token the bootstrap admin token (name "admin", permission ADMIN),
 // replacing an earlier one.
-func (s *Store) SetBootstrapToken(token string) error {
+func (s *Store) SetBootstrapToken(ctx context.Context, token string) error {
 	sum := sha256.Sum256([]byte(token))
 	t := Token{
 		ID: bootstrapID, Name: bootstrapName, Permissions: []Permission{PermissionAdmin},
@@ -151,7 +152,7 @@ func (s *Store) SetBootstrapToken(token string) error {
 }
 
 // HasBootstrapToken reports whether a bootstrap admin token was set on an earlier start.
-func (s *Store) HasBootstrapToken() (bool, error) {
+func (s *Store) HasBootstrapToken(ctx context.Context) (bool, error) {
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		found = tx.Bucket(bucketTokens).Get([]byte(bootstrapID)) != nil
@@ -162,7 +163,7 @@ func (s *Store) HasBootstrapToken() (bool, error) {
 
 // Authenticate returns the principal a token stands for, or ErrUnauthenticated. The hashes are
 // compared in constant time.
-func (s *Store) Authenticate(token string) (Principal, error) {
+func (s *Store) Authenticate(ctx context.Context, token string) (Principal, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return Principal{}, ErrUnauthenticated
 	}

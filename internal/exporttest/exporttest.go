@@ -159,7 +159,7 @@ func EachFile(t *testing.T, srv *s3test.Server, bucket, prefix, configID string,
 func Buffered(t *testing.T, st *store.Store, after uint64) map[string]event.Event {
 	t.Helper()
 	out := map[string]event.Event{}
-	st.ReadEvents(after, 0, func(seq uint64, rec []byte) bool {
+	st.ReadEvents(t.Context(), after, 0, func(seq uint64, rec []byte) bool {
 		e, err := event.Decode(seq, rec)
 		if err != nil {
 			t.Fatal(err)

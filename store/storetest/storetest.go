@@ -36,3 +36,23 @@ func Open(t testing.TB, path string, key []byte, options ...func(*store.Config))
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// Status is the buffer's status, failing the test on error.
+func Status(t testing.TB, b store.EventBuffer) store.BufferStatus {
+	t.Helper()
+	st, err := b.BufferStatus(t.Context())
+	if err != nil {
+		t.Fatalf("buffer status: %v", err)
+	}
+	return st
+}
+
+// Pending is how many events wait after cursor, failing the test on error.
+func Pending(t testing.TB, c store.Cursors, cursor uint64) int64 {
+	t.Helper()
+	n, err := c.PendingEvents(t.Context(), cursor)
+	if err != nil {
+		t.Fatalf("pending events: %v", err)
+	}
+	return n
+}
