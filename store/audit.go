@@ -42,13 +42,19 @@ const (
 func configurationAudit(by Principal, at time.Time, action string, c ExportConfiguration, changed []string) ([]byte, error) {
 	summary := map[string]any{
 		"id": c.ID, "name": c.Name, "kind": c.Kind, "interval": c.Interval, "enabled": c.Enabled,
-		"bucket": c.Bucket, "path": c.Path, "region": c.Region, "endpoint": c.Endpoint,
-		"serverSideEncryption": c.ServerSideEncryption, "sseKmsKeyId": c.SSEKMSKeyID,
+		"path": c.Path, "endpoint": c.Endpoint,
 	}
-	if c.Kind == KindS3AccessKey {
+	switch c.Kind {
+	case KindADLSSASToken:
+		summary["storageAccount"], summary["fileSystem"] = c.StorageAccount, c.FileSystem
+	case KindS3AccessKey:
 		summary["accessKeyId"] = c.AccessKeyID
-	} else {
+	case KindS3AssumedRole:
 		summary["roleArn"] = c.RoleARN
+	}
+	if c.Kind != KindADLSSASToken {
+		summary["bucket"], summary["region"] = c.Bucket, c.Region
+		summary["serverSideEncryption"], summary["sseKmsKeyId"] = c.ServerSideEncryption, c.SSEKMSKeyID
 	}
 	payload := map[string]any{"type": auditPayloadTypes[action], "version": 1, "exportConfiguration": summary}
 	if changed != nil {
@@ -103,7 +109,9 @@ func changedFields(old, c ExportConfiguration, secretChanged bool) []string {
 	add("roleArn", old.RoleARN != c.RoleARN)
 	add("serverSideEncryption", old.ServerSideEncryption != c.ServerSideEncryption)
 	add("sseKmsKeyId", old.SSEKMSKeyID != c.SSEKMSKeyID)
-	add("secretAccessKey", secretChanged)
+	add("storageAccount", old.StorageAccount != c.StorageAccount)
+	add("fileSystem", old.FileSystem != c.FileSystem)
+	add(c.Kind.SecretField(), secretChanged)
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,8 +38,9 @@ func (s *Store) CreateConfiguration(ctx context.Context, c ExportConfiguration, 
 	var errs fieldErrors
 	errs.merge(c.Validate())
 	s.checkEndpointAllowed(&errs, c.Endpoint)
-	if c.Kind == KindS3AccessKey {
-		errs.merge(ValidateSecretAccessKey(secret))
+	if c.Kind.HasSecret() {
+		secret = normalizeSecret(c.Kind, secret)
+		errs.merge(ValidateSecret(c.Kind, secret))
 	}
 	now := s.now().UTC()
 	if c.StartTime.After(now) {
@@ -76,7 +78,7 @@ func (s *Store) CreateConfiguration(ctx context.Context, c ExportConfiguration, 
 		if err := w.appendAudit(configurationAudit(by, now, auditCreate, c, nil)); err != nil {
 			return err
 		}
-		if c.Kind == KindS3AccessKey {
+		if c.Kind.HasSecret() {
 			return tx.Bucket(bucketSecrets).Put([]byte(c.ID), s.sealer.seal([]byte(secret), secretAD(c.ID)))
 		}
 		return nil
@@ -142,12 +144,14 @@ func (s *Store) updateConfiguration(ctx context.Context, id string, by Principal
 		}
 		secretChanged := false
 		if newSecret != nil {
-			if c.Kind != KindS3AccessKey {
+			secret := normalizeSecret(c.Kind, *newSecret)
+			newSecret = &secret
+			if !c.Kind.HasSecret() {
 				errs.add("secretAccessKey", "is not used by assumed-role configurations")
-			} else if err := ValidateSecretAccessKey(*newSecret); err != nil {
+			} else if err := ValidateSecret(c.Kind, secret); err != nil {
 				errs.merge(err)
 			} else {
-				secretChanged = s.secretDiffers(tx, id, *newSecret)
+				secretChanged = s.secretDiffers(tx, id, secret)
 			}
 		}
 		if err := errs.err(); err != nil {
@@ -269,6 +273,14 @@ func (s *Store) Secret(ctx context.Context, id string) (string, error) {
 		return nil
 	})
 	return secret, err
+}
+
+// normalizeSecret stores a SAS token without the '?' the portal copies with it.
+func normalizeSecret(kind Kind, secret string) string {
+	if kind == KindADLSSASToken {
+		return strings.TrimPrefix(secret, "?")
+	}
+	return secret
 }
 
 // checkNameFree refuses a name another configuration has.

@@ -38,7 +38,21 @@ type Kind string
 const (
 	KindS3AccessKey   Kind = "S3_ACCESS_KEY"
 	KindS3AssumedRole Kind = "S3_ASSUMED_ROLE"
+	// KindADLSSASToken writes to Azure Data Lake Storage Gen2 (a blob container) with a SAS token.
+	KindADLSSASToken Kind = "ADLS_SAS_TOKEN"
 )
+
+// HasSecret reports whether configurations of the kind carry a sealed secret: the secret access
+// key of an access key, the SAS token of ADLS. Assumed roles have none.
+func (k Kind) HasSecret() bool { return k == KindS3AccessKey || k == KindADLSSASToken }
+
+// SecretField is the API's name of the kind's secret, for error messages.
+func (k Kind) SecretField() string {
+	if k == KindADLSSASToken {
+		return "sasToken"
+	}
+	return "secretAccessKey"
+}
 
 // Server-side encryption S3 applies to the objects written (the x-amz-server-side-encryption values).
 const (
@@ -65,10 +79,14 @@ type ExportConfiguration struct {
 	Interval Interval `json:"interval"`
 	Enabled  bool     `json:"enabled"`
 
-	Bucket   string `json:"bucket"`
+	Bucket   string `json:"bucket,omitempty"` // S3 only
 	Path     string `json:"path,omitempty"`
-	Region   string `json:"region"`
+	Region   string `json:"region,omitempty"` // S3 only
 	Endpoint string `json:"endpoint,omitempty"`
+
+	// StorageAccount and FileSystem (the blob container) locate an ADLS destination.
+	StorageAccount string `json:"storageAccount,omitempty"`
+	FileSystem     string `json:"fileSystem,omitempty"`
 
 	AccessKeyID string `json:"accessKeyId,omitempty"` // KindS3AccessKey only
 	RoleARN     string `json:"roleArn,omitempty"`     // KindS3AssumedRole only
@@ -112,10 +130,12 @@ type destination struct {
 	kind                                            Kind
 	bucket, path, region, endpoint, accessKey, role string
 	sse, kmsKey                                     string
+	account, fileSystem                             string
 }
 
 func (c *ExportConfiguration) destination() destination {
-	return destination{c.Kind, c.Bucket, c.Path, c.Region, c.Endpoint, c.AccessKeyID, c.RoleARN, c.ServerSideEncryption, c.SSEKMSKeyID}
+	return destination{c.Kind, c.Bucket, c.Path, c.Region, c.Endpoint, c.AccessKeyID, c.RoleARN, c.ServerSideEncryption, c.SSEKMSKeyID,
+		c.StorageAccount, c.FileSystem}
 }
 
 // Permission is a right carried by an API token.

@@ -157,6 +157,59 @@ func validateEndpoint(endpoint string) string {
 	return ""
 }
 
+// validateS3 reports what is wrong with an S3 destination's fields.
+func (c *ExportConfiguration) validateS3(errs *fieldErrors) {
+	if msg := validateBucket(c.Bucket); msg != "" {
+		errs.add("bucket", msg)
+	}
+	if c.Endpoint != "" {
+		if msg := validateEndpoint(c.Endpoint); msg != "" {
+			errs.add("endpoint", msg)
+		}
+	}
+	if msg := validateRegion(c.Region, c.Endpoint != ""); msg != "" {
+		errs.add("region", msg)
+	}
+	if c.StorageAccount != "" || c.FileSystem != "" {
+		errs.add("storageAccount", "is used only by ADLS configurations")
+	}
+	if c.Kind == KindS3AccessKey {
+		if !accessKeyIDPattern.MatchString(c.AccessKeyID) {
+			errs.add("accessKeyId", "must be 3 to 128 letters, digits or . _ + = @ -")
+		}
+		if c.RoleARN != "" {
+			errs.add("roleArn", "is not used by access-key configurations")
+		}
+	} else {
+		if msg := validateRoleARN(c.RoleARN); msg != "" {
+			errs.add("roleArn", msg)
+		}
+		if c.AccessKeyID != "" {
+			errs.add("accessKeyId", "is not used by assumed-role configurations")
+		}
+	}
+	switch c.ServerSideEncryption {
+	case "", SSEAES256:
+		if c.SSEKMSKeyID != "" {
+			errs.add("sseKmsKeyId", "is used only with server-side encryption aws:kms")
+		}
+	case SSEKMS:
+		if c.SSEKMSKeyID != "" && !kmsKeyIDPattern.MatchString(c.SSEKMSKeyID) {
+			errs.add("sseKmsKeyId", "must be a KMS key id, alias/<name>, or a key or alias ARN")
+		}
+	default:
+		errs.add("serverSideEncryption", fmt.Sprintf("must be %s or %s, not %q", SSEAES256, SSEKMS, c.ServerSideEncryption))
+	}
+}
+
+// ValidateSecret checks the shape of a configuration kind's secret without repeating it.
+func ValidateSecret(kind Kind, secret string) error {
+	if kind == KindADLSSASToken {
+		return ValidateSASToken(secret)
+	}
+	return ValidateSecretAccessKey(secret)
+}
+
 // ValidateSecretAccessKey checks a secret's shape without ever repeating it.
 func ValidateSecretAccessKey(secret string) error {
 	if len(secret) < 8 || len(secret) > 1024 {
@@ -183,49 +236,16 @@ func (c *ExportConfiguration) Validate() error {
 	if c.Interval.Duration() == 0 {
 		errs.add("interval", fmt.Sprintf("unknown interval %q", c.Interval))
 	}
-	if msg := validateBucket(c.Bucket); msg != "" {
-		errs.add("bucket", msg)
-	}
 	if msg := validatePath(c.Path); msg != "" {
 		errs.add("path", msg)
 	}
-	if c.Endpoint != "" {
-		if msg := validateEndpoint(c.Endpoint); msg != "" {
-			errs.add("endpoint", msg)
-		}
-	}
-	if msg := validateRegion(c.Region, c.Endpoint != ""); msg != "" {
-		errs.add("region", msg)
-	}
 	switch c.Kind {
-	case KindS3AccessKey:
-		if !accessKeyIDPattern.MatchString(c.AccessKeyID) {
-			errs.add("accessKeyId", "must be 3 to 128 letters, digits or . _ + = @ -")
-		}
-		if c.RoleARN != "" {
-			errs.add("roleArn", "is not used by access-key configurations")
-		}
-	case KindS3AssumedRole:
-		if msg := validateRoleARN(c.RoleARN); msg != "" {
-			errs.add("roleArn", msg)
-		}
-		if c.AccessKeyID != "" {
-			errs.add("accessKeyId", "is not used by assumed-role configurations")
-		}
+	case KindS3AccessKey, KindS3AssumedRole:
+		c.validateS3(&errs)
+	case KindADLSSASToken:
+		c.validateADLS(&errs)
 	default:
 		errs.add("kind", fmt.Sprintf("unknown destination kind %q", c.Kind))
-	}
-	switch c.ServerSideEncryption {
-	case "", SSEAES256:
-		if c.SSEKMSKeyID != "" {
-			errs.add("sseKmsKeyId", "is used only with server-side encryption aws:kms")
-		}
-	case SSEKMS:
-		if c.SSEKMSKeyID != "" && !kmsKeyIDPattern.MatchString(c.SSEKMSKeyID) {
-			errs.add("sseKmsKeyId", "must be a KMS key id, alias/<name>, or a key or alias ARN")
-		}
-	default:
-		errs.add("serverSideEncryption", fmt.Sprintf("must be %s or %s, not %q", SSEAES256, SSEKMS, c.ServerSideEncryption))
 	}
 	return errs.err()
 }
