@@ -244,14 +244,15 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 		return cfg, err // deleted meanwhile, most likely
 	}
 	status := store.ConnectionSuccess
-	client, secret, err := c.clients.forConfig(ctx, cfg, c.store)
+	dest, secret, err := c.clients.forConfig(ctx, cfg, c.store)
 	if err == nil {
-		err = verify(ctx, client, cfg, c.cfg.Now(), c.cfg.Timeout)
+		err = verify(ctx, dest, cfg, c.cfg.Now(), c.cfg.Timeout)
 	}
 	if err != nil {
-		status = FailureStatus(cfg, err, c.cfg.Timeout, secret)
+		status = FailureStatus(cfg, dest, err, secret)
 		c.checks.WithLabelValues("failure").Inc()
 		c.log.Info("connectivity check failed", "config_id", id, "status", status)
+		logUnexplained(c.log, id, dest, err)
 	} else {
 		c.checks.WithLabelValues("success").Inc()
 		c.log.Debug("connectivity check passed", "config_id", id)

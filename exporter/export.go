@@ -9,11 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -32,13 +28,13 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 	}
 	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
 
-	client, secret, err := x.clients.forConfig(ctx, cfg, x.store)
+	dest, secret, err := x.clients.forConfig(ctx, cfg, x.store)
 	if err == nil {
 		var stats exportStats
-		stats, err = x.exportRange(ctx, cfg, job, client)
+		stats, err = x.exportRange(ctx, cfg, job, dest)
 		var digest store.DigestRef
 		if err == nil && len(stats.objects) > 0 {
-			digest, err = x.writeDigest(ctx, client, cfg, job, stats)
+			digest, err = x.writeDigest(ctx, dest, cfg, job, stats)
 		}
 		if err == nil {
 			events, objects, bytes := stats.totals()
@@ -59,13 +55,14 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 		job, _ = x.store.InterruptAttempt(ctx, job.ID)
 		return job, errInterrupted
 	}
-	return x.fail(ctx, cfg, job, err, secret)
+	return x.fail(ctx, cfg, dest, job, err, secret)
 }
 
 // fail records a failed attempt on the job and as the configuration's connection status, and
 // schedules the next attempt after a backoff with jitter.
-func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
-	reason := failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
+func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, dest destination.Destination, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
+	reason := failureText("Error exporting to", cfg, dest, cause, secret)
+	logUnexplained(x.log, cfg.ID, dest, cause)
 	x.metrics.failures.WithLabelValues(cfg.ID).Inc()
 	x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
 	if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -102,7 +99,7 @@ func (s exportStats) totals() (events, objects, bytes int64) {
 
 // exportRange encodes the events (job.From, job.To] and uploads the files. Encoding and
 // uploading overlap: a finished file is uploaded while the next is encoded.
-func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client) (exportStats, error) {
+func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, dest destination.Destination) (exportStats, error) {
 	dir := filepath.Join(x.cfg.TempDir, job.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return exportStats{}, fmt.Errorf("create temporary directory: %w", err)
@@ -115,7 +112,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 	uploaded := make(chan error, 1)
 	var stats exportStats
 	go func() {
-		uploaded <- x.uploadAll(ctx, cfg, job, client, uploads, &stats)
+		uploaded <- x.uploadAll(ctx, cfg, job, dest, uploads, &stats)
 	}()
 
 	enc := newEncoder(job.Plan, x.cfg.RowGroupBytes, dir, cfg.ID, func(f EncodedFile) error {
@@ -154,13 +151,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 }
 
 // uploadAll uploads each finished file as one task, in order.
-func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client, files <-chan EncodedFile, stats *exportStats) error {
-	tm := transfermanager.New(client, func(o *transfermanager.Options) {
-		o.MultipartUploadThreshold = x.cfg.MultipartThreshold
-		o.PartSizeBytes = x.cfg.PartSize
-		o.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmCrc32c
-		o.Concurrency = 2
-	})
+func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, dest destination.Destination, files <-chan EncodedFile, stats *exportStats) error {
 	var failed error
 	index := 0
 	for f := range files {
@@ -168,14 +159,14 @@ func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration,
 			os.Remove(f.Path)
 			continue // drain: the encoder stops at the next file
 		}
-		failed = x.uploadTask(ctx, tm, cfg, job, index, f, stats)
+		failed = x.uploadTask(ctx, dest, cfg, job, index, f, stats)
 		index++
 		os.Remove(f.Path)
 	}
 	return failed
 }
 
-func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, cfg store.ExportConfiguration, job store.ExportJob, index int, f EncodedFile, stats *exportStats) error {
+func (x *Exporter) uploadTask(ctx context.Context, dest destination.Destination, cfg store.ExportConfiguration, job store.ExportJob, index int, f EncodedFile, stats *exportStats) error {
 	task, found, err := x.store.Task(ctx, job.ID, index)
 	if err != nil {
 		return err
@@ -190,11 +181,11 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	if _, err := x.store.PutTask(ctx, task); err != nil {
 		return err
 	}
-	err = x.upload(ctx, tm, cfg, key, f.Path)
+	err = x.upload(ctx, dest, key, f.Path)
 	task.EndedAt = x.cfg.Now().UTC()
 	if err != nil {
 		task.Status = store.JobFailed
-		task.FailureReason = failureText("Error exporting to S3", cfg, err, x.cfg.UploadTimeout)
+		task.FailureReason = failureText("Error exporting to", cfg, dest, err)
 	} else {
 		task.Status = store.JobSucceeded
 		stats.objects = append(stats.objects, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
@@ -205,24 +196,19 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	return err
 }
 
-// upload sends one file with a CRC32C checksum (Object Lock buckets require one), as a
-// multipart upload above MultipartThreshold; both need only s3:PutObject.
-func (x *Exporter) upload(ctx context.Context, tm *transfermanager.Client, cfg store.ExportConfiguration, key, path string) error {
+// upload sends one file within UploadTimeout; the destination checksums it and, when large,
+// sends it in parts, each bounded by the transport's progress timeout.
+func (x *Exporter) upload(ctx context.Context, dest destination.Destination, key, path string) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
-	defer cancel()
-	sse, kmsKey := encryption(cfg)
-	_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
-		Bucket:               aws.String(cfg.Bucket),
-		Key:                  aws.String(key),
-		Body:                 file,
-		ContentType:          aws.String("application/vnd.apache.parquet"),
-		ServerSideEncryption: tmtypes.ServerSideEncryption(sse),
-		SSEKMSKeyID:          kmsKey,
+	info, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	return destination.WithinTime(ctx, x.cfg.UploadTimeout, func(ctx context.Context) error {
+		return dest.Put(ctx, destination.Object{Key: key, Body: file, Size: info.Size(), ContentType: "application/vnd.apache.parquet"})
 	})
-	return err
 }

@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"context"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -23,7 +24,8 @@ func TestExportMemoryIsBounded(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
 	st := storetest.New(t)
-	x, stop := runExporter(t, st, exporter.ExporterConfig{MultipartThreshold: 6 << 20, PartSize: 5 << 20})
+	x, stop := runExporterWith(t, st, exporter.ExporterConfig{TempDir: filepath.Join(t.TempDir(), "export")},
+		exporter.NewClients(exporter.ClientsConfig{Transport: exporter.LoopbackTransport(t), MultipartThreshold: 6 << 20, PartSize: 5 << 20}))
 	defer stop()
 	c, err := st.CreateConfiguration(t.Context(), store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,
 		Bucket: bucket, Path: "memory", Region: "us-east-1", Endpoint: srv.Endpoint, AccessKeyID: key}, secret, store.Principal{Name: "test"})

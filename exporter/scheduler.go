@@ -38,9 +38,6 @@ type ExporterConfig struct {
 	// RowGroupBytes bounds the encoded events of one row group, and so the memory of each open
 	// file. Default 16 MiB.
 	RowGroupBytes int64
-	// MultipartThreshold and PartSize: files larger than the threshold are uploaded in parts.
-	// Defaults 16 MiB and 8 MiB.
-	MultipartThreshold, PartSize int64
 	// UploadTimeout bounds one object's upload. Default 10m.
 	UploadTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between attempts of a failing job. Defaults 10s, 15m.
@@ -60,8 +57,6 @@ func (c *ExporterConfig) fillDefaults() {
 	c.MaxOpenFiles = cmp.Or(max(c.MaxOpenFiles, 0), 8)
 	c.MaxFileEventBytes = cmp.Or(max(c.MaxFileEventBytes, 0), 128<<20)
 	c.RowGroupBytes = cmp.Or(max(c.RowGroupBytes, 0), 16<<20)
-	c.MultipartThreshold = cmp.Or(max(c.MultipartThreshold, 0), 16<<20)
-	c.PartSize = cmp.Or(max(c.PartSize, 0), 8<<20)
 	c.UploadTimeout = cmp.Or(max(c.UploadTimeout, 0), 10*time.Minute)
 	c.RetryMin = cmp.Or(max(c.RetryMin, 0), 10*time.Second)
 	c.RetryMax = max(cmp.Or(max(c.RetryMax, 0), 15*time.Minute), c.RetryMin)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/auditexport/auditexport/exporter"
+	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -46,9 +47,16 @@ type Config struct {
 	Checks exporter.CheckerConfig
 	// Export configures the exporter; its TempDir is <DataDir>/export-tmp.
 	Export exporter.ExporterConfig
-	// AllowedEndpoints restricts the S3-compatible endpoints configurations may name, in
+	// AllowedEndpoints restricts the endpoints configurations may name, in
 	// store.ParseEndpointPolicy's form: "" any, "none" none, else host[:port] patterns.
 	AllowedEndpoints string
+	// AllowPrivateEndpoints names the endpoints whose connections may reach loopback and private
+	// addresses, in destination.ParseAddressPolicy's form: "" none (the default), "any", else
+	// host[:port] patterns. Link-local and metadata addresses are never reached.
+	AllowPrivateEndpoints string
+	// Destinations configures how destinations are reached: part sizes and the transport's
+	// timeouts. Its AWS, Endpoints and Transport.Addresses are set by Run.
+	Destinations exporter.ClientsConfig
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -84,6 +92,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	addresses, err := destination.ParseAddressPolicy(cfg.AllowPrivateEndpoints)
+	if err != nil {
+		return err
+	}
 	if err := prepareDataDir(cfg.DataDir, log); err != nil {
 		return err
 	}
@@ -109,7 +121,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
-	clients := exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg, Endpoints: endpoints})
+	destinations := cfg.Destinations
+	destinations.AWS, destinations.Endpoints, destinations.Transport.Addresses = awsCfg, endpoints, addresses
+	clients := exporter.NewClients(destinations)
 	checks := cfg.Checks
 	checks.Logger = log
 	checker := exporter.NewChecker(checks, st, clients)
@@ -141,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String())
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String(), "allow_private_endpoints", addresses.String())
 
 	select {
 	case err := <-served:

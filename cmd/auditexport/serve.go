@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/server"
 	"github.com/auditexport/auditexport/store"
 )
@@ -37,6 +38,9 @@ Environment only (secrets never go on the command line):
 			if _, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints); err != nil {
 				return usageError{fmt.Errorf("--allowed-endpoints: %w", err)}
 			}
+			if _, err := destination.ParseAddressPolicy(cfg.AllowPrivateEndpoints); err != nil {
+				return usageError{fmt.Errorf("--allow-private-endpoints: %w", err)}
+			}
 			cfg.AdminToken = os.Getenv("AUDITEXPORT_ADMIN_TOKEN")
 			cfg.MasterKey = os.Getenv("AUDITEXPORT_MASTER_KEY")
 			if err := server.Run(cmd.Context(), cfg); err != nil {
@@ -60,7 +64,7 @@ Environment only (secrets never go on the command line):
 	f.IntVar(&cfg.Export.Workers, "export-workers", envInt("AUDITEXPORT_EXPORT_WORKERS", 2), "export jobs run at once, each for another destination (AUDITEXPORT_EXPORT_WORKERS)")
 	int64Flag(f, &cfg.Export.MaxFileEventBytes, "export-max-file-bytes", 128<<20, "split an export file once its events reach this many bytes (the Parquet file is smaller)")
 	int64Flag(f, &cfg.Export.RowGroupBytes, "export-row-group-bytes", 16<<20, "events per Parquet row group, in bytes: bounds the memory of an export")
-	int64Flag(f, &cfg.Export.MultipartThreshold, "export-multipart-threshold", 16<<20, "files larger than this are uploaded in parts")
+	int64Flag(f, &cfg.Destinations.MultipartThreshold, "export-multipart-threshold", 16<<20, "files larger than this are uploaded in parts (S3) or blocks (ADLS)")
 	durationFlag(f, &cfg.Export.RetryMin, "export-retry-min", 10*time.Second, "first delay before retrying a failed export; doubles per failure, with jitter")
 	durationFlag(f, &cfg.Export.RetryMax, "export-retry-max", 15*time.Minute, "longest delay before retrying a failed export")
 	f.IntVar(&cfg.Checks.Workers, "check-workers", envInt("AUDITEXPORT_CHECK_WORKERS", 4), "connectivity checks run at once (AUDITEXPORT_CHECK_WORKERS)")
@@ -69,7 +73,12 @@ Environment only (secrets never go on the command line):
 	durationFlag(f, &cfg.Checks.RetryMax, "check-retry-max", 15*time.Minute, "longest re-check delay of a failing destination")
 	durationFlag(f, &cfg.Checks.HealthyInterval, "check-interval", 24*time.Hour, "how often a passing destination is checked again")
 	f.StringVar(&cfg.AllowedEndpoints, "allowed-endpoints", env("AUDITEXPORT_ALLOWED_ENDPOINTS", ""),
-		`S3-compatible endpoints configurations may name: empty for any, "none" for AWS only, or host[:port] patterns such as minio.internal:9000,*.example.com (AUDITEXPORT_ALLOWED_ENDPOINTS)`)
+		`endpoints configurations may name: empty for any, "none" for AWS's and Azure's own only, or host[:port] patterns such as minio.internal:9000,*.example.com (AUDITEXPORT_ALLOWED_ENDPOINTS)`)
+	f.StringVar(&cfg.AllowPrivateEndpoints, "allow-private-endpoints", env("AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS", ""),
+		`endpoints that may resolve to loopback or private addresses (never link-local or metadata ones): empty for none, "any", or host[:port] patterns such as 127.0.0.1,minio.internal:9000 (AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS)`)
+	durationFlag(f, &cfg.Destinations.Transport.ConnectTimeout, "destination-connect-timeout", 10*time.Second, "bound on connecting to a destination, and on its TLS handshake")
+	durationFlag(f, &cfg.Destinations.Transport.ResponseTimeout, "destination-response-timeout", time.Minute, "bound on a destination's reply once a request is sent")
+	durationFlag(f, &cfg.Destinations.Transport.ProgressTimeout, "destination-progress-timeout", time.Minute, "bound on any pause while sending a part or block to a destination, or reading its reply")
 	f.StringVar(&logLevel, "log-level", env("AUDITEXPORT_LOG_LEVEL", "info"), "debug, info, warn or error (AUDITEXPORT_LOG_LEVEL)")
 	f.StringVar(&logFormat, "log-format", env("AUDITEXPORT_LOG_FORMAT", "json"), "json or text (AUDITEXPORT_LOG_FORMAT)")
 	return cmd

@@ -66,8 +66,11 @@ type Options struct {
 // loopbackOnlyEnv keeps a test server off the internet: the SDK's endpoints default to a closed
 // loopback port (configurations and tests that need S3 or STS set their own), and the EC2
 // metadata service is never asked for credentials. One attempt per call keeps checks of that
-// closed port from waiting on retry backoff.
+// closed port from waiting on retry backoff. The test servers (MinIO, Azurite, fakes) listen on
+// 127.0.0.1, a loopback address the service reaches only when allowed: this allows it, and a
+// test of the default sets AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS= (none) in its Options.Env.
 var loopbackOnlyEnv = []string{
+	"AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS=127.0.0.1",
 	"AWS_ENDPOINT_URL=http://127.0.0.1:9",
 	"AWS_MAX_ATTEMPTS=1",
 	"AWS_EC2_METADATA_DISABLED=true",
