@@ -48,6 +48,18 @@ func (r *mutationResolver) UpdateS3AssumedRoleExportConfiguration(ctx context.Co
 	return r.checked(ctx, c, err)
 }
 
+// CreateAdlsSasTokenEndpointConfiguration is the resolver for the createAdlsSasTokenEndpointConfiguration field.
+func (r *mutationResolver) CreateAdlsSasTokenEndpointConfiguration(ctx context.Context, data model.AdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error) {
+	c, err := r.Store.CreateConfiguration(ctx, newADLSConfiguration(data), data.SasToken, caller(ctx))
+	return r.checked(ctx, c, err)
+}
+
+// UpdateAdlsSasTokenExportConfiguration is the resolver for the updateAdlsSasTokenExportConfiguration field.
+func (r *mutationResolver) UpdateAdlsSasTokenExportConfiguration(ctx context.Context, data model.UpdateAdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error) {
+	c, err := r.Store.UpdateConfiguration(ctx, data.ID, caller(ctx), adlsUpdate(data), data.SasToken)
+	return r.checked(ctx, c, err)
+}
+
 // EnableExportConfiguration is the resolver for the enableExportConfiguration field.
 func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
 	c, err := r.Store.SetEnabled(ctx, id, caller(ctx), true)

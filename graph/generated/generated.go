@@ -40,6 +40,13 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AdlsSasTokenEndpointConfiguration struct {
+		Endpoint       func(childComplexity int) int
+		FileSystem     func(childComplexity int) int
+		Path           func(childComplexity int) int
+		StorageAccount func(childComplexity int) int
+	}
+
 	ApiToken struct {
 		CreatedAt   func(childComplexity int) int
 		CreatedBy   func(childComplexity int) int
@@ -141,17 +148,19 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateAPIToken                         func(childComplexity int, name string, permissions []model.Permission) int
-		CreateS3AccessKeyExportConfiguration   func(childComplexity int, data model.S3AccessKeyExportConfigurationInput) int
-		CreateS3AssumedRoleExportConfiguration func(childComplexity int, data model.S3AssumedRoleExportConfigurationInput) int
-		DeleteExportConfiguration              func(childComplexity int, id string) int
-		DisableExportConfiguration             func(childComplexity int, id string) int
-		EnableExportConfiguration              func(childComplexity int, id string) int
-		RevokeAPIToken                         func(childComplexity int, name string) int
-		RunExportNow                           func(childComplexity int, id string) int
-		UpdateS3AccessKeyExportConfiguration   func(childComplexity int, data model.UpdateS3AccessKeyExportConfigurationInput) int
-		UpdateS3AssumedRoleExportConfiguration func(childComplexity int, data model.UpdateS3AssumedRoleExportConfigurationInput) int
-		VerifyExportConfiguration              func(childComplexity int, id string) int
+		CreateAPIToken                          func(childComplexity int, name string, permissions []model.Permission) int
+		CreateAdlsSasTokenEndpointConfiguration func(childComplexity int, data model.AdlsSasTokenExportConfigurationInput) int
+		CreateS3AccessKeyExportConfiguration    func(childComplexity int, data model.S3AccessKeyExportConfigurationInput) int
+		CreateS3AssumedRoleExportConfiguration  func(childComplexity int, data model.S3AssumedRoleExportConfigurationInput) int
+		DeleteExportConfiguration               func(childComplexity int, id string) int
+		DisableExportConfiguration              func(childComplexity int, id string) int
+		EnableExportConfiguration               func(childComplexity int, id string) int
+		RevokeAPIToken                          func(childComplexity int, name string) int
+		RunExportNow                            func(childComplexity int, id string) int
+		UpdateAdlsSasTokenExportConfiguration   func(childComplexity int, data model.UpdateAdlsSasTokenExportConfigurationInput) int
+		UpdateS3AccessKeyExportConfiguration    func(childComplexity int, data model.UpdateS3AccessKeyExportConfigurationInput) int
+		UpdateS3AssumedRoleExportConfiguration  func(childComplexity int, data model.UpdateS3AssumedRoleExportConfigurationInput) int
+		VerifyExportConfiguration               func(childComplexity int, id string) int
 	}
 
 	PageInfo struct {
@@ -204,6 +213,8 @@ type MutationResolver interface {
 	CreateS3AssumedRoleExportConfiguration(ctx context.Context, data model.S3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error)
 	UpdateS3AccessKeyExportConfiguration(ctx context.Context, data model.UpdateS3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error)
 	UpdateS3AssumedRoleExportConfiguration(ctx context.Context, data model.UpdateS3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error)
+	CreateAdlsSasTokenEndpointConfiguration(ctx context.Context, data model.AdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error)
+	UpdateAdlsSasTokenExportConfiguration(ctx context.Context, data model.UpdateAdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error)
 	EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
@@ -240,6 +251,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AdlsSasTokenEndpointConfiguration.endpoint":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Endpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Endpoint(childComplexity), true
+	case "AdlsSasTokenEndpointConfiguration.fileSystem":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.FileSystem == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.FileSystem(childComplexity), true
+	case "AdlsSasTokenEndpointConfiguration.path":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Path(childComplexity), true
+	case "AdlsSasTokenEndpointConfiguration.storageAccount":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.StorageAccount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.StorageAccount(childComplexity), true
 
 	case "ApiToken.createdAt":
 		if e.ComplexityRoot.ApiToken.CreatedAt == nil {
@@ -699,6 +735,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIToken(childComplexity, args["name"].(string), args["permissions"].([]model.Permission)), true
+	case "Mutation.createAdlsSasTokenEndpointConfiguration":
+		if e.ComplexityRoot.Mutation.CreateAdlsSasTokenEndpointConfiguration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createAdlsSasTokenEndpointConfiguration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateAdlsSasTokenEndpointConfiguration(childComplexity, args["data"].(model.AdlsSasTokenExportConfigurationInput)), true
 	case "Mutation.createS3AccessKeyExportConfiguration":
 		if e.ComplexityRoot.Mutation.CreateS3AccessKeyExportConfiguration == nil {
 			break
@@ -776,6 +823,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RunExportNow(childComplexity, args["id"].(string)), true
+	case "Mutation.updateAdlsSasTokenExportConfiguration":
+		if e.ComplexityRoot.Mutation.UpdateAdlsSasTokenExportConfiguration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateAdlsSasTokenExportConfiguration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateAdlsSasTokenExportConfiguration(childComplexity, args["data"].(model.UpdateAdlsSasTokenExportConfigurationInput)), true
 	case "Mutation.updateS3AccessKeyExportConfiguration":
 		if e.ComplexityRoot.Mutation.UpdateS3AccessKeyExportConfiguration == nil {
 			break
@@ -992,8 +1050,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputAdlsSasTokenExportConfigurationInput,
 		ec.unmarshalInputS3AccessKeyExportConfigurationInput,
 		ec.unmarshalInputS3AssumedRoleExportConfigurationInput,
+		ec.unmarshalInputUpdateAdlsSasTokenExportConfigurationInput,
 		ec.unmarshalInputUpdateS3AccessKeyExportConfigurationInput,
 		ec.unmarshalInputUpdateS3AssumedRoleExportConfigurationInput,
 	)
@@ -1096,6 +1156,12 @@ enum Permission {
   METRICS
 }
 
+"""
+An ExportInterval written as an enum value (EVERY_12_HOURS) or as a string ("EVERY_12_HOURS"), as
+Immuta's ADLS requests write it.
+"""
+scalar ExportIntervalName
+
 enum ExportInterval {
   EVERY_5_MINUTES
   EVERY_HOUR
@@ -1115,8 +1181,9 @@ type ExportConfiguration {
   enabled: Boolean!
   """
   SUCCESS, PENDING before the first check, or the error text of the last check or export:
-  "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>" or
-  "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>".
+  "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>",
+  "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>" or
+  "Error testing access to ADLS using SasToken - <code>: <message>".
   Checks run on create, update, enable and verifyExportConfiguration, and in the background.
   """
   connectionStatus: String!
@@ -1190,7 +1257,7 @@ type ExportJobTask {
   failureReason: String
 }
 
-union EndpointConfiguration = S3AccessKeyEndpointConfiguration | S3AssumedRoleEndpointConfiguration
+union EndpointConfiguration = S3AccessKeyEndpointConfiguration | S3AssumedRoleEndpointConfiguration | AdlsSasTokenEndpointConfiguration
 
 "Server-side encryption of the objects written (x-amz-server-side-encryption)."
 enum S3ServerSideEncryption {
@@ -1225,6 +1292,16 @@ type S3AssumedRoleEndpointConfiguration {
   serverSideEncryption: S3ServerSideEncryption
   "The KMS key of AWS_KMS; null: the account's aws/s3 key."
   sseKmsKeyId: String
+}
+
+"An Azure Data Lake Storage Gen2 file system (blob container), written with a SAS token."
+type AdlsSasTokenEndpointConfiguration {
+  storageAccount: String!
+  "The file system (blob container)."
+  fileSystem: String!
+  path: String
+  "Base URL of the blob service (Azurite: http://127.0.0.1:10000/devstoreaccount1); null: https://<storageAccount>.blob.core.windows.net."
+  endpoint: String
 }
 
 input S3AccessKeyExportConfigurationInput {
@@ -1299,6 +1376,41 @@ input UpdateS3AssumedRoleExportConfigurationInput {
   serverSideEncryption: S3ServerSideEncryption @goField(omittable: true)
   "Omitted: kept; null or an empty string: cleared (the account's aws/s3 key)."
   sseKmsKeyId: String @goField(omittable: true)
+}
+
+input AdlsSasTokenExportConfigurationInput {
+  name: String
+  interval: ExportIntervalName!
+  "3 to 24 lower-case letters and digits."
+  storageAccount: String!
+  "The file system (blob container): 3 to 63 lower-case letters, digits and single hyphens."
+  fileSystem: String!
+  path: String
+  """
+  Write-only: stored sealed, never returned. A SAS token for the file system that allows create and
+  write (sp=cw); a leading "?" is ignored.
+  """
+  sasToken: String!
+  "Base URL of the blob service, for Azurite or a sovereign cloud; omitted: https://<storageAccount>.blob.core.windows.net."
+  endpoint: String
+  """
+  Export the events still in the buffer that were received at or after this time (not in the
+  future), instead of only those received after the configuration is created.
+  """
+  startTime: DateTime
+}
+
+"Omitted fields keep their value; path and endpoint are cleared with null or an empty string."
+input UpdateAdlsSasTokenExportConfigurationInput {
+  id: ID!
+  name: String @goField(omittable: true)
+  interval: ExportIntervalName
+  storageAccount: String
+  fileSystem: String
+  path: String @goField(omittable: true)
+  "Write-only. Omitted: the stored token is kept."
+  sasToken: String
+  endpoint: String @goField(omittable: true)
 }
 
 "One audit event in the buffer (Immuta's Universal Audit Model envelope)."
@@ -1392,6 +1504,9 @@ type Mutation {
   createS3AssumedRoleExportConfiguration(data: S3AssumedRoleExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
   updateS3AccessKeyExportConfiguration(data: UpdateS3AccessKeyExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
   updateS3AssumedRoleExportConfiguration(data: UpdateS3AssumedRoleExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
+  "Immuta's name: creates an ADLS Gen2 export configuration."
+  createAdlsSasTokenEndpointConfiguration(data: AdlsSasTokenExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
+  updateAdlsSasTokenExportConfiguration(data: UpdateAdlsSasTokenExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
   enableExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   disableExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   deleteExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
@@ -1759,6 +1874,20 @@ func (ec *executionContext) dir_hasPermission_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createAdlsSasTokenEndpointConfiguration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "data",
+		func(ctx context.Context, v any) (model.AdlsSasTokenExportConfigurationInput, error) {
+			return ec.unmarshalNAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐAdlsSasTokenExportConfigurationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["data"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createApiToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1876,6 +2005,20 @@ func (ec *executionContext) field_Mutation_runExportNow_args(ctx context.Context
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateAdlsSasTokenExportConfiguration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "data",
+		func(ctx context.Context, v any) (model.UpdateAdlsSasTokenExportConfigurationInput, error) {
+			return ec.unmarshalNUpdateAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐUpdateAdlsSasTokenExportConfigurationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["data"] = arg0
 	return args, nil
 }
 
@@ -2082,6 +2225,98 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_storageAccount(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_storageAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StorageAccount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_storageAccount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_fileSystem(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_fileSystem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FileSystem, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_fileSystem(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_path(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_path(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Path, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_path(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_endpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
 
 func (ec *executionContext) _ApiToken_name(ctx context.Context, field graphql.CollectedField, obj *model.APIToken) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -4049,6 +4284,130 @@ func (ec *executionContext) fieldContext_Mutation_updateS3AssumedRoleExportConfi
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateS3AssumedRoleExportConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createAdlsSasTokenEndpointConfiguration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createAdlsSasTokenEndpointConfiguration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateAdlsSasTokenEndpointConfiguration(ctx, fc.Args["data"].(model.AdlsSasTokenExportConfigurationInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportConfiguration) graphql.Marshaler {
+			return ec.marshalNExportConfiguration2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportConfiguration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createAdlsSasTokenEndpointConfiguration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportConfiguration(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createAdlsSasTokenEndpointConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateAdlsSasTokenExportConfiguration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateAdlsSasTokenExportConfiguration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateAdlsSasTokenExportConfiguration(ctx, fc.Args["data"].(model.UpdateAdlsSasTokenExportConfigurationInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportConfiguration) graphql.Marshaler {
+			return ec.marshalNExportConfiguration2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportConfiguration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateAdlsSasTokenExportConfiguration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportConfiguration(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateAdlsSasTokenExportConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6454,6 +6813,85 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAdlsSasTokenExportConfigurationInput(ctx context.Context, obj any) (model.AdlsSasTokenExportConfigurationInput, error) {
+	var it model.AdlsSasTokenExportConfigurationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "interval", "storageAccount", "fileSystem", "path", "sasToken", "endpoint", "startTime"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "interval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
+			data, err := ec.unmarshalNExportIntervalName2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Interval = data
+		case "storageAccount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storageAccount"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StorageAccount = data
+		case "fileSystem":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fileSystem"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FileSystem = data
+		case "path":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("path"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Path = data
+		case "sasToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sasToken"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SasToken = data
+		case "endpoint":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("endpoint"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Endpoint = data
+		case "startTime":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startTime"))
+			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StartTime = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputS3AccessKeyExportConfigurationInput(ctx context.Context, obj any) (model.S3AccessKeyExportConfigurationInput, error) {
 	var it model.S3AccessKeyExportConfigurationInput
 	if obj == nil {
@@ -6642,6 +7080,85 @@ func (ec *executionContext) unmarshalInputS3AssumedRoleExportConfigurationInput(
 				return it, err
 			}
 			it.StartTime = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateAdlsSasTokenExportConfigurationInput(ctx context.Context, obj any) (model.UpdateAdlsSasTokenExportConfigurationInput, error) {
+	var it model.UpdateAdlsSasTokenExportConfigurationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "interval", "storageAccount", "fileSystem", "path", "sasToken", "endpoint"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = graphql.OmittableOf(data)
+		case "interval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
+			data, err := ec.unmarshalOExportIntervalName2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Interval = data
+		case "storageAccount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storageAccount"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StorageAccount = data
+		case "fileSystem":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fileSystem"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FileSystem = data
+		case "path":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("path"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Path = graphql.OmittableOf(data)
+		case "sasToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sasToken"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SasToken = data
+		case "endpoint":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("endpoint"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Endpoint = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -6862,6 +7379,13 @@ func (ec *executionContext) _EndpointConfiguration(ctx context.Context, sel ast.
 			return graphql.Null
 		}
 		return ec._S3AccessKeyEndpointConfiguration(ctx, sel, obj)
+	case model.AdlsSasTokenEndpointConfiguration:
+		return ec._AdlsSasTokenEndpointConfiguration(ctx, sel, &obj)
+	case *model.AdlsSasTokenEndpointConfiguration:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._AdlsSasTokenEndpointConfiguration(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -6874,6 +7398,59 @@ func (ec *executionContext) _EndpointConfiguration(ctx context.Context, sel ast.
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var adlsSasTokenEndpointConfigurationImplementors = []string{"AdlsSasTokenEndpointConfiguration", "EndpointConfiguration"}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration(ctx context.Context, sel ast.SelectionSet, obj *model.AdlsSasTokenEndpointConfiguration) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, adlsSasTokenEndpointConfigurationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AdlsSasTokenEndpointConfiguration")
+		case "storageAccount":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_storageAccount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fileSystem":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_fileSystem(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "path":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_path(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "endpoint":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_endpoint(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
 
 var apiTokenImplementors = []string{"ApiToken"}
 
@@ -7614,6 +8191,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updateS3AssumedRoleExportConfiguration":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateS3AssumedRoleExportConfiguration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createAdlsSasTokenEndpointConfiguration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createAdlsSasTokenEndpointConfiguration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateAdlsSasTokenExportConfiguration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateAdlsSasTokenExportConfiguration(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -8495,6 +9086,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐAdlsSasTokenExportConfigurationInput(ctx context.Context, v any) (model.AdlsSasTokenExportConfigurationInput, error) {
+	res, err := ec.unmarshalInputAdlsSasTokenExportConfigurationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNApiToken2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐAPITokenᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.APIToken) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -8652,6 +9248,16 @@ func (ec *executionContext) unmarshalNExportInterval2githubᚗcomᚋauditexport�
 }
 
 func (ec *executionContext) marshalNExportInterval2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx context.Context, sel ast.SelectionSet, v model.ExportInterval) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNExportIntervalName2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, v any) (model.ExportIntervalName, error) {
+	var res model.ExportIntervalName
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportIntervalName2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, sel ast.SelectionSet, v model.ExportIntervalName) graphql.Marshaler {
 	return v
 }
 
@@ -8823,6 +9429,11 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUpdateAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐUpdateAdlsSasTokenExportConfigurationInput(ctx context.Context, v any) (model.UpdateAdlsSasTokenExportConfigurationInput, error) {
+	res, err := ec.unmarshalInputUpdateAdlsSasTokenExportConfigurationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNUpdateS3AccessKeyExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐUpdateS3AccessKeyExportConfigurationInput(ctx context.Context, v any) (model.UpdateS3AccessKeyExportConfigurationInput, error) {
@@ -9047,6 +9658,22 @@ func (ec *executionContext) unmarshalOExportInterval2ᚖgithubᚗcomᚋauditexpo
 }
 
 func (ec *executionContext) marshalOExportInterval2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx context.Context, sel ast.SelectionSet, v *model.ExportInterval) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOExportIntervalName2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, v any) (*model.ExportIntervalName, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ExportIntervalName)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOExportIntervalName2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, sel ast.SelectionSet, v *model.ExportIntervalName) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -17,6 +17,36 @@ type EndpointConfiguration interface {
 	IsEndpointConfiguration()
 }
 
+// An Azure Data Lake Storage Gen2 file system (blob container), written with a SAS token.
+type AdlsSasTokenEndpointConfiguration struct {
+	StorageAccount string `json:"storageAccount"`
+	// The file system (blob container).
+	FileSystem string  `json:"fileSystem"`
+	Path       *string `json:"path,omitempty"`
+	// Base URL of the blob service (Azurite: http://127.0.0.1:10000/devstoreaccount1); null: https://<storageAccount>.blob.core.windows.net.
+	Endpoint *string `json:"endpoint,omitempty"`
+}
+
+func (AdlsSasTokenEndpointConfiguration) IsEndpointConfiguration() {}
+
+type AdlsSasTokenExportConfigurationInput struct {
+	Name     *string            `json:"name,omitempty"`
+	Interval ExportIntervalName `json:"interval"`
+	// 3 to 24 lower-case letters and digits.
+	StorageAccount string `json:"storageAccount"`
+	// The file system (blob container): 3 to 63 lower-case letters, digits and single hyphens.
+	FileSystem string  `json:"fileSystem"`
+	Path       *string `json:"path,omitempty"`
+	// Write-only: stored sealed, never returned. A SAS token for the file system that allows create and
+	// write (sp=cw); a leading "?" is ignored.
+	SasToken string `json:"sasToken"`
+	// Base URL of the blob service, for Azurite or a sovereign cloud; omitted: https://<storageAccount>.blob.core.windows.net.
+	Endpoint *string `json:"endpoint,omitempty"`
+	// Export the events still in the buffer that were received at or after this time (not in the
+	// future), instead of only those received after the configuration is created.
+	StartTime *time.Time `json:"startTime,omitempty"`
+}
+
 // An API token as the server keeps it: never the token itself, which only its creator saw.
 type APIToken struct {
 	// Unique (case-insensitive); what createdBy, updatedBy and audit events record.
@@ -85,8 +115,9 @@ type ExportConfiguration struct {
 	Interval ExportInterval `json:"interval"`
 	Enabled  bool           `json:"enabled"`
 	// SUCCESS, PENDING before the first check, or the error text of the last check or export:
-	// "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>" or
-	// "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>".
+	// "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>",
+	// "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>" or
+	// "Error testing access to ADLS using SasToken - <code>: <message>".
 	// Checks run on create, update, enable and verifyExportConfiguration, and in the background.
 	ConnectionStatus string `json:"connectionStatus"`
 	// When the destination was last checked; null before the first check.
@@ -223,6 +254,19 @@ type S3AssumedRoleExportConfigurationInput struct {
 	// Export the events still in the buffer that were received at or after this time (not in the
 	// future), instead of only those received after the configuration is created.
 	StartTime *time.Time `json:"startTime,omitempty"`
+}
+
+// Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
+type UpdateAdlsSasTokenExportConfigurationInput struct {
+	ID             string                     `json:"id"`
+	Name           graphql.Omittable[*string] `json:"name,omitempty"`
+	Interval       *ExportIntervalName        `json:"interval,omitempty"`
+	StorageAccount *string                    `json:"storageAccount,omitempty"`
+	FileSystem     *string                    `json:"fileSystem,omitempty"`
+	Path           graphql.Omittable[*string] `json:"path,omitempty"`
+	// Write-only. Omitted: the stored token is kept.
+	SasToken *string                    `json:"sasToken,omitempty"`
+	Endpoint graphql.Omittable[*string] `json:"endpoint,omitempty"`
 }
 
 // Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
