@@ -99,6 +99,8 @@ func (d *Destination) cause(se *ServiceError) string {
 	switch se.Code {
 	case "ContainerNotFound":
 		return fmt.Sprintf("the file system (container) %q does not exist in storage account %q", d.config.FileSystem, d.config.StorageAccount)
+	case "ResourceNotFound": // the account: a missing container or blob has codes of its own
+		return "no storage account at " + BlobEndpoint(d.config)
 	case "AccountIsDisabled":
 		return fmt.Sprintf("storage account %q is disabled", d.config.StorageAccount)
 	case "AuthorizationProtocolMismatch":
@@ -120,8 +122,8 @@ func (d *Destination) cause(se *ServiceError) string {
 		return "the SAS token is not valid before " + t.start.UTC().Format(time.RFC3339)
 	case !t.allowsCreateAndWrite():
 		return fmt.Sprintf("the SAS token does not allow create and write (it grants sp=%s; grant sp=cw on the file system)", t.permissions)
-	case se.Code == "AuthenticationFailed":
-		return fmt.Sprintf("the SAS token's signature does not verify: was it made for storage account %q and file system %q, and copied whole?", d.config.StorageAccount, d.config.FileSystem)
+	case se.Code == "AuthenticationFailed", se.Code == "AuthorizationFailure":
+		return fmt.Sprintf("the SAS token was refused: was it made for storage account %q and file system %q, copied whole, and do the account's network rules admit this server?", d.config.StorageAccount, d.config.FileSystem)
 	}
 	return ""
 }
