@@ -75,11 +75,11 @@ func TestEndpointsSafeByDefault(t *testing.T) {
 	server := testserver.Start(t, testserver.Options{Env: []string{"AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS="}}) // the default: none
 	const prefix = "Error testing access to S3 using AccessKey AKIAIOSFODNN7EXAMPLE - EndpointNotAllowed: "
 	for endpoint, want := range map[string]string{
-		"http://169.254.169.254":          "169.254.169.254 is, or resolves to, a link-local, cloud metadata or reserved address, which this server never connects to",
-		"http://[fd00:ec2::254]":          "fd00:ec2::254 is, or resolves to, a link-local",
-		"http://" + addr:                  "127.0.0.1 is, or resolves to, a loopback or private address, which this server connects to only for endpoints its operator allows (--allow-private-endpoints)",
-		"http://localhost:" + port:        "localhost is, or resolves to, a loopback or private address",
-		"http://10.11.12.13:9000":         "10.11.12.13 is, or resolves to, a loopback or private address",
+		"http://169.254.169.254":   "169.254.169.254 is, or resolves to, a link-local, cloud metadata or reserved address, which this server never connects to",
+		"http://[fd00:ec2::254]":   "fd00:ec2::254 is, or resolves to, a link-local",
+		"http://" + addr:           "127.0.0.1 is, or resolves to, a loopback or private address, which this server connects to only for endpoints its operator allows (--allow-private-endpoints)",
+		"http://localhost:" + port: "localhost is, or resolves to, a loopback or private address",
+		"http://10.11.12.13:9000":  "10.11.12.13 is, or resolves to, a loopback or private address",
 	} {
 		if _, status := createS3(t, server, endpoint); !strings.HasPrefix(status, prefix+want) {
 			t.Errorf("%s: connectionStatus %q\nwant prefix %q", endpoint, status, prefix+want)
@@ -140,7 +140,9 @@ func TestRepliesNotFromTheServiceAreSummarised(t *testing.T) {
 	if want := "Error testing access to ADLS using SasToken - UnexpectedResponse: " + host + " answered HTTP 307 Temporary Redirect"; !strings.HasPrefix(adls.C.ConnectionStatus, want) {
 		t.Errorf("ADLS status %q\nwant prefix %q", adls.C.ConnectionStatus, want)
 	}
-	var all struct{ GetAllExportConfigurations []struct{ ConnectionStatus string } }
+	var all struct {
+		GetAllExportConfigurations []struct{ ConnectionStatus string }
+	}
 	server.MustGraphQL(server.AdminToken, `{ getAllExportConfigurations { connectionStatus } }`, nil, &all)
 	for _, c := range all.GetAllExportConfigurations {
 		if strings.Contains(c.ConnectionStatus, "hunter2") || strings.Contains(c.ConnectionStatus, "InternalSecret") {
