@@ -59,9 +59,11 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodPut {
 		r.mu.Lock()
 		comp := req.URL.Query().Get("comp")
-		sum := req.Header.Get("Content-MD5")
-		if v := req.Header["Content-MD5"]; len(v) > 0 { // as the SDK sets it, not canonicalised
-			sum = v[0]
+		var sum string
+		for name, values := range req.Header { // the SDK sets "Content-MD5", not canonicalised
+			if strings.EqualFold(name, "Content-MD5") && len(values) > 0 {
+				sum = values[0]
+			}
 		}
 		r.sent[comp] = append(r.sent[comp], sum)
 		r.mu.Unlock()
