@@ -144,38 +144,31 @@ func (c *Checker) scanLoop(ctx context.Context) {
 	}
 }
 
-// scan enqueues a background check of every enabled configuration that is due and not already
-// being checked. A full queue is not waited on: the next scan tries again.
+// scan claims the background checks that are due (store.Configurations.ClaimDueChecks: on a
+// store shared by replicas, each is claimed by one) and queues them. A claim holds the check for
+// a while: one that finds the queue full runs after the claim lapses.
 func (c *Checker) scan(ctx context.Context) {
 	defer logPanic(c.log, "connectivity check scan")
-	configs, err := c.store.Configurations(ctx)
+	claimed, err := c.store.ClaimDueChecks(ctx, c.cfg.Now(), c.claimHold(), cap(c.jobs))
 	if err != nil {
-		c.log.Error("list configurations for connectivity checks", "error", err)
+		c.log.Error("claim due connectivity checks", "error", err)
 		return
 	}
-	now := c.cfg.Now()
-	for _, cfg := range configs {
-		if cfg.Enabled && c.due(cfg, now) {
-			c.enqueue(checkJob{id: cfg.ID}, false)
-		}
+	for _, cfg := range claimed {
+		c.enqueue(checkJob{id: cfg.ID}, false)
 	}
 }
 
-// due reports whether cfg should be checked again at now.
-func (c *Checker) due(cfg store.ExportConfiguration, now time.Time) bool {
-	if cfg.ConnectionCheckedAt.IsZero() {
-		return true
-	}
-	return !now.Before(cfg.ConnectionCheckedAt.Add(c.recheckAfter(cfg)))
-}
+// claimHold is how long a claimed check stays claimed: long enough to wait in the queue and run.
+func (c *Checker) claimHold() time.Duration { return 4*c.cfg.Timeout + c.scanInterval() }
 
-// recheckAfter is the delay before the next background check: HealthyInterval after a success,
-// else RetryMin doubled per consecutive failure, capped at RetryMax.
-func (c *Checker) recheckAfter(cfg store.ExportConfiguration) time.Duration {
-	if cfg.ConnectionStatus == store.ConnectionSuccess {
-		return c.cfg.HealthyInterval
+// nextCheck is when the background check after one with this outcome is due: HealthyInterval
+// after a success, else RetryMin doubled per consecutive failure, capped at RetryMax.
+func (c *Checker) nextCheck(status string, failures int, at time.Time) time.Time {
+	if status == store.ConnectionSuccess {
+		return at.Add(c.cfg.HealthyInterval)
 	}
-	return doubled(c.cfg.RetryMin, c.cfg.RetryMax, cfg.CheckFailures)
+	return at.Add(doubled(c.cfg.RetryMin, c.cfg.RetryMax, failures))
 }
 
 // doubled is the delay after the n-th consecutive failure: first, doubled for every failure
@@ -256,7 +249,8 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 		c.checks.WithLabelValues("success").Inc()
 		c.log.Debug("connectivity check passed", "config_id", id)
 	}
-	return c.store.RecordConnectionCheck(ctx, id, cfg.Revision, status, c.cfg.Now())
+	now := c.cfg.Now()
+	return c.store.RecordConnectionCheck(ctx, id, cfg.Revision, status, now, c.nextCheck(status, cfg.CheckFailures+1, now))
 }
 
 // CheckNow checks the configuration at once and returns it with the new status. The check runs

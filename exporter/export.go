@@ -27,9 +27,12 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 	if err != nil {
 		return job, err
 	}
-	if job, err = x.store.StartAttempt(ctx, job.ID); err != nil {
+	if job, err = x.store.StartAttempt(ctx, job.ID, x.owner, x.cfg.LeaseTTL); err != nil {
 		return job, err
 	}
+	attempt := job.Attempt()
+	ctx, stopLease := x.keepLease(ctx, attempt)
+	defer stopLease()
 	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
 
 	client, secret, err := x.clients.forConfig(ctx, cfg, x.store)
@@ -42,7 +45,7 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 		}
 		if err == nil {
 			events, objects, bytes := stats.totals()
-			job, err = x.store.CompleteJob(ctx, job.ID, events, objects, bytes, digest)
+			job, err = x.store.CompleteJob(ctx, attempt, events, objects, bytes, digest)
 			if err == nil {
 				x.metrics.exported(job)
 				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", job.EventCount, "objects", job.ObjectCount, "bytes", job.Bytes)
@@ -54,9 +57,13 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 			return job, err
 		}
 	}
+	if errors.Is(context.Cause(ctx), errLeaseLost) || errors.Is(err, store.ErrLeaseLost) {
+		return job, errLeaseLost // the process that took the job over records its outcome
+	}
 	if ctx.Err() != nil {
 		x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
-		job, _ = x.store.InterruptAttempt(ctx, job.ID)
+		// The attempt's context has ended: the record is written under one of its own.
+		job, _ = x.store.InterruptAttempt(context.WithoutCancel(ctx), attempt)
 		return job, errInterrupted
 	}
 	return x.fail(ctx, cfg, job, err, secret)
@@ -68,11 +75,11 @@ func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, job 
 	reason := failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
 	x.metrics.failures.WithLabelValues(cfg.ID).Inc()
 	x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
-	if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now(), time.Time{}); err != nil && !errors.Is(err, store.ErrNotFound) {
 		x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
 	}
 	next := x.cfg.Now().Add(x.backoff(job.Attempts))
-	job, err := x.store.FailAttempt(ctx, job.ID, reason, next)
+	job, err := x.store.FailAttempt(ctx, job.Attempt(), reason, next)
 	if err != nil {
 		return job, err
 	}
@@ -187,7 +194,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
 	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
 	task.SHA256 = f.SHA256
-	if _, err := x.store.PutTask(ctx, task); err != nil {
+	if _, err := x.store.PutTask(ctx, job.Attempt(), task); err != nil {
 		return err
 	}
 	err = x.upload(ctx, tm, cfg, key, f.Path)
@@ -199,7 +206,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 		task.Status = store.JobSucceeded
 		stats.objects = append(stats.objects, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
 	}
-	if _, perr := x.store.PutTask(ctx, task); perr != nil && err == nil {
+	if _, perr := x.store.PutTask(ctx, job.Attempt(), task); perr != nil && err == nil {
 		err = perr
 	}
 	return err

@@ -119,8 +119,15 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 		return nil, err
 	}
 	listening := make(chan string, 1)
-	go s.scan(stderr, listening)
+	scanned := make(chan struct{})
 	go func() {
+		s.scan(stderr, listening)
+		close(scanned)
+	}()
+	go func() {
+		// Wait closes the pipe: only once every line has been read (EOF at the process's exit),
+		// or the last lines, those explaining a failed start, would be lost.
+		<-scanned
 		s.err = cmd.Wait()
 		close(s.done)
 	}()

@@ -1,45 +1,17 @@
-package store_test
+package storetest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/auditexport/auditexport/store"
-	"github.com/auditexport/auditexport/store/storetest"
 )
 
-const testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-var (
-	alice = store.Principal{TokenID: "t-alice", Name: "alice"}
-	bob   = store.Principal{TokenID: "t-bob", Name: "bob"}
-	admin = store.Principal{TokenID: "bootstrap", Name: "admin"}
-)
-
-func accessKeyConfig() store.ExportConfiguration {
-	return store.ExportConfiguration{
-		Kind: store.KindS3AccessKey, Interval: store.Every12Hours, Enabled: true,
-		Bucket: "audit-bucket", Path: "audit/logs", Region: "us-east-1",
-		AccessKeyID: "AKIAIOSFODNN7EXAMPLE", CreatedBy: "alice",
-	}
-}
-
-func assumedRoleConfig() store.ExportConfiguration {
-	return store.ExportConfiguration{
-		Kind: store.KindS3AssumedRole, Interval: store.EveryHour, Enabled: true,
-		Bucket: "audit-bucket", Region: "eu-west-1",
-		RoleARN: "arn:aws:iam::123456789012:role/auditexport", CreatedBy: "alice",
-	}
-}
-
-func TestCreateAndRead(t *testing.T) {
-	st := storetest.New(t)
+func testCreateAndRead(t *testing.T, h *harness) {
+	st := h.new(t)
 	created, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +47,8 @@ func TestCreateAndRead(t *testing.T) {
 	}
 }
 
-func TestInvalidCreateStoresNothing(t *testing.T) {
-	st := storetest.New(t)
+func testInvalidCreateStoresNothing(t *testing.T, h *harness) {
+	st := h.new(t)
 	bad := accessKeyConfig()
 	bad.Bucket = "Not_A_Bucket"
 	if _, err := st.CreateConfiguration(t.Context(), bad, testSecret, alice); !isValidation(err, "bucket") {
@@ -90,21 +62,8 @@ func TestInvalidCreateStoresNothing(t *testing.T) {
 	}
 }
 
-func isValidation(err error, field string) bool {
-	var v *store.ValidationError
-	if !errors.As(err, &v) {
-		return false
-	}
-	for _, f := range v.Fields {
-		if f.Field == field {
-			return true
-		}
-	}
-	return false
-}
-
-func TestUpdate(t *testing.T) {
-	st := storetest.New(t)
+func testUpdate(t *testing.T, h *harness) {
+	st := h.new(t)
 	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
@@ -189,14 +148,14 @@ func TestUpdate(t *testing.T) {
 	})
 }
 
-func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
-	st := storetest.New(t)
+func testDestinationChangeVoidsConnectionStatus(t *testing.T, h *harness) {
+	st := h.new(t)
 	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checked := time.Now().UTC()
-	c, err = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, checked)
+	c, err = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, checked, time.Time{})
 	if err != nil || c.ConnectionStatus != store.ConnectionSuccess || !c.ConnectionCheckedAt.Equal(checked) || c.UpdatedBy != "alice" {
 		t.Fatalf("record check: %+v %v", c, err)
 	}
@@ -213,7 +172,7 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 		t.Fatalf("after bucket change: %+v %v", c, err)
 	}
 	// A check that started before the change must not overwrite the new PENDING.
-	stale, err := st.RecordConnectionCheck(t.Context(), c.ID, oldRevision, store.ConnectionSuccess, time.Now())
+	stale, err := st.RecordConnectionCheck(t.Context(), c.ID, oldRevision, store.ConnectionSuccess, time.Now(), time.Time{})
 	if err != nil || stale.ConnectionStatus != store.ConnectionPending {
 		t.Fatalf("stale check result was recorded: %+v %v", stale, err)
 	}
@@ -224,29 +183,29 @@ func TestDestinationChangeVoidsConnectionStatus(t *testing.T) {
 	}
 }
 
-func TestCheckFailuresCount(t *testing.T) {
-	st := storetest.New(t)
+func testCheckFailuresCount(t *testing.T, h *harness) {
+	st := h.new(t)
 	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
-		c, _ = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, "Error testing access", time.Now())
+		c, _ = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, "Error testing access", time.Now(), time.Time{})
 		if c.CheckFailures != i {
 			t.Fatalf("after %d failures: %d", i, c.CheckFailures)
 		}
 	}
-	c, _ = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, time.Now())
+	c, _ = st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, time.Now(), time.Time{})
 	if c.CheckFailures != 0 {
 		t.Fatalf("success did not reset failures: %d", c.CheckFailures)
 	}
-	if _, err := st.RecordConnectionCheck(t.Context(), "01a1ffdb-3f23-7df1-80b5-645a8cda7506", 0, "x", time.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.RecordConnectionCheck(t.Context(), "01a1ffdb-3f23-7df1-80b5-645a8cda7506", 0, "x", time.Now(), time.Time{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("record for unknown id: %v", err)
 	}
 }
 
-func TestEnableDisableDelete(t *testing.T) {
-	st := storetest.New(t)
+func testEnableDisableDelete(t *testing.T, h *harness) {
+	st := h.new(t)
 	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
@@ -272,93 +231,8 @@ func TestEnableDisableDelete(t *testing.T) {
 	}
 }
 
-func TestSecretsAreSealedOnDisk(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "auditexport.db")
-	key := storetest.Key()
-	st := storetest.Open(t, path, key)
-	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	newSecret := "rotated/Secret+Value/0123456789"
-	if _, err := st.UpdateConfiguration(t.Context(), c.ID, bob, func(*store.ExportConfiguration) error { return nil }, &newSecret); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := st.CreateToken(t.Context(), "ci", []store.Permission{store.PermissionAudit}, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, secret := range []string{testSecret, newSecret, token} {
-		if bytes.Contains(raw, []byte(secret)) {
-			t.Errorf("the data file contains %q in plaintext", secret)
-		}
-	}
-	if !bytes.Contains(raw, []byte(c.AccessKeyID)) {
-		t.Fatal("the access key id is missing from the file: the scan above proves nothing")
-	}
-	info, _ := os.Stat(path)
-	if info.Mode().Perm() != 0o600 {
-		t.Errorf("data file mode = %v, want 0600", info.Mode().Perm())
-	}
-
-	reopened := storetest.Open(t, path, key)
-	if s, err := reopened.Secret(t.Context(), c.ID); err != nil || s != newSecret {
-		t.Fatalf("after reopen: %q, %v", s, err)
-	}
-}
-
-func TestWrongMasterKeyIsRefusedAtOpen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "auditexport.db")
-	st := storetest.Open(t, path, storetest.Key())
-	st.Close()
-	_, err := store.Open(store.Config{Path: path, MasterKey: storetest.Key()})
-	if !errors.Is(err, store.ErrWrongMasterKey) {
-		t.Fatalf("open with another key: %v", err)
-	}
-	if _, err := store.Open(store.Config{Path: path, MasterKey: []byte("short")}); err == nil {
-		t.Fatal("a 5-byte master key was accepted")
-	}
-}
-
-func TestSecondOpenFailsFast(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "auditexport.db")
-	key := storetest.Key()
-	storetest.Open(t, path, key)
-	start := time.Now()
-	_, err := store.Open(store.Config{Path: path, MasterKey: key, OpenTimeout: 200 * time.Millisecond})
-	if !errors.Is(err, store.ErrLocked) {
-		t.Fatalf("second open: %v, want ErrLocked", err)
-	}
-	if !strings.Contains(err.Error(), "another auditexport") {
-		t.Errorf("message does not explain the lock: %v", err)
-	}
-	if waited := time.Since(start); waited > 5*time.Second {
-		t.Fatalf("second open waited %v", waited)
-	}
-}
-
-func TestExistingFileModeIsRestricted(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "auditexport.db")
-	key := storetest.Key()
-	st := storetest.Open(t, path, key)
-	st.Close()
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	storetest.Open(t, path, key)
-	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
-		t.Fatalf("mode after reopen = %v, want 0600", info.Mode().Perm())
-	}
-}
-
-func TestTokens(t *testing.T) {
-	st := storetest.New(t)
+func testTokens(t *testing.T, h *harness) {
+	st := h.new(t)
 	token, rec, err := st.CreateToken(t.Context(), "ci-pipeline", []store.Permission{store.PermissionAudit, store.PermissionIngest, store.PermissionAudit}, admin)
 	if err != nil {
 		t.Fatal(err)
@@ -395,8 +269,8 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-func TestRevokeToken(t *testing.T) {
-	st := storetest.New(t)
+func testRevokeToken(t *testing.T, h *harness) {
+	st := h.new(t)
 	if err := st.SetBootstrapToken(t.Context(), "bootstrap-admin-token-value"); err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +286,7 @@ func TestRevokeToken(t *testing.T) {
 			t.Errorf("Tokens returns the hash of %s", tok.Name)
 		}
 	}
-	head := st.Head()
+	head := Status(t, st).Head
 
 	revoked, err := st.RevokeToken(t.Context(), "PLATFORM", bootstrap)
 	if err != nil || revoked.Name != "Platform" || revoked.SHA256 != nil {
@@ -441,8 +315,8 @@ func TestRevokeToken(t *testing.T) {
 	}
 }
 
-func TestBootstrapToken(t *testing.T) {
-	st := storetest.New(t)
+func testBootstrapToken(t *testing.T, h *harness) {
+	st := h.new(t)
 	if has, _ := st.HasBootstrapToken(t.Context()); has {
 		t.Fatal("new store has a bootstrap token")
 	}
@@ -464,8 +338,8 @@ func TestBootstrapToken(t *testing.T) {
 	}
 }
 
-func TestConfigurationNames(t *testing.T) {
-	st := storetest.New(t)
+func testConfigurationNames(t *testing.T, h *harness) {
+	st := h.new(t)
 	named := accessKeyConfig()
 	named.Name = "acme-prod"
 	a, err := st.CreateConfiguration(t.Context(), named, testSecret, alice)
@@ -504,8 +378,8 @@ func TestConfigurationNames(t *testing.T) {
 	}
 }
 
-func TestDeletingAConfigurationDeletesItsJobsAndTasks(t *testing.T) {
-	st := storetest.New(t)
+func testDeletingAConfigurationDeletesItsJobsAndTasks(t *testing.T, h *harness) {
+	st := h.new(t)
 	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
@@ -514,8 +388,11 @@ func TestDeletingAConfigurationDeletesItsJobsAndTasks(t *testing.T) {
 	if err != nil || job.Status != store.JobPending { // the creation's own audit event is pending
 		t.Fatalf("job %+v %v", job, err)
 	}
+	if job, err = st.StartAttempt(t.Context(), job.ID, "test", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 3 {
-		if _, err := st.PutTask(t.Context(), store.ExportTask{ID: fmt.Sprint(i), JobID: job.ID, Index: i, Key: fmt.Sprint("k", i)}); err != nil {
+		if _, err := st.PutTask(t.Context(), job.Attempt(), store.ExportTask{ID: fmt.Sprint(i), JobID: job.ID, Index: i, Key: fmt.Sprint("k", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -532,5 +409,16 @@ func TestDeletingAConfigurationDeletesItsJobsAndTasks(t *testing.T) {
 		if _, found, _ := st.Task(t.Context(), job.ID, i); found {
 			t.Fatalf("task %d outlived its job", i)
 		}
+	}
+}
+
+func testWrongMasterKeyIsRefusedAtOpen(t *testing.T, h *harness) {
+	data := h.engine.NewData(t)
+	h.open(t, data, options{}).Close()
+	if _, err := h.tryOpen(t, data, options{key: Key()}); !errors.Is(err, store.ErrWrongMasterKey) {
+		t.Fatalf("open with another key: %v", err)
+	}
+	if _, err := h.tryOpen(t, data, options{key: []byte("short")}); err == nil {
+		t.Fatal("a 5-byte master key was accepted")
 	}
 }
