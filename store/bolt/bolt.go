@@ -59,7 +59,18 @@ type Engine struct {
 	// mu guards buf for readers; writers change it only under writeMu after a commit.
 	mu  sync.RWMutex
 	buf *buffer
+
+	// configs and jobs save decoding records read again unchanged.
+	configs *decodeCache[store.ExportConfiguration]
+	jobs    *decodeCache[store.ExportJob]
 }
+
+// Bounds of the decode caches: every configuration of a large installation, and a few jobs of
+// each (the newest, which lists read).
+const (
+	configCacheSize = 100_000
+	jobCacheSize    = 50_000
+)
 
 var _ store.Engine = (*Engine)(nil)
 
@@ -84,7 +95,8 @@ func Open(path string, opts Options) (*Engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("restrict permissions of %s: %w", path, err)
 	}
-	e := &Engine{db: db, opts: opts}
+	e := &Engine{db: db, opts: opts,
+		configs: newDecodeCache[store.ExportConfiguration](configCacheSize), jobs: newDecodeCache[store.ExportJob](jobCacheSize)}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		if err := migrate(tx, opts); err != nil {
 			return err
@@ -148,10 +160,24 @@ func (e *Engine) Path() string { return e.db.Path() }
 
 // readTx reads from a bbolt transaction.
 type readTx struct {
-	tx *bbolt.Tx
-	e  *Engine
+	tx      *bbolt.Tx
+	e       *Engine
+	buckets map[*byte]*bbolt.Bucket // looked up once per transaction: a lookup is a search
 	// events is the write transaction's pending buffer state; nil in read transactions.
 	events *eventWriter
+}
+
+// bucket returns a top-level bucket of the transaction.
+func (r *readTx) bucket(name []byte) *bbolt.Bucket {
+	if b, ok := r.buckets[&name[0]]; ok {
+		return b
+	}
+	if r.buckets == nil {
+		r.buckets = make(map[*byte]*bbolt.Bucket, 8)
+	}
+	b := r.tx.Bucket(name)
+	r.buckets[&name[0]] = b
+	return b
 }
 
 // writeTx writes to a bbolt transaction.

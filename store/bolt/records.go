@@ -15,12 +15,12 @@ import (
 
 // Meta returns a metadata value (a copy: it outlives the transaction).
 func (r *readTx) Meta(key string) ([]byte, error) {
-	return bytes.Clone(r.tx.Bucket(bucketMeta).Get([]byte(key))), nil
+	return bytes.Clone(r.bucket(bucketMeta).Get([]byte(key))), nil
 }
 
 // PutMeta sets a metadata value.
 func (w *writeTx) PutMeta(key string, value []byte) error {
-	return w.tx.Bucket(bucketMeta).Put([]byte(key), value)
+	return w.bucket(bucketMeta).Put([]byte(key), value)
 }
 
 // getJSON decodes the record at key, if any.
@@ -69,16 +69,46 @@ func timeKey(t time.Time) []byte {
 func indexKey(order []byte, id string) []byte { return append(order, id...) }
 
 func (r *readTx) Config(id string) (store.ExportConfiguration, bool, error) {
-	return getJSON[store.ExportConfiguration](r.tx.Bucket(bucketConfigs), []byte(id))
+	if r.e == nil { // migrations
+		return getJSON[store.ExportConfiguration](r.bucket(bucketConfigs), []byte(id))
+	}
+	return getCached(r.e.configs, r.bucket(bucketConfigs), []byte(id))
+}
+
+// getCached is getJSON through a decode cache.
+func getCached[T any](cache *decodeCache[T], b *bbolt.Bucket, key []byte) (T, bool, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		var zero T
+		return zero, false, nil
+	}
+	v, err := cache.decode(key, raw)
+	if err != nil {
+		return v, false, fmt.Errorf("decode record %q: %w", key, err)
+	}
+	return v, true, nil
 }
 
 func (r *readTx) ConfigIDByName(name string) (string, bool, error) {
-	id := r.tx.Bucket(bucketConfigNames).Get([]byte(name))
+	id := r.bucket(bucketConfigNames).Get([]byte(name))
 	return string(id), id != nil, nil
 }
 
 func (r *readTx) Configs(fn func(store.ExportConfiguration) bool) error {
-	return eachJSON(r.tx.Bucket(bucketConfigs), fn)
+	if r.e == nil { // migrations
+		return eachJSON(r.bucket(bucketConfigs), fn)
+	}
+	c := r.bucket(bucketConfigs).Cursor()
+	for k, raw := c.First(); k != nil; k, raw = c.Next() {
+		v, err := r.e.configs.decode(k, raw)
+		if err != nil {
+			return fmt.Errorf("decode record %q: %w", k, err)
+		}
+		if !fn(v) {
+			return nil
+		}
+	}
+	return nil
 }
 
 func (r *readTx) EnabledConfigsByCursor(fn func(store.ExportConfiguration) bool) error {
@@ -113,7 +143,7 @@ func (r *readTx) configsByIndex(index []byte, fn func(store.ExportConfiguration)
 }
 
 func (r *readTx) Secret(configID string) ([]byte, bool, error) {
-	v := r.tx.Bucket(bucketSecrets).Get([]byte(configID))
+	v := r.bucket(bucketSecrets).Get([]byte(configID))
 	return bytes.Clone(v), v != nil, nil
 }
 
@@ -134,7 +164,7 @@ func (w *writeTx) reindexConfig(old, c *store.ExportConfiguration) error {
 	if old != nil {
 		oldKeys = configIndexKeys(*old)
 		if old.Name != "" {
-			if err := w.tx.Bucket(bucketConfigNames).Delete([]byte(old.Name)); err != nil {
+			if err := w.bucket(bucketConfigNames).Delete([]byte(old.Name)); err != nil {
 				return err
 			}
 		}
@@ -142,7 +172,7 @@ func (w *writeTx) reindexConfig(old, c *store.ExportConfiguration) error {
 	if c != nil {
 		newKeys = configIndexKeys(*c)
 		if c.Name != "" {
-			if err := w.tx.Bucket(bucketConfigNames).Put([]byte(c.Name), []byte(c.ID)); err != nil {
+			if err := w.bucket(bucketConfigNames).Put([]byte(c.Name), []byte(c.ID)); err != nil {
 				return err
 			}
 		}
@@ -184,7 +214,7 @@ func (w *writeTx) PutConfig(c store.ExportConfiguration) error {
 	if err := w.reindexConfig(previous, &c); err != nil {
 		return err
 	}
-	return putJSON(w.tx.Bucket(bucketConfigs), []byte(c.ID), c)
+	return putJSON(w.bucket(bucketConfigs), []byte(c.ID), c)
 }
 
 func (w *writeTx) DeleteConfig(id string) error {
@@ -195,29 +225,29 @@ func (w *writeTx) DeleteConfig(id string) error {
 	if err := w.reindexConfig(&old, nil); err != nil {
 		return err
 	}
-	if err := w.tx.Bucket(bucketSecrets).Delete([]byte(id)); err != nil {
+	if err := w.bucket(bucketSecrets).Delete([]byte(id)); err != nil {
 		return err
 	}
-	return w.tx.Bucket(bucketConfigs).Delete([]byte(id))
+	return w.bucket(bucketConfigs).Delete([]byte(id))
 }
 
 func (w *writeTx) PutSecret(configID string, sealed []byte) error {
-	return w.tx.Bucket(bucketSecrets).Put([]byte(configID), sealed)
+	return w.bucket(bucketSecrets).Put([]byte(configID), sealed)
 }
 
 func (r *readTx) Token(id string) (store.Token, bool, error) {
-	return getJSON[store.Token](r.tx.Bucket(bucketTokens), []byte(id))
+	return getJSON[store.Token](r.bucket(bucketTokens), []byte(id))
 }
 
 func tokenNameKey(name string) []byte { return []byte(strings.ToLower(name)) }
 
 func (r *readTx) TokenIDByName(name string) (string, bool, error) {
-	id := r.tx.Bucket(bucketTokenNames).Get(tokenNameKey(name))
+	id := r.bucket(bucketTokenNames).Get(tokenNameKey(name))
 	return string(id), id != nil, nil
 }
 
 func (r *readTx) Tokens(fn func(store.Token) bool) error {
-	return eachJSON(r.tx.Bucket(bucketTokens), fn)
+	return eachJSON(r.bucket(bucketTokens), fn)
 }
 
 func (w *writeTx) PutToken(t store.Token) error {
@@ -227,14 +257,14 @@ func (w *writeTx) PutToken(t store.Token) error {
 	if old, found, err := w.Token(t.ID); err != nil {
 		return err
 	} else if found {
-		if err := w.tx.Bucket(bucketTokenNames).Delete(tokenNameKey(old.Name)); err != nil {
+		if err := w.bucket(bucketTokenNames).Delete(tokenNameKey(old.Name)); err != nil {
 			return err
 		}
 	}
-	if err := w.tx.Bucket(bucketTokenNames).Put(tokenNameKey(t.Name), []byte(t.ID)); err != nil {
+	if err := w.bucket(bucketTokenNames).Put(tokenNameKey(t.Name), []byte(t.ID)); err != nil {
 		return err
 	}
-	return putJSON(w.tx.Bucket(bucketTokens), []byte(t.ID), t)
+	return putJSON(w.bucket(bucketTokens), []byte(t.ID), t)
 }
 
 func (w *writeTx) DeleteToken(id string) error {
@@ -242,21 +272,24 @@ func (w *writeTx) DeleteToken(id string) error {
 	if err != nil || !found {
 		return err
 	}
-	if err := w.tx.Bucket(bucketTokenNames).Delete(tokenNameKey(old.Name)); err != nil {
+	if err := w.bucket(bucketTokenNames).Delete(tokenNameKey(old.Name)); err != nil {
 		return err
 	}
-	return w.tx.Bucket(bucketTokens).Delete([]byte(id))
+	return w.bucket(bucketTokens).Delete([]byte(id))
 }
 
 func (r *readTx) Job(id string) (store.ExportJob, bool, error) {
-	return getJSON[store.ExportJob](r.tx.Bucket(bucketJobs), []byte(id))
+	if r.e == nil { // migrations
+		return getJSON[store.ExportJob](r.bucket(bucketJobs), []byte(id))
+	}
+	return getCached(r.e.jobs, r.bucket(bucketJobs), []byte(id))
 }
 
 // JobsOf iterates a configuration's jobs newest first: job ids are UUIDv7, so the index's key
 // order is creation order.
 func (r *readTx) JobsOf(configID string, fn func(store.ExportJob) bool) error {
 	prefix := []byte(configID)
-	c := r.tx.Bucket(bucketJobsByConfig).Cursor()
+	c := r.bucket(bucketJobsByConfig).Cursor()
 	// The last key with the prefix: seek past it, then step back.
 	k, _ := c.Seek(append(bytes.Clone(prefix), 0xff))
 	if k == nil {
@@ -273,7 +306,7 @@ func (r *readTx) JobsOf(configID string, fn func(store.ExportJob) bool) error {
 }
 
 func (r *readTx) UnfinishedJobs(fn func(store.ExportJob) bool) error {
-	c := r.tx.Bucket(bucketUnfinishedJobs).Cursor()
+	c := r.bucket(bucketUnfinishedJobs).Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if !r.yieldJob(k, fn) {
 			return nil
@@ -293,10 +326,10 @@ func (r *readTx) yieldJob(id []byte, fn func(store.ExportJob) bool) bool {
 }
 
 func (w *writeTx) PutJob(j store.ExportJob) error {
-	if err := w.tx.Bucket(bucketJobsByConfig).Put([]byte(j.ConfigID+j.ID), nil); err != nil {
+	if err := w.bucket(bucketJobsByConfig).Put([]byte(j.ConfigID+j.ID), nil); err != nil {
 		return err
 	}
-	unfinished := w.tx.Bucket(bucketUnfinishedJobs)
+	unfinished := w.bucket(bucketUnfinishedJobs)
 	var err error
 	if j.Finished() {
 		err = unfinished.Delete([]byte(j.ID))
@@ -306,7 +339,7 @@ func (w *writeTx) PutJob(j store.ExportJob) error {
 	if err != nil {
 		return err
 	}
-	return putJSON(w.tx.Bucket(bucketJobs), []byte(j.ID), j)
+	return putJSON(w.bucket(bucketJobs), []byte(j.ID), j)
 }
 
 func (w *writeTx) DeleteJob(id string) error {
@@ -324,12 +357,12 @@ func (w *writeTx) DeleteJob(id string) error {
 	}
 	var keys [][]byte
 	prefix := []byte(id + "/")
-	c := w.tx.Bucket(bucketTasks).Cursor()
+	c := w.bucket(bucketTasks).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
-		if err := w.tx.Bucket(bucketTasks).Delete(k); err != nil {
+		if err := w.bucket(bucketTasks).Delete(k); err != nil {
 			return err
 		}
 	}
@@ -341,12 +374,12 @@ func taskKey(jobID string, index int) []byte {
 }
 
 func (r *readTx) Task(jobID string, index int) (store.ExportTask, bool, error) {
-	return getJSON[store.ExportTask](r.tx.Bucket(bucketTasks), taskKey(jobID, index))
+	return getJSON[store.ExportTask](r.bucket(bucketTasks), taskKey(jobID, index))
 }
 
 func (r *readTx) Tasks(jobID string, fn func(store.ExportTask) bool) error {
 	prefix := []byte(jobID + "/")
-	c := r.tx.Bucket(bucketTasks).Cursor()
+	c := r.bucket(bucketTasks).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var t store.ExportTask
 		if err := json.Unmarshal(v, &t); err != nil {
@@ -360,8 +393,8 @@ func (r *readTx) Tasks(jobID string, fn func(store.ExportTask) bool) error {
 }
 
 func (w *writeTx) PutTask(t store.ExportTask) error {
-	if w.tx.Bucket(bucketJobs).Get([]byte(t.JobID)) == nil {
+	if w.bucket(bucketJobs).Get([]byte(t.JobID)) == nil {
 		return &store.NotFoundError{What: "export job", ID: t.JobID}
 	}
-	return putJSON(w.tx.Bucket(bucketTasks), taskKey(t.JobID, t.Index), t)
+	return putJSON(w.bucket(bucketTasks), taskKey(t.JobID, t.Index), t)
 }
