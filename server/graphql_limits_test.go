@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,25 +8,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/graph"
 )
-
-// bigEvents is NDJSON of n events whose auditPayload carries size bytes of c.
-func bigEvents(n, size int, c string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b) // one event per line
-	enc.SetEscapeHTML(false)
-	for i := range n {
-		enc.Encode(map[string]any{
-			"eventTimestamp": eventsStart.Add(time.Duration(i) * time.Second).Format(time.RFC3339),
-			"action":         "QUERY",
-			"auditPayload":   map[string]any{"type": "QueryAuditPayload", "version": 1, "query": strings.Repeat(c, size)},
-		})
-	}
-	return b.Bytes()
-}
 
 func (a *testAPI) mustIngest(body []byte) {
 	a.t.Helper()
@@ -40,7 +24,7 @@ func (a *testAPI) mustIngest(body []byte) {
 // stays bounded whatever first asks for, and paging on loses nothing.
 func TestAuditEventsPagesAreBounded(t *testing.T) {
 	api := newTestAPI(t)
-	api.mustIngest(bigEvents(12, 900<<10, "x"))
+	api.mustIngest(eventtest.Large(eventsStart, 12, 900<<10, "x"))
 	seen := map[string]bool{}
 	var after *string
 	for pages := 0; ; pages++ {
@@ -86,7 +70,7 @@ func TestAuditEventsPagesAreBounded(t *testing.T) {
 // of '<' is 18 MiB once encoding/json escapes it.
 func TestResponseTooLarge(t *testing.T) {
 	api := newTestAPI(t)
-	api.mustIngest(bigEvents(4, 800<<10, "<"))
+	api.mustIngest(eventtest.Large(eventsStart, 4, 800<<10, "<"))
 	status, resp := api.query(adminToken, `{ auditEvents { edges { node { auditPayload } } } }`, nil)
 	if status != http.StatusUnprocessableEntity || resp.code() != graph.CodeResponseTooLarge ||
 		!strings.Contains(resp.message(), "exceeds the limit of 16777216 bytes") || string(resp.Data) != "null" || len(resp.Body) > 1000 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
@@ -60,7 +61,7 @@ func TestGraphQLWorkIsBounded(t *testing.T) {
 		day1 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC) // apart from the service's own events
 		for batch := range 2 {
 			if status, body := httpCall(t, http.MethodPost, server.URL+"/api/audit/events", ingest, "application/x-ndjson",
-				largeEvents(day1.Add(time.Duration(batch)*time.Minute), 10, 900<<10, "x")); status != http.StatusAccepted {
+				eventtest.Large(day1.Add(time.Duration(batch)*time.Minute), 10, 900<<10, "x")); status != http.StatusAccepted {
 				t.Fatalf("ingest: %d %.300s", status, body)
 			}
 		}
@@ -88,7 +89,7 @@ func TestGraphQLWorkIsBounded(t *testing.T) {
 
 		// Events whose answer grows six-fold once escaped: refused whole, with a clear error.
 		if status, body := httpCall(t, http.MethodPost, server.URL+"/api/audit/events", ingest, "application/x-ndjson",
-			largeEvents(day1.AddDate(0, 0, 1), 4, 800<<10, "<")); status != http.StatusAccepted {
+			eventtest.Large(day1.AddDate(0, 0, 1), 4, 800<<10, "<")); status != http.StatusAccepted {
 			t.Fatalf("ingest: %d %.300s", status, body)
 		}
 		refused(t, admin, `{ auditEvents(from: "2020-01-02T00:00:00Z", to: "2020-01-03T00:00:00Z") { edges { node { auditPayload } } } }`, "RESPONSE_TOO_LARGE", "")
@@ -164,22 +165,6 @@ func TestGraphQLWorkIsBounded(t *testing.T) {
 			t.Fatalf("tokens: %s", tokens.Body)
 		}
 	})
-}
-
-// largeEvents is NDJSON of n events, one a second from day, whose auditPayload carries size
-// bytes of c.
-func largeEvents(day time.Time, n, size int, c string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	for i := range n {
-		enc.Encode(map[string]any{
-			"eventTimestamp": day.Add(time.Duration(i) * time.Second).Format(time.RFC3339),
-			"action":         "QUERY",
-			"auditPayload":   map[string]any{"type": "QueryAuditPayload", "version": 1, "query": strings.Repeat(c, size)},
-		})
-	}
-	return b.Bytes()
 }
 
 // hanging is a loopback listener that accepts connections and never answers.
