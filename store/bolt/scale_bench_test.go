@@ -69,14 +69,13 @@ func BenchmarkJobAtScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	var d event.Decoder
-	batch, _ := d.NDJSON(eventtest.NDJSON(0, 1, time.Now(), time.Second), time.Now())
 	var create, complete []time.Duration
 	i := 0
 	for b.Loop() {
 		c := configs[i%len(configs)]
 		i++
 		b.StopTimer()
-		batch, _ = d.NDJSON(eventtest.NDJSON(10_000_000+i, 1, time.Now(), time.Second), time.Now())
+		batch, _ := d.NDJSON(eventtest.NDJSON(10_000_000+i, 1, time.Now(), time.Second), time.Now())
 		if _, err := st.AppendEvents(b.Context(), batch); err != nil {
 			b.Fatal(err)
 		}
