@@ -188,7 +188,7 @@ func bearerToken(r *http.Request) (string, bool) {
 // graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON, and an operation
 // refused for lack of a permission or token answers 403 or 401, not 200.
 func (s *Server) graphQL() http.Handler {
-	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter}, Logger: s.log})
+	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter, TrustPrincipal: s.cfg.TrustPrincipal}, Logger: s.log})
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if hint, ok := ctx.Value(statusHintKey{}).(*statusHint); ok && resp != nil {

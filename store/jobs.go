@@ -82,7 +82,7 @@ type ExportTask struct {
 }
 
 // jobsKept bounds the finished jobs kept per configuration.
-const jobsKept = 100
+const jobsKept = JobsKept
 
 // ErrNothingToExport means a configuration's cursor is at the buffer's head.
 var ErrNothingToExport = errors.New("no events are waiting to be exported")
