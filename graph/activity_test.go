@@ -358,3 +358,25 @@ func TestAuditEventsOfOneTarget(t *testing.T) {
 		t.Fatalf("an unknown target matched %d events", len(out.AuditEvents.Edges))
 	}
 }
+
+// TestConflictIsShownAsTheStoreSaysIt: forms show a conflict beside its field, so its message is
+// the store's sentence alone, without gqlgen's location and path or the sentinel's ": conflict".
+func TestConflictIsShownAsTheStoreSaysIt(t *testing.T) {
+	a := newActivityAPI(t, time.Now())
+	q := `mutation { createApiToken(name: "ci", permissions: [AUDIT]) }`
+	a.post(a.admin, q, &struct{}{})
+	resp, err := a.as(a.admin).RawPost(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []struct {
+		Message    string
+		Extensions map[string]any
+	}
+	if err := json.Unmarshal(resp.Errors, &errs); err != nil || len(errs) != 1 {
+		t.Fatalf("errors %s: %v", resp.Errors, err)
+	}
+	if errs[0].Message != `a token named "ci" already exists` || errs[0].Extensions["code"] != CodeConflict {
+		t.Fatalf("conflict presented as %+v", errs[0])
+	}
+}
