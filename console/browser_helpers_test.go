@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/auditexport/auditexport/internal/browsertest"
+	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
@@ -230,6 +231,22 @@ func postEvents(t *testing.T, srv *testserver.Server, token string, body []byte)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST events: status %d", resp.StatusCode)
 	}
+}
+
+// destination is a MinIO bucket and a user that may only put objects into it: what a customer grants.
+type destination struct {
+	s3                        *s3test.Server
+	bucket, accessKey, secret string
+}
+
+// newDestination needs the browser too: the tests that use it drive the console.
+func newDestination(t *testing.T) destination {
+	t.Helper()
+	browsertest.Require(t)
+	d := destination{s3: s3test.Require(t)}
+	d.bucket = d.s3.NewBucket(t)
+	d.accessKey, d.secret = d.s3.NewUser(t, s3test.PutOnlyPolicy(d.bucket))
+	return d
 }
 
 // newToken creates an API token through the API as the admin.

@@ -9,7 +9,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/auditexport/auditexport/event/eventtest"
-	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
@@ -18,9 +17,8 @@ import (
 // events sent, Run now, the job, its tasks and the chart's points equal to what the API says,
 // edit, disable, delete, sign out. Screenshots of each page are kept.
 func TestConsoleExportLifecycle(t *testing.T) {
-	s3 := s3test.Require(t)
-	bucket := s3.NewBucket(t)
-	accessKey, secret := s3.NewUser(t, s3test.PutOnlyPolicy(bucket))
+	d := newDestination(t)
+	s3, bucket, accessKey, secret := d.s3, d.bucket, d.accessKey, d.secret
 	srv := testserver.Start(t, testserver.Options{})
 	c := openConsole(t, srv)
 
@@ -135,7 +133,7 @@ func TestConsoleExportLifecycle(t *testing.T) {
 	c.goTo("#/")
 	c.waitFor(fmt.Sprintf(`document.querySelector('tr[data-id=%q]')`, id))
 	if row := c.text(fmt.Sprintf(`tr[data-id=%q]`, id)); !strings.Contains(row, "SUCCESS") || !strings.Contains(row, "SUCCEEDED") ||
-		!strings.Contains(row, "s3://"+bucket+"/audit/acme") || !strings.Contains(row, "EVERY_24_HOURS") {
+		!strings.Contains(row, "s3://"+bucket+"/audit/acme") || !strings.Contains(row, "every 24 hours") {
 		t.Fatalf("overview row: %q", row)
 	}
 	c.screenshot("overview")

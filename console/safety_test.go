@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/auditexport/auditexport/internal/browsertest"
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
@@ -37,6 +38,7 @@ func hostileS3(t *testing.T) string {
 // literally on the overview and the configuration's page: no element is made of it, no dialog
 // opens, no script runs, and the CSP reports nothing to block.
 func TestConsoleShowsHostileTextAsText(t *testing.T) {
+	browsertest.Require(t)
 	srv := testserver.Start(t, testserver.Options{})
 	id := srv.CreateConfiguration(map[string]any{"name": "hostile", "interval": "EVERY_HOUR", "bucket": "hostile-bucket", "region": "us-east-1",
 		"accessKeyId": "AKIAHOSTILE", "secretAccessKey": "hostile-secret-key", "endpoint": hostileS3(t)})
@@ -94,6 +96,7 @@ func (c *tab) noMarkupFromData() {
 // put exactly that text on the clipboard. The destination cannot be reached, and the page shows
 // the check's whole error.
 func TestConsoleAssumedRoleSetup(t *testing.T) {
+	browsertest.Require(t)
 	srv := testserver.Start(t, testserver.Options{Args: []string{"--trust-principal", "123456789012"}})
 	c := openConsole(t, srv)
 	for _, name := range []string{"clipboard-read", "clipboard-write"} {

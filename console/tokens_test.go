@@ -8,12 +8,14 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/auditexport/auditexport/internal/browsertest"
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
 // TestConsoleTokens: an ADMIN creates a token (shown once, copied, working), sees it listed,
 // is told why a duplicate name is refused, and revokes it after confirming.
 func TestConsoleTokens(t *testing.T) {
+	browsertest.Require(t)
 	srv := testserver.Start(t, testserver.Options{})
 	c := openConsole(t, srv)
 	c.signIn(srv.AdminToken)
@@ -67,6 +69,7 @@ func TestConsoleTokens(t *testing.T) {
 // INGEST token is told the console has nothing for it; a wrong token is refused at sign-in; a
 // token revoked while signed in signs the tab out at its next request.
 func TestConsoleOffersOnlyWhatTheTokenMay(t *testing.T) {
+	browsertest.Require(t)
 	srv := testserver.Start(t, testserver.Options{})
 	audit := newToken(srv, "auditor", "AUDIT")
 	ingest := newToken(srv, "pipeline", "INGEST")

@@ -84,10 +84,10 @@ export function lagChart(configs, nameOf, hrefOf) {
         h('a', { href: hrefOf(c), class: 'lag-name' }, nameOf(c)),
         s('svg', { viewBox: '0 0 100 10', preserveAspectRatio: 'none', class: 'lag-bar', 'aria-hidden': 'true', focusable: 'false' },
           s('rect', { x: 0, y: 0, width: 100, height: 10, class: 'track' }),
-          s('rect', { x: 0, y: 0, width: seconds > 0 ? Math.max((seconds / max) * 100, 0.5) : 0, height: 10,
+          s('rect', { x: 0, y: 0, width: oldest ? Math.max((seconds / max) * 100, 0.5) : 0, height: 10,
             class: seconds > 3600 ? 'bar late' : 'bar', dataset: { seconds } })),
         h('span', { class: 'lag-value', title: oldest ? 'oldest pending event received ' + formatTime(oldest) : '' },
-          seconds > 0 ? formatDuration(seconds) : 'nothing pending'));
+          oldest ? formatDuration(seconds) : 'nothing pending'));
     })),
     h('figcaption', {}, 'How long the oldest event each configuration has yet to export has waited. Over an hour is red.'));
 }

@@ -7,7 +7,7 @@ import {
 } from './dom.js';
 import { kindLabel, fieldLabel, destinationSummary } from './hints.js';
 import { hourlyChart } from './charts.js';
-import { configName } from './overview.js';
+import { configName, intervalLabel } from './overview.js';
 import { renderJobs } from './jobs.js';
 
 const CONFIG_FIELDS = `id name interval enabled connectionStatus connectionCheckedAt createdBy createdAt updatedBy updatedAt
@@ -67,7 +67,7 @@ function details(c, kind) {
     fact('ID', h('span', { class: 'mono' }, c.id)),
     fact('Kind', kind ? kindLabel(kind) : ep.__typename),
     fact('Writes to', h('span', { class: 'mono' }, destinationSummary(kind, ep).filter(Boolean).join(' at '))),
-    fact('Interval', c.interval),
+    fact('Interval', intervalLabel(c.interval), h('span', { class: 'muted' }, ` (${c.interval})`)),
     fields.map((k) => fact(fieldLabel(k), ep[k] === null || ep[k] === '' ? h('span', { class: 'muted' }, 'not set') : h('span', { class: 'mono' }, String(ep[k])))),
     fact('Created', timeEl(c.createdAt), c.createdBy ? ' by ' + c.createdBy : ''),
     fact('Updated', timeEl(c.updatedAt), c.updatedBy ? ' by ' + c.updatedBy : ''));
@@ -118,7 +118,7 @@ function actions(c, kind, rerender) {
     button('Verify now', async () => { const r = await mutate('verifyExportConfiguration'); toast('Checked. Connection: ' + r.connectionStatus, r.connectionStatus === 'SUCCESS' ? 'info' : 'error'); await rerender(); }),
     c.enabled ? button('Run now', async () => {
       const job = (await gql(`mutation($id: ID!) { runExportNow(id: $id) { id status eventCount objectCount failureReason } }`, { id: c.id })).runExportNow;
-      toast(`Export job ${job.status}: ${formatCount(job.eventCount)} events in ${job.objectCount} objects.` + (job.failureReason ? ' ' + job.failureReason : ''),
+      toast(`Export job ${job.status}: ${formatCount(job.eventCount)} events in ${job.objectCount} object${job.objectCount === 1 ? '' : 's'}.` + (job.failureReason ? ' ' + job.failureReason : ''),
         job.status === 'FAILED' ? 'error' : 'info');
       await rerender();
     }) : null,

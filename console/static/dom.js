@@ -93,6 +93,12 @@ export function timeEl(iso, empty = '—') {
   return h('time', { datetime: iso, title: relative(iso) }, formatTime(iso), h('span', { class: 'muted' }, ' (', relative(iso), ')'));
 }
 
+// ago shows how long ago (or how soon) a time is, the UTC time on hover: for dense tables.
+export function ago(iso, empty = '—') {
+  if (!iso) return h('span', { class: 'muted' }, empty);
+  return h('time', { datetime: iso, title: formatTime(iso) }, relative(iso));
+}
+
 // humanize turns a camelCase field name into words: sseKmsKeyId -> "Sse kms key id".
 export function humanize(name) {
   const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();

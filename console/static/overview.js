@@ -1,12 +1,17 @@
 // Exports at a glance: every configuration with its destination, schedule, health and backlog.
 
 import { gql, schema, endpointSelection, kindOf } from './api.js';
-import { h, fill, connectionBadge, jobBadge, timeEl, formatCount, section, table } from './dom.js';
+import { h, fill, connectionBadge, jobBadge, ago, formatCount, section, table } from './dom.js';
 import { kindLabel, destinationSummary } from './hints.js';
 import { lagChart, sparkline } from './charts.js';
 
 export function configName(c) {
   return c.name || c.id;
+}
+
+// intervalLabel reads EVERY_6_HOURS as "every 6 hours".
+export function intervalLabel(interval) {
+  return interval.toLowerCase().replaceAll('_', ' ');
 }
 
 export function overviewQuery(kinds) {
@@ -47,26 +52,26 @@ export async function renderOverview(main) {
 
 function configurationsTable(configs, kinds) {
   return table([
-    ['Name', (c) => h('a', { href: '#/config/' + encodeURIComponent(c.id), class: 'config-link' }, configName(c))],
+    ['Export', (c) => h('div', {}, h('a', { href: '#/config/' + encodeURIComponent(c.id), class: 'config-link' }, configName(c)),
+      h('div', { class: 'small' }, h('span', { class: c.enabled ? 'enabled' : 'disabled' }, c.enabled ? 'Enabled' : 'Disabled'),
+        h('span', { class: 'muted' }, ', ', intervalLabel(c.interval))))],
     ['Destination', (c) => {
       const kind = kindOf(kinds, c.endpointConfiguration.__typename);
       const [where, via] = destinationSummary(kind, c.endpointConfiguration);
       return h('div', {}, h('div', { class: 'mono' }, where),
         h('div', { class: 'muted small' }, kind ? kindLabel(kind) : c.endpointConfiguration.__typename, via ? ', ' + via : ''));
     }],
-    ['Interval', (c) => c.interval],
-    ['Enabled', (c) => h('span', { class: c.enabled ? 'enabled' : 'disabled' }, c.enabled ? 'Enabled' : 'Disabled')],
     ['Connection', (c) => h('div', { class: 'status' }, connectionBadge(c.connectionStatus),
       c.connectionStatus !== 'SUCCESS' && c.connectionStatus !== 'PENDING' ? h('p', { class: 'error-text' }, c.connectionStatus) : null,
-      h('div', { class: 'muted small' }, 'checked ', timeEl(c.connectionCheckedAt, 'never')))],
+      h('div', { class: 'muted small' }, 'checked ', ago(c.connectionCheckedAt, 'never')))],
     ['Last export', (c) => c.lastExport
       ? h('div', {}, jobBadge(c.lastExport.status), ' ', formatCount(c.lastExport.eventCount), ' events',
-        h('div', { class: 'small' }, timeEl(c.lastExport.endTimestamp, 'not ended')),
+        h('div', { class: 'small muted' }, 'ended ', ago(c.lastExport.endTimestamp, 'not yet')),
         c.lastExport.failureReason ? h('p', { class: 'error-text' }, c.lastExport.failureReason) : null)
       : h('span', { class: 'muted' }, 'none yet')],
-    ['Next export', (c) => c.enabled ? timeEl(c.nextExportAt) : h('span', { class: 'muted' }, 'disabled')],
-    ['Pending', (c) => formatCount(c.pendingEvents)],
-    ['Skipped', (c) => h('span', { class: c.skippedEvents > 0 ? 'warn' : '' }, formatCount(c.skippedEvents))],
+    ['Next export', (c) => c.enabled ? ago(c.nextExportAt) : h('span', { class: 'muted' }, 'disabled')],
+    ['Pending', (c) => h('div', {}, formatCount(c.pendingEvents),
+      h('div', { class: ['small', c.skippedEvents > 0 ? 'warn' : 'muted'] }, formatCount(c.skippedEvents), ' skipped'))],
     ['Exported, 48 h', (c) => sparkline(c.exportHistory)],
   ], configs, {
     caption: 'Export configurations',
