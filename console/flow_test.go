@@ -142,6 +142,7 @@ func TestConsoleExportLifecycle(t *testing.T) {
 	// Edit: only the interval changes.
 	c.goTo("#/edit/" + id)
 	c.do(chromedp.SetValue(chromedp.CSS("#f-interval"), "EVERY_HOUR"))
+	c.screenshot("edit")
 	c.click("button[type=submit]")
 	c.waitFor(`location.hash.startsWith('#/config/') && document.getElementById('connection-status')`)
 	c.waitText("main dd", "EVERY_HOUR")

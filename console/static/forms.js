@@ -8,7 +8,7 @@ import { KINDS, FIELDS, kindLabel, fieldLabel, isSecret } from './hints.js';
 import { configName } from './overview.js';
 
 // widget makes a labelled input for field, filled with value; it returns the wrapper and a read().
-function widget(field, value, { editing, requiredInCreate }) {
+function widget(field, value, { editing, requiredInCreate, createDescription }) {
   const id = 'f-' + field.name;
   const helpId = 'help-' + field.name;
   const errId = 'err-' + field.name;
@@ -34,8 +34,10 @@ function widget(field, value, { editing, requiredInCreate }) {
   input.setAttribute('aria-describedby', `${helpId} ${errId}`);
   if (required) input.setAttribute('aria-required', 'true');
   const error = h('p', { class: 'field-error', id: errId, hidden: true });
-  const help = [field.description, field.type === 'DateTime' ? ' (in your local time)' : '',
-    secret && editing ? ' Leave empty to keep the stored secret.' : ''].join('');
+  // An update input's descriptions speak of omitted and null fields; the create input's say what
+  // the field is, and the form says how to keep a secret.
+  const help = [editing ? createDescription || field.description : field.description,
+    field.type === 'DateTime' ? ' (in your local time)' : '', secret && editing ? ' Leave it empty to keep the stored one.' : ''].join('');
   const wrap = h('div', { class: 'field', dataset: { field: field.name } },
     h('label', { for: id }, fieldLabel(field.name), required ? h('span', { class: 'req' }, ' (required)') : h('span', { class: 'muted' }, ' (optional)')),
     input,
@@ -59,9 +61,10 @@ function widget(field, value, { editing, requiredInCreate }) {
 // form renders the fields and submits through submit(values) -> configuration; server errors
 // land beside their fields, the rest in a summary at the top.
 function form({ fields, values, editing, createFields, submitLabel, submit }) {
-  const widgets = fields.map((f) => widget(f, values[f.name], {
-    editing, requiredInCreate: !!(createFields.find((c) => c.name === f.name) || {}).required,
-  }));
+  const widgets = fields.map((f) => {
+    const create = createFields.find((c) => c.name === f.name) || {};
+    return widget(f, values[f.name], { editing, requiredInCreate: !!create.required, createDescription: create.description });
+  });
   const summary = h('div', { class: 'error-summary', role: 'alert', tabindex: '-1', hidden: true });
   const button = h('button', { type: 'submit', class: 'primary' }, submitLabel);
   const el = h('form', { class: 'config-form', novalidate: true }, summary, widgets.map((w) => w.wrap),
