@@ -27,6 +27,7 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 		CreatedAt:        c.CreatedAt,
 		UpdatedBy:        optional(c.UpdatedBy),
 		UpdatedAt:        c.UpdatedAt,
+		Cursor:           c.Cursor,
 	}
 	m.ConnectionCheckedAt = optionalTime(c.ConnectionCheckedAt)
 	if c.Enabled {
@@ -232,7 +233,10 @@ func toPermissions(ps []model.Permission) []store.Permission {
 	return convertAll(ps, func(p model.Permission) store.Permission { return store.Permission(p) })
 }
 
+func fromPermissions(ps []store.Permission) []model.Permission {
+	return convertAll(ps, func(p store.Permission) model.Permission { return model.Permission(p) })
+}
+
 func toAPIToken(t store.Token) *model.APIToken {
-	perms := convertAll(t.Permissions, func(p store.Permission) model.Permission { return model.Permission(p) })
-	return &model.APIToken{Name: t.Name, Permissions: perms, CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
+	return &model.APIToken{Name: t.Name, Permissions: fromPermissions(t.Permissions), CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
 }

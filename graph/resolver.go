@@ -45,8 +45,11 @@ type Resolver struct {
 	Checker  Checker
 	Exporter Exporter
 	Logger   *slog.Logger
-	// Now is the clock for nextExportAt; default time.Now.
+	// Now is the clock for nextExportAt, exportHistory and exportLag; default time.Now.
 	Now func() time.Time
+	// TrustPrincipal is the AWS principal assumed-role trust policies name (ParseTrustPrincipal);
+	// empty: a placeholder.
+	TrustPrincipal string
 }
 
 // checked runs a connectivity check of a configuration just written and returns it with the

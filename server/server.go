@@ -47,6 +47,9 @@ type Config struct {
 	Checks exporter.CheckerConfig
 	// Export configures the exporter; its TempDir is <DataDir>/export-tmp.
 	Export exporter.ExporterConfig
+	// TrustPrincipal is the AWS account id or principal ARN assumed-role trust policies name
+	// (graph.ParseTrustPrincipal); empty: a placeholder.
+	TrustPrincipal string
 	// AllowedEndpoints restricts the S3-compatible endpoints configurations may name, in
 	// store.ParseEndpointPolicy's form: "" any, "none" none, else host[:port] patterns.
 	AllowedEndpoints string

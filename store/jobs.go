@@ -93,8 +93,6 @@ type ExportTask struct {
 	SHA256 string `json:"sha256,omitempty"`
 }
 
-// jobsKept bounds the finished jobs kept per configuration.
-const jobsKept = 100
 
 // ErrNothingToExport means a configuration's cursor is at the buffer's head.
 var ErrNothingToExport = errors.New("no events are waiting to be exported")

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/auditexport/auditexport/graph"
 	"github.com/auditexport/auditexport/server"
 	"github.com/auditexport/auditexport/store"
 )
@@ -36,6 +37,9 @@ Environment only (secrets never go on the command line):
 			cfg.Logger = logger
 			if _, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints); err != nil {
 				return usageError{fmt.Errorf("--allowed-endpoints: %w", err)}
+			}
+			if cfg.TrustPrincipal, err = graph.ParseTrustPrincipal(cfg.TrustPrincipal); err != nil {
+				return usageError{fmt.Errorf("--trust-principal: %w", err)}
 			}
 			cfg.AdminToken = os.Getenv("AUDITEXPORT_ADMIN_TOKEN")
 			cfg.MasterKey = os.Getenv("AUDITEXPORT_MASTER_KEY")
@@ -70,6 +74,8 @@ Environment only (secrets never go on the command line):
 	durationFlag(f, &cfg.Checks.HealthyInterval, "check-interval", 24*time.Hour, "how often a passing destination is checked again")
 	f.StringVar(&cfg.AllowedEndpoints, "allowed-endpoints", env("AUDITEXPORT_ALLOWED_ENDPOINTS", ""),
 		`S3-compatible endpoints configurations may name: empty for any, "none" for AWS only, or host[:port] patterns such as minio.internal:9000,*.example.com (AUDITEXPORT_ALLOWED_ENDPOINTS)`)
+	f.StringVar(&cfg.TrustPrincipal, "trust-principal", env("AUDITEXPORT_TRUST_PRINCIPAL", ""),
+		"the AWS account id or principal ARN the service assumes customers' roles as, named in the trust policies it shows (AUDITEXPORT_TRUST_PRINCIPAL)")
 	f.StringVar(&logLevel, "log-level", env("AUDITEXPORT_LOG_LEVEL", "info"), "debug, info, warn or error (AUDITEXPORT_LOG_LEVEL)")
 	f.StringVar(&logFormat, "log-format", env("AUDITEXPORT_LOG_FORMAT", "json"), "json or text (AUDITEXPORT_LOG_FORMAT)")
 	return cmd
