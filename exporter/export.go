@@ -17,15 +17,19 @@ import (
 	"github.com/auditexport/auditexport/store"
 )
 
-// errInterrupted marks an attempt cut short by a shutdown.
-var errInterrupted = errors.New("interrupted by shutdown")
+// errInterrupted marks an attempt cut short by a shutdown or by Cancel.
+var errInterrupted = errors.New("interrupted")
 
 // runAttempt makes one attempt at a job: it encodes the job's events into Parquet files and
-// uploads each as it is finished, then marks the job done, which advances the cursor.
-func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.ExportJob, error) {
+// uploads each as it is finished, then marks the job done, which advances the cursor. t is the
+// job's turn, held on entry.
+func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob, t *turn) (store.ExportJob, error) {
 	cfg, err := x.store.Configuration(ctx, job.ConfigID)
 	if err != nil {
 		return job, err
+	}
+	if !cfg.Enabled { // disabled since the job was dispatched
+		return job, store.ErrDisabled
 	}
 	if job, err = x.store.StartAttempt(ctx, job.ID); err != nil {
 		return job, err
@@ -35,7 +39,7 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 	client, secret, err := x.clients.forConfig(ctx, cfg, x.store)
 	if err == nil {
 		var stats exportStats
-		stats, err = x.exportRange(ctx, cfg, job, client)
+		stats, err = x.exportRange(ctx, cfg, job, client, t)
 		var digest store.DigestRef
 		if err == nil && len(stats.objects) > 0 {
 			digest, err = x.writeDigest(ctx, client, cfg, job, stats)
@@ -55,8 +59,12 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 		}
 	}
 	if ctx.Err() != nil {
-		x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
-		job, _ = x.store.InterruptAttempt(ctx, job.ID)
+		if errors.Is(context.Cause(ctx), errCanceled) {
+			x.log.Info("export attempt cancelled: its configuration was disabled or deleted", "config_id", cfg.ID, "job_id", job.ID)
+		} else {
+			x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
+		}
+		job, _ = x.store.InterruptAttempt(context.WithoutCancel(ctx), job.ID)
 		return job, errInterrupted
 	}
 	return x.fail(ctx, cfg, job, err, secret)
@@ -102,7 +110,7 @@ func (s exportStats) totals() (events, objects, bytes int64) {
 
 // exportRange encodes the events (job.From, job.To] and uploads the files. Encoding and
 // uploading overlap: a finished file is uploaded while the next is encoded.
-func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client) (exportStats, error) {
+func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client, t *turn) (exportStats, error) {
 	dir := filepath.Join(x.cfg.TempDir, job.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return exportStats{}, fmt.Errorf("create temporary directory: %w", err)
@@ -119,13 +127,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 	}()
 
 	enc := newEncoder(job.Plan, x.cfg.RowGroupBytes, dir, cfg.ID, func(f EncodedFile) error {
-		select {
-		case uploads <- f:
-			return nil
-		case <-ctx.Done():
-			os.Remove(f.Path)
-			return ctx.Err()
-		}
+		return handOn(ctx, t, uploads, f)
 	})
 	var addErr error
 	readErr := x.store.ReadEvents(ctx, job.From, 0, func(seq uint64, rec []byte) bool {
@@ -146,6 +148,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 		cancel() // first: the encoder's writer may be waiting to hand on a file
 		enc.abort()
 	}
+	t.release() // encoding is over: waiting for the last uploads needs no turn
 	close(uploads)
 	if uerr := <-uploaded; uerr != nil {
 		return stats, uerr // the upload failure is the cause; encoding then stopped for it
