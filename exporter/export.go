@@ -129,18 +129,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 	enc := newEncoder(job.Plan, x.cfg.RowGroupBytes, dir, cfg.ID, func(f EncodedFile) error {
 		return handOn(ctx, t, uploads, f)
 	})
-	var addErr error
-	readErr := x.store.ReadEvents(ctx, job.From, 0, func(seq uint64, rec []byte) bool {
-		if seq > job.To {
-			return false
-		}
-		if addErr = ctx.Err(); addErr != nil {
-			return false // a read cut short must fail the attempt, never complete the job
-		}
-		addErr = enc.add(seq, rec)
-		return addErr == nil
-	})
-	err := errors.Join(readErr, addErr)
+	err := x.encodeRange(ctx, job, enc)
 	if err == nil {
 		err = enc.close()
 	}

@@ -115,13 +115,15 @@ func joinKey(path, name string) string {
 	return path + "/" + name
 }
 
-// partFile is one Parquet file being written to a temporary file.
+// partFile is one Parquet file being written to a temporary file. The file is created with its
+// first row group: an hour whose events fit one row group holds no file descriptor until it is
+// finished, so a pass may keep many small hours open.
 type partFile struct {
 	hour        int64 // unix hour of its events
 	path        string
-	file        *os.File
-	out         *hashingWriter
-	writer      *pqarrow.FileWriter
+	file        *os.File            // nil until the first row group
+	out         *hashingWriter      // nil until the first row group
+	writer      *pqarrow.FileWriter // nil until the first row group
 	builder     *array.RecordBuilder
 	rgBytes     int64 // encoded event bytes in the row group being built
 	eventBytes  int64 // encoded event bytes in the whole file
@@ -155,9 +157,11 @@ type EncodedFile struct {
 	SHA256      string // hex
 }
 
-// encoder cuts a job's events into hour-partitioned Parquet files, in one pass in seq order.
-// Memory stays bounded: at most plan.MaxOpenFiles files are open, each building at most
-// rowGroupBytes of events before writing them out as a row group.
+// encoder cuts a job's events into hour-partitioned Parquet files, reading them in seq order,
+// in one pass or in the passes of a layout (see layout.go). Memory stays bounded: without a
+// layout, at most plan.MaxOpenFiles files are open, each building at most rowGroupBytes of
+// events before writing them out as a row group; with one, the layout keeps the open files
+// within plan.MaxOpenBytes.
 //
 // Writing a row group (Parquet encoding and snappy) costs about three times as much as building
 // it, so it runs on a second goroutine, the writer: the next row group is built while the last
@@ -173,6 +177,8 @@ type encoder struct {
 	props         *parquet.WriterProperties
 	arrowProps    pqarrow.ArrowWriterProperties
 	open          map[int64]*partFile
+	layout        *layout // nil: one pass, cut by MaxOpenFiles alone
+	pass          int     // the layout's pass being read
 	uses          int64
 	done          func(EncodedFile) error // receives each file as it is finished, on the writer goroutine
 	record        event.Record
@@ -248,23 +254,39 @@ func (e *encoder) stop() error {
 	return e.writeErr
 }
 
-// add appends one buffered event.
+// passes is how many times the job's events are to be read.
+func (e *encoder) passes() int {
+	if e.layout == nil {
+		return 1
+	}
+	return e.layout.passes
+}
+
+// add appends one buffered event, if its hour belongs to the pass being read.
 func (e *encoder) add(seq uint64, rec []byte) error {
 	if err := e.record.Parse(rec); err != nil {
 		return fmt.Errorf("event %d: %w", seq, err)
 	}
-	hour := floorDiv(e.record.EventMicros, int64(time.Hour/time.Microsecond))
+	hour := hourOf(e.record.EventMicros)
+	last, lru := false, e.layout == nil
+	if e.layout != nil {
+		slot, ok := e.layout.hours[hour]
+		if !ok { // the range's events cannot change; never drop one if they did
+			return fmt.Errorf("event %d is of an hour the job's first pass did not see", seq)
+		}
+		if slot.pass != e.pass {
+			return nil
+		}
+		last, lru = seq == slot.last, slot.lru
+	}
 	f := e.open[hour]
 	if f == nil {
-		if len(e.open) >= e.plan.MaxOpenFiles {
+		if lru && len(e.open) >= e.plan.MaxOpenFiles {
 			if err := e.closeLeastRecent(); err != nil {
 				return err
 			}
 		}
-		var err error
-		if f, err = e.create(hour, seq); err != nil {
-			return err
-		}
+		f = e.create(hour, seq)
 	}
 	e.uses++
 	f.lastUse = e.uses
@@ -279,36 +301,35 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 			return err
 		}
 	}
-	if f.eventBytes >= e.plan.MaxFileEventBytes {
+	if last || f.eventBytes >= e.plan.MaxFileEventBytes {
 		return e.finish(f)
 	}
 	return nil
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
-	}
-	return q
+// create starts the file of an hour at its first event.
+func (e *encoder) create(hour int64, first uint64) *partFile {
+	f := &partFile{hour: hour, path: filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first)),
+		builder: array.NewRecordBuilder(e.mem, Schema), first: first}
+	e.open[hour] = f
+	return f
 }
 
-func (e *encoder) create(hour int64, first uint64) (*partFile, error) {
-	path := filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first))
-	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+// createFile creates f's temporary file and Parquet writer, before its first row group.
+func (e *encoder) createFile(f *partFile) error {
+	file, err := os.OpenFile(f.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	out := &hashingWriter{w: file, hash: sha256.New()}
 	w, err := pqarrow.NewFileWriter(Schema, out, e.props, e.arrowProps)
 	if err != nil {
 		file.Close()
-		return nil, err
+		os.Remove(f.path)
+		return err
 	}
-	f := &partFile{hour: hour, path: path, file: file, out: out, writer: w,
-		builder: array.NewRecordBuilder(e.mem, Schema), first: first}
-	e.open[hour] = f
-	return f, nil
+	f.file, f.out, f.writer = file, out, w
+	return nil
 }
 
 // AppendRow adds a parsed record to the builders of a record batch of Schema, straight from the
@@ -355,6 +376,11 @@ func (e *encoder) flushRowGroup(f *partFile) error {
 	if f.rgBytes == 0 {
 		return nil
 	}
+	if f.writer == nil {
+		if err := e.createFile(f); err != nil {
+			return err
+		}
+	}
 	f.rgBytes = 0
 	return e.send(writeOp{f: f, batch: f.builder.NewRecordBatch()})
 }
@@ -400,6 +426,9 @@ func (e *encoder) finishFile(f *partFile) error {
 
 // discard closes f and removes its temporary file.
 func discard(f *partFile) {
+	if f.writer == nil {
+		return
+	}
 	f.writer.Close()
 	f.file.Close()
 	os.Remove(f.path)
@@ -415,9 +444,18 @@ func (e *encoder) closeLeastRecent() error {
 	return e.finish(oldest)
 }
 
-// close finishes every open file, in the order of their first event, and waits until the writer
-// has handed the last one on.
+// close finishes every open file and waits until the writer has handed the last one on.
 func (e *encoder) close() error {
+	if err := e.finishOpen(); err != nil {
+		return err
+	}
+	return e.stop()
+}
+
+// finishOpen finishes every open file, in the order of their first event. With a layout, a
+// pass finishes each file at its hour's last event, so none is left unless events of the range
+// left the buffer meanwhile.
+func (e *encoder) finishOpen() error {
 	for len(e.open) > 0 {
 		var first *partFile
 		for _, f := range e.open {
@@ -429,7 +467,7 @@ func (e *encoder) close() error {
 			return err
 		}
 	}
-	return e.stop()
+	return nil
 }
 
 // abort stops the writer, then closes and removes every open file after a failure.

@@ -120,9 +120,11 @@ func NewExporter(cfg ExporterConfig, st ExportStore, clients *Clients) *Exporter
 	}
 }
 
-// Plan is how new jobs cut their events into files.
+// Plan is how new jobs cut their events into files: each hour whole (see layout.go), the files
+// open at once holding about as many bytes as MaxOpenFiles full row groups.
 func (x *Exporter) Plan() store.ExportPlan {
-	return store.ExportPlan{MaxFileEventBytes: x.cfg.MaxFileEventBytes, MaxOpenFiles: x.cfg.MaxOpenFiles}
+	return store.ExportPlan{MaxFileEventBytes: x.cfg.MaxFileEventBytes, MaxOpenFiles: x.cfg.MaxOpenFiles,
+		MaxOpenBytes: int64(x.cfg.MaxOpenFiles) * x.cfg.RowGroupBytes}
 }
 
 // Start starts exporting and returns at once, accepting RunNow from then on. When ctx ends no
