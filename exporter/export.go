@@ -14,8 +14,12 @@ import (
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/auditexport/auditexport/internal/disk"
 	"github.com/auditexport/auditexport/store"
 )
+
+// diskFullReason is a failed attempt's failureReason when the service's own disk is full.
+const diskFullReason = "Error exporting: the export service's disk is full; the export is retried once space is freed"
 
 // errInterrupted marks an attempt cut short by a shutdown or by Cancel.
 var errInterrupted = errors.New("interrupted")
@@ -72,12 +76,21 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob, t *turn)
 
 // fail records a failed attempt on the job and as the configuration's connection status, and
 // schedules the next attempt after a backoff with jitter.
+//
+// A full disk of the service's own is no fault of the destination: the reason says so, without
+// the temporary file's path, and the connection status is left as it was.
 func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
-	reason := failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
 	x.metrics.failures.WithLabelValues(cfg.ID).Inc()
-	x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
-	if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-		x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
+	var reason string
+	if disk.Full(cause) {
+		reason = diskFullReason
+		x.log.Error("export attempt failed: the service's disk is full", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "error", cause)
+	} else {
+		reason = failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
+		x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
+		if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
+		}
 	}
 	next := x.cfg.Now().Add(x.backoff(job.Attempts))
 	job, err := x.store.FailAttempt(ctx, job.ID, reason, next)

@@ -52,6 +52,7 @@ Environment only (secrets never go on the command line):
 	durationFlag(f, &cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight work may finish after SIGTERM")
 	f.BoolVar(&cfg.Playground, "playground", cfg.Playground, "serve the GraphiQL playground on GET /api/audit/graphql")
 	int64Flag(f, &cfg.MaxEventsBodyBytes, "events-max-body-bytes", cfg.MaxEventsBodyBytes, "largest events request body, before and after gzip decompression")
+	int64Flag(f, &cfg.DiskMinFreeBytes, "disk-min-free-bytes", cfg.DiskMinFreeBytes, "free space on the data directory's disk below which /readyz answers 503")
 	int64Flag(f, &cfg.Buffer.MaxEvents, "buffer-max-events", 5_000_000, "events the buffer holds before ingestion answers 503")
 	int64Flag(f, &cfg.Buffer.MaxBytes, "buffer-max-bytes", 4<<30, "encoded bytes the buffer holds before ingestion answers 503")
 	durationFlag(f, &cfg.Buffer.MinRetention, "buffer-min-retention", time.Hour, "how long exported events stay in the buffer")
