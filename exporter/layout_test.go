@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/store"
 )
@@ -22,16 +21,7 @@ func hourlyRecords(t *testing.T, n int, hourOf func(i int) int) [][]byte {
 	for i := range n {
 		body = append(body, eventtest.NDJSON(i, 1, start.Add(time.Duration(hourOf(i))*time.Hour+time.Duration(i)*time.Millisecond), 0)...)
 	}
-	var d event.Decoder
-	batch, err := d.NDJSON(body, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := make([][]byte, batch.Len())
-	for i := range recs {
-		recs[i] = batch.Record(i)
-	}
-	return recs
+	return recordsOf(t, body)
 }
 
 // cut is what encoding recs under plan produced: the files in the order handed on, the passes
@@ -95,7 +85,21 @@ func (c cut) keys() []string {
 	return keys
 }
 
-// checkEveryEventOnce fails unless the files hold seqs 1..n once each, every file in one hour.
+// checkOneFilePerHour fails unless each hour is in one file.
+func (c cut) checkOneFilePerHour(t *testing.T) {
+	t.Helper()
+	perHour := map[time.Time]int{}
+	for _, f := range c.files {
+		perHour[f.Hour]++
+	}
+	for h, n := range perHour {
+		if n != 1 {
+			t.Errorf("hour %v in %d files", h, n)
+		}
+	}
+}
+
+// checkEveryEventOnce fails unless the files hold n events.
 func (c cut) checkEveryEventOnce(t *testing.T, n int) {
 	t.Helper()
 	var rows int64
@@ -121,15 +125,7 @@ func TestEachHourIsOneFileWhateverTheOrder(t *testing.T) {
 	if len(c.files) != 9 || c.passes != 1 {
 		t.Fatalf("%d files for 9 hours, in %d passes; want 9 in one", len(c.files), c.passes)
 	}
-	perHour := map[time.Time]int{}
-	for _, f := range c.files {
-		perHour[f.Hour]++
-	}
-	for h, n := range perHour {
-		if n != 1 {
-			t.Errorf("hour %v in %d files", h, n)
-		}
-	}
+	c.checkOneFilePerHour(t)
 }
 
 // Random hours in random order, with budgets from tight to roomy: every event is written once,
@@ -147,15 +143,7 @@ func TestLayoutKeepsHoursWholeWithinItsBudget(t *testing.T) {
 			c := encodeWith(t, plan, maxLayoutHours, recs)
 			c.checkEveryEventOnce(t, len(recs))
 			if c.passes <= maxPasses {
-				perHour := map[time.Time]int{}
-				for _, f := range c.files {
-					perHour[f.Hour]++
-				}
-				for h, n := range perHour {
-					if n != 1 {
-						t.Errorf("hour %v in %d files", h, n)
-					}
-				}
+				c.checkOneFilePerHour(t)
 				// One file may exceed the budget alone; planLayout lets it.
 				if limit := max(plan.MaxOpenBytes, plan.MaxOpenBytes/int64(plan.MaxOpenFiles)+openFileCost); c.peakOpen > limit {
 					t.Errorf("open files held %d bytes, budget %d", c.peakOpen, plan.MaxOpenBytes)

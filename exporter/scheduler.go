@@ -35,7 +35,8 @@ type ExporterConfig struct {
 	// MaxFileEventBytes splits a file once the encoded events in it reach this size (the
 	// Parquet file is smaller: compressed). Default 128 MiB.
 	MaxFileEventBytes int64
-	// MaxOpenFiles bounds the hour partitions one job writes at once. Default 8.
+	// MaxOpenFiles bounds the memory of one job's open files: MaxOpenFiles row groups of events
+	// (see store.ExportPlan.MaxOpenBytes). Default 8.
 	MaxOpenFiles int
 	// RowGroupBytes bounds the encoded events of one row group, and so the memory of each open
 	// file. Default 16 MiB.

@@ -118,12 +118,12 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 	if status, body := readyz(t, server); status != http.StatusServiceUnavailable || !strings.Contains(body, "disk") {
 		t.Fatalf("readyz on a full disk: %d %s", status, body)
 	}
-	job := runExportNowJob(t, server, id)
+	job := runExportNow(t, server, id)
 	if job.Status == "SUCCEEDED" {
 		t.Fatalf("an export succeeded on a full disk: %+v", job)
 	}
 	waitUntil(t, "the export's attempt fails", func() bool {
-		job = latestJobOf(t, server, id)
+		job = latestJob(t, server, id)
 		return job.FailureReason != ""
 	})
 	if !strings.Contains(job.FailureReason, "disk is full") || strings.Contains(job.FailureReason, "/") || strings.Contains(job.FailureReason, "S3") {
@@ -139,8 +139,8 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 	if status, _, body := send(3000, 1000); status != http.StatusAccepted {
 		t.Fatalf("ingest once space is freed: %d %s", status, body)
 	}
-	waitUntil(t, "the failed job is retried and succeeds", func() bool { return latestJobOf(t, server, id).Status == "SUCCEEDED" })
-	if job := runExportNowJob(t, server, id); job.Status != "SUCCEEDED" {
+	waitUntil(t, "the failed job is retried and succeeds", func() bool { return latestJob(t, server, id).Status == "SUCCEEDED" })
+	if job := runExportNow(t, server, id); job.Status != "SUCCEEDED" {
 		t.Fatalf("export after recovery: %+v", job)
 	}
 	counts := exporttest.CountIDs(t, srv, bucket, "audit", id)
@@ -157,28 +157,4 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 	if len(acknowledged) != 2000 {
 		t.Fatalf("%d events acknowledged, want 2000", len(acknowledged))
 	}
-}
-
-type failedJob struct {
-	ID            string
-	Status        string
-	FailureReason string
-}
-
-func runExportNowJob(t *testing.T, s *testserver.Server, configID string) failedJob {
-	t.Helper()
-	var out struct{ RunExportNow failedJob }
-	graphQLWithin(t, s, `mutation($id: ID!) { runExportNow(id: $id) { id status failureReason } }`, map[string]any{"id": configID}, &out)
-	return out.RunExportNow
-}
-
-func latestJobOf(t *testing.T, s *testserver.Server, configID string) failedJob {
-	t.Helper()
-	var out struct{ GetAllExportJobs []failedJob }
-	s.MustGraphQL(s.AdminToken, `query($id: ID!) { getAllExportJobs(exportConfigurationId: $id, limit: 1) { id status failureReason } }`,
-		map[string]any{"id": configID}, &out)
-	if len(out.GetAllExportJobs) == 0 {
-		return failedJob{}
-	}
-	return out.GetAllExportJobs[0]
 }

@@ -24,21 +24,31 @@ func createOn(s *testserver.Server, endpoint, bucket, key, secret string) string
 }
 
 type jobState struct {
-	ID       string
-	Status   string
-	Attempts int
+	ID            string
+	Status        string
+	Attempts      int
+	FailureReason string
 }
 
 // latestJob is the configuration's newest export job.
 func latestJob(t *testing.T, s *testserver.Server, configID string) jobState {
 	t.Helper()
 	var out struct{ GetAllExportJobs []jobState }
-	s.MustGraphQL(s.AdminToken, `query($id: ID!) { getAllExportJobs(exportConfigurationId: $id, limit: 1) { id status attempts } }`,
+	s.MustGraphQL(s.AdminToken, `query($id: ID!) { getAllExportJobs(exportConfigurationId: $id, limit: 1) { id status attempts failureReason } }`,
 		map[string]any{"id": configID}, &out)
 	if len(out.GetAllExportJobs) == 0 {
 		return jobState{}
 	}
 	return out.GetAllExportJobs[0]
+}
+
+// runExportNow runs the configuration's export and returns its job, failing the test if the
+// server does not answer.
+func runExportNow(t *testing.T, s *testserver.Server, configID string) jobState {
+	t.Helper()
+	var out struct{ RunExportNow jobState }
+	graphQLWithin(t, s, `mutation($id: ID!) { runExportNow(id: $id) { id status attempts failureReason } }`, map[string]any{"id": configID}, &out)
+	return out.RunExportNow
 }
 
 // TestHungDestinationsDoNotHoldUpOthersExports: two configurations whose endpoint accepts
@@ -64,10 +74,8 @@ func TestHungDestinationsDoNotHoldUpOthersExports(t *testing.T) {
 		return held >= 2 && latestJob(t, server, stuck[0]).Status == "RUNNING" && latestJob(t, server, stuck[1]).Status == "RUNNING"
 	})
 
-	var out struct{ RunExportNow jobState }
-	graphQLWithin(t, server, `mutation($id: ID!) { runExportNow(id: $id) { id status attempts } }`, map[string]any{"id": healthy}, &out)
-	if out.RunExportNow.Status != "SUCCEEDED" {
-		t.Fatalf("healthy configuration's runExportNow: %+v, want SUCCEEDED", out.RunExportNow)
+	if job := runExportNow(t, server, healthy); job.Status != "SUCCEEDED" {
+		t.Fatalf("healthy configuration's runExportNow: %+v, want SUCCEEDED", job)
 	}
 	for _, id := range stuck {
 		if job := latestJob(t, server, id); job.Status != "RUNNING" || job.Attempts != 1 {
