@@ -7,10 +7,10 @@ FUZZTIME ?= 5s
 BENCHCOUNT ?= 5
 SOAK ?= 5m
 
-.PHONY: help run build generate lint test test-go s3-server fuzz bench soak clean
+.PHONY: help run build generate lint test test-go test-servers s3-server fuzz bench soak clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## run the server on 127.0.0.1:8080 with data in ./data (embedded bbolt, nothing to install)
 	$(GO) run ./cmd/auditexport serve
@@ -29,8 +29,11 @@ lint: ## gofmt, go vet and staticcheck
 
 test: lint test-go fuzz ## everything: lint, all tests with the race detector, a short fuzz of every target
 
-test-go: ## all tests with the race detector, against a MinIO on loopback started for the run, reading exports back with DuckDB
-	AUDITEXPORT_TEST_DUCKDB=$$(scripts/duckdb.sh install || true) scripts/with-s3-server.sh $(GO) test -race -count=1 ./...
+test-go: ## all tests with the race detector, against MinIO, PostgreSQL and Azurite on loopback started for the run, Chromium, and DuckDB reading exports back
+	AUDITEXPORT_TEST_DUCKDB=$$(scripts/duckdb.sh install || true) scripts/with-test-servers.sh $(GO) test -race -count=1 ./...
+
+test-servers: ## install what the tests run against: MinIO, PostgreSQL, Azurite, Chromium, DuckDB (in parallel; cached)
+	scripts/install-test-servers.sh
 
 s3-server: ## build the pinned MinIO and mc used by the tests (cached in $(go env GOPATH)/bin)
 	scripts/s3-server.sh install

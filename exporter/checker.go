@@ -149,41 +149,44 @@ func (c *Checker) scanLoop(ctx context.Context) {
 	}
 }
 
-// scan starts a background check of each enabled configuration that is due and not being
-// checked, up to Workers at once; the next scan starts those left out.
+// scan claims the background checks that are due (store.Configurations.ClaimDueChecks: on a
+// store shared by replicas, each is claimed by one), as many as may start, up to Workers at
+// once, and starts them; the next scan claims those left out. A configuration being checked on
+// request meanwhile is left to that check, which records when the next is due.
 func (c *Checker) scan(ctx context.Context) {
 	defer logPanic(c.log, "connectivity check scan")
-	configs, err := c.store.Configurations(ctx)
-	if err != nil {
-		c.log.Error("list configurations for connectivity checks", "error", err)
+	c.mu.Lock()
+	free := c.cfg.Workers - c.background
+	c.mu.Unlock()
+	if free <= 0 {
 		return
 	}
-	now := c.cfg.Now()
+	claimed, err := c.store.ClaimDueChecks(ctx, c.cfg.Now(), c.claimHold(), free)
+	if err != nil {
+		c.log.Error("claim due connectivity checks", "error", err)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, cfg := range configs {
-		if cfg.Enabled && c.due(cfg, now) && c.running && c.configs[cfg.ID] == nil && c.background < c.cfg.Workers {
+	for _, cfg := range claimed {
+		if c.running && c.configs[cfg.ID] == nil {
 			c.background++
 			c.start(cfg.ID, &configChecks{background: true})
 		}
 	}
 }
 
-// due reports whether cfg should be checked again at now.
-func (c *Checker) due(cfg store.ExportConfiguration, now time.Time) bool {
-	if cfg.ConnectionCheckedAt.IsZero() {
-		return true
-	}
-	return !now.Before(cfg.ConnectionCheckedAt.Add(c.recheckAfter(cfg)))
-}
+// claimHold is how long a claimed check stays claimed: claimed checks start at once, so long
+// enough for one to run, with room to spare.
+func (c *Checker) claimHold() time.Duration { return 2*c.cfg.Timeout + c.scanInterval() }
 
-// recheckAfter is the delay before the next background check: HealthyInterval after a success,
-// else RetryMin doubled per consecutive failure, capped at RetryMax.
-func (c *Checker) recheckAfter(cfg store.ExportConfiguration) time.Duration {
-	if cfg.ConnectionStatus == store.ConnectionSuccess {
-		return c.cfg.HealthyInterval
+// nextCheck is when the background check after one with this outcome is due: HealthyInterval
+// after a success, else RetryMin doubled per consecutive failure, capped at RetryMax.
+func (c *Checker) nextCheck(status string, failures int, at time.Time) time.Time {
+	if status == store.ConnectionSuccess {
+		return at.Add(c.cfg.HealthyInterval)
 	}
-	return doubled(c.cfg.RetryMin, c.cfg.RetryMax, cfg.CheckFailures)
+	return at.Add(doubled(c.cfg.RetryMin, c.cfg.RetryMax, failures))
 }
 
 // doubled is the delay after the n-th consecutive failure: first, doubled for every failure
@@ -259,7 +262,8 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 		c.checks.WithLabelValues("success").Inc()
 		c.log.Debug("connectivity check passed", "config_id", id)
 	}
-	return c.store.RecordConnectionCheck(ctx, id, cfg.Revision, status, c.cfg.Now())
+	now := c.cfg.Now()
+	return c.store.RecordConnectionCheck(ctx, id, cfg.Revision, status, now, c.nextCheck(status, cfg.CheckFailures+1, now))
 }
 
 // CheckNow checks the configuration and returns it with the new status: at once, or, when a

@@ -35,9 +35,12 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob, t *turn)
 	if !cfg.Enabled { // disabled since the job was dispatched
 		return job, store.ErrDisabled
 	}
-	if job, err = x.store.StartAttempt(ctx, job.ID); err != nil {
+	if job, err = x.store.StartAttempt(ctx, job.ID, x.owner, x.cfg.LeaseTTL); err != nil {
 		return job, err
 	}
+	attempt := job.Attempt()
+	ctx, stopLease := x.keepLease(ctx, attempt)
+	defer stopLease()
 	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
 
 	client, secret, err := x.clients.forConfig(ctx, cfg, x.store)
@@ -50,7 +53,7 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob, t *turn)
 		}
 		if err == nil {
 			events, objects, bytes := stats.totals()
-			job, err = x.store.CompleteJob(ctx, job.ID, events, objects, bytes, digest)
+			job, err = x.store.CompleteJob(ctx, attempt, events, objects, bytes, digest)
 			if err == nil {
 				x.metrics.exported(job)
 				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", job.EventCount, "objects", job.ObjectCount, "bytes", job.Bytes)
@@ -62,13 +65,17 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob, t *turn)
 			return job, err
 		}
 	}
+	if errors.Is(context.Cause(ctx), errLeaseLost) || errors.Is(err, store.ErrLeaseLost) {
+		return job, errLeaseLost // the process that took the job over records its outcome
+	}
 	if ctx.Err() != nil {
 		if errors.Is(context.Cause(ctx), errCanceled) {
 			x.log.Info("export attempt cancelled: its configuration was disabled or deleted", "config_id", cfg.ID, "job_id", job.ID)
 		} else {
 			x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
 		}
-		job, _ = x.store.InterruptAttempt(context.WithoutCancel(ctx), job.ID)
+		// The attempt's context has ended: the record is written under one of its own.
+		job, _ = x.store.InterruptAttempt(context.WithoutCancel(ctx), attempt)
 		return job, errInterrupted
 	}
 	return x.fail(ctx, cfg, job, err, secret)
@@ -88,12 +95,12 @@ func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, job 
 	} else {
 		reason = failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
 		x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
-		if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now(), time.Time{}); err != nil && !errors.Is(err, store.ErrNotFound) {
 			x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
 		}
 	}
 	next := x.cfg.Now().Add(x.backoff(job.Attempts))
-	job, err := x.store.FailAttempt(ctx, job.ID, reason, next)
+	job, err := x.store.FailAttempt(ctx, job.Attempt(), reason, next)
 	if err != nil {
 		return job, err
 	}
@@ -192,7 +199,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
 	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
 	task.SHA256 = f.SHA256
-	if _, err := x.store.PutTask(ctx, task); err != nil {
+	if _, err := x.store.PutTask(ctx, job.Attempt(), task); err != nil {
 		return err
 	}
 	err = x.upload(ctx, tm, cfg, key, f.Path)
@@ -204,7 +211,7 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 		task.Status = store.JobSucceeded
 		stats.objects = append(stats.objects, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
 	}
-	if _, perr := x.store.PutTask(ctx, task); perr != nil && err == nil {
+	if _, perr := x.store.PutTask(ctx, job.Attempt(), task); perr != nil && err == nil {
 		err = perr
 	}
 	return err

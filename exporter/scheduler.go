@@ -53,8 +53,14 @@ type ExporterConfig struct {
 	// DrainTimeout is how long running attempts may go on after shutdown begins; then they are
 	// cut short and resume at the next start. Default 20s.
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// LeaseTTL is how long an attempt holds its job without renewing (it renews every third of
+	// it): on a shared store, how soon another replica takes over the job of one that died.
+	// Default 30s.
+	LeaseTTL time.Duration
+	// Owner names this process in leases. Default: host, pid and a random part.
+	Owner  string
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // fillDefaults replaces zero (and negative) fields by their defaults.
@@ -70,6 +76,8 @@ func (c *ExporterConfig) fillDefaults() {
 	c.RetryMax = max(cmp.Or(max(c.RetryMax, 0), 15*time.Minute), c.RetryMin)
 	c.ScanInterval = cmp.Or(max(c.ScanInterval, 0), time.Second)
 	c.DrainTimeout = cmp.Or(max(c.DrainTimeout, 0), 20*time.Second)
+	c.LeaseTTL = cmp.Or(max(c.LeaseTTL, 0), 30*time.Second)
+	c.Owner = cmp.Or(c.Owner, processOwner())
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.Now == nil {
 		c.Now = time.Now
@@ -93,6 +101,7 @@ type Exporter struct {
 	clients *Clients
 	log     *slog.Logger
 	metrics *exportMetrics
+	owner   string
 	turns   *semaphore.Weighted
 
 	mu       sync.Mutex
@@ -115,7 +124,7 @@ var errCanceled = errors.New("its configuration was disabled or deleted")
 func NewExporter(cfg ExporterConfig, st ExportStore, clients *Clients) *Exporter {
 	cfg.fillDefaults()
 	return &Exporter{
-		cfg: cfg, store: st, clients: clients, log: cfg.Logger, metrics: newExportMetrics(st, cfg.Now),
+		cfg: cfg, store: st, clients: clients, log: cfg.Logger, metrics: newExportMetrics(st, cfg.Now), owner: cfg.Owner,
 		turns: semaphore.NewWeighted(int64(cfg.Workers)), stopped: make(chan struct{}),
 		jobs: map[string]*jobRun{}, waiters: map[string][]chan struct{}{},
 	}
@@ -171,41 +180,42 @@ func (x *Exporter) run(ctx context.Context, cut context.CancelFunc) {
 	x.group.Wait()
 }
 
-// scan resumes unfinished jobs that are due and starts the jobs of configurations whose
-// interval boundary has passed. A disabled configuration's unfinished job waits until it is
-// enabled again.
+// scanLimit bounds the configurations one scan starts: the next scan goes on.
+const scanLimit = 1000
+
+// scan resumes unfinished jobs that may run (see store.Jobs.RunnableJobs: a disabled
+// configuration's job waits until it is enabled again) and starts the jobs of configurations
+// whose interval boundary has passed. Both are indexed reads.
 func (x *Exporter) scan(ctx context.Context) {
 	defer logPanic(x.log, "export scan")
 	now := x.cfg.Now()
-	configs, err := x.store.Configurations(ctx)
+	runnable, err := x.store.RunnableJobs(ctx, now)
 	if err != nil {
-		x.log.Error("list configurations for export", "error", err)
+		x.log.Error("list runnable export jobs", "error", err)
 		return
 	}
-	enabled := map[string]bool{}
-	for _, c := range configs {
-		enabled[c.ID] = c.Enabled
+	for _, job := range runnable {
+		x.dispatch(job)
 	}
 	unfinished, err := x.store.UnfinishedJobs(ctx)
 	if err != nil {
 		x.log.Error("list unfinished export jobs", "error", err)
 		return
 	}
-	busy := map[string]bool{}
+	busy := make(map[string]bool, len(unfinished))
 	for _, job := range unfinished {
 		busy[job.ConfigID] = true
-		if enabled[job.ConfigID] && (job.Status != store.JobFailed || !now.Before(job.NextAttemptAt)) {
-			x.dispatch(job)
-		}
 	}
-	for _, c := range configs {
-		if !c.Enabled || busy[c.ID] {
-			continue
+	due, err := x.store.DueSchedules(ctx, now, scanLimit)
+	if err != nil {
+		x.log.Error("list due export schedules", "error", err)
+		return
+	}
+	for _, c := range due {
+		if busy[c.ID] {
+			continue // its unfinished job runs (or waits to retry) first
 		}
 		boundary := now.UTC().Truncate(c.Interval.Duration())
-		if !boundary.After(c.ScheduledThrough) {
-			continue
-		}
 		if c.ScheduledThrough.IsZero() {
 			// A new configuration's first run is the next boundary after its creation.
 			if err := x.store.MarkScheduled(ctx, c.ID, boundary); err != nil {
@@ -275,7 +285,9 @@ func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 		return
 	}
 	defer t.release()
-	if _, err := x.runAttempt(ctx, job, t); err != nil && !errors.Is(err, errInterrupted) {
+	if _, err := x.runAttempt(ctx, job, t); errors.Is(err, store.ErrLeaseHeld) {
+		x.log.Debug("export job is running in another process", "job_id", job.ID)
+	} else if err != nil && !errors.Is(err, errInterrupted) {
 		x.log.Debug("export attempt ended with an error", "job_id", job.ID, "error", err)
 	}
 }

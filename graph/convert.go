@@ -49,14 +49,16 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 	return m
 }
 
-func toModels(ctx context.Context, cs []store.ExportConfiguration, cursors store.Cursors, now time.Time) ([]*model.ExportConfiguration, error) {
+// toModels converts a list of configurations, reading the buffer's bounds once for all of their
+// pendingEvents.
+func toModels(ctx context.Context, cs []store.ExportConfiguration, buffer store.EventBuffer, now time.Time) ([]*model.ExportConfiguration, error) {
+	status, err := buffer.BufferStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*model.ExportConfiguration, len(cs))
 	for i, c := range cs {
-		pending, err := cursors.PendingEvents(ctx, c.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = toModel(c, pending, now)
+		out[i] = toModel(c, status.Pending(c.Cursor), now)
 	}
 	return out, nil
 }

@@ -13,13 +13,23 @@ import (
 	"github.com/auditexport/auditexport/store"
 )
 
-// Paging bounds of auditEvents. maxScan bounds the events one page reads while filtering, so a
-// narrow time range over a large buffer answers promptly (hasNextPage then says to go on).
+// Paging bounds of auditEvents. maxScan and maxScanBytes bound the events one page reads while
+// filtering, so a narrow time range over a large buffer answers promptly (hasNextPage then says
+// to go on); maxPageBytes bounds the stored bytes of the events one page holds in memory (events
+// may be 1 MiB each), ending the page early the same way.
 const (
 	defaultPageSize = 100
 	maxPageSize     = 1000
 	maxScan         = 100_000
+	maxScanBytes    = 64 << 20
+	maxPageBytes    = 8 << 20
 	cursorPrefix    = "seq:"
+)
+
+// Bounds of getAllExportJobs' limit.
+const (
+	defaultJobsLimit = 20
+	maxJobsLimit     = 100
 )
 
 func encodeCursor(seq uint64) string {
@@ -41,10 +51,10 @@ func decodeCursor(cursor string) (uint64, error) {
 // jobsLimit is getAllExportJobs' limit: 20 unless given, at most 100.
 func jobsLimit(limit *int) (int, error) {
 	if limit == nil {
-		return 20, nil
+		return defaultJobsLimit, nil
 	}
-	if *limit < 1 || *limit > 100 {
-		return 0, inputError("limit", "must be between 1 and 100")
+	if *limit < 1 || *limit > maxJobsLimit {
+		return 0, inputError("limit", fmt.Sprintf("must be between 1 and %d", maxJobsLimit))
 	}
 	return *limit, nil
 }
@@ -74,9 +84,9 @@ func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *
 	}
 	conn := &model.AuditEventConnection{Edges: []*model.AuditEventEdge{}, PageInfo: &model.PageInfo{}}
 	var (
-		scanned   int
-		decodeErr error
-		r         event.Record
+		scanned, scannedBytes, pageBytes int
+		decodeErr                        error
+		r                                event.Record
 	)
 	err := st.ReadEvents(ctx, position, 0, func(seq uint64, rec []byte) bool {
 		if decodeErr = r.Parse(rec); decodeErr != nil {
@@ -88,9 +98,10 @@ func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *
 				return false
 			}
 			conn.Edges = append(conn.Edges, &model.AuditEventEdge{Node: toAuditEvent(r.Event(seq)), Cursor: encodeCursor(seq)})
+			pageBytes += len(rec)
 		}
-		position = seq
-		if scanned++; scanned >= maxScan {
+		position, scannedBytes = seq, scannedBytes+len(rec)
+		if scanned++; scanned >= maxScan || scannedBytes >= maxScanBytes || pageBytes >= maxPageBytes {
 			conn.PageInfo.HasNextPage = true
 			return false
 		}

@@ -16,6 +16,8 @@ MINIO_BIN=$BIN_DIR/minio-$MINIO_VERSION
 MC_BIN=$BIN_DIR/mc-$MC_VERSION
 
 log() { echo "s3-server: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 install_one() { # install_one MODULE VERSION TARGET NAME
   local module=$1 version=$2 target=$3 name=$4
@@ -34,19 +36,6 @@ install() {
   install_one github.com/minio/mc "$MC_VERSION" "$MC_BIN" mc
 }
 
-free_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  log "no free port found"
-  return 1
-}
-
 start() {
   local dir=${1:?usage: s3-server.sh start DIR}
   install
@@ -59,26 +48,14 @@ start() {
   # MinIO's built-in single-key KMS, so SSE-S3 and SSE-KMS (with this key id) work as on AWS.
   local kms_key=auditexport-test-key kms_secret
   kms_secret=$(head -c 32 /dev/urandom | base64)
-  local port console attempt
-  for attempt in 1 2 3; do
-    port=$(free_port)
-    console=$(free_port)
+  local port
+  launch() {
     MINIO_ROOT_USER=$user MINIO_ROOT_PASSWORD=$password MINIO_BROWSER=off MINIO_UPDATE=off \
-      MINIO_KMS_SECRET_KEY="$kms_key:$kms_secret" nohup "$MINIO_BIN" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$console" \
-      "$dir/data" >"$dir/minio.log" 2>&1 &
-    echo $! >"$dir/pid"
-    for _ in $(seq 1 100); do
-      if curl -fsS "http://127.0.0.1:$port/minio/health/live" >/dev/null 2>&1; then
-        break 2
-      fi
-      kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
-      sleep 0.1
-    done
-    log "MinIO did not come up on port $port (attempt $attempt):"
-    tail -5 "$dir/minio.log" >&2 || true
-    kill "$(cat "$dir/pid")" 2>/dev/null || true
-    [ "$attempt" = 3 ] && return 1
-  done
+      MINIO_KMS_SECRET_KEY="$kms_key:$kms_secret" exec nohup "$MINIO_BIN" server --quiet \
+      --address "127.0.0.1:$1" --console-address "127.0.0.1:$(free_port)" "$dir/data" >"$dir/minio.log" 2>&1
+  }
+  ready() { curl -fsS "http://127.0.0.1:$1/minio/health/live"; }
+  port=$(start_on_free_port MinIO "$dir/minio.log" "$dir/pid" launch ready)
 
   local mc=("$MC_BIN" --config-dir "$dir/mc" --quiet --no-color)
   "${mc[@]}" alias set auditexport "http://127.0.0.1:$port" "$user" "$password" >/dev/null
@@ -109,17 +86,7 @@ ENV
 }
 
 stop() {
-  local dir=${1:?usage: s3-server.sh stop DIR}
-  [ -f "$dir/pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$dir/pid"
+  stop_pid "${1:?usage: s3-server.sh stop DIR}/pid"
 }
 
 case "${1:-}" in

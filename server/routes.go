@@ -195,10 +195,13 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON, and an operation
-// refused for lack of a permission or token answers 403 or 401, not 200.
+// graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON (what a browser
+// sends across sites without asking first is refused), the work and the answer are bounded by
+// graph.Limits, and an operation refused for lack of a permission or token answers 403 or 401,
+// not 200.
 func (s *Server) graphQL() http.Handler {
-	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter}, Logger: s.log})
+	limits := graph.DefaultLimits()
+	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter}, Logger: s.log, Limits: limits})
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if hint, ok := ctx.Value(statusHintKey{}).(*statusHint); ok && resp != nil {
@@ -232,7 +235,9 @@ func (s *Server) graphQL() http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		hint := &statusHint{}
-		gql.ServeHTTP(&hintedWriter{ResponseWriter: w, hint: hint}, r.WithContext(context.WithValue(r.Context(), statusHintKey{}, hint)))
+		// The request's context ends when the client goes away; the handler stops resolving then.
+		gql.ServeHTTP(&hintedWriter{ResponseWriter: w, hint: hint, maxBytes: limits.MaxResponseBytes},
+			r.WithContext(context.WithValue(r.Context(), statusHintKey{}, hint)))
 	})
 }
 
@@ -250,15 +255,20 @@ func (h *statusHint) fromErrors(resp *graphql.Response) {
 			return
 		case graph.CodeForbidden:
 			h.status = http.StatusForbidden
+		case graph.CodeResponseTooLarge:
+			h.status = http.StatusUnprocessableEntity
 		}
 	}
 }
 
-// hintedWriter replaces an implicit 200 with the status the hint asks for.
+// hintedWriter replaces an implicit 200 with the status the hint asks for, and bounds the
+// answer to maxBytes. The handler bounds the answer as it builds it, by an estimate; this bound
+// is exact, counting what encoding/json adds when gqlgen writes it.
 type hintedWriter struct {
 	http.ResponseWriter
-	hint        *statusHint
-	wroteHeader bool
+	hint              *statusHint
+	wroteHeader       bool
+	written, maxBytes int64
 }
 
 func (w *hintedWriter) WriteHeader(code int) {
@@ -273,9 +283,20 @@ func (w *hintedWriter) WriteHeader(code int) {
 }
 
 func (w *hintedWriter) Write(b []byte) (int, error) {
+	if w.written+int64(len(b)) > w.maxBytes {
+		if w.wroteHeader {
+			// Part of the answer is gone: cutting the connection tells the client it is incomplete.
+			panic(http.ErrAbortHandler)
+		}
+		// gqlgen writes its answer in one piece, so this is the whole answer: replace it.
+		w.wroteHeader = true
+		writeError(w.ResponseWriter, http.StatusUnprocessableEntity, graph.CodeResponseTooLarge, graph.ResponseTooLargeError(w.maxBytes).Message)
+		return len(b), nil
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.written += int64(len(b))
 	return w.ResponseWriter.Write(b)
 }
 

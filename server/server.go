@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/bolt"
 )
 
 // Config configures Run. Zero fields take the defaults of DefaultConfig.
@@ -96,7 +97,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log, Buffer: cfg.Buffer, Endpoints: endpoints})
+	engine, err := bolt.Open(filepath.Join(cfg.DataDir, dbFileName), bolt.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	st, err := store.New(ctx, engine, store.Config{MasterKey: key, Logger: log, Buffer: cfg.Buffer, Endpoints: endpoints})
 	if err != nil {
 		return err
 	}

@@ -124,8 +124,15 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 		return nil, err
 	}
 	listening := make(chan string, 1)
-	go s.scan(stderr, listening)
+	scanned := make(chan struct{})
 	go func() {
+		s.scan(stderr, listening)
+		close(scanned)
+	}()
+	go func() {
+		// Wait closes the pipe: only once every line has been read (EOF at the process's exit),
+		// or the last lines, those explaining a failed start, would be lost.
+		<-scanned
 		s.err = cmd.Wait()
 		close(s.done)
 	}()
@@ -301,3 +308,26 @@ func (s *Server) CreateConfiguration(data map[string]any) string {
 	s.MustGraphQL(s.AdminToken, `mutation($d: `+input+`!) { `+mutation+`(data: $d) { id } }`, map[string]any{"d": data}, &out)
 	return out[mutation].ID
 }
+
+// IntrospectionQuery is the query GraphiQL sends when the playground opens: the API's limits
+// must let it through.
+const IntrospectionQuery = `query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}`
