@@ -66,13 +66,18 @@ func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id str
 
 // DisableExportConfiguration is the resolver for the disableExportConfiguration field.
 func (r *mutationResolver) DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return r.modelOf(ctx)(r.Store.SetEnabled(ctx, id, caller(ctx), false))
+	c, err := r.Store.SetEnabled(ctx, id, caller(ctx), false)
+	if err == nil {
+		r.stopWork(id)
+	}
+	return r.modelOf(ctx)(c, err)
 }
 
 // DeleteExportConfiguration is the resolver for the deleteExportConfiguration field.
 func (r *mutationResolver) DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
 	c, err := r.Store.DeleteConfiguration(ctx, id, caller(ctx))
 	if err == nil {
+		r.stopWork(id)
 		r.Checker.Forget(id)
 	}
 	return r.modelOf(ctx)(c, err)

@@ -45,6 +45,7 @@ type Server struct {
 	exporter *exporter.Exporter
 	log      *slog.Logger
 	registry *prometheus.Registry
+	disk     *diskWatch
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -53,7 +54,8 @@ type Server struct {
 // exports that mutations ask for.
 func New(cfg Config, st Store, checker *exporter.Checker, exp *exporter.Exporter) *Server {
 	cfg.fillDefaults()
-	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry(),
+		disk: &diskWatch{dir: cfg.DataDir, minFree: uint64(cfg.DiskMinFreeBytes)}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "auditexport_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -136,12 +138,20 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
+// readyz answers 200 while the server can take events: its store is readable and its data
+// directory's disk has room.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err := s.store.Ready(r.Context()); err != nil {
 		s.log.Warn("not ready", "error", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "store unavailable\n")
+		return
+	}
+	if problem := s.disk.problem(); problem != "" {
+		s.log.Warn("not ready", "error", problem, "data_dir", s.cfg.DataDir)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, problem+"\n")
 		return
 	}
 	io.WriteString(w, "ok\n")

@@ -39,6 +39,9 @@ type Config struct {
 	// MaxEventsBodyBytes bounds an events request body, before and after decompression.
 	// Default 16 MiB.
 	MaxEventsBodyBytes int64
+	// DiskMinFreeBytes: below this much free space on the data directory's disk, /readyz
+	// answers 503. Default 64 MiB.
+	DiskMinFreeBytes int64
 	// Buffer bounds the event buffer and its retention.
 	Buffer store.BufferConfig
 	// Playground serves GraphiQL on GET /api/audit/graphql. Default true in DefaultConfig.
@@ -65,6 +68,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     30 * time.Second,
 		MaxGraphQLBodyBytes: 1 << 20,
 		MaxEventsBodyBytes:  16 << 20,
+		DiskMinFreeBytes:    64 << 20,
 		Playground:          true,
 	}
 }
@@ -76,6 +80,7 @@ func (c *Config) fillDefaults() {
 	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), def.ShutdownTimeout)
 	c.MaxGraphQLBodyBytes = cmp.Or(max(c.MaxGraphQLBodyBytes, 0), def.MaxGraphQLBodyBytes)
 	c.MaxEventsBodyBytes = cmp.Or(max(c.MaxEventsBodyBytes, 0), def.MaxEventsBodyBytes)
+	c.DiskMinFreeBytes = cmp.Or(max(c.DiskMinFreeBytes, 0), def.DiskMinFreeBytes)
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,9 @@ type Options struct {
 	Env []string
 	// Args are added after `serve --listen 127.0.0.1:0 --data-dir DIR`.
 	Args []string
+	// Wrap, when set, is a command the server runs under: the binary and its arguments are
+	// appended to it, and it must exec them (so the process is the server's).
+	Wrap []string
 }
 
 // loopbackOnlyEnv keeps a test server off the internet: the SDK's endpoints default to a closed
@@ -107,7 +111,8 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 		opts.DataDir = t.TempDir()
 	}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", opts.DataDir, "--log-format", "json"}, opts.Args...)
-	cmd := exec.Command(Binary(t), args...)
+	argv := append(append(slices.Clip(opts.Wrap), Binary(t)), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), loopbackOnlyEnv...), opts.Env...) // later entries win
 	s := &Server{DataDir: opts.DataDir, t: t, cmd: cmd, logs: &LogBuffer{}, done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
@@ -284,6 +289,9 @@ func (b *LogBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Signal sends sig to the process.
 func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }
