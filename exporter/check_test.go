@@ -38,20 +38,14 @@ func TestFailureStatusRedactsAndBounds(t *testing.T) {
 func TestRecheckSchedule(t *testing.T) {
 	t.Parallel()
 	c := NewChecker(CheckerConfig{RetryMin: time.Minute, RetryMax: 15 * time.Minute, HealthyInterval: 24 * time.Hour}, nil, nil)
+	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	for failures, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute, 4: 8 * time.Minute, 5: 15 * time.Minute, 50: 15 * time.Minute} {
-		if got := c.recheckAfter(store.ExportConfiguration{ConnectionStatus: "Error", CheckFailures: failures}); got != want {
+		if got := c.nextCheck("Error", failures, at).Sub(at); got != want {
 			t.Errorf("after %d failures: %v, want %v", failures, got, want)
 		}
 	}
-	if got := c.recheckAfter(store.ExportConfiguration{ConnectionStatus: store.ConnectionSuccess}); got != 24*time.Hour {
+	if got := c.nextCheck(store.ConnectionSuccess, 0, at).Sub(at); got != 24*time.Hour {
 		t.Errorf("healthy: %v", got)
-	}
-	now := time.Now()
-	never := store.ExportConfiguration{ConnectionStatus: store.ConnectionPending}
-	recent := store.ExportConfiguration{ConnectionStatus: store.ConnectionSuccess, ConnectionCheckedAt: now.Add(-time.Hour)}
-	old := store.ExportConfiguration{ConnectionStatus: "Error", CheckFailures: 1, ConnectionCheckedAt: now.Add(-2 * time.Minute)}
-	if !c.due(never, now) || c.due(recent, now) || !c.due(old, now) {
-		t.Error("due() disagrees with the schedule")
 	}
 }
 

@@ -10,35 +10,46 @@ import (
 	"time"
 
 	"github.com/auditexport/auditexport/exporter/destination"
+	"github.com/auditexport/auditexport/internal/disk"
 	"github.com/auditexport/auditexport/store"
 )
 
-// errInterrupted marks an attempt cut short by a shutdown.
-var errInterrupted = errors.New("interrupted by shutdown")
+// diskFullReason is a failed attempt's failureReason when the service's own disk is full.
+const diskFullReason = "Error exporting: the export service's disk is full; the export is retried once space is freed"
+
+// errInterrupted marks an attempt cut short by a shutdown or by Cancel.
+var errInterrupted = errors.New("interrupted")
 
 // runAttempt makes one attempt at a job: it encodes the job's events into Parquet files and
-// uploads each as it is finished, then marks the job done, which advances the cursor.
-func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.ExportJob, error) {
+// uploads each as it is finished, then marks the job done, which advances the cursor. t is the
+// job's turn, held on entry.
+func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob, t *turn) (store.ExportJob, error) {
 	cfg, err := x.store.Configuration(ctx, job.ConfigID)
 	if err != nil {
 		return job, err
 	}
-	if job, err = x.store.StartAttempt(ctx, job.ID); err != nil {
+	if !cfg.Enabled { // disabled since the job was dispatched
+		return job, store.ErrDisabled
+	}
+	if job, err = x.store.StartAttempt(ctx, job.ID, x.owner, x.cfg.LeaseTTL); err != nil {
 		return job, err
 	}
+	attempt := job.Attempt()
+	ctx, stopLease := x.keepLease(ctx, attempt)
+	defer stopLease()
 	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
 
 	dest, secret, err := x.clients.forConfig(ctx, cfg, x.store)
 	if err == nil {
 		var stats exportStats
-		stats, err = x.exportRange(ctx, cfg, job, dest)
+		stats, err = x.exportRange(ctx, cfg, job, dest, t)
 		var digest store.DigestRef
 		if err == nil && len(stats.objects) > 0 {
 			digest, err = x.writeDigest(ctx, dest, cfg, job, stats)
 		}
 		if err == nil {
 			events, objects, bytes := stats.totals()
-			job, err = x.store.CompleteJob(ctx, job.ID, events, objects, bytes, digest)
+			job, err = x.store.CompleteJob(ctx, attempt, events, objects, bytes, digest)
 			if err == nil {
 				x.metrics.exported(job)
 				x.log.Info("export succeeded", "config_id", cfg.ID, "job_id", job.ID, "events", job.EventCount, "objects", job.ObjectCount, "bytes", job.Bytes)
@@ -50,9 +61,17 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 			return job, err
 		}
 	}
+	if errors.Is(context.Cause(ctx), errLeaseLost) || errors.Is(err, store.ErrLeaseLost) {
+		return job, errLeaseLost // the process that took the job over records its outcome
+	}
 	if ctx.Err() != nil {
-		x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
-		job, _ = x.store.InterruptAttempt(ctx, job.ID)
+		if errors.Is(context.Cause(ctx), errCanceled) {
+			x.log.Info("export attempt cancelled: its configuration was disabled or deleted", "config_id", cfg.ID, "job_id", job.ID)
+		} else {
+			x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
+		}
+		// The attempt's context has ended: the record is written under one of its own.
+		job, _ = x.store.InterruptAttempt(context.WithoutCancel(ctx), attempt)
 		return job, errInterrupted
 	}
 	return x.fail(ctx, cfg, dest, job, err, secret)
@@ -60,16 +79,25 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 
 // fail records a failed attempt on the job and as the configuration's connection status, and
 // schedules the next attempt after a backoff with jitter.
+//
+// A full disk of the service's own is no fault of the destination: the reason says so, without
+// the temporary file's path, and the connection status is left as it was.
 func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, dest destination.Destination, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
-	reason := failureText("Error exporting to", cfg, dest, cause, secret)
-	logUnexplained(x.log, cfg.ID, dest, cause)
 	x.metrics.failures.WithLabelValues(cfg.ID).Inc()
-	x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
-	if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-		x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
+	var reason string
+	if disk.Full(cause) {
+		reason = diskFullReason
+		x.log.Error("export attempt failed: the service's disk is full", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "error", cause)
+	} else {
+		reason = failureText("Error exporting to", cfg, dest, cause, secret)
+		logUnexplained(x.log, cfg.ID, dest, cause)
+		x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
+		if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now(), time.Time{}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
+		}
 	}
 	next := x.cfg.Now().Add(x.backoff(job.Attempts))
-	job, err := x.store.FailAttempt(ctx, job.ID, reason, next)
+	job, err := x.store.FailAttempt(ctx, job.Attempt(), reason, next)
 	if err != nil {
 		return job, err
 	}
@@ -99,7 +127,7 @@ func (s exportStats) totals() (events, objects, bytes int64) {
 
 // exportRange encodes the events (job.From, job.To] and uploads the files. Encoding and
 // uploading overlap: a finished file is uploaded while the next is encoded.
-func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, dest destination.Destination) (exportStats, error) {
+func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, dest destination.Destination, t *turn) (exportStats, error) {
 	dir := filepath.Join(x.cfg.TempDir, job.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return exportStats{}, fmt.Errorf("create temporary directory: %w", err)
@@ -116,26 +144,9 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 	}()
 
 	enc := newEncoder(job.Plan, x.cfg.RowGroupBytes, dir, cfg.ID, func(f EncodedFile) error {
-		select {
-		case uploads <- f:
-			return nil
-		case <-ctx.Done():
-			os.Remove(f.Path)
-			return ctx.Err()
-		}
+		return handOn(ctx, t, uploads, f)
 	})
-	var addErr error
-	readErr := x.store.ReadEvents(ctx, job.From, 0, func(seq uint64, rec []byte) bool {
-		if seq > job.To {
-			return false
-		}
-		if addErr = ctx.Err(); addErr != nil {
-			return false // a read cut short must fail the attempt, never complete the job
-		}
-		addErr = enc.add(seq, rec)
-		return addErr == nil
-	})
-	err := errors.Join(readErr, addErr)
+	err := x.encodeRange(ctx, job, enc)
 	if err == nil {
 		err = enc.close()
 	}
@@ -143,6 +154,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 		cancel() // first: the encoder's writer may be waiting to hand on a file
 		enc.abort()
 	}
+	t.release() // encoding is over: waiting for the last uploads needs no turn
 	close(uploads)
 	if uerr := <-uploaded; uerr != nil {
 		return stats, uerr // the upload failure is the cause; encoding then stopped for it
@@ -178,7 +190,7 @@ func (x *Exporter) uploadTask(ctx context.Context, dest destination.Destination,
 	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
 	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
 	task.SHA256 = f.SHA256
-	if _, err := x.store.PutTask(ctx, task); err != nil {
+	if _, err := x.store.PutTask(ctx, job.Attempt(), task); err != nil {
 		return err
 	}
 	err = x.upload(ctx, dest, key, f.Path)
@@ -190,7 +202,7 @@ func (x *Exporter) uploadTask(ctx context.Context, dest destination.Destination,
 		task.Status = store.JobSucceeded
 		stats.objects = append(stats.objects, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
 	}
-	if _, perr := x.store.PutTask(ctx, task); perr != nil && err == nil {
+	if _, perr := x.store.PutTask(ctx, job.Attempt(), task); perr != nil && err == nil {
 		err = perr
 	}
 	return err

@@ -248,16 +248,16 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Fatalf("shutdown took %v with a 300ms drain", took)
 	}
-	job, _ = st.Job(ctx, job.ID)
+	job, _ = st.Job(t.Context(), job.ID)
 	if job.Status != store.JobPending || job.Attempts != 0 || job.FailureReason != "" {
 		t.Fatalf("after an interrupted attempt: %+v, want PENDING, not counted as a failure", job)
 	}
-	if cfg, _ := st.Configuration(ctx, c.ID); cfg.Cursor != c.Cursor {
+	if cfg, _ := st.Configuration(t.Context(), c.ID); cfg.Cursor != c.Cursor {
 		t.Fatalf("the cursor moved: %d -> %d", c.Cursor, cfg.Cursor)
 	}
 
 	// The destination is fixed and the server starts again: the same job resumes and finishes.
-	if _, err := st.UpdateConfiguration(ctx, c.ID, store.Principal{Name: "test"}, func(x *store.ExportConfiguration) error {
+	if _, err := st.UpdateConfiguration(t.Context(), c.ID, store.Principal{Name: "test"}, func(x *store.ExportConfiguration) error {
 		x.Endpoint = srv.Endpoint
 		return nil
 	}, nil); err != nil {
@@ -272,7 +272,7 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 			t.Fatalf("the interrupted job did not resume: %+v", job)
 		}
 		time.Sleep(50 * time.Millisecond)
-		job, _ = st.Job(ctx, job.ID)
+		job, _ = st.Job(t.Context(), job.ID)
 	}
 	// The update's own audit event came after the job's range and waits for the next job.
 	exporttest.CheckExactlyOnce(t, exporttest.Exported(t, srv, bucket, "audit", c.ID), want)

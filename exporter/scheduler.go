@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -27,13 +29,14 @@ var _ ExportStore = (*store.Store)(nil)
 type ExporterConfig struct {
 	// TempDir holds files being encoded; emptied at start. Required.
 	TempDir string
-	// Workers bounds the jobs running at once; each destination runs one job at a time.
-	// Default 2.
+	// Workers bounds the jobs reading and encoding events at once (see Exporter); each
+	// destination runs one job at a time. Default 2.
 	Workers int
 	// MaxFileEventBytes splits a file once the encoded events in it reach this size (the
 	// Parquet file is smaller: compressed). Default 128 MiB.
 	MaxFileEventBytes int64
-	// MaxOpenFiles bounds the hour partitions one job writes at once. Default 8.
+	// MaxOpenFiles bounds the memory of one job's open files: MaxOpenFiles row groups of events
+	// (see store.ExportPlan.MaxOpenBytes). Default 8.
 	MaxOpenFiles int
 	// RowGroupBytes bounds the encoded events of one row group, and so the memory of each open
 	// file. Default 16 MiB.
@@ -47,8 +50,14 @@ type ExporterConfig struct {
 	// DrainTimeout is how long running attempts may go on after shutdown begins; then they are
 	// cut short and resume at the next start. Default 20s.
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// LeaseTTL is how long an attempt holds its job without renewing (it renews every third of
+	// it): on a shared store, how soon another replica takes over the job of one that died.
+	// Default 30s.
+	LeaseTTL time.Duration
+	// Owner names this process in leases. Default: host, pid and a random part.
+	Owner  string
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // fillDefaults replaces zero (and negative) fields by their defaults.
@@ -62,6 +71,8 @@ func (c *ExporterConfig) fillDefaults() {
 	c.RetryMax = max(cmp.Or(max(c.RetryMax, 0), 15*time.Minute), c.RetryMin)
 	c.ScanInterval = cmp.Or(max(c.ScanInterval, 0), time.Second)
 	c.DrainTimeout = cmp.Or(max(c.DrainTimeout, 0), 20*time.Second)
+	c.LeaseTTL = cmp.Or(max(c.LeaseTTL, 0), 30*time.Second)
+	c.Owner = cmp.Or(c.Owner, processOwner())
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.Now == nil {
 		c.Now = time.Now
@@ -69,37 +80,56 @@ func (c *ExporterConfig) fillDefaults() {
 }
 
 // Exporter runs export jobs: on each configuration's schedule, aligned to UTC boundaries of its
-// interval, on request (RunNow), and again after failures. Jobs of different destinations run
-// in a bounded pool and never wait on one another.
+// interval, on request (RunNow), and again after failures.
+//
+// A destination that hangs must cost its own configuration only. So each job runs on its own
+// goroutine (at most one per configuration), and Workers bounds not the jobs but the turns: a
+// job holds a turn only while it uses the CPU (reading and encoding its events) and gives it
+// back whenever it waits on its destination, and once encoding is over (see turn). A job stuck
+// in an upload therefore holds nothing another job needs but its own memory (bounded by its
+// plan) and temporary files, and a healthy configuration's job starts as soon as a turn is free,
+// whatever the others' destinations do. Turns are granted in the order asked for. Cancel stops
+// a configuration's job when it is disabled or deleted.
 type Exporter struct {
 	cfg     ExporterConfig
 	store   ExportStore
 	clients *Clients
 	log     *slog.Logger
 	metrics *exportMetrics
-
-	queue   chan store.ExportJob
-	stopped chan struct{}
+	owner   string
+	turns   *semaphore.Weighted
 
 	mu       sync.Mutex
 	running  bool
-	inFlight map[string]bool            // configuration ids with a job queued or running
+	lifetime context.Context            // Start's: ends when the shutdown begins
+	work     context.Context            // parent of the jobs' contexts: cut when the drain ends
+	jobs     map[string]*jobRun         // by configuration id: the job queued or running
 	waiters  map[string][]chan struct{} // job id -> RunNow callers
+	group    sync.WaitGroup             // the jobs' goroutines
+	stopped  chan struct{}
 }
+
+// jobRun is a job queued or running; cancel ends it.
+type jobRun struct{ cancel context.CancelCauseFunc }
+
+// errCanceled is why a job is cut short by Cancel.
+var errCanceled = errors.New("its configuration was disabled or deleted")
 
 // NewExporter returns an exporter; Start starts it.
 func NewExporter(cfg ExporterConfig, st ExportStore, clients *Clients) *Exporter {
 	cfg.fillDefaults()
 	return &Exporter{
-		cfg: cfg, store: st, clients: clients, log: cfg.Logger, metrics: newExportMetrics(st, cfg.Now),
-		queue: make(chan store.ExportJob, 64), stopped: make(chan struct{}),
-		inFlight: map[string]bool{}, waiters: map[string][]chan struct{}{},
+		cfg: cfg, store: st, clients: clients, log: cfg.Logger, metrics: newExportMetrics(st, cfg.Now), owner: cfg.Owner,
+		turns: semaphore.NewWeighted(int64(cfg.Workers)), stopped: make(chan struct{}),
+		jobs: map[string]*jobRun{}, waiters: map[string][]chan struct{}{},
 	}
 }
 
-// Plan is how new jobs cut their events into files.
+// Plan is how new jobs cut their events into files: each hour whole (see layout.go), the files
+// open at once holding about as many bytes as MaxOpenFiles full row groups.
 func (x *Exporter) Plan() store.ExportPlan {
-	return store.ExportPlan{MaxFileEventBytes: x.cfg.MaxFileEventBytes, MaxOpenFiles: x.cfg.MaxOpenFiles}
+	return store.ExportPlan{MaxFileEventBytes: x.cfg.MaxFileEventBytes, MaxOpenFiles: x.cfg.MaxOpenFiles,
+		MaxOpenBytes: int64(x.cfg.MaxOpenFiles) * x.cfg.RowGroupBytes}
 }
 
 // Start starts exporting and returns at once, accepting RunNow from then on. When ctx ends no
@@ -113,22 +143,20 @@ func (x *Exporter) Start(ctx context.Context) <-chan struct{} {
 	if err := os.MkdirAll(x.cfg.TempDir, 0o700); err != nil {
 		x.log.Error("create export temporary directory", "path", x.cfg.TempDir, "error", err)
 	}
+	work, cut := context.WithCancel(context.WithoutCancel(ctx))
 	x.mu.Lock()
-	x.running = true
+	x.running, x.lifetime, x.work = true, ctx, work
 	x.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		x.run(ctx)
+		defer cut()
+		x.run(ctx, cut)
 	}()
 	return done
 }
 
-func (x *Exporter) run(ctx context.Context) {
-	work, cut := context.WithCancel(context.WithoutCancel(ctx))
-	defer cut()
-	workers := startWorkers(x.cfg.Workers, x.queue, x.stopped, func(job store.ExportJob) { x.runJob(work, job) })
-
+func (x *Exporter) run(ctx context.Context, cut context.CancelFunc) {
 	ticker := time.NewTicker(x.cfg.ScanInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
@@ -144,44 +172,45 @@ func (x *Exporter) run(ctx context.Context) {
 	close(x.stopped)
 	drain := time.AfterFunc(x.cfg.DrainTimeout, cut)
 	defer drain.Stop()
-	workers.Wait()
+	x.group.Wait()
 }
 
-// scan resumes unfinished jobs that are due and starts the jobs of configurations whose
-// interval boundary has passed. A disabled configuration's unfinished job waits until it is
-// enabled again.
+// scanLimit bounds the configurations one scan starts: the next scan goes on.
+const scanLimit = 1000
+
+// scan resumes unfinished jobs that may run (see store.Jobs.RunnableJobs: a disabled
+// configuration's job waits until it is enabled again) and starts the jobs of configurations
+// whose interval boundary has passed. Both are indexed reads.
 func (x *Exporter) scan(ctx context.Context) {
 	defer logPanic(x.log, "export scan")
 	now := x.cfg.Now()
-	configs, err := x.store.Configurations(ctx)
+	runnable, err := x.store.RunnableJobs(ctx, now)
 	if err != nil {
-		x.log.Error("list configurations for export", "error", err)
+		x.log.Error("list runnable export jobs", "error", err)
 		return
 	}
-	enabled := map[string]bool{}
-	for _, c := range configs {
-		enabled[c.ID] = c.Enabled
+	for _, job := range runnable {
+		x.dispatch(job)
 	}
 	unfinished, err := x.store.UnfinishedJobs(ctx)
 	if err != nil {
 		x.log.Error("list unfinished export jobs", "error", err)
 		return
 	}
-	busy := map[string]bool{}
+	busy := make(map[string]bool, len(unfinished))
 	for _, job := range unfinished {
 		busy[job.ConfigID] = true
-		if enabled[job.ConfigID] && (job.Status != store.JobFailed || !now.Before(job.NextAttemptAt)) {
-			x.dispatch(job)
-		}
 	}
-	for _, c := range configs {
-		if !c.Enabled || busy[c.ID] {
-			continue
+	due, err := x.store.DueSchedules(ctx, now, scanLimit)
+	if err != nil {
+		x.log.Error("list due export schedules", "error", err)
+		return
+	}
+	for _, c := range due {
+		if busy[c.ID] {
+			continue // its unfinished job runs (or waits to retry) first
 		}
 		boundary := now.UTC().Truncate(c.Interval.Duration())
-		if !boundary.After(c.ScheduledThrough) {
-			continue
-		}
 		if c.ScheduledThrough.IsZero() {
 			// A new configuration's first run is the next boundary after its creation.
 			if err := x.store.MarkScheduled(ctx, c.ID, boundary); err != nil {
@@ -200,27 +229,37 @@ func (x *Exporter) scan(ctx context.Context) {
 	}
 }
 
-// dispatch queues job unless its configuration already has one queued or running, or the
-// queue is full (the next scan tries again).
+// dispatch starts job unless its configuration already has one queued or running.
 func (x *Exporter) dispatch(job store.ExportJob) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if !x.running || x.inFlight[job.ConfigID] {
+	if !x.running || x.jobs[job.ConfigID] != nil {
 		return false
 	}
-	select {
-	case x.queue <- job:
-		x.inFlight[job.ConfigID] = true
-		return true
-	default:
-		return false
+	ctx, cancel := context.WithCancelCause(x.work)
+	x.jobs[job.ConfigID] = &jobRun{cancel: cancel}
+	x.group.Go(func() {
+		defer cancel(nil)
+		x.runJob(ctx, job)
+	})
+	return true
+}
+
+// Cancel stops the job of a configuration that was disabled or deleted, queued or running: its
+// attempt is cut short (recorded as interrupted, not failed) and its RunNow callers are answered.
+// A disabled configuration's job waits, PENDING, until it is enabled again.
+func (x *Exporter) Cancel(configID string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if j := x.jobs[configID]; j != nil {
+		j.cancel(errCanceled)
 	}
 }
 
 func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 	defer func() {
 		x.mu.Lock()
-		delete(x.inFlight, job.ConfigID)
+		delete(x.jobs, job.ConfigID)
 		waiters := x.waiters[job.ID]
 		delete(x.waiters, job.ID)
 		x.mu.Unlock()
@@ -232,7 +271,18 @@ func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 	if latest, err := x.store.Job(ctx, job.ID); err != nil || latest.Finished() {
 		return // deleted with its configuration, or done meanwhile
 	}
-	if _, err := x.runAttempt(ctx, job); err != nil && !errors.Is(err, errInterrupted) {
+	// A job waiting for its first turn when the shutdown begins does not start.
+	waiting, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	defer context.AfterFunc(x.lifetime, stopWaiting)()
+	t := &turn{slots: x.turns}
+	if t.acquire(waiting) != nil {
+		return
+	}
+	defer t.release()
+	if _, err := x.runAttempt(ctx, job, t); errors.Is(err, store.ErrLeaseHeld) {
+		x.log.Debug("export job is running in another process", "job_id", job.ID)
+	} else if err != nil && !errors.Is(err, errInterrupted) {
 		x.log.Debug("export attempt ended with an error", "job_id", job.ID, "error", err)
 	}
 }

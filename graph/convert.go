@@ -27,6 +27,7 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 		CreatedAt:        c.CreatedAt,
 		UpdatedBy:        optional(c.UpdatedBy),
 		UpdatedAt:        c.UpdatedAt,
+		Cursor:           c.Cursor,
 	}
 	m.ConnectionCheckedAt = optionalTime(c.ConnectionCheckedAt)
 	if c.Enabled {
@@ -53,14 +54,16 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 	return m
 }
 
-func toModels(ctx context.Context, cs []store.ExportConfiguration, cursors store.Cursors, now time.Time) ([]*model.ExportConfiguration, error) {
+// toModels converts a list of configurations, reading the buffer's bounds once for all of their
+// pendingEvents.
+func toModels(ctx context.Context, cs []store.ExportConfiguration, buffer store.EventBuffer, now time.Time) ([]*model.ExportConfiguration, error) {
+	status, err := buffer.BufferStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*model.ExportConfiguration, len(cs))
 	for i, c := range cs {
-		pending, err := cursors.PendingEvents(ctx, c.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = toModel(c, pending, now)
+		out[i] = toModel(c, status.Pending(c.Cursor), now)
 	}
 	return out, nil
 }
@@ -265,7 +268,10 @@ func toPermissions(ps []model.Permission) []store.Permission {
 	return convertAll(ps, func(p model.Permission) store.Permission { return store.Permission(p) })
 }
 
+func fromPermissions(ps []store.Permission) []model.Permission {
+	return convertAll(ps, func(p store.Permission) model.Permission { return model.Permission(p) })
+}
+
 func toAPIToken(t store.Token) *model.APIToken {
-	perms := convertAll(t.Permissions, func(p store.Permission) model.Permission { return model.Permission(p) })
-	return &model.APIToken{Name: t.Name, Permissions: perms, CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
+	return &model.APIToken{Name: t.Name, Permissions: fromPermissions(t.Permissions), CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
 }

@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,13 +15,23 @@ import (
 	"github.com/auditexport/auditexport/store"
 )
 
-// Paging bounds of auditEvents. maxScan bounds the events one page reads while filtering, so a
-// narrow time range over a large buffer answers promptly (hasNextPage then says to go on).
+// Paging bounds of auditEvents. maxScan and maxScanBytes bound the events one page reads while
+// filtering, so a narrow time range over a large buffer answers promptly (hasNextPage then says
+// to go on); maxPageBytes bounds the stored bytes of the events one page holds in memory (events
+// may be 1 MiB each), ending the page early the same way.
 const (
 	defaultPageSize = 100
 	maxPageSize     = 1000
 	maxScan         = 100_000
+	maxScanBytes    = 64 << 20
+	maxPageBytes    = 8 << 20
 	cursorPrefix    = "seq:"
+)
+
+// Bounds of getAllExportJobs' limit.
+const (
+	defaultJobsLimit = 20
+	maxJobsLimit     = 100
 )
 
 func encodeCursor(seq uint64) string {
@@ -41,10 +53,10 @@ func decodeCursor(cursor string) (uint64, error) {
 // jobsLimit is getAllExportJobs' limit: 20 unless given, at most 100.
 func jobsLimit(limit *int) (int, error) {
 	if limit == nil {
-		return 20, nil
+		return defaultJobsLimit, nil
 	}
-	if *limit < 1 || *limit > 100 {
-		return 0, inputError("limit", "must be between 1 and 100")
+	if *limit < 1 || *limit > maxJobsLimit {
+		return 0, inputError("limit", fmt.Sprintf("must be between 1 and %d", maxJobsLimit))
 	}
 	return *limit, nil
 }
@@ -53,8 +65,41 @@ func inputError(field, message string) error {
 	return &store.ValidationError{Fields: []store.FieldError{{Field: field, Message: message}}}
 }
 
+// eventFilter selects auditEvents: eventTimestamp in [from, to), targets naming targetID.
+type eventFilter struct {
+	from, to *time.Time
+	targetID string
+}
+
+func (f eventFilter) matches(r *event.Record) bool {
+	micros := r.EventMicros
+	return (f.from == nil || micros >= f.from.UnixMicro()) && (f.to == nil || micros < f.to.UnixMicro()) &&
+		(f.targetID == "" || targetsName(r.Fields[event.FieldTargets], f.targetID))
+}
+
+// targetsName reports whether an event's targets (an array of objects, or one object) name id.
+func targetsName(targets []byte, id string) bool {
+	if !bytes.Contains(targets, []byte(id)) { // most events do not mention it at all
+		return false
+	}
+	var list []struct{ ID any }
+	if err := json.Unmarshal(targets, &list); err != nil {
+		var one struct{ ID any }
+		if json.Unmarshal(targets, &one) != nil {
+			return false
+		}
+		list = append(list, one)
+	}
+	for _, t := range list {
+		if fmt.Sprint(t.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
 // auditEventsPage reads one page of buffered events in order of receipt.
-func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
+func auditEventsPage(ctx context.Context, st Store, filter eventFilter, first *int, after *string) (*model.AuditEventConnection, error) {
 	size := defaultPageSize
 	if first != nil {
 		if *first < 1 || *first > maxPageSize {
@@ -69,28 +114,26 @@ func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *
 			return nil, err
 		}
 	}
-	inRange := func(micros int64) bool {
-		return (from == nil || micros >= from.UnixMicro()) && (to == nil || micros < to.UnixMicro())
-	}
 	conn := &model.AuditEventConnection{Edges: []*model.AuditEventEdge{}, PageInfo: &model.PageInfo{}}
 	var (
-		scanned   int
-		decodeErr error
-		r         event.Record
+		scanned, scannedBytes, pageBytes int
+		decodeErr                        error
+		r                                event.Record
 	)
 	err := st.ReadEvents(ctx, position, 0, func(seq uint64, rec []byte) bool {
 		if decodeErr = r.Parse(rec); decodeErr != nil {
 			return false
 		}
-		if inRange(r.EventMicros) {
+		if filter.matches(&r) {
 			if len(conn.Edges) == size {
 				conn.PageInfo.HasNextPage = true
 				return false
 			}
 			conn.Edges = append(conn.Edges, &model.AuditEventEdge{Node: toAuditEvent(r.Event(seq)), Cursor: encodeCursor(seq)})
+			pageBytes += len(rec)
 		}
-		position = seq
-		if scanned++; scanned >= maxScan {
+		position, scannedBytes = seq, scannedBytes+len(rec)
+		if scanned++; scanned >= maxScan || scannedBytes >= maxScanBytes || pageBytes >= maxPageBytes {
 			conn.PageInfo.HasNextPage = true
 			return false
 		}

@@ -3,7 +3,6 @@ package graph
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -12,7 +11,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/auditexport/auditexport/graph/generated"
 )
@@ -21,83 +19,51 @@ import (
 type HandlerConfig struct {
 	Resolver *Resolver
 	Logger   *slog.Logger
-	// MaxDepth bounds how deeply selections nest. Default 15, enough for GraphiQL's introspection.
-	MaxDepth int
-	// MaxComplexity bounds gqlgen's complexity score of an operation. Default 500.
-	MaxComplexity int
+	// Limits bound the work of one request; zero fields take DefaultLimits.
+	Limits Limits
 }
 
+// Query cache bounds: the texts of the few operations clients send again and again are kept
+// parsed and validated; a large text is parsed each time instead of pinning its memory.
+const (
+	queryCacheEntries  = 256
+	maxCachedQueryText = 16 << 10
+)
+
 // NewHandler returns the GraphQL handler: POST with a JSON body only, errors presented by
-// presentError, panics recovered, depth and complexity bounded. Authentication happens before it,
-// in the HTTP middleware; authorization in @hasPermission.
+// presentError, panics recovered, the work of a request bounded by cfg.Limits before it runs
+// and its answer while it runs, and execution stopped when the request's context ends.
+// Authentication happens before it, in the HTTP middleware; authorization in @hasPermission.
 func NewHandler(cfg HandlerConfig) *handler.Server {
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
-	cfg.MaxDepth = cmp.Or(max(cfg.MaxDepth, 0), 15)
-	cfg.MaxComplexity = cmp.Or(max(cfg.MaxComplexity, 0), 500)
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Resolver.Logger == nil {
 		cfg.Resolver.Logger = cfg.Logger
 	}
 	schema := generated.NewExecutableSchema(generated.Config{
 		Resolvers:  cfg.Resolver,
-		Directives: generated.DirectiveRoot{HasPermission: hasPermission},
+		Directives: generated.DirectiveRoot{HasPermission: hasPermission, Authenticated: authenticated},
 	})
 	srv := handler.New(schema)
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(smallQueryCache{lru.New[*ast.QueryDocument](queryCacheEntries)})
+	srv.SetParserTokenLimit(cfg.Limits.MaxTokens)
 	srv.AroundOperations(withOperationCache)
 	srv.Use(extension.Introspection{})
-	srv.Use(depthLimit{max: cfg.MaxDepth})
-	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	srv.Use(queryLimits{schema: schema.Schema(), limits: cfg.Limits})
+	srv.Use(responseBudget{maxBytes: cfg.Limits.MaxResponseBytes})
 	srv.SetErrorPresenter(presentError(cfg.Logger))
 	srv.SetRecoverFunc(recoverPanic(cfg.Logger))
 	return srv
 }
 
-// depthLimit refuses operations whose selections nest deeper than max, before anything runs.
-type depthLimit struct{ max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
-
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (d depthLimit) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	if opCtx.Operation == nil {
-		return nil
-	}
-	if depth := selectionDepth(opCtx.Operation.SelectionSet, map[string]bool{}); depth > d.max {
-		err := gqlerror.Errorf("operation nests %d levels deep, more than the limit of %d", depth, d.max)
-		err.Extensions = map[string]any{"code": CodeBadRequest}
-		return err
-	}
-	return nil
+// smallQueryCache caches the documents of short query texts only.
+type smallQueryCache struct {
+	graphql.Cache[*ast.QueryDocument]
 }
 
-// selectionDepth is the deepest field nesting of set, following fragments; inFragment guards
-// against cycles (validation rejects them, but this must not depend on it).
-func selectionDepth(set ast.SelectionSet, inFragment map[string]bool) int {
-	deepest := 0
-	for _, sel := range set {
-		var depth int
-		switch s := sel.(type) {
-		case *ast.Field:
-			depth = 1 + selectionDepth(s.SelectionSet, inFragment)
-		case *ast.InlineFragment:
-			depth = selectionDepth(s.SelectionSet, inFragment)
-		case *ast.FragmentSpread:
-			if s.Definition == nil || inFragment[s.Name] {
-				continue
-			}
-			inFragment[s.Name] = true
-			depth = selectionDepth(s.Definition.SelectionSet, inFragment)
-			delete(inFragment, s.Name)
-		default:
-			panic(fmt.Sprintf("unknown selection type %T", sel))
-		}
-		deepest = max(deepest, depth)
+func (c smallQueryCache) Add(ctx context.Context, query string, doc *ast.QueryDocument) {
+	if len(query) <= maxCachedQueryText {
+		c.Cache.Add(ctx, query, doc)
 	}
-	return deepest
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/internal/testserver"
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/bolt"
 	"github.com/auditexport/auditexport/store/storetest"
 )
 
@@ -39,11 +40,7 @@ func newTestAPI(t *testing.T) *testAPI {
 // newTestAPIWith builds the routes with cfg over a new store whose buffer has limits buf.
 func newTestAPIWith(t testing.TB, cfg Config, buf store.BufferConfig) *testAPI {
 	t.Helper()
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "auditexport.db"), MasterKey: storetest.Key(), Buffer: buf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.OpenBolt(t, filepath.Join(t.TempDir(), "auditexport.db"), store.Config{MasterKey: storetest.Key(), Buffer: buf}, bolt.Options{})
 	if err := st.SetBootstrapToken(t.Context(), adminToken); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/auditexport/auditexport/console"
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/graph"
 	"github.com/auditexport/auditexport/store"
@@ -44,6 +45,7 @@ type Server struct {
 	exporter *exporter.Exporter
 	log      *slog.Logger
 	registry *prometheus.Registry
+	disk     *diskWatch
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -52,7 +54,8 @@ type Server struct {
 // exports that mutations ask for.
 func New(cfg Config, st Store, checker *exporter.Checker, exp *exporter.Exporter) *Server {
 	cfg.fillDefaults()
-	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry(),
+		disk: &diskWatch{dir: cfg.DataDir, minFree: uint64(cfg.DiskMinFreeBytes)}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "auditexport_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -68,8 +71,8 @@ func New(cfg Config, st Store, checker *exporter.Checker, exp *exporter.Exporter
 	return s
 }
 
-// Handler returns every route. Health checks and the playground page carry no data and need no
-// token; everything else authenticates first.
+// Handler returns every route. Health checks, the playground and the console's files carry no
+// data and need no token; everything else authenticates first.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{} // path -> methods, for 405 answers
@@ -86,11 +89,17 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Playground {
 		handle("GET", GraphQLPath, "playground", playground.Handler("auditexport", GraphQLPath))
 	}
+	for _, path := range console.Paths() {
+		if path == "/" {
+			path = "/{$}" // exactly "/": other paths stay not found
+		}
+		handle("GET", path, "console", console.Handler())
+	}
 	for path, methods := range allowed {
 		allow := strings.Join(methods, ", ")
 		s.route(mux, path, "method_not_allowed", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, graph.CodeBadRequest, r.Method+" is not allowed on "+path+"; use "+allow)
+			writeError(w, http.StatusMethodNotAllowed, graph.CodeBadRequest, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow)
 		}))
 	}
 	s.route(mux, "/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -129,12 +138,20 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
+// readyz answers 200 while the server can take events: its store is readable and its data
+// directory's disk has room.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err := s.store.Ready(r.Context()); err != nil {
 		s.log.Warn("not ready", "error", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "store unavailable\n")
+		return
+	}
+	if problem := s.disk.problem(); problem != "" {
+		s.log.Warn("not ready", "error", problem, "data_dir", s.cfg.DataDir)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, problem+"\n")
 		return
 	}
 	io.WriteString(w, "ok\n")
@@ -185,10 +202,13 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON, and an operation
-// refused for lack of a permission or token answers 403 or 401, not 200.
+// graphQL serves POST /api/audit/graphql: the body is bounded and must be JSON (what a browser
+// sends across sites without asking first is refused), the work and the answer are bounded by
+// graph.Limits, and an operation refused for lack of a permission or token answers 403 or 401,
+// not 200.
 func (s *Server) graphQL() http.Handler {
-	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter}, Logger: s.log})
+	limits := graph.DefaultLimits()
+	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter, TrustPrincipal: s.cfg.TrustPrincipal}, Logger: s.log, Limits: limits})
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if hint, ok := ctx.Value(statusHintKey{}).(*statusHint); ok && resp != nil {
@@ -222,7 +242,9 @@ func (s *Server) graphQL() http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		hint := &statusHint{}
-		gql.ServeHTTP(&hintedWriter{ResponseWriter: w, hint: hint}, r.WithContext(context.WithValue(r.Context(), statusHintKey{}, hint)))
+		// The request's context ends when the client goes away; the handler stops resolving then.
+		gql.ServeHTTP(&hintedWriter{ResponseWriter: w, hint: hint, maxBytes: limits.MaxResponseBytes},
+			r.WithContext(context.WithValue(r.Context(), statusHintKey{}, hint)))
 	})
 }
 
@@ -240,15 +262,20 @@ func (h *statusHint) fromErrors(resp *graphql.Response) {
 			return
 		case graph.CodeForbidden:
 			h.status = http.StatusForbidden
+		case graph.CodeResponseTooLarge:
+			h.status = http.StatusUnprocessableEntity
 		}
 	}
 }
 
-// hintedWriter replaces an implicit 200 with the status the hint asks for.
+// hintedWriter replaces an implicit 200 with the status the hint asks for, and bounds the
+// answer to maxBytes. The handler bounds the answer as it builds it, by an estimate; this bound
+// is exact, counting what encoding/json adds when gqlgen writes it.
 type hintedWriter struct {
 	http.ResponseWriter
-	hint        *statusHint
-	wroteHeader bool
+	hint              *statusHint
+	wroteHeader       bool
+	written, maxBytes int64
 }
 
 func (w *hintedWriter) WriteHeader(code int) {
@@ -263,9 +290,20 @@ func (w *hintedWriter) WriteHeader(code int) {
 }
 
 func (w *hintedWriter) Write(b []byte) (int, error) {
+	if w.written+int64(len(b)) > w.maxBytes {
+		if w.wroteHeader {
+			// Part of the answer is gone: cutting the connection tells the client it is incomplete.
+			panic(http.ErrAbortHandler)
+		}
+		// gqlgen writes its answer in one piece, so this is the whole answer: replace it.
+		w.wroteHeader = true
+		writeError(w.ResponseWriter, http.StatusUnprocessableEntity, graph.CodeResponseTooLarge, graph.ResponseTooLargeError(w.maxBytes).Message)
+		return len(b), nil
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.written += int64(len(b))
 	return w.ResponseWriter.Write(b)
 }
 

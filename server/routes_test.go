@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/auditexport/auditexport/internal/testserver"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -69,7 +70,7 @@ func TestRequestLimits(t *testing.T) {
 			t.Fatalf("deep fragment query: %s", resp.Body)
 		}
 	})
-	t.Run("complexity", func(t *testing.T) {
+	t.Run("many aliases", func(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("{")
 		for i := range 200 {
@@ -77,12 +78,12 @@ func TestRequestLimits(t *testing.T) {
 		}
 		b.WriteString(" }")
 		_, resp := api.query(adminToken, b.String(), nil)
-		if !strings.Contains(resp.message(), "exceeds the limit of 500") {
+		if !strings.Contains(resp.message(), "200 fields under aliases, which exceeds the limit of 50") {
 			t.Fatalf("complex query: %.300s", resp.Body)
 		}
 	})
 	t.Run("GraphiQL introspection passes the limits", func(t *testing.T) {
-		status, resp := api.query(adminToken, introspectionQuery, nil)
+		status, resp := api.query(adminToken, testserver.IntrospectionQuery, nil)
 		if status != http.StatusOK || len(resp.Errors) != 0 || !strings.Contains(string(resp.Data), "ExportConfiguration") {
 			t.Fatalf("introspection: %d %.300s", status, resp.Body)
 		}
@@ -140,25 +141,3 @@ func TestRoutes(t *testing.T) {
 		}
 	})
 }
-
-// introspectionQuery is GraphiQL's, which the playground sends on load.
-const introspectionQuery = `query IntrospectionQuery {
-  __schema {
-    queryType { name } mutationType { name } subscriptionType { name }
-    types { ...FullType }
-    directives { name description locations args { ...InputValue } }
-  }
-}
-fragment FullType on __Type {
-  kind name description
-  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
-  inputFields { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
-  possibleTypes { ...TypeRef }
-}
-fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
-fragment TypeRef on __Type {
-  kind name
-  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
-}`

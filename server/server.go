@@ -19,6 +19,7 @@ import (
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/bolt"
 )
 
 // Config configures Run. Zero fields take the defaults of DefaultConfig.
@@ -39,6 +40,9 @@ type Config struct {
 	// MaxEventsBodyBytes bounds an events request body, before and after decompression.
 	// Default 16 MiB.
 	MaxEventsBodyBytes int64
+	// DiskMinFreeBytes: below this much free space on the data directory's disk, /readyz
+	// answers 503. Default 64 MiB.
+	DiskMinFreeBytes int64
 	// Buffer bounds the event buffer and its retention.
 	Buffer store.BufferConfig
 	// Playground serves GraphiQL on GET /api/audit/graphql. Default true in DefaultConfig.
@@ -47,6 +51,9 @@ type Config struct {
 	Checks exporter.CheckerConfig
 	// Export configures the exporter; its TempDir is <DataDir>/export-tmp.
 	Export exporter.ExporterConfig
+	// TrustPrincipal is the AWS account id or principal ARN assumed-role trust policies name
+	// (graph.ParseTrustPrincipal); empty: a placeholder.
+	TrustPrincipal string
 	// AllowedEndpoints restricts the endpoints configurations may name, in
 	// store.ParseEndpointPolicy's form: "" any, "none" none, else host[:port] patterns.
 	AllowedEndpoints string
@@ -69,6 +76,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     30 * time.Second,
 		MaxGraphQLBodyBytes: 1 << 20,
 		MaxEventsBodyBytes:  16 << 20,
+		DiskMinFreeBytes:    64 << 20,
 		Playground:          true,
 	}
 }
@@ -80,6 +88,7 @@ func (c *Config) fillDefaults() {
 	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), def.ShutdownTimeout)
 	c.MaxGraphQLBodyBytes = cmp.Or(max(c.MaxGraphQLBodyBytes, 0), def.MaxGraphQLBodyBytes)
 	c.MaxEventsBodyBytes = cmp.Or(max(c.MaxEventsBodyBytes, 0), def.MaxEventsBodyBytes)
+	c.DiskMinFreeBytes = cmp.Or(max(c.DiskMinFreeBytes, 0), def.DiskMinFreeBytes)
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
@@ -103,7 +112,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log, Buffer: cfg.Buffer, Endpoints: endpoints})
+	engine, err := bolt.Open(filepath.Join(cfg.DataDir, dbFileName), bolt.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	st, err := store.New(ctx, engine, store.Config{MasterKey: key, Logger: log, Buffer: cfg.Buffer, Endpoints: endpoints})
 	if err != nil {
 		return err
 	}

@@ -115,12 +115,19 @@ func changedFields(old, c ExportConfiguration, secretChanged bool) []string {
 	return out
 }
 
-// appendAudit appends a self-audit record; these bypass the buffer's limits, which are for
-// ingested events, so a full buffer never blocks a configuration change.
-func (w *eventWriter) appendAudit(record []byte, err error) error {
-	if err != nil {
+// auditTo returns a function that appends a self-audit record (as the audit builders return
+// it) within tx. These bypass the buffer's limits, which are for ingested events, so a full
+// buffer never blocks a configuration change.
+func (s *Store) auditTo(tx Tx) func(record []byte, err error) error {
+	return func(record []byte, err error) error {
+		if err != nil {
+			return err
+		}
+		id, err := event.IDOf(record)
+		if err != nil {
+			return err
+		}
+		_, _, err = tx.AppendEvent(id, record, s.txNow(tx))
 		return err
 	}
-	_, _, err = w.append(record)
-	return err
 }

@@ -3,30 +3,18 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"sync"
 	"time"
-
-	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/auditexport/auditexport/event"
 )
 
-// The event buffer. Events are numbered in order of receipt (seq, from 1) and stored in
-// segments: one nested bucket of bucketEvents per run of seqs, keyed by its first seq, so events
-// leave the buffer a whole segment at a time with one DeleteBucket. A segment is closed when it
-// reaches SegmentMaxEvents or SegmentMaxAge. Dedup uses an in-memory index of the buffered ids,
-// rebuilt at Open; only the appends themselves touch the file, sequentially.
+// The event buffer's rules: batches are appended all or nothing within the buffer's limits,
+// several at once in one transaction (group commit), and read back in seq order in chunks.
+// Engines store the events, number them and deduplicate their ids (engine.go).
 
 // ErrBufferFull means the batch does not fit in the buffer's limits; nothing of it was stored.
 var ErrBufferFull = errors.New("the event buffer is full")
-
-// ErrClosed means the store is closed.
-var ErrClosed = errors.New("store is closed")
 
 // BufferConfig bounds the event buffer. Zero fields take the defaults shown.
 type BufferConfig struct {
@@ -34,230 +22,33 @@ type BufferConfig struct {
 	// refused whole. Defaults 5,000,000 events and 4 GiB of encoded events.
 	MaxEvents int64
 	MaxBytes  int64
-	// SegmentMaxEvents and SegmentMaxAge close a segment. Defaults 65,536 and 1h.
-	SegmentMaxEvents int64
-	SegmentMaxAge    time.Duration
-	// MinRetention keeps exported events at least this long after receipt. Default 1h.
+	// MinRetention keeps exported events at least this long after receipt; ids stay
+	// deduplicated as long as their event is buffered. Default 1h.
 	MinRetention time.Duration
 	// MaxAge drops events this long after receipt even when not every enabled configuration has
 	// exported them; they are counted, logged and shown as dropped. Default 30 days (720h).
 	MaxAge time.Duration
-	// TrimInterval is how often the buffer looks for segments to remove. Default 1m.
+	// TrimInterval is how often the buffer looks for events to remove. Default 1m.
 	TrimInterval time.Duration
 	// MaxGroupEvents bounds the events one group commit gathers. Default 50,000.
 	MaxGroupEvents int
+}
+
+// DefaultBufferConfig returns the buffer's defaults.
+func DefaultBufferConfig() BufferConfig {
+	var c BufferConfig
+	c.fillDefaults()
+	return c
 }
 
 // fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *BufferConfig) fillDefaults() {
 	c.MaxEvents = cmp.Or(max(c.MaxEvents, 0), 5_000_000)
 	c.MaxBytes = cmp.Or(max(c.MaxBytes, 0), 4<<30)
-	c.SegmentMaxEvents = cmp.Or(max(c.SegmentMaxEvents, 0), 65_536)
-	c.SegmentMaxAge = cmp.Or(max(c.SegmentMaxAge, 0), time.Hour)
 	c.MinRetention = cmp.Or(max(c.MinRetention, 0), time.Hour)
 	c.MaxAge = cmp.Or(max(c.MaxAge, 0), 30*24*time.Hour)
 	c.TrimInterval = cmp.Or(max(c.TrimInterval, 0), time.Minute)
 	c.MaxGroupEvents = cmp.Or(max(c.MaxGroupEvents, 0), 50_000)
-}
-
-// segment describes one segment bucket; it is also stored, as JSON, in bucketSegments.
-type segment struct {
-	First      uint64    `json:"first"`
-	Last       uint64    `json:"last"`
-	Count      int64     `json:"count"`
-	Bytes      int64     `json:"bytes"`
-	OpenedAt   time.Time `json:"openedAt"`
-	LastAppend time.Time `json:"lastAppend"`
-}
-
-func (g segment) key() []byte { return seqKey(g.First) }
-
-func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
-
-// buffer is the in-memory state of the event buffer. Writers change it only through apply,
-// after their transaction committed, under Store.writeMu.
-type buffer struct {
-	cfg BufferConfig
-
-	mu       sync.RWMutex
-	next     uint64 // seq of the next accepted event
-	segments []segment
-	ids      map[uuid.UUID]uint64
-	count    int64
-	bytes    int64
-	dropped  uint64 // events removed by MaxAge before every enabled configuration exported them
-}
-
-// loadBuffer reads the buffer's state from the file.
-func loadBuffer(tx *bolt.Tx, cfg BufferConfig) (*buffer, error) {
-	b := &buffer{cfg: cfg, next: 1, ids: map[uuid.UUID]uint64{}}
-	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keyNextSeq); len(v) == 8 {
-		b.next = binary.BigEndian.Uint64(v)
-	}
-	if v := meta.Get(keyDroppedEvents); len(v) == 8 {
-		b.dropped = binary.BigEndian.Uint64(v)
-	}
-	events := tx.Bucket(bucketEvents)
-	err := tx.Bucket(bucketSegments).ForEach(func(k, v []byte) error {
-		var g segment
-		if err := json.Unmarshal(v, &g); err != nil {
-			return fmt.Errorf("decode segment %x: %w", k, err)
-		}
-		seg := events.Bucket(k)
-		if seg == nil {
-			return fmt.Errorf("segment %d has no bucket", g.First)
-		}
-		if err := seg.ForEach(func(k, v []byte) error {
-			id, err := event.IDOf(v)
-			if err != nil {
-				return fmt.Errorf("event %x: %w", k, err)
-			}
-			b.ids[id] = binary.BigEndian.Uint64(k)
-			return nil
-		}); err != nil {
-			return err
-		}
-		b.segments = append(b.segments, g)
-		b.count += g.Count
-		b.bytes += g.Bytes
-		return nil
-	})
-	return b, err
-}
-
-// eventWriter appends events inside one write transaction; its changes to the buffer's state
-// are applied only if the transaction commits.
-type eventWriter struct {
-	b    *buffer
-	tx   *bolt.Tx
-	now  time.Time
-	next uint64
-	// prev is the buffer's open segment before this transaction; tail holds, in order, the
-	// segments this transaction changed: prev when appended to, then any it opened.
-	prev  *segment
-	tail  []segment
-	ids   map[uuid.UUID]uint64
-	count int64
-	bytes int64
-	// afterCommit runs, under the write lock, once the transaction committed.
-	afterCommit []func()
-}
-
-func (b *buffer) writer(tx *bolt.Tx, now time.Time) *eventWriter {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	w := &eventWriter{b: b, tx: tx, now: now, next: b.next}
-	if n := len(b.segments); n > 0 {
-		prev := b.segments[n-1]
-		w.prev = &prev
-	}
-	return w
-}
-
-func (w *eventWriter) isDuplicate(id uuid.UUID) bool {
-	if _, ok := w.ids[id]; ok {
-		return true
-	}
-	w.b.mu.RLock()
-	_, ok := w.b.ids[id]
-	w.b.mu.RUnlock()
-	return ok
-}
-
-// fits reports whether events more events of size bytes stay within the buffer's limits.
-func (w *eventWriter) fits(events, bytes int64) bool {
-	w.b.mu.RLock()
-	defer w.b.mu.RUnlock()
-	return w.b.count+w.count+events <= w.b.cfg.MaxEvents && w.b.bytes+w.bytes+bytes <= w.b.cfg.MaxBytes
-}
-
-func (w *eventWriter) closed(g *segment) bool {
-	return g.Count >= w.b.cfg.SegmentMaxEvents || w.now.Sub(g.OpenedAt) >= w.b.cfg.SegmentMaxAge
-}
-
-// openSegment returns the segment the next event goes to, opening a new one when needed.
-func (w *eventWriter) openSegment() (*segment, error) {
-	if len(w.tail) == 0 && w.prev != nil && !w.closed(w.prev) {
-		w.tail = append(w.tail, *w.prev)
-	}
-	if n := len(w.tail); n > 0 && !w.closed(&w.tail[n-1]) {
-		return &w.tail[n-1], nil
-	}
-	g := segment{First: w.next, Last: w.next - 1, OpenedAt: w.now}
-	if _, err := w.tx.Bucket(bucketEvents).CreateBucket(g.key()); err != nil {
-		return nil, fmt.Errorf("open segment %d: %w", g.First, err)
-	}
-	w.tail = append(w.tail, g)
-	return &w.tail[len(w.tail)-1], nil
-}
-
-// append stores one record unless its id is already buffered; it returns the seq given.
-func (w *eventWriter) append(record []byte) (seq uint64, duplicate bool, err error) {
-	id, err := event.IDOf(record)
-	if err != nil {
-		return 0, false, err
-	}
-	if w.isDuplicate(id) {
-		return 0, true, nil
-	}
-	g, err := w.openSegment()
-	if err != nil {
-		return 0, false, err
-	}
-	bucket := w.tx.Bucket(bucketEvents).Bucket(g.key())
-	bucket.FillPercent = 1 // append-only: fill pages completely
-	seq = w.next
-	if err := bucket.Put(seqKey(seq), record); err != nil {
-		return 0, false, fmt.Errorf("append event %d: %w", seq, err)
-	}
-	w.next++
-	g.Last, g.Count, g.Bytes, g.LastAppend = seq, g.Count+1, g.Bytes+int64(len(record)), w.now
-	if w.ids == nil {
-		w.ids = map[uuid.UUID]uint64{}
-	}
-	w.ids[id] = seq
-	w.count++
-	w.bytes += int64(len(record))
-	return seq, false, nil
-}
-
-// flush writes the changed segment records and the next seq: the last step of the transaction.
-func (w *eventWriter) flush() error {
-	if w.count == 0 {
-		return nil
-	}
-	for _, g := range w.tail {
-		if err := putJSON(w.tx.Bucket(bucketSegments), string(g.key()), g); err != nil {
-			return err
-		}
-	}
-	return w.tx.Bucket(bucketMeta).Put(keyNextSeq, seqKey(w.next))
-}
-
-// apply makes a committed writer's appends visible.
-func (b *buffer) apply(w *eventWriter) {
-	for _, fn := range w.afterCommit {
-		fn()
-	}
-	if w.count == 0 {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.next = w.next
-	for _, g := range w.tail {
-		if n := len(b.segments); n > 0 && b.segments[n-1].First == g.First {
-			b.segments[n-1] = g
-		} else {
-			b.segments = append(b.segments, g)
-		}
-	}
-	for id, seq := range w.ids {
-		b.ids[id] = seq
-	}
-	b.count += w.count
-	b.bytes += w.bytes
 }
 
 // AppendResult is the outcome of one batch.
@@ -269,6 +60,7 @@ type AppendResult struct {
 }
 
 type appendRequest struct {
+	ctx   context.Context
 	batch *event.Batch
 	done  chan appendReply
 }
@@ -278,12 +70,10 @@ type appendReply struct {
 	err    error
 }
 
-// AppendEvents stores a batch durably: it returns once the transaction holding it is synced to
-// disk. Batches arriving meanwhile share one transaction (group commit). A batch is stored whole
-// or not at all; ErrBufferFull when it does not fit. Events whose id is already buffered, or
-// repeated within the batch, are counted as duplicates and not stored again.
+// AppendEvents stores a batch durably; see EventBuffer. Batches arriving meanwhile share one
+// transaction (group commit).
 func (s *Store) AppendEvents(ctx context.Context, batch *event.Batch) (AppendResult, error) {
-	req := appendRequest{batch: batch, done: make(chan appendReply, 1)}
+	req := appendRequest{ctx: ctx, batch: batch, done: make(chan appendReply, 1)}
 	select {
 	case s.appends <- req:
 	case <-s.closing:
@@ -311,7 +101,7 @@ func (s *Store) commitLoop() {
 		group := []appendRequest{first}
 		events := first.batch.Len()
 	gather:
-		for events < s.buf.cfg.MaxGroupEvents {
+		for events < s.buffer.MaxGroupEvents {
 			select {
 			case req := <-s.appends:
 				group = append(group, req)
@@ -326,9 +116,18 @@ func (s *Store) commitLoop() {
 
 func (s *Store) commitGroup(group []appendRequest) {
 	replies := make([]appendReply, len(group))
-	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
+	// The transaction is not tied to any one caller: it commits for all of them.
+	err := s.engine.Update(context.WithoutCancel(group[0].ctx), func(tx Tx) error {
+		stats, err := tx.EventStats()
+		if err != nil {
+			return err
+		}
+		now := s.txNow(tx)
+		clear(replies)
 		for i, req := range group {
-			replies[i].result, replies[i].err = w.appendBatch(req.batch)
+			if replies[i].result, replies[i].err = s.appendBatch(tx, &stats, now, req.batch); replies[i].err != nil && !errors.Is(replies[i].err, ErrBufferFull) {
+				return replies[i].err // fails the whole transaction: nothing is stored
+			}
 		}
 		return nil
 	})
@@ -345,16 +144,21 @@ func (s *Store) commitGroup(group []appendRequest) {
 	s.metrics.groupSize.Observe(float64(len(group)))
 }
 
-// appendBatch appends a batch all or nothing within the writer's transaction.
-func (w *eventWriter) appendBatch(batch *event.Batch) (AppendResult, error) {
-	if !w.fits(int64(batch.Len()), int64(len(batch.Data))) {
+// appendBatch appends a batch all or nothing within tx; stats counts what tx holds so far.
+func (s *Store) appendBatch(tx Tx, stats *EventStats, now time.Time, batch *event.Batch) (AppendResult, error) {
+	if stats.Events+int64(batch.Len()) > s.buffer.MaxEvents || stats.Bytes+int64(len(batch.Data)) > s.buffer.MaxBytes {
 		return AppendResult{}, ErrBufferFull
 	}
 	var r AppendResult
 	for i := range batch.Len() {
-		seq, dup, err := w.append(batch.Record(i))
+		record := batch.Record(i)
+		id, err := event.IDOf(record)
 		if err != nil {
-			return AppendResult{}, err // fails the whole transaction: nothing is stored
+			return AppendResult{}, err
+		}
+		seq, dup, err := tx.AppendEvent(id, record, now)
+		if err != nil {
+			return AppendResult{}, err
 		}
 		if dup {
 			r.Duplicates++
@@ -365,41 +169,28 @@ func (w *eventWriter) appendBatch(batch *event.Batch) (AppendResult, error) {
 		}
 		r.Last = seq
 		r.Accepted++
+		stats.Events++
+		stats.Bytes += int64(len(record))
 	}
 	return r, nil
 }
 
-// Head is the seq of the newest buffered event (0 when none was ever accepted).
-func (s *Store) Head() uint64 {
-	s.buf.mu.RLock()
-	defer s.buf.mu.RUnlock()
-	return s.buf.next - 1
-}
+// seqBeforeSearchLimit bounds the events seqBeforeReceived reads.
+const seqBeforeSearchLimit = 1 << 16
 
 // seqBeforeReceived is the seq before the first buffered event received at or after t, or head
-// when there is none. Segments are in order of receipt: the first one whose last append is not
-// before t is searched event by event, by receivedTimestamp; when a client set timestamps
-// earlier than that, the search ends with the segment rather than read the whole buffer.
-func (s *Store) seqBeforeReceived(tx *bolt.Tx, t time.Time, head uint64) (uint64, error) {
-	s.buf.mu.RLock()
-	var g segment
-	found := false
-	for _, seg := range s.buf.segments {
-		if !seg.LastAppend.Before(t) {
-			g, found = seg, true
-			break
-		}
+// when there is none. The engine says from where events were appended at or after t; from
+// there events are searched by receivedTimestamp, for at most seqBeforeSearchLimit of them
+// (when clients set timestamps earlier than receipt, the search ends there rather than read the
+// whole buffer).
+func seqBeforeReceived(tx ReadTx, t time.Time, head uint64) (uint64, error) {
+	from, found, err := tx.EventsAppendedSince(t)
+	if err != nil || !found {
+		return head, err
 	}
-	s.buf.mu.RUnlock()
-	if !found {
-		return head, nil
-	}
-	seq, micros := min(g.Last, head), t.UnixMicro()
+	seq, micros, read := head, t.UnixMicro(), 0
 	var parseErr error
-	err := scanEvents(tx, g.First-1, func(at uint64, rec []byte) bool {
-		if at > g.Last {
-			return false
-		}
+	err = tx.ScanEvents(from-1, func(at uint64, rec []byte) bool {
 		var r event.Record
 		if parseErr = r.Parse(rec); parseErr != nil {
 			return false
@@ -408,24 +199,11 @@ func (s *Store) seqBeforeReceived(tx *bolt.Tx, t time.Time, head uint64) (uint64
 			seq = at - 1
 			return false
 		}
-		return true
+		seq = at
+		read++
+		return read < seqBeforeSearchLimit
 	})
 	return seq, errors.Join(err, parseErr)
-}
-
-// PendingEvents is how many buffered events come after cursor: those a configuration at that
-// cursor has still to export (events already removed from the buffer are not pending).
-func (s *Store) PendingEvents(ctx context.Context, cursor uint64) (int64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	s.buf.mu.RLock()
-	defer s.buf.mu.RUnlock()
-	if len(s.buf.segments) == 0 {
-		return 0, nil
-	}
-	head := s.buf.next - 1
-	return int64(head - min(max(cursor, s.buf.segments[0].First-1), head)), nil
 }
 
 // readChunk bounds what one read transaction of ReadEvents copies out.
@@ -434,13 +212,12 @@ const (
 	readChunkBytes  = 8 << 20
 )
 
-// ReadEvents calls fn with each buffered event after seq after, in order, until fn returns
-// false or limit events were read (limit <= 0: no limit). The record is valid only during fn.
+// ReadEvents calls fn with each buffered event after seq after, in order; see EventBuffer.
 //
 // Events are copied out in chunks, each in a short read transaction, and fn runs with no
 // transaction open: fn may take as long as it likes, and may wait on work that writes to the
-// store. (A read transaction held across such a wait deadlocks: a write that grows the file
-// waits for every open read transaction to end.)
+// store. (A bbolt read transaction held across such a wait deadlocks: a write that grows the
+// file waits for every open read transaction to end.)
 func (s *Store) ReadEvents(ctx context.Context, after uint64, limit int, fn func(seq uint64, record []byte) bool) error {
 	var (
 		seqs []uint64
@@ -449,9 +226,9 @@ func (s *Store) ReadEvents(ctx context.Context, after uint64, limit int, fn func
 		read int
 	)
 	for {
-		seqs, ends, data = seqs[:0], ends[:0], data[:0]
-		err := s.db.View(func(tx *bolt.Tx) error {
-			return scanEvents(tx, after, func(seq uint64, rec []byte) bool {
+		err := s.view(ctx, func(tx ReadTx) error {
+			seqs, ends, data = seqs[:0], ends[:0], data[:0]
+			return tx.ScanEvents(after, func(seq uint64, rec []byte) bool {
 				seqs = append(seqs, seq)
 				data = append(data, rec...)
 				ends = append(ends, len(data))
@@ -478,61 +255,51 @@ func (s *Store) ReadEvents(ctx context.Context, after uint64, limit int, fn func
 	}
 }
 
-// scanEvents calls fn with each event after seq after, within tx, until fn returns false.
-func scanEvents(tx *bolt.Tx, after uint64, fn func(seq uint64, record []byte) bool) error {
-	events := tx.Bucket(bucketEvents)
-	segs := events.Cursor()
-	// The segment holding after+1 is the last one whose first seq is <= after+1.
-	k, _ := segs.Seek(seqKey(after + 1))
-	if k == nil || binary.BigEndian.Uint64(k) > after+1 {
-		if k == nil {
-			k, _ = segs.Last()
-		} else {
-			k, _ = segs.Prev()
-		}
-		if k == nil {
-			k, _ = segs.First()
-		}
-	}
-	for ; k != nil; k, _ = segs.Next() {
-		c := events.Bucket(k).Cursor()
-		for ek, v := c.Seek(seqKey(after + 1)); ek != nil; ek, v = c.Next() {
-			if !fn(binary.BigEndian.Uint64(ek), v) {
-				return nil
-			}
-		}
-	}
-	return nil
-}
-
 // BufferStatus describes the event buffer.
 type BufferStatus struct {
 	Events, Bytes       int64
 	MaxEvents, MaxBytes int64
-	Segments            int
+	// Segments are the engine's trim units (0 for an engine without them).
+	Segments int
 	// OldestSeq and Head bound the buffered seqs (0 when empty).
 	OldestSeq, Head uint64
-	// OldestReceivedAt is when the oldest segment was opened (zero when empty).
+	// OldestReceivedAt is when the oldest buffered event was appended (zero when empty).
 	OldestReceivedAt time.Time
 	// Dropped counts events removed by the age limit before every enabled configuration had
 	// exported them, since the buffer was created.
 	Dropped uint64
 }
 
+// Pending is how many buffered events come after cursor: those a configuration at that cursor
+// has still to export (events already removed from the buffer are not pending).
+func (b BufferStatus) Pending(cursor uint64) int64 {
+	if b.Events == 0 {
+		return 0
+	}
+	return int64(b.Head - min(max(cursor, b.OldestSeq-1), b.Head))
+}
+
 // BufferStatus reports the buffer's state.
 func (s *Store) BufferStatus(ctx context.Context) (BufferStatus, error) {
-	if err := ctx.Err(); err != nil {
-		return BufferStatus{}, err
-	}
-	b := s.buf
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	st := BufferStatus{
-		Events: b.count, Bytes: b.bytes, MaxEvents: b.cfg.MaxEvents, MaxBytes: b.cfg.MaxBytes,
-		Segments: len(b.segments), Head: b.next - 1, Dropped: b.dropped,
-	}
-	if len(b.segments) > 0 {
-		st.OldestSeq, st.OldestReceivedAt = b.segments[0].First, b.segments[0].OpenedAt
-	}
-	return st, nil
+	var st BufferStatus
+	err := s.view(ctx, func(tx ReadTx) error {
+		stats, err := tx.EventStats()
+		if err != nil {
+			return err
+		}
+		dropped, err := metaCounter(tx, metaDroppedEvents)
+		st = BufferStatus{
+			Events: stats.Events, Bytes: stats.Bytes, MaxEvents: s.buffer.MaxEvents, MaxBytes: s.buffer.MaxBytes,
+			Segments: stats.Units, OldestSeq: stats.Oldest, Head: stats.Head, OldestReceivedAt: stats.OldestAppendedAt,
+			Dropped: dropped,
+		}
+		return err
+	})
+	return st, err
+}
+
+// PendingEvents is how many buffered events come after cursor.
+func (s *Store) PendingEvents(ctx context.Context, cursor uint64) (int64, error) {
+	st, err := s.BufferStatus(ctx)
+	return st.Pending(cursor), err
 }

@@ -2,13 +2,11 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 )
 
 // NotFoundError names the missing record. It matches ErrNotFound with errors.Is.
@@ -33,7 +31,7 @@ func configNotFound(id string) error { return &NotFoundError{What: "export confi
 func secretAD(id string) []byte { return []byte("export-configuration-secret/" + id) }
 
 // CreateConfiguration validates c, gives it an id, timestamps and PENDING status, and stores it
-// with its sealed secret (access-key configurations only) in one transaction.
+// with its sealed secret and the audit event of its creation in one transaction.
 func (s *Store) CreateConfiguration(ctx context.Context, c ExportConfiguration, secret string, by Principal) (ExportConfiguration, error) {
 	var errs fieldErrors
 	errs.merge(c.Validate())
@@ -57,42 +55,47 @@ func (s *Store) CreateConfiguration(ctx context.Context, c ExportConfiguration, 
 	c.ID = id.String()
 	c.CreatedAt, c.UpdatedAt = now, now
 	c.CreatedBy, c.UpdatedBy = by.Name, by.Name
-	c.ConnectionStatus = ConnectionPending
-	c.ConnectionCheckedAt = time.Time{}
-	err = s.update(func(tx *bolt.Tx, w *eventWriter) error {
-		if err := checkNameFree(tx, c.Name, c.ID); err != nil {
+	c.ConnectionStatus, c.ConnectionCheckedAt, c.NextCheckAt = ConnectionPending, time.Time{}, time.Time{}
+	c.Cursor, c.ScheduledThrough, c.SkippedEvents, c.Revision, c.LastDigest, c.CheckFailures = 0, time.Time{}, 0, 0, DigestRef{}, 0
+	var created ExportConfiguration
+	err = s.update(ctx, func(tx Tx) error {
+		created = c
+		if err := checkNameFree(tx, created.Name, created.ID); err != nil {
+			return err
+		}
+		stats, err := tx.EventStats()
+		if err != nil {
 			return err
 		}
 		// The creation's own audit event is the first the new destination receives, unless it
 		// starts earlier.
-		c.Cursor = w.next - 1
-		if !c.StartTime.IsZero() {
-			var err error
-			if c.Cursor, err = s.seqBeforeReceived(tx, c.StartTime, c.Cursor); err != nil {
+		created.Cursor = stats.Head
+		if !created.StartTime.IsZero() {
+			if created.Cursor, err = seqBeforeReceived(tx, created.StartTime, stats.Head); err != nil {
 				return err
 			}
 		}
-		if err := putJSON(tx.Bucket(bucketConfigs), c.ID, c); err != nil {
+		if err := putConfig(tx, &created); err != nil {
 			return err
 		}
-		if err := w.appendAudit(configurationAudit(by, now, auditCreate, c, nil)); err != nil {
+		if err := s.auditTo(tx)(configurationAudit(by, now, auditCreate, created, nil)); err != nil {
 			return err
 		}
-		if c.Kind.HasSecret() {
-			return tx.Bucket(bucketSecrets).Put([]byte(c.ID), s.sealer.seal([]byte(secret), secretAD(c.ID)))
+		if created.Kind.HasSecret() {
+			return tx.PutSecret(created.ID, s.sealer.seal([]byte(secret), secretAD(created.ID)))
 		}
 		return nil
 	})
 	if err != nil {
 		return ExportConfiguration{}, fmt.Errorf("store configuration: %w", err)
 	}
-	return c, nil
+	return created, nil
 }
 
 // Configuration returns the configuration with the given id.
 func (s *Store) Configuration(ctx context.Context, id string) (ExportConfiguration, error) {
 	var c ExportConfiguration
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx ReadTx) error {
 		var err error
 		c, err = getConfig(tx, id)
 		return err
@@ -103,10 +106,11 @@ func (s *Store) Configuration(ctx context.Context, id string) (ExportConfigurati
 // Configurations returns every configuration, oldest first.
 func (s *Store) Configurations(ctx context.Context) ([]ExportConfiguration, error) {
 	var out []ExportConfiguration
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return eachJSON(tx.Bucket(bucketConfigs), func(c ExportConfiguration) error {
+	err := s.view(ctx, func(tx ReadTx) error {
+		out = out[:0]
+		return tx.Configs(func(c ExportConfiguration) bool {
 			out = append(out, c)
-			return nil
+			return true
 		})
 	})
 	return out, err
@@ -116,9 +120,7 @@ func (s *Store) Configurations(ctx context.Context) ([]ExportConfiguration, erro
 type Change func(c *ExportConfiguration) error
 
 // UpdateConfiguration applies change to the stored configuration and, when newSecret is not nil,
-// replaces its secret; the result is validated before anything is written. A change to where or
-// how the service writes voids the last connectivity result (status back to PENDING). An update
-// that changes nothing writes nothing and keeps updatedAt.
+// replaces its secret; see Configurations.UpdateConfiguration.
 func (s *Store) UpdateConfiguration(ctx context.Context, id string, by Principal, change Change, newSecret *string) (ExportConfiguration, error) {
 	return s.updateConfiguration(ctx, id, by, change, newSecret, auditUpdate)
 }
@@ -126,7 +128,7 @@ func (s *Store) UpdateConfiguration(ctx context.Context, id string, by Principal
 // updateConfiguration is UpdateConfiguration recording the change as action.
 func (s *Store) updateConfiguration(ctx context.Context, id string, by Principal, change Change, newSecret *string, action string) (ExportConfiguration, error) {
 	var updated ExportConfiguration
-	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
+	err := s.update(ctx, func(tx Tx) error {
 		old, err := getConfig(tx, id)
 		if err != nil {
 			return err
@@ -135,23 +137,22 @@ func (s *Store) updateConfiguration(ctx context.Context, id string, by Principal
 		if err := change(&c); err != nil {
 			return err
 		}
-		c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision, c.Cursor = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision, old.Cursor
-		c.ScheduledThrough, c.SkippedEvents, c.StartTime, c.LastDigest = old.ScheduledThrough, old.SkippedEvents, old.StartTime, old.LastDigest
+		keepServiceFields(&c, old)
 		var errs fieldErrors
 		errs.merge(c.Validate())
 		if c.Endpoint != old.Endpoint {
 			s.checkEndpointAllowed(&errs, c.Endpoint)
 		}
 		secretChanged := false
+		var secret string
 		if newSecret != nil {
-			secret := normalizeSecret(c.Kind, *newSecret)
-			newSecret = &secret
+			secret = normalizeSecret(c.Kind, *newSecret)
 			if !c.Kind.HasSecret() {
 				errs.add("secretAccessKey", "is not used by assumed-role configurations")
 			} else if err := ValidateSecret(c.Kind, secret); err != nil {
 				errs.merge(err)
-			} else {
-				secretChanged = s.secretDiffers(tx, id, secret)
+			} else if secretChanged, err = s.secretDiffers(tx, id, secret); err != nil {
+				return err
 			}
 		}
 		if err := errs.err(); err != nil {
@@ -161,22 +162,23 @@ func (s *Store) updateConfiguration(ctx context.Context, id string, by Principal
 			return err
 		}
 		if c.destination() != old.destination() || secretChanged {
-			c.ConnectionStatus, c.ConnectionCheckedAt, c.CheckFailures = ConnectionPending, time.Time{}, 0
+			c.ConnectionStatus, c.ConnectionCheckedAt, c.CheckFailures, c.NextCheckAt = ConnectionPending, time.Time{}, 0, time.Time{}
 			c.Revision = old.Revision + 1
 		}
 		if c == old && !secretChanged {
 			updated = old
 			return nil
 		}
-		c.UpdatedAt, c.UpdatedBy = w.now.UTC(), by.Name
-		if err := putJSON(tx.Bucket(bucketConfigs), id, c); err != nil {
+		now := s.txNow(tx).UTC()
+		c.UpdatedAt, c.UpdatedBy = now, by.Name
+		if err := putConfig(tx, &c); err != nil {
 			return err
 		}
-		if err := w.appendAudit(configurationAudit(by, c.UpdatedAt, action, c, changedFields(old, c, secretChanged))); err != nil {
+		if err := s.auditTo(tx)(configurationAudit(by, now, action, c, changedFields(old, c, secretChanged))); err != nil {
 			return err
 		}
 		if secretChanged {
-			if err := tx.Bucket(bucketSecrets).Put([]byte(id), s.sealer.seal([]byte(*newSecret), secretAD(id))); err != nil {
+			if err := tx.PutSecret(id, s.sealer.seal([]byte(secret), secretAD(id))); err != nil {
 				return err
 			}
 		}
@@ -186,13 +188,19 @@ func (s *Store) updateConfiguration(ctx context.Context, id string, by Principal
 	return updated, err
 }
 
-// RecordConnectionCheck stores the result of a connectivity check of the given revision: status
-// is ConnectionSuccess or the error text. When the destination has changed since (another
-// revision), nothing is written and the current configuration is returned. A check is not an
-// edit: updatedAt and updatedBy stay as they were.
-func (s *Store) RecordConnectionCheck(ctx context.Context, id string, revision int64, status string, at time.Time) (ExportConfiguration, error) {
+// keepServiceFields restores, after a caller's change, the fields only the service sets.
+func keepServiceFields(c *ExportConfiguration, old ExportConfiguration) {
+	c.ID, c.Kind, c.CreatedAt, c.CreatedBy, c.Revision, c.Cursor = old.ID, old.Kind, old.CreatedAt, old.CreatedBy, old.Revision, old.Cursor
+	c.ScheduledThrough, c.SkippedEvents, c.StartTime, c.LastDigest = old.ScheduledThrough, old.SkippedEvents, old.StartTime, old.LastDigest
+	c.ConnectionStatus, c.ConnectionCheckedAt, c.CheckFailures, c.NextCheckAt = old.ConnectionStatus, old.ConnectionCheckedAt, old.CheckFailures, old.NextCheckAt
+	c.UpdatedAt, c.UpdatedBy = old.UpdatedAt, old.UpdatedBy
+	c.Reindex()
+}
+
+// RecordConnectionCheck stores the result of a connectivity check; see the contract.
+func (s *Store) RecordConnectionCheck(ctx context.Context, id string, revision int64, status string, at, next time.Time) (ExportConfiguration, error) {
 	var c ExportConfiguration
-	err := s.update(func(tx *bolt.Tx, _ *eventWriter) error {
+	err := s.update(ctx, func(tx Tx) error {
 		var err error
 		if c, err = getConfig(tx, id); err != nil {
 			return err
@@ -201,25 +209,53 @@ func (s *Store) RecordConnectionCheck(ctx context.Context, id string, revision i
 			return nil
 		}
 		c.ConnectionStatus, c.ConnectionCheckedAt = status, at.UTC()
+		if !next.IsZero() {
+			c.NextCheckAt = next.UTC()
+		}
 		if status == ConnectionSuccess {
 			c.CheckFailures = 0
 		} else {
 			c.CheckFailures++
 		}
-		return putJSON(tx.Bucket(bucketConfigs), id, c)
+		return putConfig(tx, &c)
 	})
 	return c, err
 }
 
+// ClaimDueChecks claims the background checks due at now; see the contract.
+func (s *Store) ClaimDueChecks(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]ExportConfiguration, error) {
+	var claimed []ExportConfiguration
+	err := s.update(ctx, func(tx Tx) error {
+		claimed = claimed[:0]
+		if err := tx.EnabledConfigsByCheckDue(func(c ExportConfiguration) bool {
+			if c.NextCheckAt.After(now) || len(claimed) >= limit {
+				return false
+			}
+			claimed = append(claimed, c)
+			return true
+		}); err != nil {
+			return err
+		}
+		for i := range claimed {
+			claimed[i].NextCheckAt = now.Add(hold).UTC()
+			if err := putConfig(tx, &claimed[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return claimed, err
+}
+
 // secretDiffers reports whether secret differs from the stored one, so re-sending the same secret
 // is not counted as a change.
-func (s *Store) secretDiffers(tx *bolt.Tx, id, secret string) bool {
-	sealed := tx.Bucket(bucketSecrets).Get([]byte(id))
-	if sealed == nil {
-		return true
+func (s *Store) secretDiffers(tx ReadTx, id, secret string) (bool, error) {
+	sealed, found, err := tx.Secret(id)
+	if err != nil || !found {
+		return true, err
 	}
 	plain, err := s.sealer.open(sealed, secretAD(id))
-	return err != nil || string(plain) != secret
+	return err != nil || string(plain) != secret, nil
 }
 
 // SetEnabled turns exports of a configuration on or off.
@@ -234,24 +270,32 @@ func (s *Store) SetEnabled(ctx context.Context, id string, by Principal, enabled
 	}, nil, action)
 }
 
-// DeleteConfiguration removes a configuration and its secret, returning what was removed.
+// DeleteConfiguration removes a configuration, its secret, jobs and tasks, returning what was
+// removed.
 func (s *Store) DeleteConfiguration(ctx context.Context, id string, by Principal) (ExportConfiguration, error) {
 	var c ExportConfiguration
-	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
+	err := s.update(ctx, func(tx Tx) error {
 		var err error
 		if c, err = getConfig(tx, id); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketConfigs).Delete([]byte(id)); err != nil {
+		var jobs []string
+		if err := tx.JobsOf(id, func(j ExportJob) bool {
+			jobs = append(jobs, j.ID)
+			return true
+		}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketSecrets).Delete([]byte(id)); err != nil {
+		for _, job := range jobs {
+			if err := tx.DeleteJob(job); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteConfig(id); err != nil {
 			return err
 		}
-		if err := deleteJobsOf(tx, id); err != nil {
-			return err
-		}
-		return w.appendAudit(configurationAudit(by, w.now.UTC(), auditDelete, c, nil))
+		now := s.txNow(tx).UTC()
+		return s.auditTo(tx)(configurationAudit(by, now, auditDelete, c, nil))
 	})
 	return c, err
 }
@@ -260,9 +304,12 @@ func (s *Store) DeleteConfiguration(ctx context.Context, id string, by Principal
 // destination should call it.
 func (s *Store) Secret(ctx context.Context, id string) (string, error) {
 	var secret string
-	err := s.db.View(func(tx *bolt.Tx) error {
-		sealed := tx.Bucket(bucketSecrets).Get([]byte(id))
-		if sealed == nil {
+	err := s.view(ctx, func(tx ReadTx) error {
+		sealed, found, err := tx.Secret(id)
+		if err != nil {
+			return err
+		}
+		if !found {
 			return &NotFoundError{What: "secret of export configuration", ID: id}
 		}
 		plain, err := s.sealer.open(sealed, secretAD(id))
@@ -284,56 +331,44 @@ func normalizeSecret(kind Kind, secret string) string {
 }
 
 // checkNameFree refuses a name another configuration has.
-func checkNameFree(tx *bolt.Tx, name, id string) error {
+func checkNameFree(tx ReadTx, name, id string) error {
 	if name == "" {
 		return nil
 	}
-	return eachJSON(tx.Bucket(bucketConfigs), func(other ExportConfiguration) error {
-		if other.Name == name && other.ID != id {
-			return fmt.Errorf("an export configuration named %q already exists: %w", name, ErrConflict)
-		}
-		return nil
-	})
+	other, found, err := tx.ConfigIDByName(name)
+	if err != nil {
+		return err
+	}
+	if found && other != id {
+		return fmt.Errorf("an export configuration named %q already exists: %w", name, ErrConflict)
+	}
+	return nil
 }
 
-func getConfig(tx *bolt.Tx, id string) (ExportConfiguration, error) {
-	var c ExportConfiguration
+func getConfig(tx ReadTx, id string) (ExportConfiguration, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return c, configNotFound(id)
+		return ExportConfiguration{}, configNotFound(id)
 	}
-	v := tx.Bucket(bucketConfigs).Get([]byte(id))
-	if v == nil {
-		return c, configNotFound(id)
+	c, found, err := tx.Config(id)
+	if err != nil {
+		return c, fmt.Errorf("read configuration %s: %w", id, err)
 	}
-	if err := json.Unmarshal(v, &c); err != nil {
-		return c, fmt.Errorf("decode configuration %s: %w", id, err)
+	if !found {
+		return c, configNotFound(id)
 	}
 	return c, nil
 }
 
-// eachJSON decodes every record of b, in key order, and calls fn with it; an error of fn stops.
-func eachJSON[T any](b *bolt.Bucket, fn func(T) error) error {
-	return b.ForEach(func(k, raw []byte) error {
-		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return fmt.Errorf("decode record %q: %w", k, err)
-		}
-		return fn(v)
-	})
-}
-
-func putJSON(b *bolt.Bucket, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
-	}
-	return b.Put([]byte(key), data)
+// putConfig brings c's derived fields up to date and stores it.
+func putConfig(tx Tx, c *ExportConfiguration) error {
+	c.Reindex()
+	return tx.PutConfig(*c)
 }
 
 // checkEndpointAllowed adds the server's refusal of a well-formed endpoint to errs (a malformed
 // one is already reported by Validate).
 func (s *Store) checkEndpointAllowed(errs *fieldErrors, endpoint string) {
-	if validateEndpoint(endpoint) != "" {
+	if validateEndpoint(endpoint) != "" && validateBlobEndpoint(endpoint) != "" {
 		return
 	}
 	if err := s.endpoints.Check(endpoint); err != nil {

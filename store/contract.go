@@ -44,9 +44,15 @@ type Configurations interface {
 	// audit event, atomically; it returns what was removed.
 	DeleteConfiguration(ctx context.Context, id string, by Principal) (ExportConfiguration, error)
 	// RecordConnectionCheck stores the result of a check of the given revision (ConnectionSuccess
-	// or the error text). When the destination changed since (another revision) nothing is
-	// written and the current configuration is returned. A check is not an edit: updatedAt stays.
-	RecordConnectionCheck(ctx context.Context, id string, revision int64, status string, at time.Time) (ExportConfiguration, error)
+	// or the error text) and when the next background check is due (zero: unchanged). When the
+	// destination changed since (another revision) nothing is written and the current
+	// configuration is returned. A check is not an edit: updatedAt stays.
+	RecordConnectionCheck(ctx context.Context, id string, revision int64, status string, at, next time.Time) (ExportConfiguration, error)
+	// ClaimDueChecks returns up to limit enabled configurations whose background check is due
+	// at now, earliest first, and atomically moves their NextCheckAt to now+hold, so that no
+	// other caller (another replica) claims them meanwhile; RecordConnectionCheck then sets the
+	// real next time.
+	ClaimDueChecks(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]ExportConfiguration, error)
 	// Secret opens the sealed secret of a configuration. Only code that authenticates to the
 	// destination may call it; the value is never logged or returned to a client.
 	Secret(ctx context.Context, id string) (string, error)
@@ -96,9 +102,18 @@ type Cursors interface {
 	PendingEvents(ctx context.Context, cursor uint64) (int64, error)
 }
 
+// JobsKept is how many of a configuration's newest jobs Jobs keeps; older finished ones are removed.
+const JobsKept = 100
+
 // Jobs keeps export jobs and their tasks. A configuration has at most one unfinished job; its
 // range is fixed when it is created, before anything is uploaded, so every attempt writes the
-// same objects.
+// same objects. The newest JobsKept jobs of a configuration are kept, with their tasks.
+//
+// Leases: an attempt holds its job until ExportJob.LeaseUntil and renews it while it works; a
+// job whose lease ran out may be taken over by another process (StartAttempt), which fences the
+// earlier attempt: from then on its RenewLease, PutTask, FailAttempt, InterruptAttempt and
+// CompleteJob return ErrLeaseLost and change nothing, so a process that lost its lease can
+// neither complete the job nor move the cursor. Safety rests on the fencing, not on clocks.
 type Jobs interface {
 	// CreateJob fixes a new job for the events after the configuration's cursor up to the head,
 	// or returns the configuration's unfinished job. scheduledAt, when not zero, records the
@@ -108,19 +123,29 @@ type Jobs interface {
 	CreateJob(ctx context.Context, configID string, plan ExportPlan, manual bool, scheduledAt time.Time) (ExportJob, error)
 	// MarkScheduled records that the schedule boundary at has been served without a job.
 	MarkScheduled(ctx context.Context, configID string, at time.Time) error
-	// StartAttempt marks a job RUNNING and counts the attempt.
-	StartAttempt(ctx context.Context, id string) (ExportJob, error)
-	// FailAttempt records a failed attempt: the reason, and when to try again.
-	FailAttempt(ctx context.Context, id, reason string, next time.Time) (ExportJob, error)
-	// InterruptAttempt puts a job back to PENDING after a shutdown cut its attempt short; the
+	// DueSchedules returns the enabled configurations whose next interval boundary has passed
+	// at now, earliest first, at most limit.
+	DueSchedules(ctx context.Context, now time.Time, limit int) ([]ExportConfiguration, error)
+	// RunnableJobs returns the unfinished jobs of enabled configurations that may start an
+	// attempt at now: PENDING, FAILED whose retry is due, RUNNING whose lease ran out.
+	RunnableJobs(ctx context.Context, now time.Time) ([]ExportJob, error)
+	// StartAttempt starts an attempt at a job for owner, leased for ttl: RUNNING, attempts+1.
+	// ErrLeaseHeld when another owner's attempt holds an unexpired lease; an error when the job
+	// already succeeded.
+	StartAttempt(ctx context.Context, id, owner string, ttl time.Duration) (ExportJob, error)
+	// RenewLease extends the attempt's lease to ttl from now.
+	RenewLease(ctx context.Context, a Attempt, ttl time.Duration) (ExportJob, error)
+	// FailAttempt ends the attempt as failed: the reason, and when to try again.
+	FailAttempt(ctx context.Context, a Attempt, reason string, next time.Time) (ExportJob, error)
+	// InterruptAttempt puts the job back to PENDING after a shutdown cut its attempt short; the
 	// interruption does not count as an attempt.
-	InterruptAttempt(ctx context.Context, id string) (ExportJob, error)
-	// CompleteJob marks a job SUCCEEDED and, atomically with it, moves the configuration's
+	InterruptAttempt(ctx context.Context, a Attempt) (ExportJob, error)
+	// CompleteJob marks the job SUCCEEDED and, atomically with it, moves the configuration's
 	// cursor to the end of the job's range, records its digest as the chain's last and the
 	// destination as reachable. Events of the range no longer buffered are counted as skipped.
-	CompleteJob(ctx context.Context, id string, events, objects, bytes int64, digest DigestRef) (ExportJob, error)
-	// PutTask stores a task of an existing job, replacing an earlier version of it.
-	PutTask(ctx context.Context, t ExportTask) (ExportTask, error)
+	CompleteJob(ctx context.Context, a Attempt, events, objects, bytes int64, digest DigestRef) (ExportJob, error)
+	// PutTask stores a task of the attempt's job, replacing an earlier version of it.
+	PutTask(ctx context.Context, a Attempt, t ExportTask) (ExportTask, error)
 	// Task returns task index of a job, if an earlier attempt stored it.
 	Task(ctx context.Context, jobID string, index int) (ExportTask, bool, error)
 	// Job returns one job.

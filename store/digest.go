@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // DigestRef names a digest object and the SHA-256 (hex) of its body: the link from each digest
@@ -16,18 +14,22 @@ type DigestRef struct {
 	SHA256 string `json:"sha256"`
 }
 
-// loadDigestKey reads the digest signing key, generating it on first use.
-func (s *Store) loadDigestKey(meta *bolt.Bucket) error {
-	sealed := meta.Get(keyDigestSigningKey)
+// loadDigestKey reads the digest signing key, generating it on first use: one per store, so
+// replicas sharing an engine sign with one key.
+func (s *Store) loadDigestKey(tx Tx) error {
+	sealed, err := tx.Meta(metaDigestKey)
+	if err != nil {
+		return err
+	}
 	if sealed == nil {
 		seed := make([]byte, ed25519.SeedSize)
 		rand.Read(seed)
-		sealed = s.sealer.seal(seed, keyDigestSigningKey)
-		if err := meta.Put(keyDigestSigningKey, sealed); err != nil {
+		sealed = s.sealer.seal(seed, []byte(metaDigestKey))
+		if err := tx.PutMeta(metaDigestKey, sealed); err != nil {
 			return err
 		}
 	}
-	seed, err := s.sealer.open(sealed, keyDigestSigningKey)
+	seed, err := s.sealer.open(sealed, []byte(metaDigestKey))
 	if err != nil || len(seed) != ed25519.SeedSize {
 		return fmt.Errorf("open the digest signing key: %w", ErrWrongMasterKey)
 	}
@@ -38,7 +40,7 @@ func (s *Store) loadDigestKey(meta *bolt.Bucket) error {
 // DigestSigningKey returns the Ed25519 key that signs export digests. The exporter signs; the
 // store only keeps the key, sealed.
 func (s *Store) DigestSigningKey(ctx context.Context) (ed25519.PrivateKey, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	return s.digestKey, nil

@@ -14,6 +14,11 @@ var (
 	ErrLocked = errors.New("data file is locked by another process")
 	// ErrUnauthenticated means a presented API token matches no stored token.
 	ErrUnauthenticated = errors.New("invalid token")
+	// ErrLeaseHeld means another process's attempt holds the job's lease.
+	ErrLeaseHeld = errors.New("another process is exporting this job")
+	// ErrLeaseLost means the attempt was taken over by another process (its lease ran out):
+	// nothing was written; the attempt must stop.
+	ErrLeaseLost = errors.New("the export attempt lost its lease to another process")
 	// ErrWrongMasterKey means the master key cannot open data sealed by an earlier start.
 	ErrWrongMasterKey = errors.New("master key does not match the key this data was sealed with")
 )

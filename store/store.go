@@ -1,6 +1,10 @@
-// Package store keeps auditexport's state in one bbolt file: export configurations, their secrets
-// (sealed with AES-256-GCM), and API tokens (as hashes). Every write is validated first, so
-// invalid data never reaches the file, and a failed write leaves the file as it was.
+// Package store is auditexport's state and the rules that guard it: export configurations,
+// their secrets (sealed with AES-256-GCM), API tokens (as hashes), the durable event buffer,
+// export jobs, cursors and the digest signing key. The contract is written on small role
+// interfaces (contract.go); Store implements it once over an Engine (engine.go), which only
+// stores, indexes and transacts: store/bolt embedded, store/postgres shared by replicas.
+// Every write is validated first, so invalid data never reaches an engine, and a failed write
+// leaves the data as it was.
 package store
 
 import (
@@ -8,58 +12,41 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// Config configures Open.
+// Config configures New.
 type Config struct {
-	// Path of the bbolt file. Created with mode 0600 when missing.
-	Path string
-	// OpenTimeout bounds the wait for the file lock; a second process on the same file fails
-	// after it instead of hanging. Default 1s.
-	OpenTimeout time.Duration
 	// MasterKey seals secrets at rest: MasterKeySize bytes. Required.
 	MasterKey []byte
 	// Logger receives the store's own messages. Default: discard.
 	Logger *slog.Logger
-	// Now is the clock; tests may replace it. Default time.Now.
+	// Now replaces the clock (tests). By default the store uses the engine's transaction clock
+	// (the database's, for a shared engine), and time.Now outside transactions.
 	Now func() time.Time
 	// Buffer bounds the event buffer.
 	Buffer BufferConfig
 	// Endpoints restricts the endpoints configurations may name; the zero value allows any.
 	Endpoints EndpointPolicy
+	// NoTrimLoop leaves trimming to explicit Trim calls (tests).
+	NoTrimLoop bool
 }
 
-// DefaultConfig returns a Config with every default filled in but Path and MasterKey.
-func DefaultConfig() Config {
-	return Config{OpenTimeout: time.Second, Logger: slog.New(slog.DiscardHandler), Now: time.Now}
-}
-
-// Store is the bbolt-backed state of one auditexport server. It is safe for concurrent use.
+// Store implements the contract over an Engine. It is safe for concurrent use, also by several
+// processes over one shared engine.
 type Store struct {
-	db      *bolt.DB
-	sealer  *sealer
-	log     *slog.Logger
-	now     func() time.Time
-	metrics *metrics
-	// endpoints is checked when a configuration is created or its endpoint changes.
+	engine    Engine
+	sealer    *sealer
+	log       *slog.Logger
+	now       func() time.Time
+	fixedNow  func() time.Time // Config.Now, when set
+	metrics   *metrics
 	endpoints EndpointPolicy
-	// digestKey signs export digests; generated once per store, kept sealed in it.
+	buffer    BufferConfig
 	digestKey ed25519.PrivateKey
-
-	// writeMu serializes write transactions with the in-memory buffer state they change
-	// (bbolt serializes the transactions themselves, but not what happens after commit).
-	writeMu sync.Mutex
-	buf     *buffer
 
 	appends       chan appendRequest
 	closing       chan struct{}
@@ -68,129 +55,121 @@ type Store struct {
 	trimmerDone   chan struct{}
 }
 
-// Open opens or creates the store at cfg.Path, creating its buckets and checking that the
-// file's schema version and master key match this binary.
-func Open(cfg Config) (*Store, error) {
-	def := DefaultConfig()
-	cfg.OpenTimeout = cmp.Or(max(cfg.OpenTimeout, 0), def.OpenTimeout)
-	cfg.Logger = cmp.Or(cfg.Logger, def.Logger)
-	if cfg.Now == nil {
-		cfg.Now = def.Now
-	}
+// Meta keys Store keeps in the engine.
+const (
+	metaMasterKeyCheck = "master_key_check"
+	metaDigestKey      = "digest_signing_key"
+	metaDroppedEvents  = "dropped_events"
+)
+
+// New returns a Store over engine, checking that the master key opens what it sealed before.
+// The Store owns the engine from then on: Close closes it, also when New fails.
+func New(ctx context.Context, engine Engine, cfg Config) (*Store, error) {
 	sl, err := newSealer(cfg.MasterKey)
 	if err != nil {
+		engine.Close()
 		return nil, err
 	}
 	cfg.Buffer.fillDefaults()
-	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
-		Timeout: cfg.OpenTimeout,
-		// The freelist is rebuilt at open instead of written at every commit: cheaper commits.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", cfg.Path, ErrLocked)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
-	}
-	// bbolt keeps the mode of an existing file; data files must not be readable by others.
-	if err := os.Chmod(cfg.Path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("restrict permissions of %s: %w", cfg.Path, err)
-	}
 	s := &Store{
-		db: db, sealer: sl, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(), endpoints: cfg.Endpoints,
+		engine: engine, sealer: sl, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), now: cfg.Now, fixedNow: cfg.Now,
+		metrics: newMetrics(), endpoints: cfg.Endpoints, buffer: cfg.Buffer,
 		appends: make(chan appendRequest), closing: make(chan struct{}),
 		committerDone: make(chan struct{}), trimmerDone: make(chan struct{}),
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := s.initialize(tx); err != nil {
-			return err
-		}
-		s.buf, err = loadBuffer(tx, cfg.Buffer)
-		return err
-	})
-	if err != nil {
-		db.Close()
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := engine.Update(ctx, s.initialize); err != nil {
+		engine.Close()
 		return nil, err
+	}
+	if engine.Exclusive() {
+		if err := s.releaseLeases(ctx); err != nil {
+			engine.Close()
+			return nil, err
+		}
 	}
 	s.metrics.watch(s)
 	go s.commitLoop()
-	go s.trimLoop()
+	if cfg.NoTrimLoop {
+		close(s.trimmerDone)
+	} else {
+		go s.trimLoop()
+	}
 	return s, nil
 }
 
-// initialize creates missing buckets and checks the schema version and master key.
-func (s *Store) initialize(tx *bolt.Tx) error {
-	for _, name := range allBuckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-	}
-	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keySchemaVersion); v != nil {
-		if len(v) != 8 {
-			return fmt.Errorf("schema version record is corrupt")
-		}
-		if got := binary.BigEndian.Uint64(v); got > schemaVersion {
-			return fmt.Errorf("data was written by a newer auditexport (schema %d, this binary knows %d)", got, schemaVersion)
-		}
-	}
-	if err := meta.Put(keySchemaVersion, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
-		return err
-	}
+// initialize checks the master key against the value it sealed at the first start, and loads
+// (or makes) the digest signing key.
+func (s *Store) initialize(tx Tx) error {
 	// A known value sealed under the master key tells at start-up, not at the first export,
 	// that the key has changed.
 	const check = "auditexport master key check"
-	if sealed := meta.Get(keyMasterKeyCheck); sealed != nil {
-		plain, err := s.sealer.open(sealed, keyMasterKeyCheck)
+	sealed, err := tx.Meta(metaMasterKeyCheck)
+	if err != nil {
+		return err
+	}
+	if sealed != nil {
+		plain, err := s.sealer.open(sealed, []byte(metaMasterKeyCheck))
 		if err != nil || !bytes.Equal(plain, []byte(check)) {
 			return ErrWrongMasterKey
 		}
-	} else if err := meta.Put(keyMasterKeyCheck, s.sealer.seal([]byte(check), keyMasterKeyCheck)); err != nil {
+	} else if err := tx.PutMeta(metaMasterKeyCheck, s.sealer.seal([]byte(check), []byte(metaMasterKeyCheck))); err != nil {
 		return err
 	}
-	return s.loadDigestKey(meta)
+	return s.loadDigestKey(tx)
 }
 
-// Close stops the committer and the retention loop and closes the file. Appends waiting for a
-// commit get ErrClosed. The Store must not be used afterwards.
+// Close stops the committer and the retention loop and closes the engine. Appends waiting for
+// a commit get ErrClosed. The Store must not be used afterwards.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.committerDone
 	<-s.trimmerDone
-	return s.db.Close()
+	return s.engine.Close()
 }
 
-// update runs fn in a write transaction. Events fn appends through w, and the changes it
-// schedules with w.afterCommit, become visible only once the transaction has committed.
-func (s *Store) update(fn func(tx *bolt.Tx, w *eventWriter) error) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	var w *eventWriter
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		w = s.buf.writer(tx, s.now())
-		if err := fn(tx, w); err != nil {
-			return err
-		}
-		return w.flush()
-	})
-	if err == nil {
-		s.buf.apply(w)
+// update runs fn in a write transaction, unless the store is closed or ctx has ended.
+func (s *Store) update(ctx context.Context, fn func(Tx) error) error {
+	if err := s.usable(ctx); err != nil {
+		return err
 	}
-	return err
+	return s.engine.Update(ctx, fn)
 }
 
-// Ready reports whether the file is open and readable.
+// view runs fn in a read transaction, unless the store is closed or ctx has ended.
+func (s *Store) view(ctx context.Context, fn func(ReadTx) error) error {
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	return s.engine.View(ctx, fn)
+}
+
+func (s *Store) usable(ctx context.Context) error {
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	return ctx.Err()
+}
+
+// txNow is the time within a transaction: the engine's clock unless a test fixed one.
+func (s *Store) txNow(tx Tx) time.Time {
+	if s.fixedNow != nil {
+		return s.fixedNow()
+	}
+	return tx.Now()
+}
+
+// Ready reports whether the engine can serve now.
 func (s *Store) Ready(ctx context.Context) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) == nil {
-			return errors.New("store is not initialized")
-		}
-		return nil
-	})
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	return s.engine.Ready(ctx)
 }
 
-// Path is the file the store lives in.
-func (s *Store) Path() string { return s.db.Path() }
+// ErrClosed means the store is closed.
+var ErrClosed = errors.New("store is closed")

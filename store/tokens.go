@@ -7,12 +7,9 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Issued tokens look like aex_<16 hex id>_<43 base64url secret>. The id finds the record without
@@ -58,7 +55,7 @@ func (s *Store) CreateToken(ctx context.Context, name string, perms []Permission
 		ID: id, Name: name, Permissions: slices.Compact(perms), SHA256: sum[:],
 		CreatedBy: by.Name, CreatedAt: s.now().UTC(),
 	}
-	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
+	err := s.update(ctx, func(tx Tx) error {
 		other, taken, err := tokenNamed(tx, name)
 		if err != nil {
 			return err
@@ -66,10 +63,10 @@ func (s *Store) CreateToken(ctx context.Context, name string, perms []Permission
 		if taken {
 			return fmt.Errorf("a token named %q already exists: %w", other.Name, ErrConflict)
 		}
-		if err := putJSON(tx.Bucket(bucketTokens), id, t); err != nil {
+		if err := tx.PutToken(t); err != nil {
 			return err
 		}
-		return w.appendAudit(tokenAudit(by, t.CreatedAt, auditCreate, t))
+		return s.auditTo(tx)(tokenAudit(by, t.CreatedAt, auditCreate, t))
 	})
 	if err != nil {
 		return "", Token{}, err
@@ -80,11 +77,12 @@ func (s *Store) CreateToken(ctx context.Context, name string, perms []Permission
 // Tokens lists the API tokens (their hashes cleared), in order of name.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 	var tokens []Token
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return eachJSON(tx.Bucket(bucketTokens), func(t Token) error {
+	err := s.view(ctx, func(tx ReadTx) error {
+		tokens = tokens[:0]
+		return tx.Tokens(func(t Token) bool {
 			t.SHA256 = nil
 			tokens = append(tokens, t)
-			return nil
+			return true
 		})
 	})
 	slices.SortFunc(tokens, func(a, b Token) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
@@ -97,7 +95,7 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 // ensureAdminToken): from AUDITEXPORT_ADMIN_TOKEN, or newly generated.
 func (s *Store) RevokeToken(ctx context.Context, name string, by Principal) (Token, error) {
 	var revoked Token
-	err := s.update(func(tx *bolt.Tx, w *eventWriter) error {
+	err := s.update(ctx, func(tx Tx) error {
 		var found bool
 		var err error
 		if revoked, found, err = tokenNamed(tx, name); err != nil {
@@ -111,24 +109,23 @@ func (s *Store) RevokeToken(ctx context.Context, name string, by Principal) (Tok
 			errs.add("name", "is the token of this request: a token cannot revoke itself")
 			return errs.err()
 		}
-		if err := tx.Bucket(bucketTokens).Delete([]byte(revoked.ID)); err != nil {
+		if err := tx.DeleteToken(revoked.ID); err != nil {
 			return err
 		}
-		return w.appendAudit(tokenAudit(by, w.now.UTC(), auditDelete, revoked))
+		now := s.txNow(tx).UTC()
+		return s.auditTo(tx)(tokenAudit(by, now, auditDelete, revoked))
 	})
 	revoked.SHA256 = nil
 	return revoked, err
 }
 
 // tokenNamed finds the token named name; names are unique regardless of case.
-func tokenNamed(tx *bolt.Tx, name string) (t Token, found bool, err error) {
-	err = eachJSON(tx.Bucket(bucketTokens), func(other Token) error {
-		if !found && strings.EqualFold(other.Name, name) {
-			t, found = other, true
-		}
-		return nil
-	})
-	return t, found, err
+func tokenNamed(tx ReadTx, name string) (Token, bool, error) {
+	id, found, err := tx.TokenIDByName(name)
+	if err != nil || !found {
+		return Token{}, false, err
+	}
+	return tx.Token(id)
 }
 
 // SetBootstrapToken makes token the bootstrap admin token (name "admin", permission ADMIN),
@@ -139,24 +136,25 @@ func (s *Store) SetBootstrapToken(ctx context.Context, token string) error {
 		ID: bootstrapID, Name: bootstrapName, Permissions: []Permission{PermissionAdmin},
 		SHA256: sum[:], CreatedBy: "auditexport", CreatedAt: s.now().UTC(),
 	}
-	return s.update(func(tx *bolt.Tx, _ *eventWriter) error {
-		b := tx.Bucket(bucketTokens)
-		if v := b.Get([]byte(bootstrapID)); v != nil {
-			var old Token
-			if err := json.Unmarshal(v, &old); err == nil && subtle.ConstantTimeCompare(old.SHA256, t.SHA256) == 1 {
-				return nil // unchanged: keep its creation time
-			}
+	return s.update(ctx, func(tx Tx) error {
+		old, found, err := tx.Token(bootstrapID)
+		if err != nil {
+			return err
 		}
-		return putJSON(b, bootstrapID, t)
+		if found && subtle.ConstantTimeCompare(old.SHA256, t.SHA256) == 1 {
+			return nil // unchanged: keep its creation time
+		}
+		return tx.PutToken(t)
 	})
 }
 
 // HasBootstrapToken reports whether a bootstrap admin token was set on an earlier start.
 func (s *Store) HasBootstrapToken(ctx context.Context) (bool, error) {
 	found := false
-	err := s.db.View(func(tx *bolt.Tx) error {
-		found = tx.Bucket(bucketTokens).Get([]byte(bootstrapID)) != nil
-		return nil
+	err := s.view(ctx, func(tx ReadTx) error {
+		var err error
+		_, found, err = tx.Token(bootstrapID)
+		return err
 	})
 	return found, err
 }
@@ -173,12 +171,13 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 	}
 	sum := sha256.Sum256([]byte(token))
 	var t Token
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTokens).Get([]byte(id))
-		if v == nil {
+	err := s.view(ctx, func(tx ReadTx) error {
+		var found bool
+		var err error
+		if t, found, err = tx.Token(id); err == nil && !found {
 			return ErrUnauthenticated
 		}
-		return json.Unmarshal(v, &t)
+		return err
 	})
 	if err != nil {
 		return Principal{}, err

@@ -102,11 +102,17 @@ type ExportConfiguration struct {
 	ConnectionCheckedAt time.Time `json:"connectionCheckedAt,omitzero"`
 	// CheckFailures counts consecutive failed checks; the background re-check backs off on it.
 	CheckFailures int `json:"checkFailures,omitempty"`
+	// NextCheckAt is when the background check is due again (zero: now). Claiming a check moves
+	// it forward, so replicas sharing a store check each destination once.
+	NextCheckAt time.Time `json:"nextCheckAt,omitzero"`
 	// Cursor is the seq of the last event exported to this destination; only later events are
 	// exported. It starts at the buffer's head when the configuration is created.
 	Cursor uint64 `json:"cursor"`
 	// ScheduledThrough is the latest interval boundary the scheduler has served.
 	ScheduledThrough time.Time `json:"scheduledThrough,omitzero"`
+	// ScheduleDueAt is the next interval boundary after ScheduledThrough: when the scheduler
+	// serves this configuration next. Derived (see reindex); engines index it.
+	ScheduleDueAt time.Time `json:"scheduleDueAt,omitzero"`
 	// StartTime, when set at creation, makes the configuration export the buffered events
 	// received since then, instead of only those received after its creation.
 	StartTime time.Time `json:"startTime,omitzero"`
@@ -131,6 +137,14 @@ type destination struct {
 	bucket, path, region, endpoint, accessKey, role string
 	sse, kmsKey                                     string
 	account, fileSystem                             string
+}
+
+// Reindex derives the fields engines index from the others (ScheduleDueAt); Store calls it
+// before every write, an engine's migration after filling new fields.
+func (c *ExportConfiguration) Reindex() {
+	if d := c.Interval.Duration(); d > 0 {
+		c.ScheduleDueAt = c.ScheduledThrough.Truncate(d).Add(d)
+	}
 }
 
 func (c *ExportConfiguration) destination() destination {

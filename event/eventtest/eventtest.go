@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,22 @@ func NDJSON(first, n int, start time.Time, step time.Duration) []byte {
 		out = append(out, '\n')
 	}
 	return out
+}
+
+// Large is NDJSON of n events, one a second from start, whose auditPayload carries a string of
+// size copies of fill, as sent (HTML characters not escaped): events near the 1 MiB limit.
+func Large(start time.Time, n, size int, fill string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b) // one event per line
+	enc.SetEscapeHTML(false)
+	for i := range n {
+		enc.Encode(map[string]any{
+			"eventTimestamp": start.Add(time.Duration(i) * time.Second).Format(time.RFC3339),
+			"action":         "QUERY",
+			"auditPayload":   map[string]any{"type": "QueryAuditPayload", "version": 1, "query": strings.Repeat(fill, size)},
+		})
+	}
+	return b.Bytes()
 }
 
 // Bodies makes NDJSON bodies of n sample events with ids never used before, cheaply: one

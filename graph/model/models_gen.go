@@ -137,6 +137,32 @@ type ExportConfiguration struct {
 	// received while it was disabled (a disabled configuration does not hold the buffer) and removed
 	// once every enabled one had them, or older than the buffer's age limit.
 	SkippedEvents int `json:"skippedEvents"`
+	// Events exported per hour over the last hours hours (1 to 168), by when each job succeeded.
+	ExportHistory *ExportHistory `json:"exportHistory"`
+	// How far exports are behind: the age of the oldest event waiting for this configuration.
+	ExportLag *ExportLag `json:"exportLag"`
+	// The seq of the last event exported (store.ExportConfiguration.Cursor), for exportLag; never in the schema
+	Cursor uint64 `json:"-"`
+}
+
+// Events a configuration exported, hour by hour.
+type ExportHistory struct {
+	// One entry per hour, oldest first; the current hour (still under way) last.
+	Hours []*ExportHour `json:"hours"`
+	// The server keeps each configuration's newest 100 jobs. When older ones were removed and the
+	// oldest kept began within the window, its start: hours before it may count too few events.
+	// Null when every job of the window is kept.
+	IncompleteBefore *time.Time `json:"incompleteBefore,omitempty"`
+}
+
+// One hour of a configuration's exports.
+type ExportHour struct {
+	// The hour's start (UTC).
+	Start time.Time `json:"start"`
+	// Events exported by the jobs that succeeded in the hour.
+	Events int `json:"events"`
+	// Jobs that succeeded in the hour, those that found nothing to export included.
+	Jobs int `json:"jobs"`
 }
 
 // One export of a configuration's events received after its previous job, up to the buffer's head
@@ -178,6 +204,14 @@ type ExportJobTask struct {
 	FailureReason *string      `json:"failureReason,omitempty"`
 }
 
+// The age of the oldest event a configuration has yet to export.
+type ExportLag struct {
+	// When the oldest event waiting was received; null when none waits.
+	OldestPendingEventReceivedAt *time.Time `json:"oldestPendingEventReceivedAt,omitempty"`
+	// Seconds since oldestPendingEventReceivedAt; 0 when no event waits.
+	Seconds int `json:"seconds"`
+}
+
 type Mutation struct {
 }
 
@@ -200,6 +234,8 @@ type S3AccessKeyEndpointConfiguration struct {
 	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
 	// The KMS key of AWS_KMS; null: the account's aws/s3 key.
 	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
+	// The IAM policy (JSON) the access key's user needs: s3:PutObject under path, and KMS use with AWS_KMS.
+	PermissionPolicy string `json:"permissionPolicy"`
 }
 
 func (S3AccessKeyEndpointConfiguration) IsEndpointConfiguration() {}
@@ -235,6 +271,11 @@ type S3AssumedRoleEndpointConfiguration struct {
 	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
 	// The KMS key of AWS_KMS; null: the account's aws/s3 key.
 	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
+	// The role's trust policy (JSON): the service's principal may assume it with this externalId.
+	// The principal is the server's --trust-principal; without it, a placeholder to replace.
+	TrustPolicy string `json:"trustPolicy"`
+	// The role's permission policy (JSON): s3:PutObject under path, and KMS use with AWS_KMS.
+	PermissionPolicy string `json:"permissionPolicy"`
 }
 
 func (S3AssumedRoleEndpointConfiguration) IsEndpointConfiguration() {}
@@ -301,6 +342,13 @@ type UpdateS3AssumedRoleExportConfigurationInput struct {
 	ServerSideEncryption graphql.Omittable[*S3ServerSideEncryption] `json:"serverSideEncryption,omitempty"`
 	// Omitted: kept; null or an empty string: cleared (the account's aws/s3 key).
 	SseKmsKeyID graphql.Omittable[*string] `json:"sseKmsKeyId,omitempty"`
+}
+
+// The caller: the token the request carries.
+type Viewer struct {
+	Name string `json:"name"`
+	// The token's permissions as issued; ADMIN implies the others.
+	Permissions []Permission `json:"permissions"`
 }
 
 type ExportInterval string

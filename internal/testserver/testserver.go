@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,9 @@ type Options struct {
 	Env []string
 	// Args are added after `serve --listen 127.0.0.1:0 --data-dir DIR`.
 	Args []string
+	// Wrap, when set, is a command the server runs under: the binary and its arguments are
+	// appended to it, and it must exec them (so the process is the server's).
+	Wrap []string
 }
 
 // loopbackOnlyEnv keeps a test server off the internet: the SDK's endpoints default to a closed
@@ -110,7 +114,8 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 		opts.DataDir = t.TempDir()
 	}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", opts.DataDir, "--log-format", "json"}, opts.Args...)
-	cmd := exec.Command(Binary(t), args...)
+	argv := append(append(slices.Clip(opts.Wrap), Binary(t)), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), loopbackOnlyEnv...), opts.Env...) // later entries win
 	s := &Server{DataDir: opts.DataDir, t: t, cmd: cmd, logs: &LogBuffer{}, done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
@@ -122,8 +127,15 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 		return nil, err
 	}
 	listening := make(chan string, 1)
-	go s.scan(stderr, listening)
+	scanned := make(chan struct{})
 	go func() {
+		s.scan(stderr, listening)
+		close(scanned)
+	}()
+	go func() {
+		// Wait closes the pipe: only once every line has been read (EOF at the process's exit),
+		// or the last lines, those explaining a failed start, would be lost.
+		<-scanned
 		s.err = cmd.Wait()
 		close(s.done)
 	}()
@@ -281,6 +293,9 @@ func (b *LogBuffer) String() string {
 	return b.buf.String()
 }
 
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }
 
@@ -296,3 +311,26 @@ func (s *Server) CreateConfiguration(data map[string]any) string {
 	s.MustGraphQL(s.AdminToken, `mutation($d: `+input+`!) { `+mutation+`(data: $d) { id } }`, map[string]any{"d": data}, &out)
 	return out[mutation].ID
 }
+
+// IntrospectionQuery is the query GraphiQL sends when the playground opens: the API's limits
+// must let it through.
+const IntrospectionQuery = `query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}`

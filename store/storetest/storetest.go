@@ -1,4 +1,5 @@
-// Package storetest opens throwaway stores for tests.
+// Package storetest opens throwaway stores for tests, and holds the conformance suite every
+// store engine must pass (Run).
 package storetest
 
 import (
@@ -7,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/bolt"
 )
 
 // Key returns a random master key.
@@ -16,20 +18,34 @@ func Key() []byte {
 	return key
 }
 
-// New opens a store in a fresh temporary directory, closed when the test ends.
+// New opens a store on a bbolt file in a fresh temporary directory, closed when the test ends.
 func New(t testing.TB) *store.Store {
 	t.Helper()
 	return Open(t, filepath.Join(t.TempDir(), "auditexport.db"), Key())
 }
 
-// Open opens the store at path with key, closed when the test ends; options change its Config.
+// Open opens the store on the bbolt file at path with key, closed when the test ends; options
+// change its Config.
 func Open(t testing.TB, path string, key []byte, options ...func(*store.Config)) *store.Store {
 	t.Helper()
-	cfg := store.Config{Path: path, MasterKey: key}
+	cfg := store.Config{MasterKey: key}
 	for _, option := range options {
 		option(&cfg)
 	}
-	st, err := store.Open(cfg)
+	return OpenBolt(t, path, cfg, bolt.Options{})
+}
+
+// OpenBolt opens a store with cfg on the bbolt file at path with opts, closed when the test ends.
+func OpenBolt(t testing.TB, path string, cfg store.Config, opts bolt.Options) *store.Store {
+	t.Helper()
+	if opts.Now == nil {
+		opts.Now = cfg.Now
+	}
+	engine, err := bolt.Open(path, opts)
+	if err != nil {
+		t.Fatalf("open bbolt engine: %v", err)
+	}
+	st, err := store.New(t.Context(), engine, cfg)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

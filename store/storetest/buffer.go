@@ -1,11 +1,10 @@
-package store_test
+package storetest
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,69 +15,11 @@ import (
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/store"
-	"github.com/auditexport/auditexport/store/storetest"
 )
 
-// clock is a settable time source for retention tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func openBuffer(t *testing.T, path string, cfg store.BufferConfig, now func() time.Time) *store.Store {
-	t.Helper()
-	st, err := store.Open(store.Config{Path: path, MasterKey: testKey, Buffer: cfg, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
-var testKey = storetest.Key()
-
-func batchOf(t *testing.T, first, n int) *event.Batch {
-	t.Helper()
-	var d event.Decoder
-	b, err := d.NDJSON(eventtest.NDJSON(first, n, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), time.Minute), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func readAll(t *testing.T, st *store.Store, after uint64) []event.Event {
-	t.Helper()
-	var out []event.Event
-	err := st.ReadEvents(t.Context(), after, 0, func(seq uint64, rec []byte) bool {
-		e, err := event.Decode(seq, rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
-		return true
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func TestAppendReadAndDedup(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "auditexport.db")
-	st := openBuffer(t, path, store.BufferConfig{SegmentMaxEvents: 7}, nil)
+func testAppendReadAndDedup(t *testing.T, h *harness) {
+	data := h.engine.NewData(t)
+	st := h.open(t, data, options{segmentEvents: 7})
 	ctx := context.Background()
 
 	r, err := st.AppendEvents(ctx, batchOf(t, 0, 20))
@@ -119,14 +60,14 @@ func TestAppendReadAndDedup(t *testing.T) {
 	if fmt.Sprint(limited) != "[6 7 8]" {
 		t.Fatalf("limited read: %v", limited)
 	}
-	status := storetest.Status(t, st)
-	if status.Events != 31 || status.Head != 31 || status.OldestSeq != 1 || status.Segments != 5 || status.Bytes <= 0 {
+	status := Status(t, st)
+	if status.Events != 31 || status.Head != 31 || status.OldestSeq != 1 || status.Bytes <= 0 {
 		t.Fatalf("status %+v", status)
 	}
 
 	// After a restart: same events, same dedup index, seqs continue.
 	st.Close()
-	st = openBuffer(t, path, store.BufferConfig{SegmentMaxEvents: 7}, nil)
+	st = h.open(t, data, options{segmentEvents: 7})
 	if got := readAll(t, st, 0); len(got) != 31 {
 		t.Fatalf("after reopen: %d events", len(got))
 	}
@@ -134,13 +75,13 @@ func TestAppendReadAndDedup(t *testing.T) {
 	if err != nil || r.Accepted != 5 || r.Duplicates != 5 || r.First != 32 {
 		t.Fatalf("after reopen: %+v %v", r, err)
 	}
-	if after := storetest.Status(t, st); after.Events != 36 || after.Bytes <= status.Bytes {
+	if after := Status(t, st); after.Events != 36 || after.Bytes <= status.Bytes {
 		t.Fatalf("status after reopen: %+v", after)
 	}
 }
 
-func TestFullBufferRefusesWholeBatch(t *testing.T) {
-	st := openBuffer(t, filepath.Join(t.TempDir(), "a.db"), store.BufferConfig{MaxEvents: 25}, nil)
+func testFullBufferRefusesWholeBatch(t *testing.T, h *harness) {
+	st := h.open(t, h.engine.NewData(t), options{buffer: store.BufferConfig{MaxEvents: 25}})
 	ctx := context.Background()
 	if _, err := st.AppendEvents(ctx, batchOf(t, 0, 20)); err != nil {
 		t.Fatal(err)
@@ -154,14 +95,14 @@ func TestFullBufferRefusesWholeBatch(t *testing.T) {
 	if r, err := st.AppendEvents(ctx, batchOf(t, 100, 5)); err != nil || r.Accepted != 5 {
 		t.Fatalf("a batch that fits: %+v %v", r, err)
 	}
-	byBytes := openBuffer(t, filepath.Join(t.TempDir(), "b.db"), store.BufferConfig{MaxBytes: 5000}, nil)
+	byBytes := h.open(t, h.engine.NewData(t), options{buffer: store.BufferConfig{MaxBytes: 5000}})
 	if _, err := byBytes.AppendEvents(ctx, batchOf(t, 0, 50)); !errors.Is(err, store.ErrBufferFull) {
 		t.Fatalf("over the byte limit: %v", err)
 	}
 }
 
-func TestConcurrentAppendsAreAllKept(t *testing.T) {
-	st := openBuffer(t, filepath.Join(t.TempDir(), "a.db"), store.BufferConfig{SegmentMaxEvents: 500}, nil)
+func testConcurrentAppendsAreAllKept(t *testing.T, h *harness) {
+	st := h.open(t, h.engine.NewData(t), options{segmentEvents: 500})
 	const writers, batches, size = 8, 10, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*batches)
@@ -190,41 +131,41 @@ func TestConcurrentAppendsAreAllKept(t *testing.T) {
 	}
 }
 
-func TestAppendAfterCloseFails(t *testing.T) {
-	st := openBuffer(t, filepath.Join(t.TempDir(), "a.db"), store.BufferConfig{}, nil)
+func testAppendAfterCloseFails(t *testing.T, h *harness) {
+	st := h.new(t)
 	st.Close()
 	if _, err := st.AppendEvents(context.Background(), batchOf(t, 0, 1)); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("append after close: %v", err)
 	}
 }
 
-func TestRetention(t *testing.T) {
+func testRetention(t *testing.T, h *harness) {
 	clk := &clock{now: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)}
-	cfg := store.BufferConfig{SegmentMaxEvents: 10, MinRetention: time.Hour, MaxAge: 48 * time.Hour, TrimInterval: time.Hour}
-	path := filepath.Join(t.TempDir(), "a.db")
-	st := openBuffer(t, path, cfg, clk.Now)
+	opts := options{buffer: store.BufferConfig{MinRetention: time.Hour, MaxAge: 48 * time.Hour, TrimInterval: time.Hour}, now: clk.Now, segmentEvents: 10}
+	data := h.engine.NewData(t)
+	st := h.open(t, data, opts)
 	ctx := context.Background()
 	if _, err := st.AppendEvents(ctx, batchOf(t, 0, 30)); err != nil { // seqs 1..30, 3 segments
 		t.Fatal(err)
 	}
 	// A configuration exports only what comes after its creation (its own audit event first).
 	c, err := st.CreateConfiguration(ctx, accessKeyConfig(), testSecret, alice)
-	if err != nil || c.Cursor != 30 || st.Head() != 31 {
-		t.Fatalf("cursor at creation = %d, head %d (%v); want 30 and 31", c.Cursor, st.Head(), err)
+	if err != nil || c.Cursor != 30 || Status(t, st).Head != 31 {
+		t.Fatalf("cursor at creation = %d, head %d (%v); want 30 and 31", c.Cursor, Status(t, st).Head, err)
 	}
 	if _, err := st.AppendEvents(ctx, batchOf(t, 100, 20)); err != nil { // 32..51, held by c
 		t.Fatal(err)
 	}
 
-	if r, _ := st.Trim(ctx); r.Segments != 0 {
+	if r, _ := st.Trim(ctx); r.Events != 0 {
 		t.Fatalf("trimmed within the minimum retention: %+v", r)
 	}
 	clk.Advance(2 * time.Hour)
 	r, err := st.Trim(ctx)
-	if err != nil || r.Segments != 3 || r.Events != 30 || r.Dropped != 0 {
+	if err != nil || r.Events != 30 || r.Dropped != 0 {
 		t.Fatalf("trim of exported events: %+v %v", r, err)
 	}
-	if s := storetest.Status(t, st); s.Events != 21 || s.OldestSeq != 31 || s.Dropped != 0 {
+	if s := Status(t, st); s.Events != 21 || s.OldestSeq != 31 || s.Dropped != 0 {
 		t.Fatalf("status after trim: %+v", s)
 	}
 	// A trimmed id is forgotten: the same event is accepted again.
@@ -235,16 +176,16 @@ func TestRetention(t *testing.T) {
 	// Disabled configurations do not hold events.
 	st.SetEnabled(ctx, c.ID, bob, false)
 	clk.Advance(2 * time.Hour)
-	if r, _ := st.Trim(ctx); r.Dropped != 0 || storetest.Status(t, st).Events != 0 {
-		t.Fatalf("trim with the only configuration disabled: %+v, %+v", r, storetest.Status(t, st))
+	if r, _ := st.Trim(ctx); r.Dropped != 0 || Status(t, st).Events != 0 {
+		t.Fatalf("trim with the only configuration disabled: %+v, %+v", r, Status(t, st))
 	}
 	st.SetEnabled(ctx, c.ID, bob, true)
 	if _, err := st.AppendEvents(ctx, batchOf(t, 200, 15)); err != nil { // unexported by c
 		t.Fatal(err)
 	}
-	unexported := storetest.Status(t, st).Events // the 15 and the ENABLE audit event
+	unexported := Status(t, st).Events // the 15 and the ENABLE audit event
 	clk.Advance(24 * time.Hour)
-	if r, _ := st.Trim(ctx); r.Segments != 0 {
+	if r, _ := st.Trim(ctx); r.Events != 0 {
 		t.Fatalf("trimmed unexported events before the age limit: %+v", r)
 	}
 	clk.Advance(25 * time.Hour)
@@ -252,16 +193,16 @@ func TestRetention(t *testing.T) {
 	if err != nil || r.Events != unexported || r.Dropped != unexported || unexported != 16 {
 		t.Fatalf("trim past the age limit: %+v %v (%d unexported)", r, err, unexported)
 	}
-	head := st.Head()
+	head := Status(t, st).Head
 	st.Close()
-	st = openBuffer(t, path, cfg, clk.Now)
-	if s := storetest.Status(t, st); s.Dropped != 16 || s.Events != 0 || s.Head != head {
+	st = h.open(t, data, opts)
+	if s := Status(t, st); s.Dropped != 16 || s.Events != 0 || s.Head != head {
 		t.Fatalf("status after reopen: %+v", s)
 	}
 }
 
-func TestChangesAreAudited(t *testing.T) {
-	st := storetest.New(t)
+func testChangesAreAudited(t *testing.T, h *harness) {
+	st := h.new(t)
 	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), testSecret, alice)
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +214,7 @@ func TestChangesAreAudited(t *testing.T) {
 	st.SetEnabled(t.Context(), c.ID, bob, true)
 	st.CreateToken(t.Context(), "ci", []store.Permission{store.PermissionAudit}, admin)
 	st.DeleteConfiguration(t.Context(), c.ID, bob)
-	st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, time.Now()) // not a user change
+	st.RecordConnectionCheck(t.Context(), c.ID, c.Revision, store.ConnectionSuccess, time.Now(), time.Time{}) // not a user change
 
 	events := readAll(t, st, 0)
 	want := []struct{ action, target, payloadType, actor string }{
@@ -313,8 +254,11 @@ func TestChangesAreAudited(t *testing.T) {
 
 // TestReadEventsCallbackMayWrite: the export reads events and, meanwhile, records its progress.
 // A write that grows the file must not wait forever for the reader.
-func TestReadEventsCallbackMayWrite(t *testing.T) {
-	st := openBuffer(t, filepath.Join(t.TempDir(), "a.db"), store.BufferConfig{}, nil)
+
+// TestReadEventsCallbackMayWrite: the export reads events and, meanwhile, records its progress.
+// A write that grows the file must not wait forever for the reader.
+func testReadEventsCallbackMayWrite(t *testing.T, h *harness) {
+	st := h.new(t)
 	if _, err := st.AppendEvents(context.Background(), batchOf(t, 0, 2000)); err != nil {
 		t.Fatal(err)
 	}
@@ -343,15 +287,17 @@ func TestReadEventsCallbackMayWrite(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("a write from inside ReadEvents never finished: deadlock")
 	}
-	if n := storetest.Status(t, st).Events; n != 42_000 {
+	if n := Status(t, st).Events; n != 42_000 {
 		t.Fatalf("%d events, want 42000", n)
 	}
 }
 
 // A configuration created with a start time exports the buffered events received since then.
-func TestStartTimeExportsWhatIsStillBuffered(t *testing.T) {
+
+// A configuration created with a start time exports the buffered events received since then.
+func testStartTimeExportsWhatIsStillBuffered(t *testing.T, h *harness) {
 	clk := &clock{now: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)}
-	st := openBuffer(t, filepath.Join(t.TempDir(), "a.db"), store.BufferConfig{SegmentMaxEvents: 10}, clk.Now)
+	st := h.open(t, h.engine.NewData(t), options{now: clk.Now, segmentEvents: 10})
 	var starts []time.Time
 	for i := range 3 { // 25 events an hour apart in batches: seqs 1..25, 26..50, 51..75
 		starts = append(starts, clk.Now())
@@ -378,7 +324,7 @@ func TestStartTimeExportsWhatIsStillBuffered(t *testing.T) {
 	} {
 		cfg := accessKeyConfig()
 		cfg.StartTime = c.start
-		head := st.Head()
+		head := Status(t, st).Head
 		created, err := st.CreateConfiguration(t.Context(), cfg, testSecret, alice)
 		if err != nil || created.Cursor != min(c.cursor, head) || !created.StartTime.Equal(c.start) {
 			t.Errorf("%s: cursor %d, start %v (%v); want cursor %d", c.name, created.Cursor, created.StartTime, err, min(c.cursor, head))

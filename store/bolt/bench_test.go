@@ -1,4 +1,4 @@
-package store_test
+package bolt_test
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/bolt"
+	"github.com/auditexport/auditexport/store/storetest"
 )
 
 const benchBatch = 1000
@@ -20,7 +22,7 @@ const benchBatch = 1000
 // BenchmarkBoltBatchedAppend is the raw limit the buffer is measured against: bbolt appending
 // records of the same size under sequential keys, one transaction (and fsync) per batch.
 func BenchmarkBoltBatchedAppend(b *testing.B) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bbolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func BenchmarkBoltBatchedAppend(b *testing.B) {
 	}
 	var seq uint64
 	for b.Loop() {
-		err := db.Update(func(tx *bolt.Tx) error {
+		err := db.Update(func(tx *bbolt.Tx) error {
 			bucket, err := tx.CreateBucketIfNotExists([]byte("events"))
 			if err != nil {
 				return err
@@ -56,12 +58,8 @@ func BenchmarkBoltBatchedAppend(b *testing.B) {
 // BenchmarkDecodeAppend is ingestion without HTTP: 4 writers each decoding 1,000-event NDJSON
 // bodies and appending them durably, the store coalescing concurrent batches (group commit).
 func BenchmarkDecodeAppend(b *testing.B) {
-	st, err := store.Open(store.Config{Path: filepath.Join(b.TempDir(), "a.db"), MasterKey: testKey,
-		Buffer: store.BufferConfig{MaxEvents: 1 << 40, MaxBytes: 1 << 50}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.OpenBolt(b, filepath.Join(b.TempDir(), "a.db"), store.Config{MasterKey: testKey,
+		Buffer: store.BufferConfig{MaxEvents: 1 << 40, MaxBytes: 1 << 50}}, bolt.Options{})
 	bodies := eventtest.NewBodies(benchBatch)
 	const writers = 4
 	work := make(chan []byte, writers)

@@ -1,0 +1,197 @@
+// Package bolt is auditexport's embedded store engine: one bbolt file, nothing else to run.
+// It stores, indexes and transacts for store.Store (see store.Engine); the rules are the
+// store's. Write transactions are serialized and synced before Update returns.
+package bolt
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/auditexport/auditexport/store"
+)
+
+// Options configures Open. Zero fields take the defaults shown.
+type Options struct {
+	// Timeout bounds the wait for the file lock: a second process on the same file fails after
+	// it instead of hanging. Default 1s.
+	Timeout time.Duration
+	// SegmentMaxEvents and SegmentMaxAge close a buffer segment, the unit the buffer is trimmed
+	// by. Defaults 65,536 events and 1h.
+	SegmentMaxEvents int64
+	SegmentMaxAge    time.Duration
+	// Now is the transactions' clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives the engine's messages (migrations). Default: discard.
+	Logger *slog.Logger
+}
+
+func (o *Options) fillDefaults() {
+	o.Timeout = cmp.Or(max(o.Timeout, 0), time.Second)
+	o.SegmentMaxEvents = cmp.Or(max(o.SegmentMaxEvents, 0), 65_536)
+	o.SegmentMaxAge = cmp.Or(max(o.SegmentMaxAge, 0), time.Hour)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
+}
+
+// ErrLocked means another process holds the data file open.
+var ErrLocked = errors.New("data file is locked by another process")
+
+// Engine is the bbolt engine. It is safe for concurrent use.
+type Engine struct {
+	db   *bbolt.DB
+	opts Options
+
+	// writeMu serializes write transactions together with the in-memory state they change:
+	// bbolt releases its own lock before commit handlers run.
+	writeMu sync.Mutex
+	// mu guards buf for readers; writers change it only under writeMu after a commit.
+	mu  sync.RWMutex
+	buf *buffer
+
+	// configs and jobs save decoding records read again unchanged.
+	configs *decodeCache[store.ExportConfiguration]
+	jobs    *decodeCache[store.ExportJob]
+}
+
+// Bounds of the decode caches: every configuration of a large installation, and a few jobs of
+// each (the newest, which lists read).
+const (
+	configCacheSize = 100_000
+	jobCacheSize    = 50_000
+)
+
+var _ store.Engine = (*Engine)(nil)
+
+// Open opens or creates the engine's file at path (mode 0600), upgrading a file written by an
+// earlier release in place and refusing one written by a newer release.
+func Open(path string, opts Options) (*Engine, error) {
+	opts.fillDefaults()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: opts.Timeout,
+		// The freelist is written at every commit: rebuilding it at open instead would read every
+		// page of the file (seconds for a buffer of millions of events) before the service is up.
+		FreelistType: bbolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// bbolt keeps the mode of an existing file; data files must not be readable by others.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("restrict permissions of %s: %w", path, err)
+	}
+	e := &Engine{db: db, opts: opts,
+		configs: newDecodeCache[store.ExportConfiguration](configCacheSize), jobs: newDecodeCache[store.ExportJob](jobCacheSize)}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		if err := migrate(tx, opts); err != nil {
+			return err
+		}
+		e.buf, err = loadBuffer(tx, opts)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return e, nil
+}
+
+// Update runs fn in a write transaction synced to disk before it returns.
+func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	var w *writeTx
+	err := e.db.Update(func(tx *bbolt.Tx) error {
+		w = e.newWriteTx(tx)
+		if err := fn(w); err != nil {
+			return err
+		}
+		return w.events.flush()
+	})
+	if err == nil {
+		e.mu.Lock()
+		w.events.apply()
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// View runs fn in a read transaction.
+func (e *Engine) View(ctx context.Context, fn func(store.ReadTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return e.db.View(func(tx *bbolt.Tx) error {
+		return fn(&readTx{tx: tx, e: e})
+	})
+}
+
+// Ready reports whether the file is open and readable.
+func (e *Engine) Ready(ctx context.Context) error {
+	return e.View(ctx, func(store.ReadTx) error { return nil })
+}
+
+// Exclusive is true: the file lock gives this process the data alone.
+func (e *Engine) Exclusive() bool { return true }
+
+// Close closes the file.
+func (e *Engine) Close() error { return e.db.Close() }
+
+// Path is the file the engine lives in.
+func (e *Engine) Path() string { return e.db.Path() }
+
+// readTx reads from a bbolt transaction.
+type readTx struct {
+	tx      *bbolt.Tx
+	e       *Engine
+	buckets map[*byte]*bbolt.Bucket // looked up once per transaction: a lookup is a search
+	// events is the write transaction's pending buffer state; nil in read transactions.
+	events *eventWriter
+}
+
+// bucket returns a top-level bucket of the transaction.
+func (r *readTx) bucket(name []byte) *bbolt.Bucket {
+	if b, ok := r.buckets[&name[0]]; ok {
+		return b
+	}
+	if r.buckets == nil {
+		r.buckets = make(map[*byte]*bbolt.Bucket, 8)
+	}
+	b := r.tx.Bucket(name)
+	r.buckets[&name[0]] = b
+	return b
+}
+
+// writeTx writes to a bbolt transaction.
+type writeTx struct {
+	readTx
+}
+
+func (e *Engine) newWriteTx(tx *bbolt.Tx) *writeTx {
+	w := &writeTx{readTx{tx: tx, e: e}}
+	w.events = newEventWriter(e, tx)
+	return w
+}
+
+// Now is the engine's clock.
+func (w *writeTx) Now() time.Time { return w.e.opts.Now() }
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }

@@ -1,0 +1,158 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+	"slices"
+
+	"github.com/google/uuid"
+)
+
+// Deduplication of event ids without holding them all in memory. The ids of a sealed segment
+// are kept on disk, sorted (bucketEventIDs); memory holds a 4-byte fingerprint of each, in one
+// open-addressing table. An id whose fingerprint is absent is new (the common case: one or two
+// memory reads); one whose fingerprint is present is looked up in the sealed segments' sorted
+// ids, newest first. The open segment's ids (at most SegmentMaxEvents) are held exactly, in a
+// map. Memory is about 5 bytes per buffered event (5,000,000 events: ~25 MiB) instead of the
+// ~70 bytes a map of every id takes, and Open reads the sorted ids, not the events.
+
+// fingerprintOf hashes an id to 32 bits, never 0 (empty) or 1 (deleted).
+func fingerprintOf(id uuid.UUID) uint32 {
+	h := mix64(binary.LittleEndian.Uint64(id[:8]) ^ mix64(binary.LittleEndian.Uint64(id[8:])))
+	return max(uint32(h>>32), 2)
+}
+
+// mix64 is splitmix64's finalizer: every input bit moves every output bit.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// fingerprints is a multiset of fingerprints: open addressing with linear probing, 0 empty,
+// 1 deleted. Several ids may share a fingerprint; each is held once per id.
+type fingerprints struct {
+	slots []uint32
+	used  int // live entries
+	dead  int // deleted slots
+}
+
+const (
+	slotEmpty   = 0
+	slotDeleted = 1
+)
+
+func (f *fingerprints) home(fp uint32) int {
+	// Fibonacci hashing of the fingerprint to a slot of the power-of-two table.
+	return int((uint64(fp) * 0x9e3779b97f4a7c15) >> (64 - bits.TrailingZeros(uint(len(f.slots)))))
+}
+
+// mayContain reports whether fp was added and not removed as often.
+func (f *fingerprints) mayContain(fp uint32) bool {
+	if len(f.slots) == 0 {
+		return false
+	}
+	mask := len(f.slots) - 1
+	for i := f.home(fp); ; i = (i + 1) & mask {
+		switch f.slots[i] {
+		case slotEmpty:
+			return false
+		case fp:
+			return true
+		}
+	}
+}
+
+func (f *fingerprints) add(fp uint32) {
+	if (f.used+f.dead+1)*4 > len(f.slots)*3 {
+		f.resize(max(64, 2*(f.used+1)))
+	}
+	mask := len(f.slots) - 1
+	for i := f.home(fp); ; i = (i + 1) & mask {
+		switch f.slots[i] {
+		case slotEmpty:
+			f.slots[i] = fp
+			f.used++
+			return
+		case slotDeleted:
+			f.slots[i] = fp
+			f.used++
+			f.dead--
+			return
+		}
+	}
+}
+
+func (f *fingerprints) remove(fp uint32) {
+	if len(f.slots) == 0 {
+		return
+	}
+	mask := len(f.slots) - 1
+	for i := f.home(fp); ; i = (i + 1) & mask {
+		switch f.slots[i] {
+		case slotEmpty:
+			return
+		case fp:
+			f.slots[i] = slotDeleted
+			f.used--
+			f.dead++
+			if f.used*8 < len(f.slots) && len(f.slots) > 64 {
+				f.resize(2 * f.used)
+			}
+			return
+		}
+	}
+}
+
+// resize rehashes into a table of at least capacity*4/3 slots, a power of two, dropping the
+// deleted slots.
+func (f *fingerprints) resize(capacity int) {
+	n := 64
+	for n*3 < capacity*4 {
+		n *= 2
+	}
+	old := f.slots
+	f.slots, f.used, f.dead = make([]uint32, n), 0, 0
+	for _, fp := range old {
+		if fp > slotDeleted {
+			f.add(fp)
+		}
+	}
+}
+
+// sortedIDs encodes ids as the sorted concatenation of their bytes.
+func sortedIDs(ids []uuid.UUID) []byte {
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	out := make([]byte, 0, 16*len(ids))
+	for _, id := range ids {
+		out = append(out, id[:]...)
+	}
+	return out
+}
+
+// containsID binary-searches sorted (as sortedIDs encodes it) for id.
+func containsID(sorted []byte, id uuid.UUID) bool {
+	lo, hi := 0, len(sorted)/16
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		switch c := bytes.Compare(sorted[mid*16:mid*16+16], id[:]); {
+		case c == 0:
+			return true
+		case c < 0:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
+	}
+	return false
+}
+
+// eachID calls fn with each id of a sorted list.
+func eachID(sorted []byte, fn func(uuid.UUID)) {
+	for i := 0; i+16 <= len(sorted); i += 16 {
+		fn(uuid.UUID(sorted[i : i+16]))
+	}
+}

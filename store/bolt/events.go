@@ -1,0 +1,413 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/store"
+)
+
+// The event buffer. Events are numbered in order of receipt (seq, from 1) and stored in
+// segments: one nested bucket of bucketEvents per run of seqs, keyed by its first seq, so events
+// leave the buffer a whole segment at a time with one DeleteBucket. A segment is closed when it
+// reaches SegmentMaxEvents or SegmentMaxAge; the next append seals it (writes its sorted ids,
+// dedup.go) and opens another. Seqs are given under the write lock, so in commit order.
+
+// segment describes one segment bucket; it is also stored, as JSON, in bucketSegments.
+type segment struct {
+	First      uint64    `json:"first"`
+	Last       uint64    `json:"last"`
+	Count      int64     `json:"count"`
+	Bytes      int64     `json:"bytes"`
+	OpenedAt   time.Time `json:"openedAt"`
+	LastAppend time.Time `json:"lastAppend"`
+	// Sealed: its ids are in bucketEventIDs and in the fingerprints, not in the open map.
+	Sealed bool `json:"sealed,omitempty"`
+}
+
+func (g segment) key() []byte { return seqKey(g.First) }
+
+// buffer is the committed in-memory state of the event buffer. Readers hold Engine.mu for
+// reading; a writer changes it only in apply, holding Engine.writeMu and Engine.mu.
+type buffer struct {
+	next     uint64 // seq of the next accepted event
+	segments []segment
+	count    int64
+	bytes    int64
+	open     map[uuid.UUID]uint64 // id -> seq of the events of unsealed segments
+	sealed   fingerprints         // the ids of sealed segments
+}
+
+// loadBuffer reads the buffer's state: segment descriptions, the fingerprints of sealed
+// segments' ids, and the ids of the open segment (at most SegmentMaxEvents events).
+func loadBuffer(tx *bbolt.Tx, opts Options) (*buffer, error) {
+	b := &buffer{next: 1, open: map[uuid.UUID]uint64{}}
+	if v := tx.Bucket(bucketMeta).Get(keyNextSeq); len(v) == 8 {
+		b.next = binary.BigEndian.Uint64(v)
+	}
+	err := eachJSON(tx.Bucket(bucketSegments), func(g segment) bool {
+		b.segments = append(b.segments, g)
+		b.count += g.Count
+		b.bytes += g.Bytes
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.sealed.resize(int(b.count))
+	for _, g := range b.segments {
+		if g.Sealed {
+			eachID(tx.Bucket(bucketEventIDs).Get(g.key()), func(id uuid.UUID) { b.sealed.add(fingerprintOf(id)) })
+			continue
+		}
+		if err := eachEventID(tx, g, func(seq uint64, id uuid.UUID) { b.open[id] = seq }); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// eachEventID calls fn with the seq and id of each event of a segment.
+func eachEventID(tx *bbolt.Tx, g segment, fn func(seq uint64, id uuid.UUID)) error {
+	seg := tx.Bucket(bucketEvents).Bucket(g.key())
+	if seg == nil {
+		return fmt.Errorf("segment %d has no bucket", g.First)
+	}
+	return seg.ForEach(func(k, v []byte) error {
+		id, err := event.IDOf(v)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		fn(binary.BigEndian.Uint64(k), id)
+		return nil
+	})
+}
+
+// eventWriter holds a write transaction's changes to the buffer until it commits.
+type eventWriter struct {
+	e    *Engine
+	b    *buffer
+	tx   *bbolt.Tx
+	next uint64
+	// tail holds, in order, the segments this transaction changed: the open one when appended
+	// to, then any it opened.
+	tail  []segment
+	ids   map[uuid.UUID]uint64
+	count int64
+	bytes int64
+	// sealed lists the ids of the segments this transaction sealed; trimmed those it removed.
+	sealed  []sealedSegment
+	trimmed []sealedSegment
+}
+
+type sealedSegment struct {
+	segment segment
+	ids     []uuid.UUID
+}
+
+func newEventWriter(e *Engine, tx *bbolt.Tx) *eventWriter {
+	return &eventWriter{e: e, b: e.buf, tx: tx, next: e.buf.next}
+}
+
+// segments is the buffer's segment list as this transaction sees it.
+func (w *eventWriter) segments() []segment {
+	segs := w.b.segments[len(w.trimmed):]
+	if len(w.tail) == 0 {
+		return segs
+	}
+	out := append([]segment(nil), segs...)
+	for _, g := range w.tail {
+		if n := len(out); n > 0 && out[n-1].First == g.First {
+			out[n-1] = g
+		} else {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (w *eventWriter) closed(g *segment, now time.Time) bool {
+	return g.Count >= w.e.opts.SegmentMaxEvents || now.Sub(g.OpenedAt) >= w.e.opts.SegmentMaxAge
+}
+
+// isDuplicate reports whether an event with this id is buffered or was appended earlier in
+// this transaction.
+func (w *eventWriter) isDuplicate(id uuid.UUID) bool {
+	if _, ok := w.ids[id]; ok {
+		return true
+	}
+	if _, ok := w.b.open[id]; ok {
+		return true
+	}
+	if !w.b.sealed.mayContain(fingerprintOf(id)) {
+		return false
+	}
+	segs := w.b.segments[len(w.trimmed):]
+	ids := w.tx.Bucket(bucketEventIDs)
+	for i := len(segs) - 1; i >= 0; i-- {
+		if segs[i].Sealed && containsID(ids.Get(segs[i].key()), id) {
+			return true
+		}
+	}
+	return false
+}
+
+// openSegment returns the segment the next event goes to, sealing a closed one and opening a
+// new one when needed.
+func (w *eventWriter) openSegment(now time.Time) (*segment, error) {
+	if len(w.tail) == 0 && len(w.b.segments) > len(w.trimmed) {
+		w.tail = append(w.tail, w.b.segments[len(w.b.segments)-1])
+	}
+	if n := len(w.tail); n > 0 {
+		last := &w.tail[n-1]
+		if !w.closed(last, now) {
+			return last, nil
+		}
+		if !last.Sealed {
+			if err := w.seal(last); err != nil {
+				return nil, err
+			}
+		}
+	}
+	g := segment{First: w.next, Last: w.next - 1, OpenedAt: now}
+	if _, err := w.tx.Bucket(bucketEvents).CreateBucket(g.key()); err != nil {
+		return nil, fmt.Errorf("open segment %d: %w", g.First, err)
+	}
+	w.tail = append(w.tail, g)
+	return &w.tail[len(w.tail)-1], nil
+}
+
+// seal writes the sorted ids of a closed segment.
+func (w *eventWriter) seal(g *segment) error {
+	var ids []uuid.UUID
+	inSegment := func(seq uint64) bool { return seq >= g.First && seq <= g.Last }
+	for id, seq := range w.b.open {
+		if inSegment(seq) {
+			ids = append(ids, id)
+		}
+	}
+	for id, seq := range w.ids {
+		if inSegment(seq) {
+			ids = append(ids, id)
+		}
+	}
+	if err := w.tx.Bucket(bucketEventIDs).Put(g.key(), sortedIDs(ids)); err != nil {
+		return fmt.Errorf("seal segment %d: %w", g.First, err)
+	}
+	g.Sealed = true
+	w.sealed = append(w.sealed, sealedSegment{*g, ids})
+	return nil
+}
+
+// AppendEvent appends a record unless its id is buffered; see store.Tx.
+func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64, bool, error) {
+	ew := w.events
+	if ew.isDuplicate(id) {
+		return 0, true, nil
+	}
+	g, err := ew.openSegment(at)
+	if err != nil {
+		return 0, false, err
+	}
+	bucket := ew.tx.Bucket(bucketEvents).Bucket(g.key())
+	bucket.FillPercent = 1 // append-only: fill pages completely
+	seq := ew.next
+	if err := bucket.Put(seqKey(seq), record); err != nil {
+		return 0, false, fmt.Errorf("append event %d: %w", seq, err)
+	}
+	ew.next++
+	g.Last, g.Count, g.Bytes, g.LastAppend = seq, g.Count+1, g.Bytes+int64(len(record)), at
+	if ew.ids == nil {
+		ew.ids = map[uuid.UUID]uint64{}
+	}
+	ew.ids[id] = seq
+	ew.count++
+	ew.bytes += int64(len(record))
+	return seq, false, nil
+}
+
+// flush writes the changed segment descriptions and the next seq: the transaction's last step.
+func (w *eventWriter) flush() error {
+	if w.count == 0 && len(w.trimmed) == 0 && len(w.sealed) == 0 {
+		return nil
+	}
+	for _, g := range w.tail {
+		if err := putJSON(w.tx.Bucket(bucketSegments), g.key(), g); err != nil {
+			return err
+		}
+	}
+	return w.tx.Bucket(bucketMeta).Put(keyNextSeq, seqKey(w.next))
+}
+
+// apply makes a committed transaction's changes visible; the caller holds Engine.mu.
+func (w *eventWriter) apply() {
+	b := w.b
+	for _, t := range w.trimmed {
+		for _, id := range t.ids {
+			if t.segment.Sealed {
+				b.sealed.remove(fingerprintOf(id))
+			} else {
+				delete(b.open, id)
+			}
+		}
+		b.count -= t.segment.Count
+		b.bytes -= t.segment.Bytes
+	}
+	b.segments = b.segments[len(w.trimmed):]
+	for _, g := range w.tail {
+		if n := len(b.segments); n > 0 && b.segments[n-1].First == g.First {
+			b.segments[n-1] = g
+		} else {
+			b.segments = append(b.segments, g)
+		}
+	}
+	for _, s := range w.sealed {
+		for _, id := range s.ids {
+			b.sealed.add(fingerprintOf(id))
+			delete(b.open, id)
+		}
+	}
+	for id, seq := range w.ids {
+		if !w.sealedSeq(seq) {
+			b.open[id] = seq
+		}
+	}
+	b.next = w.next
+	b.count += w.count
+	b.bytes += w.bytes
+}
+
+func (w *eventWriter) sealedSeq(seq uint64) bool {
+	for _, s := range w.sealed {
+		if seq >= s.segment.First && seq <= s.segment.Last {
+			return true
+		}
+	}
+	return false
+}
+
+// TrimEvents removes whole segments from the oldest on; see store.Tx.
+func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
+	ew := w.events
+	var res store.TrimResult
+	for len(ew.tail) == 0 && len(ew.trimmed) < len(ew.b.segments) {
+		g := ew.b.segments[len(ew.trimmed)]
+		exported := g.Last <= p.ExportedThrough
+		if !(exported && !g.LastAppend.After(p.ExportedBefore)) && g.LastAppend.After(p.DropBefore) {
+			break
+		}
+		if !exported {
+			res.Dropped += int64(g.Last - max(p.ExportedThrough, g.First-1))
+		}
+		ids, err := ew.idsOf(g)
+		if err != nil {
+			return store.TrimResult{}, err
+		}
+		if err := w.tx.Bucket(bucketEvents).DeleteBucket(g.key()); err != nil {
+			return store.TrimResult{}, fmt.Errorf("delete segment %d: %w", g.First, err)
+		}
+		for _, b := range [][]byte{bucketSegments, bucketEventIDs} {
+			if err := w.tx.Bucket(b).Delete(g.key()); err != nil {
+				return store.TrimResult{}, err
+			}
+		}
+		ew.trimmed = append(ew.trimmed, sealedSegment{g, ids})
+		res.Segments++
+		res.Events += g.Count
+	}
+	return res, nil
+}
+
+// idsOf lists the ids of a committed segment.
+func (w *eventWriter) idsOf(g segment) ([]uuid.UUID, error) {
+	ids := make([]uuid.UUID, 0, g.Count)
+	if g.Sealed {
+		eachID(w.tx.Bucket(bucketEventIDs).Get(g.key()), func(id uuid.UUID) { ids = append(ids, id) })
+		return ids, nil
+	}
+	err := eachEventID(w.tx, g, func(_ uint64, id uuid.UUID) { ids = append(ids, id) })
+	return ids, err
+}
+
+// EventStats describes the buffer as this transaction sees it.
+func (r *readTx) EventStats() (store.EventStats, error) {
+	var segs []segment
+	var st store.EventStats
+	if r.events != nil {
+		segs = r.events.segments()
+		st.Head = r.events.next - 1
+	} else {
+		r.e.mu.RLock()
+		defer r.e.mu.RUnlock()
+		segs = r.e.buf.segments
+		st.Head = r.e.buf.next - 1
+	}
+	for _, g := range segs {
+		st.Events += g.Count
+		st.Bytes += g.Bytes
+	}
+	st.Units = len(segs)
+	if len(segs) > 0 {
+		st.Oldest, st.OldestAppendedAt = segs[0].First, segs[0].OpenedAt
+	}
+	return st, nil
+}
+
+// EventsAppendedSince returns the first seq of the oldest segment last appended to at or after t.
+func (r *readTx) EventsAppendedSince(t time.Time) (uint64, bool, error) {
+	var segs []segment
+	if r.events != nil {
+		segs = r.events.segments()
+	} else {
+		r.e.mu.RLock()
+		defer r.e.mu.RUnlock()
+		segs = r.e.buf.segments
+	}
+	for _, g := range segs {
+		if !g.LastAppend.Before(t) {
+			return g.First, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// ScanEvents calls fn with each event after seq after, within the transaction, until fn returns false.
+func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) bool) error {
+	events := r.tx.Bucket(bucketEvents)
+	segs := events.Cursor()
+	// The segment holding after+1 is the last one whose first seq is <= after+1.
+	k, _ := segs.Seek(seqKey(after + 1))
+	if k == nil || binary.BigEndian.Uint64(k) > after+1 {
+		if k == nil {
+			k, _ = segs.Last()
+		} else {
+			k, _ = segs.Prev()
+		}
+		if k == nil {
+			k, _ = segs.First()
+		}
+	}
+	for ; k != nil; k, _ = segs.Next() {
+		c := events.Bucket(k).Cursor()
+		for ek, v := c.Seek(seqKey(after + 1)); ek != nil; ek, v = c.Next() {
+			if !fn(binary.BigEndian.Uint64(ek), v) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// segmentJSON decodes a segment description (migrations).
+func segmentJSON(v []byte) (segment, error) {
+	var g segment
+	err := json.Unmarshal(bytes.Clone(v), &g)
+	return g, err
+}
