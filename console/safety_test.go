@@ -19,12 +19,14 @@ import (
 const xss = `<img src=x onerror=alert(1)>`
 
 // hostileS3 is a destination that answers every request with an S3 error whose message is
-// markup: a customer controls their endpoint, so whatever it says reaches connectionStatus.
+// markup: a customer controls their endpoint, so whatever it says as S3 (with S3's request id:
+// a reply without one is only summarised) reaches connectionStatus.
 func hostileS3(t *testing.T) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/xml")
+		w.Header().Set("x-amz-request-id", "1")
 		w.WriteHeader(http.StatusForbidden)
 		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>%s</Message><RequestId>1</RequestId></Error>`,
 			strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(xss))

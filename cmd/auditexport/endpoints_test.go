@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,40 +17,17 @@ import (
 // The findings of issue 16's "The service reaches where it should not" and "One stuck
 // destination", each against the real binary.
 
-// recordingListener accepts connections on 127.0.0.1 and counts them; serve handles each (nil:
-// held open and silent).
-func recordingListener(t *testing.T, serve func(net.Conn)) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var accepted atomic.Int64
-	var conns sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); conns.Wait() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			conns.Go(func() {
-				defer conn.Close()
-				if serve != nil {
-					serve(conn)
-					return
-				}
-				buf := make([]byte, 4096)
-				for {
-					if _, err := conn.Read(buf); err != nil {
-						return // read everything, answer nothing
-					}
-				}
-			})
-		}
-	}()
-	return ln.Addr().String(), &accepted
+// hungAddr is a hung endpoint (hung_test.go), hanging from the start, and its host:port.
+func hungAddr(t *testing.T) (*hungEndpoint, string) {
+	h := newHungEndpoint(t)
+	h.hang()
+	return h, strings.TrimPrefix(h.URL, "http://")
+}
+
+// accepted is how many connections h took.
+func accepted(h *hungEndpoint) int {
+	_, n := h.counts()
+	return n
 }
 
 // createS3 creates an access-key configuration for endpoint and returns its connectionStatus.
@@ -70,7 +46,7 @@ func createS3(t *testing.T, s *testserver.Server, endpoint string) (id, status s
 // or literal, for S3 and ADLS alike, and says so; allowing private endpoints never allows
 // metadata ones.
 func TestEndpointsSafeByDefault(t *testing.T) {
-	addr, accepted := recordingListener(t, nil)
+	listener, addr := hungAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	server := testserver.Start(t, testserver.Options{Env: []string{"AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS="}}) // the default: none
 	const prefix = "Error testing access to S3 using AccessKey AKIAIOSFODNN7EXAMPLE - EndpointNotAllowed: "
@@ -93,7 +69,7 @@ func TestEndpointsSafeByDefault(t *testing.T) {
 	if want := "Error testing access to ADLS using SasToken - EndpointNotAllowed: 169.254.169.254 is, or resolves to, a link-local"; !strings.HasPrefix(adls.C.ConnectionStatus, want) {
 		t.Errorf("ADLS at the metadata address: %q", adls.C.ConnectionStatus)
 	}
-	if n := accepted.Load(); n != 0 {
+	if n := accepted(listener); n != 0 {
 		t.Fatalf("the service connected %d times to a loopback listener it was not allowed to reach", n)
 	}
 
@@ -112,7 +88,7 @@ func TestEndpointsSafeByDefault(t *testing.T) {
 // Something that is not the destination service (an internal web server, a redirect) is
 // summarised by status and media type, never quoted, and a redirect is not followed.
 func TestRepliesNotFromTheServiceAreSummarised(t *testing.T) {
-	redirectTarget, reached := recordingListener(t, nil)
+	target, redirectTarget := hungAddr(t)
 	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/redirect") {
 			http.Redirect(w, r, "http://"+redirectTarget+"/latest/meta-data/", http.StatusTemporaryRedirect)
@@ -152,14 +128,14 @@ func TestRepliesNotFromTheServiceAreSummarised(t *testing.T) {
 	if strings.Contains(server.Logs(), "hunter2") {
 		t.Error("an internal server's reply was logged")
 	}
-	if reached.Load() != 0 {
+	if accepted(target) != 0 {
 		t.Fatal("the redirect was followed")
 	}
 }
 
 // A refused port and one that accepts and never answers read alike: checks cannot scan ports.
 func TestRefusedAndSilentPortsLookAlike(t *testing.T) {
-	silent, _ := recordingListener(t, nil)
+	_, silent := hungAddr(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +157,7 @@ func TestStuckDestinationCostsOnlyItsOwnConfiguration(t *testing.T) {
 	srv := s3test.Require(t)
 	bucket := srv.NewBucket(t)
 	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
-	stuck, accepted := recordingListener(t, nil)
+	hung, stuck := hungAddr(t)
 	server := testserver.Start(t, testserver.Options{Args: []string{"--export-workers", "2", "--check-timeout", "1s",
 		"--destination-response-timeout", "1s", "--export-retry-min", "1h"}})
 	healthy := server.CreateConfiguration(map[string]any{"interval": "EVERY_24_HOURS", "bucket": bucket, "path": "audit", "region": "us-east-1",
@@ -209,7 +185,7 @@ func TestStuckDestinationCostsOnlyItsOwnConfiguration(t *testing.T) {
 	if job := runNow(healthy); job.Status != "SUCCEEDED" {
 		t.Fatalf("the healthy configuration's export: %+v", job)
 	}
-	if accepted.Load() == 0 {
+	if accepted(hung) == 0 {
 		t.Fatal("the stuck endpoint was never reached: the test proves nothing")
 	}
 }

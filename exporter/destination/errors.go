@@ -1,6 +1,7 @@
 package destination
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,7 +30,7 @@ type NoAnswerError struct {
 }
 
 func (e *NoAnswerError) Error() string {
-	return fmt.Sprintf("no reply from %s: it could not be connected to, or did not answer in time", cmpOr(e.Host, "the destination"))
+	return fmt.Sprintf("no reply from %s: it could not be connected to, or did not answer in time", cmp.Or(e.Host, "the destination"))
 }
 
 func (e *NoAnswerError) Unwrap() error { return e.Err }
@@ -110,19 +111,12 @@ func (e *UnexpectedReplyError) Error() string {
 	if text := http.StatusText(e.Status); text != "" {
 		status += " " + text
 	}
-	return fmt.Sprintf("%s answered %s (%s), which is not a reply of %s: is the endpoint right?", e.Host, status, cmpOr(e.ContentType, "no content type"), e.Service)
+	return fmt.Sprintf("%s answered %s (%s), which is not a reply of %s: is the endpoint right?", e.Host, status, cmp.Or(e.ContentType, "no content type"), e.Service)
 }
 
 // RetryableError and NonRetriable tell the SDKs not to retry: it would answer the same.
 func (e *UnexpectedReplyError) RetryableError() bool { return false }
 func (e *UnexpectedReplyError) NonRetriable()        {}
-
-func cmpOr(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
-}
 
 // ExplainTransport is the cause of err, "<code>: <message>", when it is one any destination can
 // meet: an address the policy refuses, no reply, a stalled transfer, a reply from something else,
@@ -175,4 +169,12 @@ func FirstLine(s string) string {
 		return strings.TrimSpace(s[:i])
 	}
 	return strings.TrimSpace(s)
+}
+
+// Innermost is the error at the end of err's chain: what the SDKs' wrapping started from.
+func Innermost(err error) error {
+	for next := errors.Unwrap(err); next != nil; next = errors.Unwrap(err) {
+		err = next
+	}
+	return err
 }

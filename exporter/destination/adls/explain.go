@@ -1,6 +1,7 @@
 package adls
 
 import (
+	"cmp"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -45,22 +46,13 @@ func (d *Destination) typed(err error) error {
 		data, _ := io.ReadAll(io.LimitReader(body, 64<<10))
 		var reply struct{ Code, Message, AuthenticationErrorDetail string }
 		if xml.Unmarshal(data, &reply) == nil {
-			se.Code = cmpOr(se.Code, reply.Code)
+			se.Code = cmp.Or(se.Code, reply.Code)
 			se.Message = destination.FirstLine(reply.Message)
 			se.Detail = destination.FirstLine(reply.AuthenticationErrorDetail)
 		}
 	}
-	se.Code = cmpOr(se.Code, strings.ReplaceAll(http.StatusText(se.Status), " ", ""), fmt.Sprintf("HTTP%d", se.Status))
+	se.Code = cmp.Or(se.Code, strings.ReplaceAll(http.StatusText(se.Status), " ", ""), fmt.Sprintf("HTTP%d", se.Status))
 	return se
-}
-
-func cmpOr(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // Explain names what went wrong as "<code>: <message>": Azure's error code, then the likely
@@ -70,7 +62,7 @@ func cmpOr(ss ...string) string {
 func (d *Destination) Explain(err error) string {
 	var se *ServiceError
 	if errors.As(err, &se) {
-		msg := cmpOr(se.Message, "(no message)")
+		msg := cmp.Or(se.Message, "(no message)")
 		if se.Detail != "" {
 			msg += " " + se.Detail
 		}
@@ -86,10 +78,7 @@ func (d *Destination) Explain(err error) string {
 	if cause, ok := destination.ExplainTransport(err, d.host); ok {
 		return cause
 	}
-	for next := errors.Unwrap(err); next != nil; next = errors.Unwrap(err) {
-		err = next
-	}
-	return "UnknownError: " + err.Error()
+	return "UnknownError: " + destination.Innermost(err).Error()
 }
 
 // cause is what the configuration and its token say about an error reply, or "".

@@ -64,7 +64,7 @@ func (d *Destination) Explain(err error) string {
 	if cause, ok := destination.ExplainTransport(err, d.host()); ok {
 		return cause
 	}
-	return "UnknownError: " + innermost(err).Error()
+	return "UnknownError: " + destination.Innermost(err).Error()
 }
 
 // findOperation returns the first SDK operation error of service in err's chain.
@@ -75,14 +75,4 @@ func findOperation(err error, service string) *smithy.OperationError {
 		}
 	}
 	return nil
-}
-
-func innermost(err error) error {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err
-		}
-		err = next
-	}
 }
