@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/auditexport/auditexport/exporter"
+	"github.com/auditexport/auditexport/internal/buildinfo"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -53,15 +54,22 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the configuration `auditexport serve` starts from.
+// DefaultConfig returns the configuration `auditexport serve` starts from, its components'
+// defaults included: the one place the command's flags take their defaults from.
 func DefaultConfig() Config {
+	export := exporter.DefaultExporterConfig()
+	// Zero: Run derives it from ShutdownTimeout unless set.
+	export.DrainTimeout = 0
 	return Config{
 		Listen:              "127.0.0.1:8080",
 		DataDir:             "./data",
 		ShutdownTimeout:     30 * time.Second,
 		MaxGraphQLBodyBytes: 1 << 20,
 		MaxEventsBodyBytes:  16 << 20,
+		Buffer:              store.DefaultBufferConfig(),
 		Playground:          true,
+		Checks:              exporter.DefaultCheckerConfig(),
+		Export:              export,
 	}
 }
 
@@ -76,7 +84,9 @@ func (c *Config) fillDefaults() {
 }
 
 // Run opens the store under cfg.DataDir, serves until ctx is done, then stops accepting
-// requests, lets in-flight ones finish within ShutdownTimeout, and closes the store.
+// requests, lets in-flight ones finish within ShutdownTimeout, stops the background work and
+// waits for it, and closes the store. On every path out, the workers stop before the store
+// closes, and nothing is written to the data directory before the address is bound.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.fillDefaults()
 	log := cfg.Logger
@@ -84,14 +94,32 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The service's own AWS identity and endpoint settings, from the SDK's default chain: read
+	// before anything is created, so a malformed AWS_* variable leaves no trace either.
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("load AWS configuration: %w", err)
+	}
+	// Bound first: a busy port must not leave a half-made data directory (a new master key and
+	// admin token) behind.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close() // already closed by the HTTP server when it served
 	if err := prepareDataDir(cfg.DataDir, log); err != nil {
 		return err
 	}
-	key, err := loadMasterKey(cfg.DataDir, cfg.MasterKey, log)
-	if err != nil {
+	dbPath := filepath.Join(cfg.DataDir, dbFileName)
+	storeCfg := store.Config{Path: dbPath, Logger: log, Buffer: cfg.Buffer, Endpoints: endpoints}
+	storeCfg.OpenTimeout = store.DefaultConfig().OpenTimeout
+	if err := checkDataFile(dbPath, storeCfg.OpenTimeout); err != nil {
 		return err
 	}
-	st, err := store.Open(store.Config{Path: filepath.Join(cfg.DataDir, dbFileName), MasterKey: key, Logger: log, Buffer: cfg.Buffer, Endpoints: endpoints})
+	if storeCfg.MasterKey, err = loadMasterKey(cfg.DataDir, cfg.MasterKey, log); err != nil {
+		return err
+	}
+	st, err := openStore(storeCfg)
 	if err != nil {
 		return err
 	}
@@ -104,11 +132,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	// The service's own AWS identity and endpoint settings, from the SDK's default chain.
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("load AWS configuration: %w", err)
-	}
 	clients := exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg, Endpoints: endpoints})
 	checks := cfg.Checks
 	checks.Logger = log
@@ -123,14 +146,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// Background work runs under the server's lifetime, stopped after the HTTP drain so requests
 	// waiting on a check get their answer.
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
-	// Started before the listener opens: the first request finds both accepting work.
+	// Started before serving: the first request finds both accepting work.
 	checkerDone, exporterDone := checker.Start(workCtx), exp.Start(workCtx)
+	// Registered after the store's Close, so it runs before it, on every path.
+	defer stopAndWait(stopWork, checkerDone, exporterDone)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	httpServer := &http.Server{
 		Handler:           New(cfg, st, checker, exp).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -141,7 +161,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String())
+	build := buildinfo.Read()
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String(),
+		"version", build.Version, "revision", build.Revision, "revision_time", build.Time, "go_version", build.GoVersion)
 
 	select {
 	case err := <-served:
@@ -159,9 +181,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	stopWork()
-	<-checkerDone  // checks are bounded by their timeout,
-	<-exporterDone // export attempts by the drain timeout
+	stopAndWait(stopWork, checkerDone, exporterDone)
 	log.Info("stopped")
 	return nil
+}
+
+// stopAndWait ends the background work and waits for it: checks are bounded by their timeout,
+// export attempts by the drain timeout. Calling it again returns at once.
+func stopAndWait(stop context.CancelFunc, done ...<-chan struct{}) {
+	stop()
+	for _, d := range done {
+		<-d
+	}
 }

@@ -48,6 +48,13 @@ type BufferConfig struct {
 	MaxGroupEvents int
 }
 
+// DefaultBufferConfig returns the values BufferConfig's zero fields take.
+func DefaultBufferConfig() BufferConfig {
+	var c BufferConfig
+	c.fillDefaults()
+	return c
+}
+
 // fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *BufferConfig) fillDefaults() {
 	c.MaxEvents = cmp.Or(max(c.MaxEvents, 0), 5_000_000)
