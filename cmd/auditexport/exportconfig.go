@@ -264,12 +264,8 @@ func (e *errNotReady) Error() string {
 func (c *cli) verify(ctx context.Context, id string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		raw, err := c.graphQL(ctx, `mutation($id: ID!) { verifyExportConfiguration(id: $id) { `+configFields+` } }`, map[string]any{"id": id}, "verifyExportConfiguration")
+		cfg, raw, err := c.checkNow(ctx, id)
 		if err != nil {
-			return err
-		}
-		var cfg exportConfig
-		if err := json.Unmarshal(raw, &cfg); err != nil {
 			return err
 		}
 		remaining := time.Until(deadline)
@@ -288,4 +284,16 @@ func (c *cli) verify(ctx context.Context, id string, wait time.Duration) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// checkNow checks a configuration's destination now and returns the configuration as the server
+// answered, decoded and raw.
+func (c *cli) checkNow(ctx context.Context, id string) (exportConfig, json.RawMessage, error) {
+	raw, err := c.graphQL(ctx, `mutation($id: ID!) { verifyExportConfiguration(id: $id) { `+configFields+` } }`, map[string]any{"id": id}, "verifyExportConfiguration")
+	if err != nil {
+		return exportConfig{}, nil, err
+	}
+	var cfg exportConfig
+	err = json.Unmarshal(raw, &cfg)
+	return cfg, raw, err
 }
