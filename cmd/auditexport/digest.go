@@ -1,16 +1,20 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 	"github.com/spf13/cobra"
 
 	"github.com/auditexport/auditexport/exporter"
@@ -62,14 +66,11 @@ listed object's size and SHA-256; objects in no digest are reported too. Exit 0 
 				return usageError{err}
 			}
 			ctx := cmd.Context()
-			awsCfg, err := config.LoadDefaultConfig(ctx)
+			awsCfg, err := customerAWS(ctx, region)
 			if err != nil {
-				return fmt.Errorf("load AWS configuration: %w", err)
+				return err
 			}
 			client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-				if region != "" {
-					o.Region = region
-				}
 				if endpoint != "" {
 					o.BaseEndpoint, o.UsePathStyle = aws.String(endpoint), true
 				}
@@ -99,12 +100,34 @@ listed object's size and SHA-256; objects in no digest are reported too. Exit 0 
 	f := verify.Flags()
 	f.StringVar(&bucket, "bucket", "", "the export's bucket")
 	f.StringVar(&path, "path", "", "the export configuration's path in the bucket")
-	f.StringVar(&region, "region", "", "the bucket's region (else the SDK's: AWS_REGION, the profile)")
+	f.StringVar(&region, "region", "", "the bucket's region (else AWS_REGION, else the profile's)")
 	f.StringVar(&endpoint, "endpoint", "", "an S3-compatible server's base URL (path-style addressing)")
 	f.StringVar(&keyFile, "public-key", "", "the PEM file auditexport digest public-key printed")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.AddCommand(publicKey, verify)
 	return cmd
+}
+
+// customerAWS loads the customer's AWS configuration from the SDK's default chain and makes sure
+// it has a region and credentials, saying what is missing and what supplies it rather than
+// letting the SDK fail later in its own words (an endpoint rule error, an IMDS warning).
+func customerAWS(ctx context.Context, region string) (aws.Config, error) {
+	// The SDK's own warnings (IMDS unreachable off EC2) say nothing a customer can act on.
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(logging.Nop{}))
+	if err != nil {
+		return aws.Config{}, usageError{fmt.Errorf("AWS configuration: %w", err)}
+	}
+	cfg.Region = cmp.Or(region, cfg.Region)
+	if cfg.Region == "" {
+		return aws.Config{}, usageError{errors.New("no AWS region: give --region with the bucket's region (us-east-1, …; any name for an S3-compatible --endpoint), " +
+			"or set AWS_REGION, or a region in the AWS_PROFILE's profile")}
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, usageError{errors.New("no AWS credentials to read the bucket with (they need s3:ListBucket and s3:GetObject): " +
+			"set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile in ~/.aws/config, " +
+			"or run where an instance or task role provides them")}
+	}
+	return cfg, nil
 }
 
 // readPublicKey reads an Ed25519 public key from a PEM "PUBLIC KEY" file.
