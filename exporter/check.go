@@ -22,9 +22,13 @@ import (
 // VerifyKeyPrefix starts the name of every verification object.
 const VerifyKeyPrefix = "auditexport-verify-"
 
-// VerifyKey is where a check at time at writes: <path>/auditexport-verify-<unix seconds>.
-func VerifyKey(path string, at time.Time) string {
-	return joinKey(path, fmt.Sprintf("%s%d", VerifyKeyPrefix, at.Unix()))
+// VerifyKey is where every check of a configuration writes, each overwriting the last:
+// <path>/auditexport-verify-<configuration id>. One object per configuration rather than one per
+// check (<unix seconds>): checks run on every change, daily, and every few minutes while a
+// destination fails, and a customer who grants only PutObject could never remove the pile. The
+// object's body says when the last check wrote it.
+func VerifyKey(path, configID string) string {
+	return joinKey(path, VerifyKeyPrefix+configID)
 }
 
 // PutObjectAPI is the one call a destination must allow.
@@ -39,7 +43,7 @@ func verify(ctx context.Context, client PutObjectAPI, c store.ExportConfiguratio
 	body := fmt.Sprintf("auditexport connectivity check of export configuration %s at %s\n", c.ID, at.UTC().Format(time.RFC3339))
 	// Sent as exports are, so a bucket policy demanding SSE-KMS (or a KMS key the identity may
 	// not use) shows in the check, not first in an export.
-	_, err := client.PutObject(ctx, putObjectInput(c, VerifyKey(c.Path, at), "text/plain; charset=utf-8", []byte(body)))
+	_, err := client.PutObject(ctx, putObjectInput(c, VerifyKey(c.Path, c.ID), "text/plain; charset=utf-8", []byte(body)))
 	return err
 }
 
