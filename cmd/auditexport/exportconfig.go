@@ -65,10 +65,17 @@ func newExportConfigCommand(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "exportConfig",
 		Short: "Manage export configurations on a running server",
-		Long: `Manage export configurations on a running server, as Immuta's CLI does. FILE holds the JSON of
-Immuta's exportConfig.json (interval, bucket, path, region, accessKeyId, secretAccessKey or roleArn),
-plus endpoint, name, and secretAccessKeyEnv (the name of an environment variable holding the
-secret). "-" reads standard input. Commands taking ID accept a configuration's name too.
+		Long: `Manage export configurations on a running server, as Immuta's CLI does. FILE ("-" reads standard
+input) holds the JSON of Immuta's exportConfig.json: interval, bucket, path, region, and
+accessKeyId with secretAccessKey (create:s3:accessKey) or roleArn (create:s3:assumedRole); plus
+  name                  unique; commands taking ID accept a configuration's name too
+  endpoint              an S3-compatible server's base URL (path-style addressing)
+  serverSideEncryption  AES256 (SSE-S3) or AWS_KMS (SSE-KMS), for every object written
+  sseKmsKeyId           with AWS_KMS: the KMS key (id, alias/… or ARN); else the account's aws/s3
+  startTime             create only, RFC 3339: export the events still buffered since then
+  secretAccessKeyEnv    the name of an environment variable holding the secret, instead of it
+  id                    update only: the configuration to change (or name it)
+apply's files add type and enabled (see exportConfig apply --help).
 
 Exit codes: 0 success, 1 the server refused or failed (its message on stderr), 2 usage error
 (bad flags, or a bad file: nothing is sent).`,
