@@ -21,8 +21,19 @@ for dir in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname |
     found=$((found + 1))
     echo "fuzz $pkg $target ($fuzztime)"
     # In the package's directory, as go test runs it: the seed corpus is testdata/fuzz/<target>.
+    set +e
     (cd "$dir" && "$test" -test.run='^$' -test.fuzz="^${target}\$" -test.fuzztime="$fuzztime" \
-      -test.fuzzcachedir="$cache/$pkg" -test.paniconexit0)
+      -test.fuzzcachedir="$cache/$pkg" -test.paniconexit0) 2>&1 | tee "$bin/log"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" -ne 0 ]; then
+      # Go 1.26's coordinator can report its own -fuzztime deadline as a failure when the machine
+      # is busy (go.dev/issue/75804, fixed in Go 1.27): no input failed, none was written.
+      if grep -q 'Failing input written' "$bin/log" || ! grep -qx '    context deadline exceeded' "$bin/log"; then
+        exit "$status"
+      fi
+      echo "fuzz: $target ended on Go's fuzztime deadline race (go.dev/issue/75804), no failing input: not a finding" >&2
+    fi
   done
 done
 if [ "$found" -eq 0 ]; then
