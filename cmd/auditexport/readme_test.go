@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/spf13/pflag"
 
 	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/internal/testserver"
@@ -172,4 +173,50 @@ func TestMakeHelpListsEveryTarget(t *testing.T) {
 			t.Errorf("make help does not list %s:\n%s", target[1], out)
 		}
 	}
+}
+
+// The README's table of serve flags names every flag, its environment variable and its default
+// as the command has them (the components' defaults, through server.DefaultConfig).
+func TestREADMEConfigurationTable(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := regexp.MustCompile("(?m)^\\| `--([a-z-]+)` \\| `([A-Z_]+)` \\| ([^|]+) \\|").FindAllStringSubmatch(string(data), -1)
+	if len(rows) < 20 {
+		t.Fatalf("found %d rows of serve flags in the README", len(rows))
+	}
+	flags := newServeCommand().Flags()
+	documented := map[string]bool{}
+	for _, row := range rows {
+		name, env, def := row[1], row[2], strings.Trim(strings.TrimSpace(row[3]), "`")
+		documented[name] = true
+		f := flags.Lookup(name)
+		if f == nil {
+			t.Errorf("README documents --%s, which serve does not have", name)
+			continue
+		}
+		if env != envNameOf(name) {
+			t.Errorf("--%s: README names %s, serve reads %s", name, env, envNameOf(name))
+		}
+		want := f.DefValue
+		if f.Value.Type() == "duration" {
+			d, err := time.ParseDuration(def)
+			if err != nil || d.String() != want {
+				t.Errorf("--%s: README default %q, serve's %s", name, def, want)
+			}
+			continue
+		}
+		if want == "" {
+			want = "(any)"
+		}
+		if def != want {
+			t.Errorf("--%s: README default %q, serve's %q", name, def, want)
+		}
+	}
+	flags.VisitAll(func(f *pflag.Flag) {
+		if !documented[f.Name] {
+			t.Errorf("the README's table lacks --%s", f.Name)
+		}
+	})
 }
