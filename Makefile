@@ -10,7 +10,7 @@ SOAK ?= 5m
 .PHONY: help run build generate lint test test-go test-servers s3-server fuzz bench soak clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## run the server on 127.0.0.1:8080 with data in ./data (embedded bbolt, nothing to install)
 	$(GO) run ./cmd/auditexport serve

@@ -12,10 +12,10 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// MaxEventBytes bounds one event's JSON.
+// MaxEventBytes bounds one event's JSON, a line of NDJSON or an element of an array alike.
 const MaxEventBytes = 1 << 20
 
-// maxListedErrors bounds how many bad lines one answer names.
+// maxListedErrors bounds how many problems one answer names.
 const maxListedErrors = 100
 
 // Batch is a decoded request: its records laid end to end.
@@ -41,17 +41,19 @@ func (b *Batch) add(record []byte) {
 	b.ends = append(b.ends, len(b.Data))
 }
 
-// LineError is one bad event: its line (NDJSON) or position (JSON array), 1-based, and why.
+// LineError is one problem of a bad event: its line (NDJSON) or position (JSON array), 1-based,
+// and what is wrong. An event with several problems has one LineError for each.
 type LineError struct {
 	Line   int    `json:"line"`
 	Reason string `json:"reason"`
 }
 
-// BatchError lists the bad events of a batch; a batch with any is rejected whole.
+// BatchError lists the problems of a batch's bad events, the first maxListedErrors of them; a
+// batch with any is rejected whole.
 type BatchError struct {
 	Unit  string // "line" for NDJSON, "event" for a JSON array
 	Lines []LineError
-	// More counts bad events beyond those listed.
+	// More counts problems beyond those listed.
 	More int
 }
 
@@ -69,21 +71,27 @@ func (e *BatchError) Error() string {
 	return b.String()
 }
 
-func (e *BatchError) add(line int, err error) {
-	if len(e.Lines) < maxListedErrors {
-		e.Lines = append(e.Lines, LineError{Line: line, Reason: err.Error()})
-	} else {
-		e.More++
+func (e *BatchError) add(line int, errs ...error) {
+	for _, err := range errs {
+		if len(e.Lines) < maxListedErrors {
+			e.Lines = append(e.Lines, LineError{Line: line, Reason: err.Error()})
+		} else {
+			e.More++
+		}
 	}
 }
 
 // Decoder validates JSON events and encodes them as records. It is not safe for concurrent use;
 // reuse one per goroutine (its buffers are kept between calls).
 type Decoder struct {
-	parser  fastjson.Parser
-	scratch []byte // compacted JSON of the raw fields and of unknown top-level fields
-	record  []byte
+	parser   fastjson.Parser
+	scratch  []byte // compacted JSON of the raw fields and of unknown top-level fields
+	record   []byte
+	problems []error // of the event being decoded
 }
+
+// errTooLarge is the one answer to an event over MaxEventBytes, whatever the body's form.
+var errTooLarge = fmt.Errorf("event exceeds %d bytes", MaxEventBytes)
 
 // NDJSON decodes one event per non-blank line.
 func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
@@ -101,7 +109,7 @@ func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
 			continue
 		}
 		if len(text) > MaxEventBytes {
-			bad.add(line, fmt.Errorf("event exceeds %d bytes", MaxEventBytes))
+			bad.add(line, errTooLarge)
 			continue
 		}
 		v, err := d.parse(text)
@@ -109,9 +117,7 @@ func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
 			bad.add(line, err)
 			continue
 		}
-		if err := d.append(batch, v, received); err != nil {
-			bad.add(line, err)
-		}
+		bad.add(line, d.append(batch, v, received)...)
 	}
 	return finish(batch, bad)
 }
@@ -119,6 +125,9 @@ func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
 // Array decodes a JSON array of events (or a single event object).
 func (d *Decoder) Array(body []byte, received time.Time) (*Batch, error) {
 	bad := &BatchError{Unit: "event"}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return finish(&Batch{}, bad)
+	}
 	v, err := d.parse(body)
 	if err != nil {
 		bad.add(1, err)
@@ -130,9 +139,14 @@ func (d *Decoder) Array(body []byte, received time.Time) (*Batch, error) {
 	}
 	batch := &Batch{Data: make([]byte, 0, len(body)/2)}
 	for i, item := range items {
-		if err := d.append(batch, item, received); err != nil {
-			bad.add(i+1, err)
+		// An element is measured as compact JSON; only a body over the limit can hold one too large.
+		if len(body) > MaxEventBytes {
+			if d.scratch = item.MarshalTo(d.scratch[:0]); len(d.scratch) > MaxEventBytes {
+				bad.add(i+1, errTooLarge)
+				continue
+			}
 		}
+		bad.add(i+1, d.append(batch, item, received)...)
 	}
 	return finish(batch, bad)
 }
@@ -173,21 +187,22 @@ func parseError(err error) error {
 	return fmt.Errorf("invalid JSON: %s", msg)
 }
 
-// append validates one event and adds its record to batch.
-func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) error {
+// append validates one event and adds its record to batch; else it returns every problem of the
+// event (valid until the next call).
+func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) []error {
+	d.problems = d.problems[:0]
 	obj, err := v.Object()
 	if err != nil {
-		return fmt.Errorf("an event must be a JSON object, not %s", v.Type())
+		return append(d.problems, fmt.Errorf("an event must be a JSON object, not %s", v.Type()))
 	}
 	var (
-		fields                [numFields][]byte
-		rawSpans              [numFields][2]int // spans of scratch for raw fields
-		id                    uuid.UUID
-		haveID, haveEventTime bool
-		eventMicros           int64
-		recvMicros            = received.UnixMicro()
-		additional            []additionalField
-		firstErr              error
+		fields                 [numFields][]byte
+		rawSpans               [numFields][2]int // spans of scratch for raw fields
+		id                     uuid.UUID
+		haveID, eventTimeGiven bool
+		eventMicros            int64
+		recvMicros             = received.UnixMicro()
+		additional             []additionalField
 	)
 	d.scratch = d.scratch[:0]
 	keepRaw := func(f Field, v *fastjson.Value) {
@@ -196,8 +211,8 @@ func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) er
 		rawSpans[f] = [2]int{start, len(d.scratch)}
 	}
 	fail := func(err error) {
-		if firstErr == nil {
-			firstErr = err
+		if err != nil {
+			d.problems = append(d.problems, err)
 		}
 	}
 	obj.Visit(func(key []byte, v *fastjson.Value) {
@@ -215,12 +230,10 @@ func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) er
 			}
 			id, haveID = parsed, true
 		case "eventTimestamp":
+			eventTimeGiven = true
 			t, err := timestamp("eventTimestamp", v)
-			if err != nil {
-				fail(err)
-				return
-			}
-			eventMicros, haveEventTime = t, true
+			fail(err)
+			eventMicros = t
 		case "receivedTimestamp":
 			if v.Type() == fastjson.TypeNull {
 				return
@@ -246,10 +259,7 @@ func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) er
 		case "sessionId":
 			fail(setString(&fields[FieldSessionID], "sessionId", v))
 		case "actor":
-			unknown, err := setActor(&fields, v)
-			if err != nil {
-				fail(err)
-			} else if unknown {
+			if unknown := setActor(&fields, v, fail); unknown {
 				// Keep what we do not model rather than drop it: the whole actor, as sent.
 				additional = append(additional, additionalField{key, v})
 			}
@@ -269,15 +279,15 @@ func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) er
 			additional = append(additional, additionalField{key, v})
 		}
 	})
-	if firstErr != nil {
-		return firstErr
+	if !eventTimeGiven {
+		fail(fmt.Errorf("eventTimestamp is required"))
 	}
-	if !haveEventTime {
-		return fmt.Errorf("eventTimestamp is required")
+	if len(d.problems) > 0 {
+		return d.problems
 	}
 	if !haveID {
 		if id, err = uuid.NewV7(); err != nil {
-			return fmt.Errorf("generate id: %w", err)
+			return append(d.problems, fmt.Errorf("generate id: %w", err))
 		}
 	}
 	if len(additional) > 0 {
@@ -345,14 +355,16 @@ func timestamp(name string, v *fastjson.Value) (int64, error) {
 	return t.UnixMicro(), nil
 }
 
-// setActor fills the actor fields and reports whether the actor had fields it does not model.
-func setActor(fields *[numFields][]byte, v *fastjson.Value) (unknown bool, err error) {
+// setActor fills the actor fields, passing each problem to fail, and reports whether the actor
+// had fields it does not model.
+func setActor(fields *[numFields][]byte, v *fastjson.Value, fail func(error)) (unknown bool) {
 	if v.Type() == fastjson.TypeNull {
-		return false, nil
+		return false
 	}
-	obj, oerr := v.Object()
-	if oerr != nil {
-		return false, fmt.Errorf("actor must be an object, not %s", v.Type())
+	obj, err := v.Object()
+	if err != nil {
+		fail(fmt.Errorf("actor must be an object, not %s", v.Type()))
+		return false
 	}
 	obj.Visit(func(key []byte, v *fastjson.Value) {
 		var f Field
@@ -371,11 +383,9 @@ func setActor(fields *[numFields][]byte, v *fastjson.Value) (unknown bool, err e
 			unknown = true
 			return
 		}
-		if e := setString(&fields[f], "actor."+string(key), v); e != nil && err == nil {
-			err = e
-		}
+		fail(setString(&fields[f], "actor."+string(key), v))
 	})
-	return unknown, err
+	return unknown
 }
 
 // rawOf keeps v's compacted JSON when it has type want; null means absent.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -158,8 +159,75 @@ func TestArrayBodies(t *testing.T) {
 			t.Errorf("%s: %v, want %q", body, err, want)
 		}
 	}
-	if _, err := d.NDJSON([]byte("\n \n"), received); err == nil || !strings.Contains(err.Error(), "holds no events") {
-		t.Errorf("blank body: %v", err)
+	for name, decode := range map[string]func([]byte, time.Time) (*event.Batch, error){"NDJSON": d.NDJSON, "array": d.Array} {
+		for _, body := range []string{"", "\n \n"} {
+			if _, err := decode([]byte(body), received); err == nil || err.Error() != "event 0: the body holds no events" {
+				t.Errorf("%s, body %q: %v", name, body, err)
+			}
+		}
+	}
+}
+
+// Every problem of every bad event is named, not only the first of each.
+func TestEveryProblemIsNamed(t *testing.T) {
+	var d event.Decoder
+	bad1 := `{"id":"not-a-uuid","eventTimestamp":"yesterday","tenantId":42,"actor":{"id":1,"name":false}}`
+	bad2 := `{"action":7}`
+	want := []string{
+		`1: id must be a UUID, got "not-a-uuid"`,
+		"1: eventTimestamp must be an RFC 3339 timestamp such as 2026-11-21T12:00:00Z",
+		"1: tenantId must be a string, not number",
+		"1: actor.id must be a string, not number",
+		"1: actor.name must be a string, not false",
+		"3: action must be a string, not number",
+		"3: eventTimestamp is required",
+	}
+	for unit, decode := range map[string]func() error{
+		"line": func() error {
+			_, err := d.NDJSON([]byte(bad1+"\n{\"eventTimestamp\":\"2026-11-20T08:00:00Z\"}\n"+bad2), received)
+			return err
+		},
+		"event": func() error {
+			_, err := d.Array([]byte("["+bad1+`,{"eventTimestamp":"2026-11-20T08:00:00Z"},`+bad2+"]"), received)
+			return err
+		},
+	} {
+		var bad *event.BatchError
+		if err := decode(); !errors.As(err, &bad) || len(bad.Lines) != len(want) {
+			t.Fatalf("%s: %v", unit, err)
+		}
+		for i, w := range want {
+			if got := fmt.Sprintf("%d: %s", bad.Lines[i].Line, bad.Lines[i].Reason); !strings.HasPrefix(got, w) {
+				t.Errorf("%s problem %d: %q, want %q", unit, i, got, w)
+			}
+		}
+	}
+}
+
+// An event over MaxEventBytes is refused with the same words in NDJSON and in a JSON array, and
+// one just under it is accepted in both.
+func TestOneEventSizeLimit(t *testing.T) {
+	sized := func(size int) string {
+		head := `{"eventTimestamp":"2026-11-20T08:00:00Z","auditPayload":{"blob":"`
+		return head + strings.Repeat("a", size-len(head)-3) + `"}}`
+	}
+	small, large := sized(event.MaxEventBytes), sized(event.MaxEventBytes+1)
+	var d event.Decoder
+	if _, err := d.NDJSON([]byte(small+"\n"+small), received); err != nil {
+		t.Fatalf("NDJSON at the limit: %.200v", err)
+	}
+	if _, err := d.Array([]byte("["+small+",\n "+small+"]"), received); err != nil {
+		t.Fatalf("array at the limit: %.200v", err)
+	}
+	want := fmt.Sprintf("2: event exceeds %d bytes", event.MaxEventBytes)
+	for name, decode := range map[string]func() error{
+		"NDJSON":        func() error { _, err := d.NDJSON([]byte(small+"\n"+large), received); return err },
+		"array":         func() error { _, err := d.Array([]byte("["+small+","+large+"]"), received); return err },
+		"array, 10 MiB": func() error { _, err := d.Array([]byte("[{},"+sized(10<<20)+"]"), received); return err },
+	} {
+		if err := decode(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %.300v, want %q", name, err, want)
+		}
 	}
 }
 

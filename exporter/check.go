@@ -15,9 +15,13 @@ import (
 // VerifyKeyPrefix starts the name of every verification object.
 const VerifyKeyPrefix = "auditexport-verify-"
 
-// VerifyKey is where a check at time at writes: <path>/auditexport-verify-<unix seconds>.
-func VerifyKey(path string, at time.Time) string {
-	return joinKey(path, fmt.Sprintf("%s%d", VerifyKeyPrefix, at.Unix()))
+// VerifyKey is where every check of a configuration writes, each overwriting the last:
+// <path>/auditexport-verify-<configuration id>. One object per configuration rather than one per
+// check (<unix seconds>): checks run on every change, daily, and every few minutes while a
+// destination fails, and a customer who grants only PutObject could never remove the pile. The
+// object's body says when the last check wrote it.
+func VerifyKey(path, configID string) string {
+	return joinKey(path, VerifyKeyPrefix+configID)
 }
 
 // verify writes the verification object of c at time at, within timeout: a write like every
@@ -26,7 +30,7 @@ func VerifyKey(path string, at time.Time) string {
 func verify(ctx context.Context, dest destination.Destination, c store.ExportConfiguration, at time.Time, timeout time.Duration) error {
 	body := fmt.Sprintf("auditexport connectivity check of export configuration %s at %s\n", c.ID, at.UTC().Format(time.RFC3339))
 	return destination.WithinTime(ctx, timeout, func(ctx context.Context) error {
-		return dest.Put(ctx, smallObject(VerifyKey(c.Path, at), "text/plain; charset=utf-8", []byte(body), nil))
+		return dest.Put(ctx, smallObject(VerifyKey(c.Path, c.ID), "text/plain; charset=utf-8", []byte(body), nil))
 	})
 }
 

@@ -12,11 +12,11 @@ import (
 
 func TestVerifyKey(t *testing.T) {
 	t.Parallel()
-	at := time.Unix(1700000000, 0)
-	if got := VerifyKey("", at); got != "auditexport-verify-1700000000" {
+	const id = "01a1ffdb-3f23-7df1-80b5-645a8cda7506"
+	if got := VerifyKey("", id); got != "auditexport-verify-"+id {
 		t.Errorf("no path: %q", got)
 	}
-	if got := VerifyKey("a/b", at); got != "a/b/auditexport-verify-1700000000" {
+	if got := VerifyKey("a/b", id); got != "a/b/auditexport-verify-"+id {
 		t.Errorf("with path: %q", got)
 	}
 }

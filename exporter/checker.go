@@ -38,6 +38,13 @@ type CheckerConfig struct {
 	Now    func() time.Time
 }
 
+// DefaultCheckerConfig returns the values CheckerConfig's zero fields take.
+func DefaultCheckerConfig() CheckerConfig {
+	var c CheckerConfig
+	c.fillDefaults()
+	return c
+}
+
 // fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *CheckerConfig) fillDefaults() {
 	c.Workers = cmp.Or(max(c.Workers, 0), 4)

@@ -69,15 +69,19 @@ func TestPutOnlyUserPasses(t *testing.T) {
 	if got.UpdatedAt != c.UpdatedAt || got.UpdatedBy != c.UpdatedBy {
 		t.Errorf("a check changed updatedAt/updatedBy: %+v", got)
 	}
-	keys := srv.Keys(t, srv.Bucket, "tenant=acme/audit/"+VerifyKeyPrefix)
-	if len(keys) == 0 {
-		t.Fatal("no verification object in the bucket")
+	if again := f.checkNow(t, c.ID); again.ConnectionStatus != store.ConnectionSuccess {
+		t.Fatalf("second check = %+v", again)
 	}
-	body := srv.Get(t, srv.Bucket, keys[len(keys)-1])
+	// Every check of a configuration overwrites its one verification object.
+	keys := srv.Keys(t, srv.Bucket, "tenant=acme/audit/"+VerifyKeyPrefix+c.ID)
+	if len(keys) != 1 || keys[0] != VerifyKey(c.Path, c.ID) {
+		t.Fatalf("verification objects after two checks: %v, want only %s", keys, VerifyKey(c.Path, c.ID))
+	}
+	body := srv.Get(t, srv.Bucket, keys[0])
 	if !strings.Contains(string(body), c.ID) {
 		t.Errorf("verification object = %q, want it to name the configuration", body)
 	}
-	if srv.Head(t, srv.Bucket, keys[len(keys)-1]).ChecksumCRC32C == nil {
+	if srv.Head(t, srv.Bucket, keys[0]).ChecksumCRC32C == nil {
 		t.Error("the verification object was sent without a CRC32C checksum")
 	}
 }

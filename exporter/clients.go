@@ -47,6 +47,25 @@ type ClientsConfig struct {
 	Transport destination.TransportConfig
 }
 
+// DefaultClientsConfig returns the values ClientsConfig's zero fields take (but MaxAttempts,
+// which follows the AWS configuration given).
+func DefaultClientsConfig() ClientsConfig {
+	var c ClientsConfig
+	c.fillDefaults()
+	c.MaxAttempts = 0
+	return c
+}
+
+// fillDefaults replaces zero (and negative) fields by their defaults.
+func (c *ClientsConfig) fillDefaults() {
+	c.MaxAttempts = cmp.Or(max(c.MaxAttempts, 0), max(c.AWS.RetryMaxAttempts, 0), 3)
+	c.MultipartThreshold = cmp.Or(max(c.MultipartThreshold, 0), 16<<20)
+	c.PartSize = cmp.Or(max(c.PartSize, 0), 8<<20)
+	c.Transport.ConnectTimeout = cmp.Or(max(c.Transport.ConnectTimeout, 0), destination.DefaultTransportConfig().ConnectTimeout)
+	c.Transport.ResponseTimeout = cmp.Or(max(c.Transport.ResponseTimeout, 0), destination.DefaultTransportConfig().ResponseTimeout)
+	c.Transport.ProgressTimeout = cmp.Or(max(c.Transport.ProgressTimeout, 0), destination.DefaultTransportConfig().ProgressTimeout)
+}
+
 // Clients hands out one destination per configuration revision. Destinations are reused across
 // checks and uploads, so an assumed role is assumed once per credential lifetime, not once per
 // call. All share one guarded HTTP client.
@@ -64,9 +83,7 @@ type cachedDestination struct {
 
 // NewClients returns an empty destination cache.
 func NewClients(cfg ClientsConfig) *Clients {
-	cfg.MaxAttempts = cmp.Or(max(cfg.MaxAttempts, 0), max(cfg.AWS.RetryMaxAttempts, 0), 3)
-	cfg.MultipartThreshold = cmp.Or(max(cfg.MultipartThreshold, 0), 16<<20)
-	cfg.PartSize = cmp.Or(max(cfg.PartSize, 0), 8<<20)
+	cfg.fillDefaults()
 	return &Clients{cfg: cfg, http: destination.NewHTTPClient(cfg.Transport), byID: map[string]cachedDestination{}}
 }
 

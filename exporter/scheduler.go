@@ -60,6 +60,13 @@ type ExporterConfig struct {
 	Now    func() time.Time
 }
 
+// DefaultExporterConfig returns the values ExporterConfig's zero fields take (TempDir has none).
+func DefaultExporterConfig() ExporterConfig {
+	var c ExporterConfig
+	c.fillDefaults()
+	return c
+}
+
 // fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *ExporterConfig) fillDefaults() {
 	c.Workers = cmp.Or(max(c.Workers, 0), 2)

@@ -89,6 +89,7 @@ func toJob(j store.ExportJob) *model.ExportJob {
 		ID: j.ID, ExportConfigurationID: j.ConfigID, Status: model.ExportStatus(j.Status),
 		StartTimestamp: optionalTime(j.StartedAt), EndTimestamp: optionalTime(j.EndedAt),
 		EventCount: int(j.EventCount), ObjectCount: int(j.ObjectCount), Bytes: int(j.Bytes), Attempts: j.Attempts,
+		PlannedEventCount: int(j.To - j.From), FirstSequence: int(j.From + 1), LastSequence: int(j.To),
 		FailureReason: optional(j.FailureReason), NextAttemptTimestamp: optionalTime(j.NextAttemptAt),
 		SkippedEvents: int(j.SkippedEvents),
 	}

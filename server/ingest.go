@@ -119,7 +119,7 @@ func bodyReadError(err error) string {
 	return "the connection failed while reading"
 }
 
-// writeBatchError answers 400 with one error per bad event, each naming its line.
+// writeBatchError answers 400 with one error per problem of each bad event, each naming its line.
 func writeBatchError(w http.ResponseWriter, bad *event.BatchError) {
 	errs := make([]map[string]any, 0, len(bad.Lines)+1)
 	for _, l := range bad.Lines {
@@ -130,7 +130,7 @@ func writeBatchError(w http.ResponseWriter, bad *event.BatchError) {
 	}
 	if bad.More > 0 {
 		errs = append(errs, map[string]any{
-			"message":    fmt.Sprintf("and %d more bad events", bad.More),
+			"message":    fmt.Sprintf("and %d more problems", bad.More),
 			"extensions": map[string]any{"code": graph.CodeBadUserInput},
 		})
 	}

@@ -111,7 +111,8 @@ func TestIngestRefusesBadRequestsAndStoresNothing(t *testing.T) {
 		"wrong type":                    {adminToken, "application/x-ndjson", "", lines(`{"eventTimestamp":"2026-11-20T00:00:00Z","actorIp":7}`), 400, "line 1: actorIp must be a string, not number"},
 		"missing eventTimestamp":        {adminToken, "application/json", "", []byte(`[` + good + `,{"id":"8d1f1d9e-1b7e-4c3a-9f0e-1c2d3e4f5a6b"}]`), 400, "event 2: eventTimestamp is required"},
 		"bad timestamp":                 {adminToken, "application/x-ndjson", "", lines(`{"eventTimestamp":"20/11/2026"}`), 400, "line 1: eventTimestamp must be an RFC 3339 timestamp"},
-		"empty body":                    {adminToken, "application/x-ndjson", "", nil, 400, "holds no events"},
+		"empty body":                    {adminToken, "application/x-ndjson", "", nil, 400, "event 0: the body holds no events"},
+		"empty array body":              {adminToken, "application/json", "", nil, 400, "event 0: the body holds no events"},
 		"oversized body":                {adminToken, "application/x-ndjson", "", bytes.Repeat([]byte(good+"\n"), 200), 413, "exceeds 65536 bytes"},
 		"oversized after decompression": {adminToken, "application/x-ndjson", "gzip", bomb, 413, "(decompressed)"},
 		"wrong content type":            {adminToken, "text/plain", "", []byte(good), 415, "application/x-ndjson"},
@@ -134,17 +135,37 @@ func TestIngestRefusesBadRequestsAndStoresNothing(t *testing.T) {
 	if after := storetest.Status(t, api.store); after.Events != before.Events || after.Head != before.Head {
 		t.Fatalf("refused requests stored events: %+v -> %+v", before, after)
 	}
-	t.Run("every bad line is named", func(t *testing.T) {
-		rec, resp := api.ingest(adminToken, "application/x-ndjson", "", lines(`{}`, good, `[]`, `nope`))
-		if rec.Code != 400 || len(resp.Errors) != 3 {
+	t.Run("every problem of every bad line is named", func(t *testing.T) {
+		rec, resp := api.ingest(adminToken, "application/x-ndjson", "", lines(`{}`, good, `[]`, `nope`, `{"id":"x","eventTimestamp":"later"}`))
+		if rec.Code != 400 || len(resp.Errors) != 5 {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}
-		for i, line := range []float64{1, 3, 4} {
+		for i, line := range []float64{1, 3, 4, 5, 5} {
 			if resp.Errors[i].Extensions["line"] != line || resp.Errors[i].Extensions["code"] != "BAD_USER_INPUT" {
 				t.Errorf("error %d: %+v", i, resp.Errors[i])
 			}
 		}
+		if !strings.Contains(resp.Errors[3].Message, "line 5: id must be a UUID") || !strings.Contains(resp.Errors[4].Message, "line 5: eventTimestamp must be") {
+			t.Errorf("line 5's problems: %s", rec.Body)
+		}
 	})
+}
+
+// One event size limit: an event over 1 MiB is refused whether it comes as a line of NDJSON or
+// an element of a JSON array.
+func TestIngestOneEventSizeLimit(t *testing.T) {
+	api := newTestAPI(t)
+	big := `{"eventTimestamp":"2026-11-20T00:00:00Z","auditPayload":{"blob":"` + strings.Repeat("x", 10<<20) + `"}}`
+	before := storetest.Status(t, api.store)
+	for contentType, body := range map[string]string{"application/x-ndjson": big, "application/json": "[" + big + "]"} {
+		rec, _ := api.ingest(adminToken, contentType, "", []byte(body))
+		if rec.Code != 400 || !strings.Contains(rec.Body.String(), "1: event exceeds 1048576 bytes") {
+			t.Errorf("%s: %d %.300s", contentType, rec.Code, rec.Body)
+		}
+	}
+	if after := storetest.Status(t, api.store); after.Events != before.Events {
+		t.Fatalf("a refused event was stored: %+v -> %+v", before, after)
+	}
 }
 
 func TestIngestWhenBufferIsFull(t *testing.T) {

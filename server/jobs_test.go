@@ -39,13 +39,14 @@ func TestExportJobOperations(t *testing.T) {
 
 	var run struct {
 		RunExportNow struct {
-			ID, ExportConfigurationID, Status string
-			Attempts, EventCount              int
+			ID, ExportConfigurationID, Status                                    string
+			Attempts, EventCount, PlannedEventCount, FirstSequence, LastSequence int
 		}
 	}
-	c.MustPost(`mutation($id: ID!) { runExportNow(id: $id) { id exportConfigurationId status attempts eventCount } }`, &run, client.Var("id", cfg.ID))
-	if run.RunExportNow.ExportConfigurationID != cfg.ID || run.RunExportNow.Status != "PENDING" {
-		t.Fatalf("runExportNow = %+v", run.RunExportNow)
+	c.MustPost(`mutation($id: ID!) { runExportNow(id: $id) { id exportConfigurationId status attempts eventCount plannedEventCount firstSequence lastSequence } }`, &run, client.Var("id", cfg.ID))
+	if job := run.RunExportNow; job.ExportConfigurationID != cfg.ID || job.Status != "PENDING" ||
+		job.PlannedEventCount != 31 || job.LastSequence-job.FirstSequence+1 != 31 || job.FirstSequence < 1 || job.EventCount != 0 {
+		t.Fatalf("runExportNow = %+v, want PENDING with 31 events planned", job)
 	}
 	// Asking again returns the same unfinished job: one job at a time per destination.
 	var again struct{ RunExportNow struct{ ID string } }

@@ -23,6 +23,7 @@ import (
 	"github.com/auditexport/auditexport/console"
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/graph"
+	"github.com/auditexport/auditexport/internal/buildinfo"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -63,7 +64,13 @@ func New(cfg Config, st Store, checker *exporter.Checker, exp *exporter.Exporter
 		Name: "auditexport_http_request_duration_seconds", Help: "HTTP request latency by route.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route"})
-	s.registry.MustRegister(s.requests, s.latency,
+	build := buildinfo.Read()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "auditexport_build_info", Help: "Always 1; the labels say which build runs (as auditexport version prints).",
+		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "revision_time": build.Time, "goversion": build.GoVersion},
+	})
+	buildInfo.Set(1)
+	s.registry.MustRegister(s.requests, s.latency, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registry.MustRegister(checker.Collectors()...)
 	s.registry.MustRegister(st.Collectors()...)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/exporter/destination"
+	"github.com/auditexport/auditexport/internal/buildinfo"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/bolt"
 )
@@ -68,8 +69,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the configuration `auditexport serve` starts from.
+// DefaultConfig returns the configuration `auditexport serve` starts from, its components'
+// defaults included: the one place the command's flags take their defaults from.
 func DefaultConfig() Config {
+	export := exporter.DefaultExporterConfig()
+	// Zero: Run derives it from ShutdownTimeout unless set.
+	export.DrainTimeout = 0
 	return Config{
 		Listen:              "127.0.0.1:8080",
 		DataDir:             "./data",
@@ -77,7 +82,11 @@ func DefaultConfig() Config {
 		MaxGraphQLBodyBytes: 1 << 20,
 		MaxEventsBodyBytes:  16 << 20,
 		DiskMinFreeBytes:    64 << 20,
+		Buffer:              store.DefaultBufferConfig(),
 		Playground:          true,
+		Checks:              exporter.DefaultCheckerConfig(),
+		Export:              export,
+		Destinations:        exporter.DefaultClientsConfig(),
 	}
 }
 
@@ -93,8 +102,10 @@ func (c *Config) fillDefaults() {
 }
 
 // Run opens the store under cfg.DataDir, serves until ctx is done, then stops accepting
-// requests, lets in-flight ones finish within ShutdownTimeout, and closes the store.
-func Run(ctx context.Context, cfg Config) error {
+// requests, lets in-flight ones finish within ShutdownTimeout, stops the background work and
+// waits for it, and closes the store. On every path out, the workers stop before the store
+// closes, and nothing is written to the data directory before the address is bound.
+func Run(ctx context.Context, cfg Config) (err error) {
 	cfg.fillDefaults()
 	log := cfg.Logger
 	endpoints, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints)
@@ -105,14 +116,42 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The service's own AWS identity and endpoint settings, from the SDK's default chain: read
+	// before anything is created, so a malformed AWS_* variable leaves no trace either.
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("load AWS configuration: %w", err)
+	}
+	// Bound first: a busy port must not leave a half-made data directory (a new master key and
+	// admin token) behind.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close() // already closed by the HTTP server when it served
 	if err := prepareDataDir(cfg.DataDir, log); err != nil {
+		return err
+	}
+	// Damage found in the data file while serving ends the service with the file's error.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	defer func() {
+		if damage := context.Cause(ctx); errors.As(damage, new(*bolt.DamagedError)) {
+			err = damage
+		}
+	}()
+	dbPath := filepath.Join(cfg.DataDir, dbFileName)
+	if err := bolt.Check(dbPath); err != nil {
 		return err
 	}
 	key, err := loadMasterKey(cfg.DataDir, cfg.MasterKey, log)
 	if err != nil {
 		return err
 	}
-	engine, err := bolt.Open(filepath.Join(cfg.DataDir, dbFileName), bolt.Options{Logger: log})
+	engine, err := bolt.Open(dbPath, bolt.Options{Logger: log, OnDamage: func(err error) {
+		log.Error("the data file is damaged; stopping", "error", err)
+		stop(err)
+	}})
 	if err != nil {
 		return err
 	}
@@ -129,11 +168,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	// The service's own AWS identity and endpoint settings, from the SDK's default chain.
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("load AWS configuration: %w", err)
-	}
 	destinations := cfg.Destinations
 	destinations.AWS, destinations.Endpoints, destinations.Transport.Addresses = awsCfg, endpoints, addresses
 	clients := exporter.NewClients(destinations)
@@ -150,14 +184,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// Background work runs under the server's lifetime, stopped after the HTTP drain so requests
 	// waiting on a check get their answer.
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
-	// Started before the listener opens: the first request finds both accepting work.
+	// Started before serving: the first request finds both accepting work.
 	checkerDone, exporterDone := checker.Start(workCtx), exp.Start(workCtx)
+	// Registered after the store's Close, so it runs before it, on every path.
+	defer stopAndWait(stopWork, checkerDone, exporterDone)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	httpServer := &http.Server{
 		Handler:           New(cfg, st, checker, exp).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -168,7 +199,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String(), "allow_private_endpoints", addresses.String())
+	build := buildinfo.Read()
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String(),
+		"allow_private_endpoints", addresses.String(),
+		"version", build.Version, "revision", build.Revision, "revision_time", build.Time, "go_version", build.GoVersion)
 
 	select {
 	case err := <-served:
@@ -186,9 +220,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	stopWork()
-	<-checkerDone  // checks are bounded by their timeout,
-	<-exporterDone // export attempts by the drain timeout
+	stopAndWait(stopWork, checkerDone, exporterDone)
 	log.Info("stopped")
 	return nil
+}
+
+// stopAndWait ends the background work and waits for it: checks are bounded by their timeout,
+// export attempts by the drain timeout. Calling it again returns at once.
+func stopAndWait(stop context.CancelFunc, done ...<-chan struct{}) {
+	stop()
+	for _, d := range done {
+		<-d
+	}
 }

@@ -34,7 +34,7 @@ type BufferConfig struct {
 	MaxGroupEvents int
 }
 
-// DefaultBufferConfig returns the buffer's defaults.
+// DefaultBufferConfig returns the values BufferConfig's zero fields take.
 func DefaultBufferConfig() BufferConfig {
 	var c BufferConfig
 	c.fillDefaults()

@@ -1,10 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -98,7 +99,7 @@ it; rotate a secret with update:s3:accessKey or update:adls:sasToken.`,
 				return nil
 			}
 			if wait > 0 {
-				return c.waitAll(ctx, plan, wait)
+				return c.waitAll(ctx, plan, want, wait)
 			}
 			return nil
 		},
@@ -106,7 +107,7 @@ it; rotate a secret with update:s3:accessKey or update:adls:sasToken.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "", `the file of configurations ("-" reads standard input)`)
 	cmd.Flags().BoolVar(&prune, "prune", false, "delete named configurations that FILE does not list")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
-	cmd.Flags().DurationVar(&wait, "wait", 0, "then wait up to this long for every created or updated configuration to reach SUCCESS")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "then wait up to this long for every enabled configuration FILE names, changed or not, to reach SUCCESS (exit 1 if any does not)")
 	return cmd
 }
 
@@ -249,23 +250,52 @@ func (c *cli) printPlan(plan []planStep, dryRun bool) {
 	c.print.table("ACTION\tNAME\tTYPE\tID\tCHANGES", rows)
 }
 
-// waitAll waits for every created or updated configuration that is enabled to reach SUCCESS.
-func (c *cli) waitAll(ctx context.Context, plan []planStep, wait time.Duration) error {
+// waitAll waits until every enabled configuration the file names is at SUCCESS, checking the
+// failing ones again every few seconds, whether apply changed them or not: an unchanged
+// configuration can still be failing (a role not yet trusted), and a CI job re-run after a
+// timeout must not pass while it is. It fails naming each one still failing at the deadline.
+func (c *cli) waitAll(ctx context.Context, plan []planStep, want []exportConfigFile, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
-	disabled := map[string]bool{}
+	ids := map[string]string{}
 	for _, s := range plan {
-		if s.Action == "disable" {
-			disabled[s.Name] = true
+		ids[s.Name] = cmp.Or(ids[s.Name], s.ID)
+	}
+	var pending []string // names, in the file's order
+	for _, w := range want {
+		if w.Enabled == nil || *w.Enabled {
+			pending = append(pending, *w.Name)
 		}
 	}
-	quiet := *c
-	quiet.print.format, quiet.print.out = "json", io.Discard
-	for _, s := range plan {
-		if (s.Action == "create" || s.Action == "update") && !disabled[s.Name] {
-			if err := quiet.verify(ctx, s.ID, max(time.Until(deadline), time.Second)); err != nil {
-				return err
+	status := map[string]string{} // name -> its last connectionStatus
+	for {
+		var failing []string
+		for _, name := range pending {
+			cfg, _, err := c.checkNow(ctx, ids[name])
+			if err != nil {
+				return fmt.Errorf("check %s: %w", name, err)
+			}
+			if cfg.ConnectionStatus != "SUCCESS" {
+				failing = append(failing, name)
+				status[name] = cfg.ConnectionStatus
 			}
 		}
+		pending = failing
+		remaining := time.Until(deadline)
+		if len(pending) == 0 {
+			return nil
+		}
+		if remaining <= 0 {
+			lines := make([]string, len(pending))
+			for i, name := range pending {
+				lines[i] = fmt.Sprintf("  %s (%s): %s", name, ids[name], status[name])
+			}
+			return fmt.Errorf("after %s, %d of the file's export configurations are not reachable; last connectionStatus:\n%s",
+				wait, len(pending), strings.Join(lines, "\n"))
+		}
+		select {
+		case <-time.After(min(3*time.Second, remaining)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return nil
 }

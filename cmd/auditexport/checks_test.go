@@ -1,9 +1,12 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/internal/testserver"
@@ -123,7 +126,15 @@ func TestConnectivityChecksThroughTheServer(t *testing.T) {
 			t.Errorf("the logs contain a secret")
 		}
 	}
-	if keys := srv.Keys(t, bucket, "audit/auditexport-verify-"); len(keys) == 0 {
-		t.Error("no verification objects were written")
+	// good was checked on create, verify and enable, and more in the background: one object,
+	// overwritten, named by each configuration's id.
+	keys := srv.Keys(t, bucket, "audit/auditexport-verify-")
+	if !slices.Contains(keys, "audit/auditexport-verify-"+good.ID) {
+		t.Errorf("no verification object of %s among %v", good.ID, keys)
+	}
+	for _, k := range keys {
+		if _, err := uuid.Parse(strings.TrimPrefix(k, "audit/auditexport-verify-")); err != nil {
+			t.Errorf("verification object %s is not named by a configuration id", k)
+		}
 	}
 }

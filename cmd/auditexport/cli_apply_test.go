@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,5 +273,60 @@ profiles:
 	}
 	if res := cli.run("", noEnv, "exportConfig", "list", "--config", writeFile(t, "bad.yaml", "profiles: [")); res.code != 2 || !strings.Contains(res.stderr, "config file") {
 		t.Fatalf("broken config file: %d %s", res.code, res.stderr)
+	}
+}
+
+// apply --wait waits for every enabled configuration the file names, also those it left
+// unchanged: re-running a CI job after a timeout fails while a destination still fails, and
+// passes once it works. A disabled configuration is not waited for.
+func TestCLIApplyWaitCoversUnchangedConfigurations(t *testing.T) {
+	srv := s3test.Require(t)
+	bucket := srv.NewBucket(t)
+	server := testserver.Start(t, testserver.Options{})
+	cli := newCLI(t, server)
+	okKey, okSecret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
+	lateKey, lateSecret := srv.NewUser(t, "") // no permission yet
+	entry := func(name, key string, enabled bool) string {
+		return "  - name: " + name + "\n    type: s3:accessKey\n    interval: EVERY_HOUR\n    enabled: " + fmt.Sprint(enabled) +
+			"\n    bucket: " + bucket + "\n    region: us-east-1\n    endpoint: " + srv.Endpoint +
+			"\n    accessKeyId: " + key + "\n    secretAccessKeyEnv: SECRET_" + strings.ToUpper(name) + "\n"
+	}
+	file := writeFile(t, "exports.yaml", "exportConfigurations:\n"+entry("ok", okKey, true)+entry("late", lateKey, true)+entry("paused", lateKey, false))
+	env := []string{"SECRET_OK=" + okSecret, "SECRET_LATE=" + lateSecret, "SECRET_PAUSED=" + lateSecret}
+	apply := func(wait string) (applyOutput, cliResult) {
+		t.Helper()
+		res := cli.run("", env, "exportConfig", "apply", "-f", file, "-o", "json", "--wait", wait)
+		var out applyOutput
+		if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+			t.Fatalf("apply output: %v\n%s%s", err, res.stdout, res.stderr)
+		}
+		return out, res
+	}
+	first, res := apply("2s")
+	if res.code != 1 || first.summary() != "create:ok create:late create:paused disable:paused" {
+		t.Fatalf("first apply: exit %d, %s\n%s", res.code, first.summary(), res.stderr)
+	}
+	for _, want := range []string{"1 of the file's export configurations are not reachable", "late (" + first.Actions[1].ID + "): Error testing access to S3 using AccessKey " + lateKey + " - AccessDenied"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("first apply's stderr lacks %q:\n%s", want, res.stderr)
+		}
+	}
+	if strings.Contains(res.stderr, "  ok (") || strings.Contains(res.stderr, "  paused (") {
+		t.Errorf("a reachable or disabled configuration is listed as failing:\n%s", res.stderr)
+	}
+
+	again, res := apply("2s")
+	if again.summary() != "unchanged:ok unchanged:late unchanged:paused" || res.code != 1 || !strings.Contains(res.stderr, "late ("+first.Actions[1].ID+")") {
+		t.Fatalf("re-run with the destination still failing: exit %d, %s\n%s", res.code, again.summary(), res.stderr)
+	}
+
+	srv.AttachPolicy(t, lateKey, s3test.PutOnlyPolicy(bucket)) // the customer fixes the destination
+	if fixed, res := apply("60s"); res.code != 0 || fixed.summary() != "unchanged:ok unchanged:late unchanged:paused" {
+		t.Fatalf("re-run after the fix: exit %d, %s\n%s", res.code, fixed.summary(), res.stderr)
+	}
+	var late exportConfig
+	cli.json(&late, "exportConfig", "get", "late")
+	if late.ConnectionStatus != "SUCCESS" {
+		t.Fatalf("late after the fix: %s", late.ConnectionStatus)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,5 +251,29 @@ func TestCLIEveryCommand(t *testing.T) {
 	})
 	if logs := server.Logs(); strings.Contains(logs, secret) || strings.Contains(logs, tok.Token) {
 		t.Error("a secret reached the server's logs")
+	}
+}
+
+// A FAILED job shows the range it plans to export beside what it exported (nothing yet), in JSON
+// and in the table, so it does not read as an empty export.
+func TestCLIFailedJobShowsItsPlannedRange(t *testing.T) {
+	srv := s3test.Require(t)
+	bucket := srv.NewBucket(t)
+	server := testserver.Start(t, testserver.Options{Env: []string{"AUDITEXPORT_EXPORT_RETRY_MIN=1h"}})
+	cli := newCLI(t, server)
+	key, secret := srv.NewUser(t, "") // no permission: every upload is refused
+	file := writeFile(t, "c.json", `{"name":"denied","interval":"EVERY_24_HOURS","bucket":"`+bucket+`","region":"us-east-1","endpoint":"`+srv.Endpoint+`","accessKeyId":"`+key+`","secretAccessKey":"`+secret+`"}`)
+	cli.ok("exportConfig", "create:s3:accessKey", file)
+	cli.ok("events", "send", writeFile(t, "e.ndjson", string(eventtest.NDJSON(0, 12, time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC), time.Minute))))
+	var job exportJob
+	cli.json(&job, "exportConfig", "run", "denied")
+	// 13: the twelve events and the configuration's own creation event.
+	if job.Status != "FAILED" || job.PlannedEventCount != 13 || job.LastSequence-job.FirstSequence+1 != 13 || job.EventCount != 0 {
+		t.Fatalf("failed job: %+v", job)
+	}
+	table := cli.ok("exportConfig", "jobs", "denied")
+	if want := fmt.Sprintf("%d-%d", job.FirstSequence, job.LastSequence); !strings.Contains(table, "RANGE") || !strings.Contains(table, "PLANNED") ||
+		!strings.Contains(table, want) || !strings.Contains(table, "FAILED") {
+		t.Fatalf("jobs table lacks the planned range %s:\n%s", want, table)
 	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -136,7 +138,7 @@ func newHealthCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", env("AUDITEXPORT_URL", "http://127.0.0.1:8080"), "server URL (AUDITEXPORT_URL)")
+	cmd.Flags().StringVar(&url, "url", cmp.Or(os.Getenv("AUDITEXPORT_URL"), "http://127.0.0.1:8080"), "server URL (AUDITEXPORT_URL)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for the answer")
 	return cmd
 }

@@ -2,16 +2,19 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 	"github.com/spf13/cobra"
 
 	"github.com/auditexport/auditexport/exporter"
@@ -74,14 +77,11 @@ ADLS (--storage-account and --file-system): a SAS token in the environment varia
 			ctx := cmd.Context()
 			var reader destination.Reader
 			if bucket != "" {
-				awsCfg, err := config.LoadDefaultConfig(ctx)
+				awsCfg, err := customerAWS(ctx, region)
 				if err != nil {
-					return fmt.Errorf("load AWS configuration: %w", err)
+					return err
 				}
 				reader = s3dest.NewReader(s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-					if region != "" {
-						o.Region = region
-					}
 					if endpoint != "" {
 						o.BaseEndpoint, o.UsePathStyle = aws.String(endpoint), true
 					}
@@ -120,7 +120,7 @@ ADLS (--storage-account and --file-system): a SAS token in the environment varia
 	}
 	f := verify.Flags()
 	f.StringVar(&bucket, "bucket", "", "S3: the export's bucket")
-	f.StringVar(&region, "region", "", "S3: the bucket's region (else the SDK's: AWS_REGION, the profile)")
+	f.StringVar(&region, "region", "", "S3: the bucket's region (else AWS_REGION, else the profile's)")
 	f.StringVar(&account, "storage-account", "", "ADLS: the storage account")
 	f.StringVar(&fileSystem, "file-system", "", "ADLS: the file system (container)")
 	f.StringVar(&sasTokenEnv, "sas-token-env", "AZURE_STORAGE_SAS_TOKEN", "ADLS: the environment variable holding a SAS token with read and list (sp=rl)")
@@ -130,6 +130,28 @@ ADLS (--storage-account and --file-system): a SAS token in the environment varia
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.AddCommand(publicKey, verify)
 	return cmd
+}
+
+// customerAWS loads the customer's AWS configuration from the SDK's default chain and makes sure
+// it has a region and credentials, saying what is missing and what supplies it rather than
+// letting the SDK fail later in its own words (an endpoint rule error, an IMDS warning).
+func customerAWS(ctx context.Context, region string) (aws.Config, error) {
+	// The SDK's own warnings (IMDS unreachable off EC2) say nothing a customer can act on.
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(logging.Nop{}))
+	if err != nil {
+		return aws.Config{}, usageError{fmt.Errorf("AWS configuration: %w", err)}
+	}
+	cfg.Region = cmp.Or(region, cfg.Region)
+	if cfg.Region == "" {
+		return aws.Config{}, usageError{errors.New("no AWS region: give --region with the bucket's region (us-east-1, …; any name for an S3-compatible --endpoint), " +
+			"or set AWS_REGION, or a region in the AWS_PROFILE's profile")}
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, usageError{errors.New("no AWS credentials to read the bucket with (they need s3:ListBucket and s3:GetObject): " +
+			"set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile in ~/.aws/config, " +
+			"or run where an instance or task role provides them")}
+	}
+	return cfg, nil
 }
 
 // readPublicKey reads an Ed25519 public key from a PEM "PUBLIC KEY" file.

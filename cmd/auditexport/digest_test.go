@@ -78,3 +78,39 @@ func TestDigestVerify(t *testing.T) {
 		t.Fatalf("verify without a key: %d %s", res.code, res.stderr)
 	}
 }
+
+// Without a region or credentials, digest verify says what is missing and which flag or
+// variable supplies it, in its own words: no SDK endpoint-rule error, no IMDS warning. The
+// metadata service is tried for real, on a closed loopback port.
+func TestDigestVerifySaysWhatIsMissing(t *testing.T) {
+	cli := newCLI(t, &testserver.Server{URL: "http://127.0.0.1:9", AdminToken: "unused-token-value"})
+	pem := writeFile(t, "key.pem", "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n")
+	bare := []string{"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_PROFILE=", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_WEB_IDENTITY_TOKEN_FILE=",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=", "AWS_CONTAINER_CREDENTIALS_FULL_URI=", "AWS_EC2_METADATA_DISABLED=",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9"}
+	for name, c := range map[string]struct {
+		env  []string
+		want []string
+	}{
+		"no region":      {bare, []string{"no AWS region", "--region", "AWS_REGION"}},
+		"no credentials": {append(bare, "AWS_REGION=us-east-1"), []string{"no AWS credentials", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res := cli.run("", c.env, "digest", "verify", "--bucket", "audit-bucket", "--public-key", pem)
+			if res.code != 2 || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+				t.Errorf("exit %d, stderr %q; want 2 and one line", res.code, res.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(res.stderr, w) {
+					t.Errorf("stderr %q lacks %q", res.stderr, w)
+				}
+			}
+			for _, sdk := range []string{"IMDS", "endpoint rule", "operation error", "SDK"} {
+				if strings.Contains(res.stdout+res.stderr, sdk) {
+					t.Errorf("the SDK's words (%q) in %q", sdk, res.stdout+res.stderr)
+				}
+			}
+		})
+	}
+}

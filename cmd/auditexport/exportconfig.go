@@ -65,11 +65,20 @@ func newExportConfigCommand(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "exportConfig",
 		Short: "Manage export configurations on a running server",
-		Long: `Manage export configurations on a running server, as Immuta's CLI does. FILE holds the JSON of
-Immuta's exportConfig.json: for S3 interval, bucket, path, region, accessKeyId, secretAccessKey or
-roleArn; for ADLS interval, storageAccount, fileSystem, path, sasToken. Plus endpoint, name, and
-secretAccessKeyEnv or sasTokenEnv (the name of an environment variable holding the secret). "-"
-reads standard input. Commands taking ID accept a configuration's name too.
+		Long: `Manage export configurations on a running server, as Immuta's CLI does. FILE ("-" reads standard
+input) holds the JSON of Immuta's exportConfig.json: for S3 interval, bucket, path, region, and
+accessKeyId with secretAccessKey (create:s3:accessKey) or roleArn (create:s3:assumedRole); for
+ADLS interval, storageAccount, fileSystem, path and sasToken (create:adls:sasToken); plus
+  name                  unique; commands taking ID accept a configuration's name too
+  endpoint              S3: an S3-compatible server's base URL (path-style addressing);
+                        ADLS: the blob service's base URL
+  serverSideEncryption  S3: AES256 (SSE-S3) or AWS_KMS (SSE-KMS), for every object written
+  sseKmsKeyId           with AWS_KMS: the KMS key (id, alias/… or ARN); else the account's aws/s3
+  startTime             create only, RFC 3339: export the events still buffered since then
+  secretAccessKeyEnv    S3: the name of an environment variable holding the secret, instead of it
+  sasTokenEnv           ADLS: the name of an environment variable holding the SAS token
+  id                    update only: the configuration to change (or name it)
+apply's files add type and enabled (see exportConfig apply --help).
 
 Exit codes: 0 success, 1 the server refused or failed (its message on stderr), 2 usage error
 (bad flags, or a bad file: nothing is sent).`,
@@ -271,12 +280,8 @@ func (e *errNotReady) Error() string {
 func (c *cli) verify(ctx context.Context, id string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		raw, err := c.graphQL(ctx, `mutation($id: ID!) { verifyExportConfiguration(id: $id) { `+configFields+` } }`, map[string]any{"id": id}, "verifyExportConfiguration")
+		cfg, raw, err := c.checkNow(ctx, id)
 		if err != nil {
-			return err
-		}
-		var cfg exportConfig
-		if err := json.Unmarshal(raw, &cfg); err != nil {
 			return err
 		}
 		remaining := time.Until(deadline)
@@ -295,4 +300,16 @@ func (c *cli) verify(ctx context.Context, id string, wait time.Duration) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// checkNow checks a configuration's destination now and returns the configuration as the server
+// answered, decoded and raw.
+func (c *cli) checkNow(ctx context.Context, id string) (exportConfig, json.RawMessage, error) {
+	raw, err := c.graphQL(ctx, `mutation($id: ID!) { verifyExportConfiguration(id: $id) { `+configFields+` } }`, map[string]any{"id": id}, "verifyExportConfiguration")
+	if err != nil {
+		return exportConfig{}, nil, err
+	}
+	var cfg exportConfig
+	err = json.Unmarshal(raw, &cfg)
+	return cfg, raw, err
 }

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/auditexport/auditexport/internal/buildinfo"
 )
 
 // Exit codes: scripts branch on them.
@@ -41,7 +44,10 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "auditexport:", err)
+	var logged loggedError
+	if !errors.As(err, &logged) {
+		fmt.Fprintln(stderr, "auditexport:", err)
+	}
 	var usage usageError
 	if !started || errors.As(err, &usage) {
 		return exitUsage
@@ -65,16 +71,48 @@ func newRootCommand(c *cli, started *bool) *cobra.Command {
   auditexport events send FILE               send audit events
   auditexport digest verify …                verify an export in S3 with its signed digests
   auditexport health                         check a server's /healthz
+  auditexport version                        which build this is
 
 The client commands take the server from --url/--token, else AUDITEXPORT_URL/AUDITEXPORT_TOKEN,
 else a profile in ~/.config/auditexport/config.yaml.`,
 		SilenceUsage:     true,
 		SilenceErrors:    true,
 		PersistentPreRun: func(*cobra.Command, []string) { *started = true },
+		Version:          buildinfo.Read().String(),
 	}
-	root.AddCommand(newServeCommand(), newExportConfigCommand(c), newTokenCommand(c), newEventsCommand(c), newDigestCommand(c), newHealthCommand())
+	root.SetVersionTemplate("auditexport {{.Version}}\n")
+	root.AddCommand(newServeCommand(), newExportConfigCommand(c), newTokenCommand(c), newEventsCommand(c), newDigestCommand(c),
+		newHealthCommand(), newVersionCommand())
 	return root
 }
+
+// newVersionCommand prints what --version prints, or with -o json each part apart.
+func newVersionCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use: "version", Short: "Print the module version, VCS revision and time, and Go version of this binary", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info := buildinfo.Read()
+			switch output {
+			case "json":
+				raw, _ := json.Marshal(info)
+				return printer{out: cmd.OutOrStdout()}.json(raw)
+			case "table":
+				fmt.Fprintln(cmd.OutOrStdout(), "auditexport", info)
+				return nil
+			}
+			return usageError{fmt.Errorf("--output must be table or json")}
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+// loggedError is a failure already in the server's log: printed again, it would show twice.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
 
 // usageError marks a mistake in how the command was called (exit code 2).
 type usageError struct{ err error }

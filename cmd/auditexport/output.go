@@ -19,7 +19,7 @@ const (
 			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint serverSideEncryption sseKmsKeyId }
 			... on AdlsSasTokenEndpointConfiguration { storageAccount fileSystem path endpoint } }
 		lastExport { ` + jobFields + ` }`
-	jobFields   = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
+	jobFields   = `id exportConfigurationId status startTimestamp endTimestamp plannedEventCount firstSequence lastSequence eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
 	taskFields  = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason sha256`
 	tokenFields = `name permissions createdBy createdAt`
 )
@@ -88,6 +88,9 @@ type exportJob struct {
 	Status                string  `json:"status"`
 	StartTimestamp        *string `json:"startTimestamp"`
 	EndTimestamp          *string `json:"endTimestamp"`
+	PlannedEventCount     int     `json:"plannedEventCount"`
+	FirstSequence         int     `json:"firstSequence"`
+	LastSequence          int     `json:"lastSequence"`
 	EventCount            int     `json:"eventCount"`
 	ObjectCount           int     `json:"objectCount"`
 	Bytes                 int     `json:"bytes"`
@@ -197,8 +200,9 @@ func (p printer) configs(raw json.RawMessage) error {
 }
 
 func (p printer) jobs(raw json.RawMessage, single bool) error {
-	return printRows(p, raw, single, "ID\tSTATUS\tSTARTED\tENDED\tEVENTS\tOBJECTS\tBYTES\tATTEMPTS\tFAILURE", func(j exportJob) []string {
-		return []string{j.ID, j.Status, str(j.StartTimestamp), str(j.EndTimestamp), fmt.Sprint(j.EventCount),
+	// The planned range beside what was exported: a FAILED job has exported nothing yet.
+	return printRows(p, raw, single, "ID\tSTATUS\tSTARTED\tENDED\tRANGE\tPLANNED\tEVENTS\tOBJECTS\tBYTES\tATTEMPTS\tFAILURE", func(j exportJob) []string {
+		return []string{j.ID, j.Status, str(j.StartTimestamp), str(j.EndTimestamp), fmt.Sprintf("%d-%d", j.FirstSequence, j.LastSequence), fmt.Sprint(j.PlannedEventCount), fmt.Sprint(j.EventCount),
 			fmt.Sprint(j.ObjectCount), fmt.Sprint(j.Bytes), fmt.Sprint(j.Attempts), shorten(str(j.FailureReason), 60)}
 	})
 }

@@ -1,12 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -18,109 +17,108 @@ import (
 )
 
 func newServeCommand() *cobra.Command {
+	// Every default comes from the components, through server.DefaultConfig.
 	cfg := server.DefaultConfig()
-	var logLevel, logFormat string
+	logLevel, logFormat := "info", "json"
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the auditexport server",
 		Long: `Run the auditexport server: the GraphQL control plane at /api/audit/graphql, health checks
-and metrics. Flags default to their AUDITEXPORT_* environment variables, then to built-in defaults.
+and metrics. Each flag not given takes its AUDITEXPORT_* environment variable (named beside it),
+then the default shown; a malformed value refuses to start.
 
 Environment only (secrets never go on the command line):
   AUDITEXPORT_ADMIN_TOKEN  bootstrap admin token (else generated into <data-dir>/admin-token)
   AUDITEXPORT_MASTER_KEY   base64 of 32 bytes sealing secrets at rest (else <data-dir>/master.key)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel, logFormat)
-			if err != nil {
+			if err := flagsFromEnv(cmd.Flags()); err != nil {
 				return usageError{err}
 			}
+			logger := newLogger(logLevel, logFormat)
 			cfg.Logger = logger
-			if _, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints); err != nil {
-				return usageError{fmt.Errorf("--allowed-endpoints: %w", err)}
-			}
-			if _, err := destination.ParseAddressPolicy(cfg.AllowPrivateEndpoints); err != nil {
-				return usageError{fmt.Errorf("--allow-private-endpoints: %w", err)}
-			}
-			if cfg.TrustPrincipal, err = graph.ParseTrustPrincipal(cfg.TrustPrincipal); err != nil {
+			principal, err := graph.ParseTrustPrincipal(cfg.TrustPrincipal) // checked when set: normalized here
+			if err != nil {
 				return usageError{fmt.Errorf("--trust-principal: %w", err)}
 			}
+			cfg.TrustPrincipal = principal
 			cfg.AdminToken = os.Getenv("AUDITEXPORT_ADMIN_TOKEN")
 			cfg.MasterKey = os.Getenv("AUDITEXPORT_MASTER_KEY")
 			if err := server.Run(cmd.Context(), cfg); err != nil {
+				// Once, in the log's format: the log is where an operator looks.
 				logger.Error("server failed", "error", err)
-				return err
+				return loggedError{err}
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Listen, "listen", env("AUDITEXPORT_LISTEN", cfg.Listen), "address to listen on (AUDITEXPORT_LISTEN)")
-	f.StringVar(&cfg.DataDir, "data-dir", env("AUDITEXPORT_DATA_DIR", cfg.DataDir), "directory for the database, master key and admin token (AUDITEXPORT_DATA_DIR)")
-	durationFlag(f, &cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight work may finish after SIGTERM")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the database, master key and admin token")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight work may finish after SIGTERM")
 	f.BoolVar(&cfg.Playground, "playground", cfg.Playground, "serve the GraphiQL playground on GET /api/audit/graphql")
-	int64Flag(f, &cfg.MaxEventsBodyBytes, "events-max-body-bytes", cfg.MaxEventsBodyBytes, "largest events request body, before and after gzip decompression")
-	int64Flag(f, &cfg.DiskMinFreeBytes, "disk-min-free-bytes", cfg.DiskMinFreeBytes, "free space on the data directory's disk below which /readyz answers 503")
-	int64Flag(f, &cfg.Buffer.MaxEvents, "buffer-max-events", 5_000_000, "events the buffer holds before ingestion answers 503")
-	int64Flag(f, &cfg.Buffer.MaxBytes, "buffer-max-bytes", 4<<30, "encoded bytes the buffer holds before ingestion answers 503")
-	durationFlag(f, &cfg.Buffer.MinRetention, "buffer-min-retention", time.Hour, "how long exported events stay in the buffer")
-	durationFlag(f, &cfg.Buffer.MaxAge, "buffer-max-age", 30*24*time.Hour, "age at which events leave the buffer even if not exported (counted as dropped)")
-	durationFlag(f, &cfg.Buffer.TrimInterval, "buffer-trim-interval", time.Minute, "how often the buffer removes what it may")
-	f.IntVar(&cfg.Export.Workers, "export-workers", envInt("AUDITEXPORT_EXPORT_WORKERS", 2), "export jobs encoding at once; a job waiting on its destination does not count (AUDITEXPORT_EXPORT_WORKERS)")
-	int64Flag(f, &cfg.Export.MaxFileEventBytes, "export-max-file-bytes", 128<<20, "split an export file once its events reach this many bytes (the Parquet file is smaller)")
-	int64Flag(f, &cfg.Export.RowGroupBytes, "export-row-group-bytes", 16<<20, "events per Parquet row group, in bytes: bounds the memory of an export")
-	int64Flag(f, &cfg.Destinations.MultipartThreshold, "export-multipart-threshold", 16<<20, "files larger than this are uploaded in parts (S3) or blocks (ADLS)")
-	durationFlag(f, &cfg.Export.RetryMin, "export-retry-min", 10*time.Second, "first delay before retrying a failed export; doubles per failure, with jitter")
-	durationFlag(f, &cfg.Export.RetryMax, "export-retry-max", 15*time.Minute, "longest delay before retrying a failed export")
-	f.IntVar(&cfg.Checks.Workers, "check-workers", envInt("AUDITEXPORT_CHECK_WORKERS", 4), "background connectivity checks run at once; requested ones start at once, one per configuration (AUDITEXPORT_CHECK_WORKERS)")
-	durationFlag(f, &cfg.Checks.Timeout, "check-timeout", 10*time.Second, "bound on one connectivity check, AssumeRole included")
-	durationFlag(f, &cfg.Checks.RetryMin, "check-retry-min", time.Minute, "first re-check delay of a failing destination; doubles per failure")
-	durationFlag(f, &cfg.Checks.RetryMax, "check-retry-max", 15*time.Minute, "longest re-check delay of a failing destination")
-	durationFlag(f, &cfg.Checks.HealthyInterval, "check-interval", 24*time.Hour, "how often a passing destination is checked again")
-	f.StringVar(&cfg.AllowedEndpoints, "allowed-endpoints", env("AUDITEXPORT_ALLOWED_ENDPOINTS", ""),
-		`endpoints configurations may name: empty for any, "none" for AWS's and Azure's own only, or host[:port] patterns such as minio.internal:9000,*.example.com (AUDITEXPORT_ALLOWED_ENDPOINTS)`)
-	f.StringVar(&cfg.AllowPrivateEndpoints, "allow-private-endpoints", env("AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS", ""),
-		`endpoints that may resolve to loopback or private addresses (never link-local or metadata ones): empty for none, "any", or host[:port] patterns such as 127.0.0.1,minio.internal:9000 (AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS)`)
-	durationFlag(f, &cfg.Destinations.Transport.ConnectTimeout, "destination-connect-timeout", 10*time.Second, "bound on connecting to a destination, and on its TLS handshake")
-	durationFlag(f, &cfg.Destinations.Transport.ResponseTimeout, "destination-response-timeout", time.Minute, "bound on a destination's reply once a request is sent")
-	durationFlag(f, &cfg.Destinations.Transport.ProgressTimeout, "destination-progress-timeout", time.Minute, "bound on any pause while sending a part or block to a destination, or reading its reply")
-	f.StringVar(&cfg.TrustPrincipal, "trust-principal", env("AUDITEXPORT_TRUST_PRINCIPAL", ""),
-		"the AWS account id or principal ARN the service assumes customers' roles as, named in the trust policies it shows (AUDITEXPORT_TRUST_PRINCIPAL)")
-	f.StringVar(&logLevel, "log-level", env("AUDITEXPORT_LOG_LEVEL", "info"), "debug, info, warn or error (AUDITEXPORT_LOG_LEVEL)")
-	f.StringVar(&logFormat, "log-format", env("AUDITEXPORT_LOG_FORMAT", "json"), "json or text (AUDITEXPORT_LOG_FORMAT)")
+	f.Int64Var(&cfg.MaxEventsBodyBytes, "events-max-body-bytes", cfg.MaxEventsBodyBytes, "largest events request body, before and after gzip decompression")
+	f.Int64Var(&cfg.DiskMinFreeBytes, "disk-min-free-bytes", cfg.DiskMinFreeBytes, "free space on the data directory's disk below which /readyz answers 503")
+	f.Int64Var(&cfg.Buffer.MaxEvents, "buffer-max-events", cfg.Buffer.MaxEvents, "events the buffer holds before ingestion answers 503")
+	f.Int64Var(&cfg.Buffer.MaxBytes, "buffer-max-bytes", cfg.Buffer.MaxBytes, "encoded bytes the buffer holds before ingestion answers 503")
+	f.DurationVar(&cfg.Buffer.MinRetention, "buffer-min-retention", cfg.Buffer.MinRetention, "how long exported events stay in the buffer")
+	f.DurationVar(&cfg.Buffer.MaxAge, "buffer-max-age", cfg.Buffer.MaxAge, "age at which events leave the buffer even if not exported (counted as dropped)")
+	f.DurationVar(&cfg.Buffer.TrimInterval, "buffer-trim-interval", cfg.Buffer.TrimInterval, "how often the buffer removes what it may")
+	f.IntVar(&cfg.Export.Workers, "export-workers", cfg.Export.Workers, "export jobs encoding at once; a job waiting on its destination does not count")
+	f.Int64Var(&cfg.Export.MaxFileEventBytes, "export-max-file-bytes", cfg.Export.MaxFileEventBytes, "split an export file once its events reach this many bytes (the Parquet file is smaller)")
+	f.Int64Var(&cfg.Export.RowGroupBytes, "export-row-group-bytes", cfg.Export.RowGroupBytes, "events per Parquet row group, in bytes: bounds the memory of an export")
+	f.Int64Var(&cfg.Destinations.MultipartThreshold, "export-multipart-threshold", cfg.Destinations.MultipartThreshold, "files larger than this are uploaded in parts (S3) or blocks (ADLS)")
+	f.DurationVar(&cfg.Export.RetryMin, "export-retry-min", cfg.Export.RetryMin, "first delay before retrying a failed export; doubles per failure, with jitter")
+	f.DurationVar(&cfg.Export.RetryMax, "export-retry-max", cfg.Export.RetryMax, "longest delay before retrying a failed export")
+	f.IntVar(&cfg.Checks.Workers, "check-workers", cfg.Checks.Workers, "background connectivity checks run at once; requested ones start at once, one per configuration")
+	f.DurationVar(&cfg.Checks.Timeout, "check-timeout", cfg.Checks.Timeout, "bound on one connectivity check, AssumeRole included")
+	f.DurationVar(&cfg.Checks.RetryMin, "check-retry-min", cfg.Checks.RetryMin, "first re-check delay of a failing destination; doubles per failure")
+	f.DurationVar(&cfg.Checks.RetryMax, "check-retry-max", cfg.Checks.RetryMax, "longest re-check delay of a failing destination")
+	f.DurationVar(&cfg.Checks.HealthyInterval, "check-interval", cfg.Checks.HealthyInterval, "how often a passing destination is checked again")
+	f.Var(&checkedString{p: &cfg.AllowedEndpoints, check: func(s string) error { _, err := store.ParseEndpointPolicy(s); return err }},
+		"allowed-endpoints", `endpoints configurations may name: empty for any, "none" for AWS's and Azure's own only, or host[:port] patterns such as minio.internal:9000,*.example.com`)
+	f.Var(&checkedString{p: &cfg.AllowPrivateEndpoints, check: func(s string) error { _, err := destination.ParseAddressPolicy(s); return err }},
+		"allow-private-endpoints", `endpoints that may resolve to loopback or private addresses (never link-local or metadata ones): empty for none, "any", or host[:port] patterns such as 127.0.0.1,minio.internal:9000`)
+	f.DurationVar(&cfg.Destinations.Transport.ConnectTimeout, "destination-connect-timeout", cfg.Destinations.Transport.ConnectTimeout, "bound on connecting to a destination, and on its TLS handshake")
+	f.DurationVar(&cfg.Destinations.Transport.ResponseTimeout, "destination-response-timeout", cfg.Destinations.Transport.ResponseTimeout, "bound on a destination's reply once a request is sent")
+	f.DurationVar(&cfg.Destinations.Transport.ProgressTimeout, "destination-progress-timeout", cfg.Destinations.Transport.ProgressTimeout, "bound on any pause while sending a part or block to a destination, or reading its reply")
+	f.Var(&checkedString{p: &cfg.TrustPrincipal, check: func(s string) error { _, err := graph.ParseTrustPrincipal(s); return err }},
+		"trust-principal", "the AWS account id or principal ARN the service assumes customers' roles as, named in the trust policies it shows")
+	f.Var(&checkedString{p: &logLevel, check: oneOf("debug", "info", "warn", "error")}, "log-level", "debug, info, warn or error")
+	f.Var(&checkedString{p: &logFormat, check: oneOf("json", "text")}, "log-format", "json or text")
+	f.VisitAll(func(fl *pflag.Flag) { fl.Usage += " (" + envNameOf(fl.Name) + ")" })
 	return cmd
 }
 
-func env(name, fallback string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return fallback
+// flagsFromEnv sets each flag not given on the command line from its AUDITEXPORT_* variable. A
+// value the flag would refuse is refused, naming the variable and what it expects: silently
+// running on the default instead is how a typo goes unnoticed.
+func flagsFromEnv(f *pflag.FlagSet) error {
+	var errs []error
+	f.VisitAll(func(fl *pflag.Flag) {
+		name := envNameOf(fl.Name)
+		v, ok := os.LookupEnv(name)
+		if !ok || v == "" || fl.Changed {
+			return
+		}
+		if err := fl.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q is not valid: %s", name, v, expectation(fl.Value, err)))
+		}
+	})
+	return errors.Join(errs...)
 }
 
-// durationFlag defines --name, defaulting to AUDITEXPORT_<NAME> when that parses, else to def.
-func durationFlag(f *pflag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
-	envName := envNameOf(name)
-	if d, err := time.ParseDuration(os.Getenv(envName)); err == nil {
-		def = d
+// expectation says what a flag's value must look like.
+func expectation(v pflag.Value, err error) string {
+	switch v.Type() {
+	case "duration":
+		return "expected a duration with its unit, such as 10s, 5m or 24h"
+	case "int", "int64":
+		return "expected a whole number"
+	case "bool":
+		return "expected true or false"
 	}
-	f.DurationVar(p, name, def, usage+" ("+envName+")")
-}
-
-// int64Flag defines --name, defaulting to AUDITEXPORT_<NAME> when that parses, else to def.
-func int64Flag(f *pflag.FlagSet, p *int64, name string, def int64, usage string) {
-	envName := envNameOf(name)
-	if n, err := strconv.ParseInt(os.Getenv(envName), 10, 64); err == nil {
-		def = n
-	}
-	f.Int64Var(p, name, def, usage+" ("+envName+")")
-}
-
-func envInt(name string, fallback int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
-	}
-	return fallback
+	return err.Error()
 }
 
 // envNameOf maps a flag name to its environment variable: check-timeout -> AUDITEXPORT_CHECK_TIMEOUT.
@@ -128,17 +126,46 @@ func envNameOf(flag string) string {
 	return "AUDITEXPORT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
+// checkedString is a string flag whose value is checked when set, from the command line or the
+// environment alike.
+type checkedString struct {
+	p     *string
+	check func(string) error
+}
+
+func (c *checkedString) String() string {
+	if c.p == nil {
+		return ""
+	}
+	return *c.p
+}
+func (c *checkedString) Type() string { return "string" }
+func (c *checkedString) Set(v string) error {
+	if err := c.check(v); err != nil {
+		return err
+	}
+	*c.p = v
+	return nil
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(v string) error {
+		for _, a := range allowed {
+			if strings.EqualFold(v, a) {
+				return nil
+			}
+		}
+		return fmt.Errorf("expected one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+// newLogger builds the server's logger; level and format were checked when set.
+func newLogger(level, format string) *slog.Logger {
 	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
-	}
+	lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	if strings.EqualFold(format, "text") {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
-	return nil, fmt.Errorf("--log-format: %q is not json or text", format)
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }

@@ -175,7 +175,11 @@ func TestAllowedEndpoints(t *testing.T) {
 	s.Stop()
 
 	bad, err := testserver.Launch(t, testserver.Options{Env: []string{"AUDITEXPORT_ALLOWED_ENDPOINTS=http://minio:9000"}})
-	if err == nil || !strings.Contains(bad.Logs()+err.Error(), "--allowed-endpoints") {
+	if err == nil || !strings.Contains(bad.Logs(), `AUDITEXPORT_ALLOWED_ENDPOINTS="http://minio:9000" is not valid`) {
+		t.Fatalf("a malformed list: %v\n%s", err, bad.Logs())
+	}
+	bad, err = testserver.Launch(t, testserver.Options{Args: []string{"--allowed-endpoints", "http://minio:9000"}})
+	if err == nil || !strings.Contains(bad.Logs(), `"http://minio:9000" for "--allowed-endpoints"`) {
 		t.Fatalf("a malformed list: %v\n%s", err, bad.Logs())
 	}
 }

@@ -26,6 +26,13 @@ type TransportConfig struct {
 	Addresses AddressPolicy
 }
 
+// DefaultTransportConfig returns the values TransportConfig's zero fields take.
+func DefaultTransportConfig() TransportConfig {
+	var c TransportConfig
+	c.fillDefaults()
+	return c
+}
+
 // fillDefaults replaces zero (and negative) fields by their defaults.
 func (c *TransportConfig) fillDefaults() {
 	c.ConnectTimeout = cmp.Or(max(c.ConnectTimeout, 0), 10*time.Second)

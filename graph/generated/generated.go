@@ -141,9 +141,12 @@ type ComplexityRoot struct {
 		EventCount            func(childComplexity int) int
 		ExportConfigurationID func(childComplexity int) int
 		FailureReason         func(childComplexity int) int
+		FirstSequence         func(childComplexity int) int
 		ID                    func(childComplexity int) int
+		LastSequence          func(childComplexity int) int
 		NextAttemptTimestamp  func(childComplexity int) int
 		ObjectCount           func(childComplexity int) int
+		PlannedEventCount     func(childComplexity int) int
 		SkippedEvents         func(childComplexity int) int
 		StartTimestamp        func(childComplexity int) int
 		Status                func(childComplexity int) int
@@ -710,12 +713,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportJob.FailureReason(childComplexity), true
+	case "ExportJob.firstSequence":
+		if e.ComplexityRoot.ExportJob.FirstSequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.FirstSequence(childComplexity), true
 	case "ExportJob.id":
 		if e.ComplexityRoot.ExportJob.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.ExportJob.ID(childComplexity), true
+	case "ExportJob.lastSequence":
+		if e.ComplexityRoot.ExportJob.LastSequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.LastSequence(childComplexity), true
 	case "ExportJob.nextAttemptTimestamp":
 		if e.ComplexityRoot.ExportJob.NextAttemptTimestamp == nil {
 			break
@@ -728,6 +743,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportJob.ObjectCount(childComplexity), true
+	case "ExportJob.plannedEventCount":
+		if e.ComplexityRoot.ExportJob.PlannedEventCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.PlannedEventCount(childComplexity), true
 	case "ExportJob.skippedEvents":
 		if e.ComplexityRoot.ExportJob.SkippedEvents == nil {
 			break
@@ -1405,9 +1426,16 @@ type ExportJob {
   status: ExportStatus!
   startTimestamp: DateTime
   endTimestamp: DateTime
+  "Events exported, counted when the job SUCCEEDS (0 before: see plannedEventCount, and the tasks for objects already uploaded)."
   eventCount: Int!
   objectCount: Int!
   bytes: Int!
+  "Events the job exports: its range of the buffer, fixed when the job is created, whatever its status."
+  plannedEventCount: Int!
+  "The buffer position (sequence) of the range's first event; object keys start with it."
+  firstSequence: Int!
+  "The buffer position (sequence) of the range's last event."
+  lastSequence: Int!
   attempts: Int!
   failureReason: String
   "When a failed job is tried again."
@@ -1918,6 +1946,12 @@ func (ec *executionContext) childFields_ExportJob(ctx context.Context, field gra
 		return ec.fieldContext_ExportJob_objectCount(ctx, field)
 	case "bytes":
 		return ec.fieldContext_ExportJob_bytes(ctx, field)
+	case "plannedEventCount":
+		return ec.fieldContext_ExportJob_plannedEventCount(ctx, field)
+	case "firstSequence":
+		return ec.fieldContext_ExportJob_firstSequence(ctx, field)
+	case "lastSequence":
+		return ec.fieldContext_ExportJob_lastSequence(ctx, field)
 	case "attempts":
 		return ec.fieldContext_ExportJob_attempts(ctx, field)
 	case "failureReason":
@@ -4160,6 +4194,75 @@ func (ec *executionContext) _ExportJob_bytes(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_ExportJob_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_plannedEventCount(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_plannedEventCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PlannedEventCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_plannedEventCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_firstSequence(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_firstSequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstSequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_firstSequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportJob_lastSequence(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_lastSequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_lastSequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ExportJob", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
@@ -8854,6 +8957,21 @@ func (ec *executionContext) _ExportJob(ctx context.Context, sel ast.SelectionSet
 			}
 		case "bytes":
 			out.Values[i] = ec._ExportJob_bytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "plannedEventCount":
+			out.Values[i] = ec._ExportJob_plannedEventCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "firstSequence":
+			out.Values[i] = ec._ExportJob_firstSequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastSequence":
+			out.Values[i] = ec._ExportJob_lastSequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

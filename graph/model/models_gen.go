@@ -174,11 +174,18 @@ type ExportJob struct {
 	Status                ExportStatus `json:"status"`
 	StartTimestamp        *time.Time   `json:"startTimestamp,omitempty"`
 	EndTimestamp          *time.Time   `json:"endTimestamp,omitempty"`
-	EventCount            int          `json:"eventCount"`
-	ObjectCount           int          `json:"objectCount"`
-	Bytes                 int          `json:"bytes"`
-	Attempts              int          `json:"attempts"`
-	FailureReason         *string      `json:"failureReason,omitempty"`
+	// Events exported, counted when the job SUCCEEDS (0 before: see plannedEventCount, and the tasks for objects already uploaded).
+	EventCount  int `json:"eventCount"`
+	ObjectCount int `json:"objectCount"`
+	Bytes       int `json:"bytes"`
+	// Events the job exports: its range of the buffer, fixed when the job is created, whatever its status.
+	PlannedEventCount int `json:"plannedEventCount"`
+	// The buffer position (sequence) of the range's first event; object keys start with it.
+	FirstSequence int `json:"firstSequence"`
+	// The buffer position (sequence) of the range's last event.
+	LastSequence  int     `json:"lastSequence"`
+	Attempts      int     `json:"attempts"`
+	FailureReason *string `json:"failureReason,omitempty"`
 	// When a failed job is tried again.
 	NextAttemptTimestamp *time.Time `json:"nextAttemptTimestamp,omitempty"`
 	// Events of the job's range no longer in the buffer when it ran (see ExportConfiguration.skippedEvents).

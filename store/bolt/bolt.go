@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -33,6 +34,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the engine's messages (migrations). Default: discard.
 	Logger *slog.Logger
+	// OnDamage is called once when a transaction finds the file damaged (see DamagedError);
+	// from then on every call fails with that error.
+	OnDamage func(error)
 }
 
 func (o *Options) fillDefaults() {
@@ -60,6 +64,9 @@ type Engine struct {
 	mu  sync.RWMutex
 	buf *buffer
 
+	// damaged is the first DamagedError a transaction met.
+	damaged atomic.Pointer[DamagedError]
+
 	// configs and jobs save decoding records read again unchanged.
 	configs *decodeCache[store.ExportConfiguration]
 	jobs    *decodeCache[store.ExportJob]
@@ -76,9 +83,19 @@ var _ store.Engine = (*Engine)(nil)
 
 // Open opens or creates the engine's file at path (mode 0600), upgrading a file written by an
 // earlier release in place and refusing one written by a newer release.
-func Open(path string, opts Options) (*Engine, error) {
+func Open(path string, opts Options) (_ *Engine, err error) {
 	opts.fillDefaults()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+	var db *bbolt.DB
+	defer func() {
+		if v := recover(); v != nil {
+			if db != nil {
+				db.Close()
+			}
+			err = &DamagedError{Path: path, Problem: fmt.Sprint(v)}
+		}
+	}()
+	defer faultsPanic()()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: opts.Timeout,
 		// The freelist is written at every commit: rebuilding it at open instead would read every
 		// page of the file (seconds for a buffer of millions of events) before the service is up.
@@ -112,14 +129,16 @@ func Open(path string, opts Options) (*Engine, error) {
 }
 
 // Update runs fn in a write transaction synced to disk before it returns.
-func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) (err error) {
+	if err := cmp.Or(ctx.Err(), e.damage()); err != nil {
 		return err
 	}
+	defer e.guard(&err)
+	defer faultsPanic()()
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	var w *writeTx
-	err := e.db.Update(func(tx *bbolt.Tx) error {
+	err = e.db.Update(func(tx *bbolt.Tx) error {
 		w = e.newWriteTx(tx)
 		if err := fn(w); err != nil {
 			return err
@@ -135,10 +154,12 @@ func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 // View runs fn in a read transaction.
-func (e *Engine) View(ctx context.Context, fn func(store.ReadTx) error) error {
-	if err := ctx.Err(); err != nil {
+func (e *Engine) View(ctx context.Context, fn func(store.ReadTx) error) (err error) {
+	if err := cmp.Or(ctx.Err(), e.damage()); err != nil {
 		return err
 	}
+	defer e.guard(&err)
+	defer faultsPanic()()
 	return e.db.View(func(tx *bbolt.Tx) error {
 		return fn(&readTx{tx: tx, e: e})
 	})

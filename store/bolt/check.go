@@ -1,0 +1,114 @@
+package bolt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime/debug"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Check refuses, before the engine opens it for writing, a data file bbolt would
+// mishandle: a 0-byte file it would initialize as a new database (every configuration lost in
+// silence), a truncated file it would read past the end of, a damaged page it would panic on.
+//
+// The file is opened read-only first (bbolt validates both meta pages, magic, version and
+// checksum, under a shared lock, so no writer changes it meanwhile), its size is compared with
+// the meta page's high-water mark, and every page of the control plane's records is visited on
+// this goroutine, where faults and bbolt's assertions become panics recovered here. The event
+// buffer's segments, which are most of a large file, are not walked at start: a restart with
+// millions of buffered events stays quick, and a damaged event page is met by the engine when an
+// export reads it, which stops the service with the same error (DamagedError). A missing
+// file is fine: it is a new data directory.
+func Check(path string) (err error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("data file: %w", err)
+	}
+	if info.Size() == 0 {
+		return &DamagedError{Path: path, Empty: true}
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			err = &DamagedError{Path: path, Problem: fmt.Sprint(v)}
+		}
+	}()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)
+	case errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch):
+		return &DamagedError{Path: path, Problem: "neither of its two meta pages is valid: " + err.Error()}
+	case err != nil:
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bbolt.Tx) error {
+		// Size is the meta page's high-water mark times the page size: bbolt grows the file before
+		// it records a larger mark, so a healthy file is never shorter.
+		if size, err := os.Stat(path); err == nil && size.Size() < tx.Size() {
+			return &DamagedError{Path: path, Problem: fmt.Sprintf("truncated: %d bytes, its header says at least %d", size.Size(), tx.Size())}
+		}
+		var v pageVisitor
+		v.bucket(tx.Cursor(), 0)
+		return nil
+	})
+}
+
+// eventsBucket holds the buffer's segments, which Check leaves to the engine.
+var eventsBucket = []byte("events")
+
+// pageVisitor walks the pages of a bucket and of the buckets in it, touching each key's and
+// value's first and last byte.
+type pageVisitor struct{ sum byte } // sum keeps the reads from being optimized away
+
+func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		p.touch(k)
+		if v != nil {
+			p.touch(v)
+			continue
+		}
+		child := c.Bucket().Bucket(k)
+		if child == nil {
+			continue
+		}
+		if depth == 0 && bytes.Equal(k, eventsBucket) {
+			p.segmentRoots(child)
+			continue
+		}
+		p.bucket(child.Cursor(), depth+1)
+	}
+}
+
+// segmentRoots touches the first and last event of each segment: its root and both ends.
+func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
+	c := events.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		p.touch(k)
+		if seg := events.Bucket(k); seg != nil {
+			sc := seg.Cursor()
+			if first, _ := sc.First(); first != nil {
+				p.touch(first)
+			}
+			if last, _ := sc.Last(); last != nil {
+				p.touch(last)
+			}
+		}
+	}
+}
+
+func (p *pageVisitor) touch(b []byte) {
+	if len(b) > 0 {
+		p.sum ^= b[0] ^ b[len(b)-1]
+	}
+}
