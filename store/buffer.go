@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/auditexport/auditexport/event"
 )
 
@@ -123,6 +125,11 @@ func (s *Store) commitGroup(group []appendRequest) {
 			return err
 		}
 		now := s.txNow(tx)
+		if p, ok := tx.(EventIDPrefetcher); ok {
+			if err := p.PrefetchEventIDs(groupIDs(group)); err != nil {
+				return err
+			}
+		}
 		clear(replies)
 		for i, req := range group {
 			if replies[i].result, replies[i].err = s.appendBatch(tx, &stats, now, req.batch); replies[i].err != nil && !errors.Is(replies[i].err, ErrBufferFull) {
@@ -142,6 +149,24 @@ func (s *Store) commitGroup(group []appendRequest) {
 		req.done <- replies[i]
 	}
 	s.metrics.groupSize.Observe(float64(len(group)))
+}
+
+// groupIDs lists the ids of a group's records (a corrupt record is left out: appendBatch
+// refuses it).
+func groupIDs(group []appendRequest) []uuid.UUID {
+	n := 0
+	for _, req := range group {
+		n += req.batch.Len()
+	}
+	ids := make([]uuid.UUID, 0, n)
+	for _, req := range group {
+		for i := range req.batch.Len() {
+			if id, err := event.IDOf(req.batch.Record(i)); err == nil {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }
 
 // appendBatch appends a batch all or nothing within tx; stats counts what tx holds so far.

@@ -131,6 +131,13 @@ type Tx interface {
 	TrimEvents(p TrimPolicy) (TrimResult, error)
 }
 
+// EventIDPrefetcher is implemented by a Tx that looks event ids up faster together than one by
+// one (a database: one query instead of a round trip per event). Before appending a group of
+// batches, Store passes it every id it is about to append; AppendEvent's answers do not change.
+type EventIDPrefetcher interface {
+	PrefetchEventIDs(ids []uuid.UUID) error
+}
+
 // EventStats describes the event buffer in an engine.
 type EventStats struct {
 	// Head is the highest seq ever given (0 when none was); the next event gets Head+1.
