@@ -18,7 +18,6 @@ import (
 
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/store"
-	"github.com/auditexport/auditexport/store/bolt"
 )
 
 // Config configures Run. Zero fields take the defaults of DefaultConfig.
@@ -28,6 +27,9 @@ type Config struct {
 	Listen string
 	// DataDir holds the bbolt file, master.key and admin-token. Default ./data.
 	DataDir string
+	// DatabaseURL, when set, keeps the store in that PostgreSQL database instead of the bbolt
+	// file, so that several replicas share it (AUDITEXPORT_DATABASE_URL; any libpq form).
+	DatabaseURL string
 	// AdminToken, when set, is the bootstrap admin token (AUDITEXPORT_ADMIN_TOKEN).
 	AdminToken string
 	// MasterKey, when set, is the base64 master key (AUDITEXPORT_MASTER_KEY).
@@ -76,7 +78,7 @@ func (c *Config) fillDefaults() {
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
-// Run opens the store under cfg.DataDir, serves until ctx is done, then stops accepting
+// Run opens the store (cfg.DatabaseURL, else under cfg.DataDir), serves until ctx is done, then stops accepting
 // requests, lets in-flight ones finish within ShutdownTimeout, and closes the store.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.fillDefaults()
@@ -88,11 +90,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := prepareDataDir(cfg.DataDir, log); err != nil {
 		return err
 	}
-	key, err := loadMasterKey(cfg.DataDir, cfg.MasterKey, log)
+	key, err := masterKey(cfg, log)
 	if err != nil {
 		return err
 	}
-	engine, err := bolt.Open(filepath.Join(cfg.DataDir, dbFileName), bolt.Options{Logger: log})
+	engine, err := openEngine(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -146,7 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String())
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "store", storeKind(cfg), "allowed_endpoints", endpoints.String())
 
 	select {
 	case err := <-served:

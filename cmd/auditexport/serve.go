@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -26,7 +28,12 @@ and metrics. Flags default to their AUDITEXPORT_* environment variables, then to
 
 Environment only (secrets never go on the command line):
   AUDITEXPORT_ADMIN_TOKEN  bootstrap admin token (else generated into <data-dir>/admin-token)
-  AUDITEXPORT_MASTER_KEY   base64 of 32 bytes sealing secrets at rest (else <data-dir>/master.key)`,
+  AUDITEXPORT_MASTER_KEY   base64 of 32 bytes sealing secrets at rest (else <data-dir>/master.key);
+                           replicas sharing a database must all have the same one
+
+With --database-url (AUDITEXPORT_DATABASE_URL) the store is that PostgreSQL database, shared by
+any number of replicas; without it, a bbolt file in --data-dir. Keep the password out of the
+command line: in AUDITEXPORT_DATABASE_URL, PGPASSWORD or a .pgpass file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, logFormat)
@@ -36,6 +43,10 @@ Environment only (secrets never go on the command line):
 			cfg.Logger = logger
 			if _, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints); err != nil {
 				return usageError{fmt.Errorf("--allowed-endpoints: %w", err)}
+			}
+			if cmd.Flags().Changed("database-url") && urlHasPassword(cfg.DatabaseURL) {
+				return usageError{errors.New("--database-url must not carry the password, which any user can read in the process list: " +
+					"set the URL in AUDITEXPORT_DATABASE_URL, or the password in PGPASSWORD or a .pgpass file")}
 			}
 			cfg.AdminToken = os.Getenv("AUDITEXPORT_ADMIN_TOKEN")
 			cfg.MasterKey = os.Getenv("AUDITEXPORT_MASTER_KEY")
@@ -49,6 +60,8 @@ Environment only (secrets never go on the command line):
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", env("AUDITEXPORT_LISTEN", cfg.Listen), "address to listen on (AUDITEXPORT_LISTEN)")
 	f.StringVar(&cfg.DataDir, "data-dir", env("AUDITEXPORT_DATA_DIR", cfg.DataDir), "directory for the database, master key and admin token (AUDITEXPORT_DATA_DIR)")
+	f.StringVar(&cfg.DatabaseURL, "database-url", env("AUDITEXPORT_DATABASE_URL", ""),
+		"PostgreSQL database shared by the replicas (postgres://… or key=value; several hosts with target_session_attrs=read-write follow a failover); empty: bbolt in --data-dir (AUDITEXPORT_DATABASE_URL)")
 	durationFlag(f, &cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight work may finish after SIGTERM")
 	f.BoolVar(&cfg.Playground, "playground", cfg.Playground, "serve the GraphiQL playground on GET /api/audit/graphql")
 	int64Flag(f, &cfg.MaxEventsBodyBytes, "events-max-body-bytes", cfg.MaxEventsBodyBytes, "largest events request body, before and after gzip decompression")
@@ -62,6 +75,7 @@ Environment only (secrets never go on the command line):
 	int64Flag(f, &cfg.Export.RowGroupBytes, "export-row-group-bytes", 16<<20, "events per Parquet row group, in bytes: bounds the memory of an export")
 	int64Flag(f, &cfg.Export.MultipartThreshold, "export-multipart-threshold", 16<<20, "files larger than this are uploaded in parts")
 	durationFlag(f, &cfg.Export.RetryMin, "export-retry-min", 10*time.Second, "first delay before retrying a failed export; doubles per failure, with jitter")
+	durationFlag(f, &cfg.Export.LeaseTTL, "export-lease-ttl", 30*time.Second, "how long an export holds its job without renewing: how soon another replica takes over from one that died")
 	durationFlag(f, &cfg.Export.RetryMax, "export-retry-max", 15*time.Minute, "longest delay before retrying a failed export")
 	f.IntVar(&cfg.Checks.Workers, "check-workers", envInt("AUDITEXPORT_CHECK_WORKERS", 4), "connectivity checks run at once (AUDITEXPORT_CHECK_WORKERS)")
 	durationFlag(f, &cfg.Checks.Timeout, "check-timeout", 10*time.Second, "bound on one connectivity check, AssumeRole included")
@@ -73,6 +87,16 @@ Environment only (secrets never go on the command line):
 	f.StringVar(&logLevel, "log-level", env("AUDITEXPORT_LOG_LEVEL", "info"), "debug, info, warn or error (AUDITEXPORT_LOG_LEVEL)")
 	f.StringVar(&logFormat, "log-format", env("AUDITEXPORT_LOG_FORMAT", "json"), "json or text (AUDITEXPORT_LOG_FORMAT)")
 	return cmd
+}
+
+// urlHasPassword reports whether a libpq connection string (URL or key=value form) carries a
+// password.
+func urlHasPassword(conn string) bool {
+	if u, err := url.Parse(conn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	return strings.Contains(conn, "password")
 }
 
 func env(name, fallback string) string {

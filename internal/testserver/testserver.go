@@ -285,6 +285,9 @@ func (b *LogBuffer) String() string {
 	return b.buf.String()
 }
 
+// PID is the process's id: replicas sharing a database name their leases after it.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }
 
