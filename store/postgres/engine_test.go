@@ -248,9 +248,7 @@ func TestFailoverToSynchronousStandby(t *testing.T) {
 	primary := pgtest.NewServer(t)
 	url := primary.NewDatabase(t)
 	standby := primary.StartStandby(t)
-	multiHost := strings.Replace(primary.SameDatabase(t, url), "127.0.0.1:"+primary.Port, "127.0.0.1:"+primary.Port+",127.0.0.1:"+standby.Port, 1)
-	multiHost += map[bool]string{false: "?", true: "&"}[strings.Contains(multiHost, "?")] + "target_session_attrs=read-write"
-	st := replica(t, multiHost, storetest.Key())
+	st := replica(t, pgtest.FailoverURL(t, url, primary, standby), storetest.Key())
 	ctx := context.Background()
 	acked := 0
 	for i := range 10 {
