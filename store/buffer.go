@@ -120,16 +120,16 @@ func (s *Store) commitGroup(group []appendRequest) {
 	replies := make([]appendReply, len(group))
 	// The transaction is not tied to any one caller: it commits for all of them.
 	err := s.engine.Update(context.WithoutCancel(group[0].ctx), func(tx Tx) error {
-		stats, err := tx.EventStats()
-		if err != nil {
-			return err
-		}
-		now := s.txNow(tx)
 		if p, ok := tx.(EventIDPrefetcher); ok {
 			if err := p.PrefetchEventIDs(groupIDs(group)); err != nil {
 				return err
 			}
 		}
+		stats, err := tx.EventStats()
+		if err != nil {
+			return err
+		}
+		now := s.txNow(tx)
 		clear(replies)
 		for i, req := range group {
 			if replies[i].result, replies[i].err = s.appendBatch(tx, &stats, now, req.batch); replies[i].err != nil && !errors.Is(replies[i].err, ErrBufferFull) {
