@@ -17,7 +17,7 @@ import (
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
-func ingestNDJSON(t *testing.T, server *testserver.Server, body []byte) {
+func ingestNDJSON(t testing.TB, server *testserver.Server, body []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, server.URL+"/api/audit/events", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-ndjson")

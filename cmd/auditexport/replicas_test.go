@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/internal/exporttest"
@@ -26,18 +28,19 @@ import (
 // cluster is replicas of the real binary sharing one PostgreSQL database, as an operator runs
 // them: one master key and one admin token for all, each its own data directory.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
+	db      *pgx.Conn // for reading what the API does not show
 	env     []string
 	args    []string
 	servers []*testserver.Server
 }
 
-func newCluster(t *testing.T, url string, n int, args ...string) *cluster {
+func newCluster(t testing.TB, url string, n int, args ...string) *cluster {
 	t.Helper()
 	key := make([]byte, store.MasterKeySize)
 	rand.Read(key)
-	c := &cluster{t: t, url: url, args: args, env: []string{
+	c := &cluster{t: t, url: url, db: pgtest.Connect(t, url), args: args, env: []string{
 		"AUDITEXPORT_DATABASE_URL=" + url,
 		"AUDITEXPORT_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key),
 		"AUDITEXPORT_ADMIN_TOKEN=replicas-admin-token-" + rand.Text(),
@@ -84,9 +87,10 @@ func (j dbJob) ownerPID() int {
 }
 
 // jobsOf reads a configuration's jobs from the database, oldest first.
-func jobsOf(t *testing.T, url, configID string) []dbJob {
+func (c *cluster) jobsOf(configID string) []dbJob {
+	t := c.t
 	t.Helper()
-	rows, err := pgtest.Connect(t, url).Query(context.Background(), "SELECT record FROM export_jobs WHERE config_id = $1 ORDER BY id", configID)
+	rows, err := c.db.Query(context.Background(), "SELECT record FROM export_jobs WHERE config_id = $1 ORDER BY id", configID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +108,10 @@ func jobsOf(t *testing.T, url, configID string) []dbJob {
 }
 
 // taskKeys reads the object keys a job's tasks recorded, by index.
-func taskKeys(t *testing.T, url, jobID string) map[int]string {
+func (c *cluster) taskKeys(jobID string) map[int]string {
+	t := c.t
 	t.Helper()
-	rows, err := pgtest.Connect(t, url).Query(context.Background(), "SELECT task_index, record->>'key' FROM export_tasks WHERE job_id = $1", jobID)
+	rows, err := c.db.Query(context.Background(), "SELECT task_index, record->>'key' FROM export_tasks WHERE job_id = $1", jobID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +129,7 @@ func taskKeys(t *testing.T, url, jobID string) map[int]string {
 }
 
 // waitFor polls cond every 50 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -150,7 +155,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 		"--export-lease-ttl", "3s", "--export-retry-min", "200ms", "--export-retry-max", "1s")
 	id := c.servers[0].CreateConfiguration(map[string]any{"interval": "EVERY_24_HOURS", "bucket": bucket, "path": "audit",
 		"region": "us-east-1", "accessKeyId": key, "secretAccessKey": secret, "endpoint": srv.Endpoint})
-	before, err := storeConfig(t, url, id)
+	before, err := c.storedConfig(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +170,11 @@ func TestReplicasShareTheWork(t *testing.T) {
 	// Whichever replica took the lease is killed once it has uploaded a few objects.
 	var job dbJob
 	waitFor(t, 60*time.Second, "the export to be uploading", func() bool {
-		jobs := jobsOf(t, url, id)
+		jobs := c.jobsOf(id)
 		if len(jobs) == 1 {
 			job = jobs[0]
 		}
-		return job.Status == "RUNNING" && len(taskKeys(t, url, job.ID)) >= 3
+		return job.Status == "RUNNING" && len(c.taskKeys(job.ID)) >= 3
 	})
 	holder := c.byPID(job.ownerPID())
 	if holder == nil {
@@ -177,30 +182,30 @@ func TestReplicasShareTheWork(t *testing.T) {
 	}
 	holder.Kill()
 	killedAt := time.Now()
-	keysBefore := taskKeys(t, url, job.ID)
-	if jobs := jobsOf(t, url, id); jobs[0].Status != "RUNNING" {
+	keysBefore := c.taskKeys(job.ID)
+	if jobs := c.jobsOf(id); jobs[0].Status != "RUNNING" {
 		t.Fatalf("the job finished before the kill: %+v", jobs[0])
 	}
 
 	var done dbJob
 	waitFor(t, 90*time.Second, "another replica to finish the job", func() bool {
-		done = jobsOf(t, url, id)[0]
+		done = c.jobsOf(id)[0]
 		return done.Status == "SUCCEEDED"
 	})
 	t.Logf("job %s: %d objects uploaded before the kill; finished %v after it, attempt %d", job.ID, len(keysBefore), time.Since(killedAt).Round(time.Millisecond), done.Attempts)
 	if done.Attempts < 2 || done.From != job.From || done.To != job.To {
 		t.Fatalf("the finished job %+v is not the killed one %+v taken over", done, job)
 	}
-	final := taskKeys(t, url, job.ID)
+	final := c.taskKeys(job.ID)
 	for i, k := range keysBefore {
 		if final[i] != k {
 			t.Errorf("task %d: key %q before the kill, %q after", i, k, final[i])
 		}
 	}
-	if jobs := jobsOf(t, url, id); len(jobs) != 1 {
+	if jobs := c.jobsOf(id); len(jobs) != 1 {
 		t.Fatalf("%d jobs, want the one: %+v", len(jobs), jobs)
 	}
-	after, err := storeConfig(t, url, id)
+	after, err := c.storedConfig(id)
 	if err != nil || after.Cursor != job.To || before.Cursor != job.From {
 		t.Fatalf("cursor %d -> %d (%v), want %d -> %d: it moves once, with the job", before.Cursor, after.Cursor, err, job.From, job.To)
 	}
@@ -232,15 +237,14 @@ type storedConfig struct {
 	LastDigest store.DigestRef `json:"lastDigest"`
 }
 
-func storeConfig(t *testing.T, url, id string) (storedConfig, error) {
-	t.Helper()
+func (c *cluster) storedConfig(id string) (storedConfig, error) {
 	var raw []byte
-	var c storedConfig
-	err := pgtest.Connect(t, url).QueryRow(context.Background(), "SELECT record FROM export_configurations WHERE id = $1", id).Scan(&raw)
+	var sc storedConfig
+	err := c.db.QueryRow(context.Background(), "SELECT record FROM export_configurations WHERE id = $1", id).Scan(&raw)
 	if err == nil {
-		err = json.Unmarshal(raw, &c)
+		err = json.Unmarshal(raw, &sc)
 	}
-	return c, err
+	return sc, err
 }
 
 // loadClients posts batches of batchSize events to the replicas in turn, each batch retried
