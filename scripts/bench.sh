@@ -12,7 +12,7 @@ bench() { # bench PACKAGE PATTERN BENCHTIME
 }
 {
   bench ./event/ 'BenchmarkDecode$' 1s
-  bench ./store/ 'BenchmarkBoltBatchedAppend$|BenchmarkDecodeAppend$' 2s
+  bench ./store/bolt/ 'BenchmarkBoltBatchedAppend$|BenchmarkDecodeAppend$' 2s
   bench ./server/ 'BenchmarkIngestHTTP$|BenchmarkIngestHTTPPostgres$|BenchmarkGetAllExportConfigurations$' 2s
   bench ./exporter/ 'BenchmarkPqarrowEncode$|BenchmarkExport$|BenchmarkExportPostgres$' 3x
   bench ./exporter/ 'BenchmarkExportMillionPeakHeap$' 1x

@@ -116,6 +116,12 @@ func poolConfig(url string) (*pgxpool.Config, error) {
 	if cc.RuntimeParams["application_name"] == "" {
 		cc.RuntimeParams["application_name"] = "auditexport"
 	}
+	if cc.RuntimeParams["idle_in_transaction_session_timeout"] == "" {
+		// A replica that stops in the middle of a write transaction (frozen, cut off) would hold
+		// the writers' lock until TCP gave up on it, hours later; the server ends the session
+		// instead. The engine's transactions never wait between statements.
+		cc.RuntimeParams["idle_in_transaction_session_timeout"] = "15s"
+	}
 	// A commit is acknowledged (an ingested batch answered 202) only once it is durable, and on
 	// the synchronous standbys the server names: whatever the server's default, unless the URL
 	// names a level that still waits for the local flush.
@@ -192,6 +198,12 @@ func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error) error 
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return &txError{err: err, phase: phaseCommit}
+	}
+	if err := ctx.Err(); err != nil {
+		// The deadline passed during COMMIT, so it was cancelled; PostgreSQL still answers
+		// success when the cancelled wait was for a synchronous standby, though the commit is
+		// then on the primary alone. Not durable as promised: reported as of unknown outcome.
+		return &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
 	}
 	return nil
 }
