@@ -156,6 +156,29 @@ func main() {
 		p99 := m.must("BenchmarkGetAllExportConfigurations", "p99-ms")
 		fmt.Fprintf(w, "\n## Control plane\n\n`getAllExportConfigurations` with 1,000 configurations, over loopback HTTP: p50 **%.1f ms**, p99 **%.1f ms**.\n", p50, p99)
 	}
+	storeAtScale(w, m)
 	fmt.Fprintf(w, "\nratio export/encode: %.2f\nratio ingest/append: %.2f\n", export/encodeRef, decodeAppend/appendRef)
 	fmt.Fprintf(w, "ratio ingest-postgres/bbolt: %.2f\nratio export-postgres/bbolt: %.2f\n", pgIngest/overHTTP, pgExport/export)
+}
+
+// storeAtScale reports the store with 1,000 configurations × 100 jobs, and its restart with
+// 5,000,000 buffered events.
+func storeAtScale(w io.Writer, m *medians) {
+	list, _, ok := m.get("BenchmarkListAtScale", "p99-ms")
+	if !ok {
+		return
+	}
+	fmt.Fprintf(w, "\n## Store at scale\n\n1,000 configurations that ran 100 exports each, in process (p99 of each run, median of the runs):\n\n")
+	fmt.Fprintf(w, "| | p50 ms | p99 ms | goal |\n| --- | ---: | ---: | --- |\n")
+	fmt.Fprintf(w, "| list: every configuration, the newest job of each, the buffer's status | %.2f | %.2f | p99 < 10 |\n",
+		m.must("BenchmarkListAtScale", "p50-ms"), list)
+	fmt.Fprintf(w, "| create a job | %.2f | %.2f | p99 < 5 |\n", m.must("BenchmarkJobAtScale", "create-p50-ms"), m.must("BenchmarkJobAtScale", "create-p99-ms"))
+	fmt.Fprintf(w, "| complete a job (cursor, status, pruning past 100) | %.2f | %.2f | p99 < 5 |\n", m.must("BenchmarkJobAtScale", "complete-p50-ms"), m.must("BenchmarkJobAtScale", "complete-p99-ms"))
+	none, jobs := m.must("BenchmarkIngestAtScale/none", "p50-ms"), m.must("BenchmarkIngestAtScale/jobs", "p50-ms")
+	fmt.Fprintf(w, "| durable 1,000-event append, empty store (reference) | %.2f | %.2f | |\n", none, m.must("BenchmarkIngestAtScale/none", "p99-ms"))
+	fmt.Fprintf(w, "| durable 1,000-event append, with the jobs | %.2f | %.2f | ≤ 1.1× the reference: %.2f× |\n", jobs, m.must("BenchmarkIngestAtScale/jobs", "p99-ms"), jobs/none)
+	if open, _, ok := m.get("BenchmarkRestart", "open-p50-ms"); ok {
+		fmt.Fprintf(w, "\nRestart with 5,000,000 buffered events: ready in **%.0f ms** (goal < 2,000), live heap after start **%.0f MiB** (goal < 128).\n",
+			open, m.must("BenchmarkRestart", "heap-after-open-MiB"))
+	}
 }

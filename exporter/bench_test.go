@@ -164,7 +164,7 @@ func benchExport(b *testing.B, st *store.Store) {
 
 func runExporter(tb testing.TB, st *store.Store, cfg exporter.ExporterConfig) (*exporter.Exporter, func()) {
 	cfg.TempDir = filepath.Join(tb.TempDir(), "export")
-	return runExporterWith(tb, st, cfg, exporter.NewClients(exporter.ClientsConfig{}))
+	return runExporterWith(tb, st, cfg, exporter.NewClients(exporter.ClientsConfig{Transport: exporter.LoopbackTransport(tb)}))
 }
 
 // runExporterWith runs an exporter until the returned stop is called.

@@ -23,7 +23,8 @@ var _ CheckStore = (*store.Store)(nil)
 
 // CheckerConfig configures NewChecker. Zero fields take the defaults shown.
 type CheckerConfig struct {
-	// Workers bounds how many checks run at once. Default 4.
+	// Workers bounds the background checks running at once. Requested ones (CheckNow) start at
+	// once, one per configuration (see Checker). Default 4.
 	Workers int
 	// Timeout bounds one check, AssumeRole included. Default 10s.
 	Timeout time.Duration
@@ -52,9 +53,17 @@ func (c *CheckerConfig) fillDefaults() {
 	}
 }
 
-// Checker runs connectivity checks in a bounded pool: on request (CheckNow) and in the
-// background, re-checking failing destinations with backoff and healthy ones daily, so a trust
-// relationship added after the configuration turns it to SUCCESS without user action.
+// Checker runs connectivity checks: on request (CheckNow) and in the background, re-checking
+// failing destinations with backoff and healthy ones daily, so a trust relationship added after
+// the configuration turns it to SUCCESS without user action.
+//
+// A destination that hangs must delay nobody else's check, and callers must not pile up checks
+// on it. So checks are kept per configuration: at most one runs, and at most one waits to run
+// after it, shared by every caller that asks meanwhile (it starts after the running one, so it
+// sees the configuration as the callers wrote it). A waiting check whose callers have all left
+// is dropped. A requested check starts at once, never behind another configuration's; the
+// background checks run at most Workers at once. Cancel cuts a configuration's running check
+// short when it is disabled or deleted.
 type Checker struct {
 	cfg     CheckerConfig
 	store   CheckStore
@@ -62,17 +71,21 @@ type Checker struct {
 	log     *slog.Logger
 	checks  *prometheus.CounterVec
 
-	jobs    chan checkJob
-	stopped chan struct{} // closed when Run winds down: queued jobs are abandoned
-
-	mu       sync.Mutex // guards the two fields below, never held while blocking
-	running  bool
-	inFlight map[string]int // configuration id -> checks queued or running
+	mu         sync.Mutex // guards the fields below, never held while blocking
+	running    bool
+	work       context.Context          // the checks' parent: the server's lifetime, never cancelled
+	configs    map[string]*configChecks // by configuration id: those with a check running
+	background int                      // background checks running
+	group      sync.WaitGroup           // the running checks
+	stopped    chan struct{}            // closed when Run winds down: waiting checks are abandoned
 }
 
-type checkJob struct {
-	id   string
-	done chan checkResult // nil for background checks
+// configChecks are the checks of one configuration: the one running and the one waiting.
+type configChecks struct {
+	cancel     context.CancelCauseFunc
+	background bool
+	callers    []chan checkResult // of the running check
+	next       map[chan checkResult]bool
 }
 
 type checkResult struct {
@@ -88,9 +101,8 @@ func NewChecker(cfg CheckerConfig, st CheckStore, clients *Clients) *Checker {
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditexport_connection_checks_total", Help: "Connectivity checks by result (success or failure).",
 		}, []string{"result"}),
-		jobs:     make(chan checkJob, 4*cfg.Workers),
-		stopped:  make(chan struct{}),
-		inFlight: map[string]int{},
+		stopped: make(chan struct{}),
+		configs: map[string]*configChecks{},
 	}
 }
 
@@ -98,31 +110,24 @@ func NewChecker(cfg CheckerConfig, st CheckStore, clients *Clients) *Checker {
 func (c *Checker) Collectors() []prometheus.Collector { return []prometheus.Collector{c.checks} }
 
 // Start starts checking and returns at once, accepting CheckNow from then on. When ctx ends,
-// checks already running finish (each is bounded by Timeout), queued ones are abandoned, and the
+// checks already running finish (each is bounded by Timeout), waiting ones are abandoned, and the
 // returned channel is closed. Checks run on a context detached from ctx, so a shutdown never
 // records "canceled" as a destination's status. Start may be called once.
 func (c *Checker) Start(ctx context.Context) <-chan struct{} {
 	c.mu.Lock()
-	c.running = true
+	c.running, c.work = true, context.WithoutCancel(ctx)
 	c.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.run(ctx)
+		c.scanLoop(ctx)
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+		close(c.stopped)
+		c.group.Wait()
 	}()
 	return done
-}
-
-func (c *Checker) run(ctx context.Context) {
-	work := context.WithoutCancel(ctx)
-	workers := startWorkers(c.cfg.Workers, c.jobs, c.stopped, func(job checkJob) { c.runJob(work, job) })
-	c.scanLoop(ctx)
-
-	c.mu.Lock()
-	c.running = false
-	c.mu.Unlock()
-	close(c.stopped)
-	workers.Wait()
 }
 
 // scanInterval is how often the background loop looks for due checks: fine enough for RetryMin,
@@ -145,22 +150,35 @@ func (c *Checker) scanLoop(ctx context.Context) {
 }
 
 // scan claims the background checks that are due (store.Configurations.ClaimDueChecks: on a
-// store shared by replicas, each is claimed by one) and queues them. A claim holds the check for
-// a while: one that finds the queue full runs after the claim lapses.
+// store shared by replicas, each is claimed by one), as many as may start, up to Workers at
+// once, and starts them; the next scan claims those left out. A configuration being checked on
+// request meanwhile is left to that check, which records when the next is due.
 func (c *Checker) scan(ctx context.Context) {
 	defer logPanic(c.log, "connectivity check scan")
-	claimed, err := c.store.ClaimDueChecks(ctx, c.cfg.Now(), c.claimHold(), cap(c.jobs))
+	c.mu.Lock()
+	free := c.cfg.Workers - c.background
+	c.mu.Unlock()
+	if free <= 0 {
+		return
+	}
+	claimed, err := c.store.ClaimDueChecks(ctx, c.cfg.Now(), c.claimHold(), free)
 	if err != nil {
 		c.log.Error("claim due connectivity checks", "error", err)
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, cfg := range claimed {
-		c.enqueue(checkJob{id: cfg.ID}, false)
+		if c.running && c.configs[cfg.ID] == nil {
+			c.background++
+			c.start(cfg.ID, &configChecks{background: true})
+		}
 	}
 }
 
-// claimHold is how long a claimed check stays claimed: long enough to wait in the queue and run.
-func (c *Checker) claimHold() time.Duration { return 4*c.cfg.Timeout + c.scanInterval() }
+// claimHold is how long a claimed check stays claimed: claimed checks start at once, so long
+// enough for one to run, with room to spare.
+func (c *Checker) claimHold() time.Duration { return 2*c.cfg.Timeout + c.scanInterval() }
 
 // nextCheck is when the background check after one with this outcome is due: HealthyInterval
 // after a success, else RetryMin doubled per consecutive failure, capped at RetryMax.
@@ -181,46 +199,37 @@ func doubled(first, limit time.Duration, n int) time.Duration {
 	return min(d, limit)
 }
 
-// enqueue queues job. A background job is dropped when the id is already queued or the queue is
-// full; a requested one (wait) waits for room, unless the checker stops meanwhile.
-func (c *Checker) enqueue(job checkJob, wait bool) bool {
-	c.mu.Lock()
-	if !c.running || (!wait && c.inFlight[job.id] > 0) {
-		c.mu.Unlock()
-		return false
-	}
-	c.inFlight[job.id]++
-	c.mu.Unlock()
-	if wait {
-		select {
-		case c.jobs <- job:
-			return true
-		case <-c.stopped:
-		}
-	} else {
-		select {
-		case c.jobs <- job:
-			return true
-		default:
-		}
-	}
-	c.finished(job.id)
-	return false
+// start runs a check of configuration id for cc's callers; c.mu is held.
+func (c *Checker) start(id string, cc *configChecks) {
+	ctx, cancel := context.WithCancelCause(c.work)
+	cc.cancel = cancel
+	c.configs[id] = cc
+	c.group.Go(func() {
+		defer cancel(nil)
+		cfg, err := c.checkOne(ctx, id)
+		c.finished(id, checkResult{cfg, err})
+	})
 }
 
-func (c *Checker) finished(id string) {
+// finished answers the callers of id's check and starts the check waiting after it, if it still
+// has callers.
+func (c *Checker) finished(id string, r checkResult) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inFlight[id]--; c.inFlight[id] <= 0 {
-		delete(c.inFlight, id)
+	cc := c.configs[id]
+	delete(c.configs, id)
+	if cc.background {
+		c.background--
 	}
-}
-
-func (c *Checker) runJob(ctx context.Context, job checkJob) {
-	cfg, err := c.checkOne(ctx, job.id)
-	c.finished(job.id)
-	if job.done != nil { // buffered: the waiter may be gone
-		job.done <- checkResult{cfg, err}
+	for _, done := range cc.callers {
+		done <- r // buffered
+	}
+	if len(cc.next) > 0 && c.running {
+		next := &configChecks{}
+		for done := range cc.next {
+			next.callers = append(next.callers, done)
+		}
+		c.start(id, next)
 	}
 }
 
@@ -237,14 +246,19 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 		return cfg, err // deleted meanwhile, most likely
 	}
 	status := store.ConnectionSuccess
-	client, secret, err := c.clients.forConfig(ctx, cfg, c.store)
+	dest, secret, err := c.clients.forConfig(ctx, cfg, c.store)
 	if err == nil {
-		err = verify(ctx, client, cfg, c.cfg.Now(), c.cfg.Timeout)
+		err = verify(ctx, dest, cfg, c.cfg.Now(), c.cfg.Timeout)
+	}
+	if ctx.Err() != nil { // cancelled: the destination was not judged, its status stays
+		c.log.Info("connectivity check cancelled: its configuration was disabled or deleted", "config_id", id)
+		return c.store.Configuration(context.WithoutCancel(ctx), id)
 	}
 	if err != nil {
-		status = FailureStatus(cfg, err, c.cfg.Timeout, secret)
+		status = FailureStatus(cfg, dest, err, secret)
 		c.checks.WithLabelValues("failure").Inc()
 		c.log.Info("connectivity check failed", "config_id", id, "status", status)
+		logUnexplained(c.log, id, dest, err)
 	} else {
 		c.checks.WithLabelValues("success").Inc()
 		c.log.Debug("connectivity check passed", "config_id", id)
@@ -253,44 +267,59 @@ func (c *Checker) checkOne(ctx context.Context, id string) (cfg store.ExportConf
 	return c.store.RecordConnectionCheck(ctx, id, cfg.Revision, status, now, c.nextCheck(status, cfg.CheckFailures+1, now))
 }
 
-// CheckNow checks the configuration at once and returns it with the new status. The check runs
-// in the pool under the server's lifetime: if ctx ends first the check still completes and is
-// recorded, and CheckNow returns the configuration as stored.
+// CheckNow checks the configuration and returns it with the new status: at once, or, when a
+// check of it is running, right after (joining whoever else asked meanwhile). The check runs
+// under the server's lifetime: if ctx ends while it runs, it still completes and is recorded,
+// and CheckNow returns the configuration as stored; if ctx ends before it starts, it does not
+// run for this caller.
 func (c *Checker) CheckNow(ctx context.Context, id string) (store.ExportConfiguration, error) {
 	done := make(chan checkResult, 1)
-	if !c.enqueue(checkJob{id: id, done: done}, true) {
+	c.mu.Lock()
+	if !c.running || ctx.Err() != nil {
+		c.mu.Unlock()
 		return c.store.Configuration(ctx, id)
 	}
+	if cc := c.configs[id]; cc != nil {
+		if cc.next == nil {
+			cc.next = map[chan checkResult]bool{}
+		}
+		cc.next[done] = true
+	} else {
+		c.start(id, &configChecks{callers: []chan checkResult{done}})
+	}
+	c.mu.Unlock()
 	select {
 	case r := <-done:
 		return r.config, r.err
 	case <-ctx.Done():
+		c.leave(id, done)
 	case <-c.stopped:
 	}
 	return c.store.Configuration(ctx, id)
 }
 
+// leave withdraws a caller who has gone from the check waiting for it; a waiting check left
+// without callers is dropped.
+func (c *Checker) leave(id string, done chan checkResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.configs[id]; cc != nil {
+		delete(cc.next, done)
+	}
+}
+
+// Cancel cuts short the running check of a configuration that was disabled or deleted; its
+// result is not recorded. A check asked for afterwards runs as usual.
+func (c *Checker) Cancel(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.configs[id]; cc != nil {
+		cc.cancel(errCanceled)
+	}
+}
+
 // Forget drops the cached client of a deleted configuration.
 func (c *Checker) Forget(id string) { c.clients.Forget(id) }
-
-// startWorkers starts n goroutines that run the jobs of queue until stopped is closed; wait on
-// the returned group for them to end.
-func startWorkers[T any](n int, queue <-chan T, stopped <-chan struct{}, run func(T)) *sync.WaitGroup {
-	var workers sync.WaitGroup
-	for range n {
-		workers.Go(func() {
-			for {
-				select {
-				case job := <-queue:
-					run(job)
-				case <-stopped:
-					return
-				}
-			}
-		})
-	}
-	return &workers
-}
 
 // logPanic, deferred, keeps a background loop alive through a panic and logs it with its stack.
 func logPanic(log *slog.Logger, where string) {

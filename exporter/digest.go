@@ -12,8 +12,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -22,7 +21,8 @@ import (
 // **/*.parquet globs do not match its .json files.
 const DigestDir = "_auditexport_digests"
 
-// Digest metadata names, sent as x-amz-meta-*: the signature lives beside the body it signs,
+// Digest metadata names, sent as x-amz-meta-* (S3) or x-ms-meta-* with "_" for "-" (Azure,
+// whose metadata names cannot hold a hyphen): the signature lives beside the body it signs,
 // as CloudTrail's digests do, so the body is exactly the signed bytes.
 const (
 	MetaSignature          = "signature"           // base64 Ed25519 signature of the body
@@ -63,7 +63,7 @@ func digestKey(path string, job store.ExportJob, configID string) string {
 
 // writeDigest uploads the signed digest of a job whose objects are all uploaded, and returns the
 // link the next digest will carry.
-func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store.ExportConfiguration, job store.ExportJob, stats exportStats) (store.DigestRef, error) {
+func (x *Exporter) writeDigest(ctx context.Context, dest destination.Destination, cfg store.ExportConfiguration, job store.ExportJob, stats exportStats) (store.DigestRef, error) {
 	events, _, _ := stats.totals()
 	d := Digest{
 		Version: 1, ConfigurationID: cfg.ID, JobID: job.ID, JobCreatedAt: job.CreatedAt.UTC(),
@@ -83,16 +83,14 @@ func (x *Exporter) writeDigest(ctx context.Context, client *s3.Client, cfg store
 		return store.DigestRef{}, err
 	}
 	ref := digestRef(digestKey(cfg.Path, job, cfg.ID), body)
-	in := putObjectInput(cfg, ref.Key, "application/json", body)
-	in.Metadata = map[string]string{
+	metadata := map[string]string{
 		MetaSignature:          base64.StdEncoding.EncodeToString(ed25519.Sign(key, body)),
 		MetaSignatureAlgorithm: "Ed25519",
 		MetaPublicKeySHA256:    PublicKeySHA256(key.Public().(ed25519.PublicKey)),
 	}
-	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
-	defer cancel()
-	_, err = client.PutObject(ctx, in)
-	return ref, err
+	return ref, destination.WithinTime(ctx, x.cfg.UploadTimeout, func(ctx context.Context) error {
+		return dest.Put(ctx, smallObject(ref.Key, "application/json", body, metadata))
+	})
 }
 
 // digestRef is the link to a digest: its key and the SHA-256 of its body.

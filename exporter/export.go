@@ -9,23 +9,27 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/auditexport/auditexport/exporter/destination"
+	"github.com/auditexport/auditexport/internal/disk"
 	"github.com/auditexport/auditexport/store"
 )
 
-// errInterrupted marks an attempt cut short by a shutdown.
-var errInterrupted = errors.New("interrupted by shutdown")
+// diskFullReason is a failed attempt's failureReason when the service's own disk is full.
+const diskFullReason = "Error exporting: the export service's disk is full; the export is retried once space is freed"
+
+// errInterrupted marks an attempt cut short by a shutdown or by Cancel.
+var errInterrupted = errors.New("interrupted")
 
 // runAttempt makes one attempt at a job: it encodes the job's events into Parquet files and
-// uploads each as it is finished, then marks the job done, which advances the cursor.
-func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.ExportJob, error) {
+// uploads each as it is finished, then marks the job done, which advances the cursor. t is the
+// job's turn, held on entry.
+func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob, t *turn) (store.ExportJob, error) {
 	cfg, err := x.store.Configuration(ctx, job.ConfigID)
 	if err != nil {
 		return job, err
+	}
+	if !cfg.Enabled { // disabled since the job was dispatched
+		return job, store.ErrDisabled
 	}
 	if job, err = x.store.StartAttempt(ctx, job.ID, x.owner, x.cfg.LeaseTTL); err != nil {
 		return job, err
@@ -35,13 +39,13 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 	defer stopLease()
 	x.log.Info("export attempt", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "from", job.From, "to", job.To)
 
-	client, secret, err := x.clients.forConfig(ctx, cfg, x.store)
+	dest, secret, err := x.clients.forConfig(ctx, cfg, x.store)
 	if err == nil {
 		var stats exportStats
-		stats, err = x.exportRange(ctx, cfg, job, client)
+		stats, err = x.exportRange(ctx, cfg, job, dest, t)
 		var digest store.DigestRef
 		if err == nil && len(stats.objects) > 0 {
-			digest, err = x.writeDigest(ctx, client, cfg, job, stats)
+			digest, err = x.writeDigest(ctx, dest, cfg, job, stats)
 		}
 		if err == nil {
 			events, objects, bytes := stats.totals()
@@ -61,22 +65,36 @@ func (x *Exporter) runAttempt(ctx context.Context, job store.ExportJob) (store.E
 		return job, errLeaseLost // the process that took the job over records its outcome
 	}
 	if ctx.Err() != nil {
-		x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
+		if errors.Is(context.Cause(ctx), errCanceled) {
+			x.log.Info("export attempt cancelled: its configuration was disabled or deleted", "config_id", cfg.ID, "job_id", job.ID)
+		} else {
+			x.log.Warn("export attempt interrupted by shutdown; it resumes at the next start", "config_id", cfg.ID, "job_id", job.ID)
+		}
 		// The attempt's context has ended: the record is written under one of its own.
 		job, _ = x.store.InterruptAttempt(context.WithoutCancel(ctx), attempt)
 		return job, errInterrupted
 	}
-	return x.fail(ctx, cfg, job, err, secret)
+	return x.fail(ctx, cfg, dest, job, err, secret)
 }
 
 // fail records a failed attempt on the job and as the configuration's connection status, and
 // schedules the next attempt after a backoff with jitter.
-func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
-	reason := failureText("Error exporting to S3", cfg, cause, x.cfg.UploadTimeout, secret)
+//
+// A full disk of the service's own is no fault of the destination: the reason says so, without
+// the temporary file's path, and the connection status is left as it was.
+func (x *Exporter) fail(ctx context.Context, cfg store.ExportConfiguration, dest destination.Destination, job store.ExportJob, cause error, secret string) (store.ExportJob, error) {
 	x.metrics.failures.WithLabelValues(cfg.ID).Inc()
-	x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
-	if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now(), time.Time{}); err != nil && !errors.Is(err, store.ErrNotFound) {
-		x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
+	var reason string
+	if disk.Full(cause) {
+		reason = diskFullReason
+		x.log.Error("export attempt failed: the service's disk is full", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "error", cause)
+	} else {
+		reason = failureText("Error exporting to", cfg, dest, cause, secret)
+		logUnexplained(x.log, cfg.ID, dest, cause)
+		x.log.Warn("export attempt failed", "config_id", cfg.ID, "job_id", job.ID, "attempt", job.Attempts, "reason", reason)
+		if _, err := x.store.RecordConnectionCheck(ctx, cfg.ID, cfg.Revision, reason, x.cfg.Now(), time.Time{}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			x.log.Error("record export failure as connection status", "config_id", cfg.ID, "error", err)
+		}
 	}
 	next := x.cfg.Now().Add(x.backoff(job.Attempts))
 	job, err := x.store.FailAttempt(ctx, job.Attempt(), reason, next)
@@ -109,7 +127,7 @@ func (s exportStats) totals() (events, objects, bytes int64) {
 
 // exportRange encodes the events (job.From, job.To] and uploads the files. Encoding and
 // uploading overlap: a finished file is uploaded while the next is encoded.
-func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client) (exportStats, error) {
+func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, dest destination.Destination, t *turn) (exportStats, error) {
 	dir := filepath.Join(x.cfg.TempDir, job.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return exportStats{}, fmt.Errorf("create temporary directory: %w", err)
@@ -122,30 +140,13 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 	uploaded := make(chan error, 1)
 	var stats exportStats
 	go func() {
-		uploaded <- x.uploadAll(ctx, cfg, job, client, uploads, &stats)
+		uploaded <- x.uploadAll(ctx, cfg, job, dest, uploads, &stats)
 	}()
 
 	enc := newEncoder(job.Plan, x.cfg.RowGroupBytes, dir, cfg.ID, func(f EncodedFile) error {
-		select {
-		case uploads <- f:
-			return nil
-		case <-ctx.Done():
-			os.Remove(f.Path)
-			return ctx.Err()
-		}
+		return handOn(ctx, t, uploads, f)
 	})
-	var addErr error
-	readErr := x.store.ReadEvents(ctx, job.From, 0, func(seq uint64, rec []byte) bool {
-		if seq > job.To {
-			return false
-		}
-		if addErr = ctx.Err(); addErr != nil {
-			return false // a read cut short must fail the attempt, never complete the job
-		}
-		addErr = enc.add(seq, rec)
-		return addErr == nil
-	})
-	err := errors.Join(readErr, addErr)
+	err := x.encodeRange(ctx, job, enc)
 	if err == nil {
 		err = enc.close()
 	}
@@ -153,6 +154,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 		cancel() // first: the encoder's writer may be waiting to hand on a file
 		enc.abort()
 	}
+	t.release() // encoding is over: waiting for the last uploads needs no turn
 	close(uploads)
 	if uerr := <-uploaded; uerr != nil {
 		return stats, uerr // the upload failure is the cause; encoding then stopped for it
@@ -161,13 +163,7 @@ func (x *Exporter) exportRange(ctx context.Context, cfg store.ExportConfiguratio
 }
 
 // uploadAll uploads each finished file as one task, in order.
-func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, client *s3.Client, files <-chan EncodedFile, stats *exportStats) error {
-	tm := transfermanager.New(client, func(o *transfermanager.Options) {
-		o.MultipartUploadThreshold = x.cfg.MultipartThreshold
-		o.PartSizeBytes = x.cfg.PartSize
-		o.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmCrc32c
-		o.Concurrency = 2
-	})
+func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration, job store.ExportJob, dest destination.Destination, files <-chan EncodedFile, stats *exportStats) error {
 	var failed error
 	index := 0
 	for f := range files {
@@ -175,14 +171,14 @@ func (x *Exporter) uploadAll(ctx context.Context, cfg store.ExportConfiguration,
 			os.Remove(f.Path)
 			continue // drain: the encoder stops at the next file
 		}
-		failed = x.uploadTask(ctx, tm, cfg, job, index, f, stats)
+		failed = x.uploadTask(ctx, dest, cfg, job, index, f, stats)
 		index++
 		os.Remove(f.Path)
 	}
 	return failed
 }
 
-func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, cfg store.ExportConfiguration, job store.ExportJob, index int, f EncodedFile, stats *exportStats) error {
+func (x *Exporter) uploadTask(ctx context.Context, dest destination.Destination, cfg store.ExportConfiguration, job store.ExportJob, index int, f EncodedFile, stats *exportStats) error {
 	task, found, err := x.store.Task(ctx, job.ID, index)
 	if err != nil {
 		return err
@@ -197,11 +193,11 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	if _, err := x.store.PutTask(ctx, job.Attempt(), task); err != nil {
 		return err
 	}
-	err = x.upload(ctx, tm, cfg, key, f.Path)
+	err = x.upload(ctx, dest, key, f.Path)
 	task.EndedAt = x.cfg.Now().UTC()
 	if err != nil {
 		task.Status = store.JobFailed
-		task.FailureReason = failureText("Error exporting to S3", cfg, err, x.cfg.UploadTimeout)
+		task.FailureReason = failureText("Error exporting to", cfg, dest, err)
 	} else {
 		task.Status = store.JobSucceeded
 		stats.objects = append(stats.objects, DigestObject{Key: key, Bytes: f.Bytes, SHA256: task.SHA256, FirstSequence: f.First, LastSequence: f.Last, Events: f.Rows})
@@ -212,24 +208,19 @@ func (x *Exporter) uploadTask(ctx context.Context, tm *transfermanager.Client, c
 	return err
 }
 
-// upload sends one file with a CRC32C checksum (Object Lock buckets require one), as a
-// multipart upload above MultipartThreshold; both need only s3:PutObject.
-func (x *Exporter) upload(ctx context.Context, tm *transfermanager.Client, cfg store.ExportConfiguration, key, path string) error {
+// upload sends one file within UploadTimeout; the destination checksums it and, when large,
+// sends it in parts, each bounded by the transport's progress timeout.
+func (x *Exporter) upload(ctx context.Context, dest destination.Destination, key, path string) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	ctx, cancel := context.WithTimeout(ctx, x.cfg.UploadTimeout)
-	defer cancel()
-	sse, kmsKey := encryption(cfg)
-	_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
-		Bucket:               aws.String(cfg.Bucket),
-		Key:                  aws.String(key),
-		Body:                 file,
-		ContentType:          aws.String("application/vnd.apache.parquet"),
-		ServerSideEncryption: tmtypes.ServerSideEncryption(sse),
-		SSEKMSKeyID:          kmsKey,
+	info, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	return destination.WithinTime(ctx, x.cfg.UploadTimeout, func(ctx context.Context) error {
+		return dest.Put(ctx, destination.Object{Key: key, Body: file, Size: info.Size(), ContentType: "application/vnd.apache.parquet"})
 	})
-	return err
 }

@@ -39,7 +39,7 @@ func newExportFixtureOn(t *testing.T, cfg exporter.ExporterConfig, st *store.Sto
 	srv := s3test.Require(t)
 	bucket := srv.NewBucket(t)
 	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
-	clients := exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", "")})
+	clients := exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", ""), Transport: exporter.LoopbackTransport(t)})
 	cfg.TempDir = filepath.Join(t.TempDir(), "export")
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin, cfg.RetryMax = 200*time.Millisecond, time.Second
@@ -131,7 +131,7 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 	x := exporter.NewExporter(exporter.ExporterConfig{
 		TempDir: filepath.Join(t.TempDir(), "export"), ScanInterval: 100 * time.Millisecond,
 		RetryMin: 300 * time.Millisecond, RetryMax: time.Second, MaxFileEventBytes: 100 << 10,
-	}, st, exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", ""), MaxAttempts: 1}))
+	}, st, exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", ""), Transport: exporter.LoopbackTransport(t), MaxAttempts: 1}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := x.Start(ctx)
 	t.Cleanup(func() {
@@ -154,7 +154,7 @@ func TestExportSurvivesAnOutage(t *testing.T) {
 		t.Fatalf("export during the outage: %+v %v", job, err)
 	}
 	cfg, _ := st.Configuration(ctx, c.ID)
-	if !strings.HasPrefix(cfg.ConnectionStatus, "Error exporting to S3 using AccessKey "+minio.PutOnlyAccessKey+" - NetworkError: connection to ") {
+	if !strings.HasPrefix(cfg.ConnectionStatus, "Error exporting to S3 using AccessKey "+minio.PutOnlyAccessKey+" - NetworkError: no reply from ") {
 		t.Fatalf("connectionStatus during the outage: %q", cfg.ConnectionStatus)
 	}
 	if cfg.Cursor != c.Cursor {
@@ -219,7 +219,7 @@ func TestShutdownInterruptsAndResumes(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
 	st := storetest.New(t)
-	clients := exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", "")})
+	clients := exporter.NewClients(exporter.ClientsConfig{AWS: s3test.ServiceAWS(t, "unused", "unused-secret", ""), Transport: exporter.LoopbackTransport(t)})
 	cfg := exporter.ExporterConfig{TempDir: filepath.Join(t.TempDir(), "export"), ScanInterval: 50 * time.Millisecond, DrainTimeout: 300 * time.Millisecond}
 	c, err := st.CreateConfiguration(t.Context(), store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true,
 		Bucket: bucket, Path: "audit", Region: "us-east-1", Endpoint: silentEndpoint(t), AccessKeyID: key}, secret, store.Principal{Name: "test"})

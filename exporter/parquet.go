@@ -14,114 +14,21 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/store"
 )
 
-// SchemaVersion is written into every file's key-value metadata as auditexport.schema_version;
-// it changes whenever a column is added, removed or changes meaning.
-const SchemaVersion = "1"
-
-// Metadata keys in every file.
-const (
-	MetaSchemaVersion   = "auditexport.schema_version"
-	MetaConfigurationID = "auditexport.configuration_id"
-	MetaFirstSequence   = "auditexport.first_sequence"
-	MetaLastSequence    = "auditexport.last_sequence"
-)
-
-var timestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-
-// columns are the Parquet columns in order: the envelope in snake_case, the actor flattened,
-// JSON-valued fields as JSON strings, and the event's sequence in the buffer.
-var columns = []struct {
-	name     string
-	field    event.Field // -1 for the fixed-position ones
-	dataType arrow.DataType
-	nullable bool
-	dict     bool // dictionary-encode: worth it for columns with few distinct values
-}{
-	{"id", -1, arrow.BinaryTypes.String, false, false},
-	{"tenant_id", event.FieldTenantID, arrow.BinaryTypes.String, true, true},
-	{"action", event.FieldAction, arrow.BinaryTypes.String, true, true},
-	{"action_status", event.FieldActionStatus, arrow.BinaryTypes.String, true, true},
-	{"event_timestamp", -1, timestampType, false, false},
-	{"received_timestamp", -1, timestampType, false, false},
-	{"actor_id", event.FieldActorID, arrow.BinaryTypes.String, true, true},
-	{"actor_name", event.FieldActorName, arrow.BinaryTypes.String, true, true},
-	{"actor_type", event.FieldActorType, arrow.BinaryTypes.String, true, true},
-	{"actor_identity_provider", event.FieldActorIdentityProvider, arrow.BinaryTypes.String, true, true},
-	{"actor_profile_id", event.FieldActorProfileID, arrow.BinaryTypes.String, true, true},
-	{"actor_ip", event.FieldActorIP, arrow.BinaryTypes.String, true, true},
-	{"target_type", event.FieldTargetType, arrow.BinaryTypes.String, true, true},
-	{"targets", event.FieldTargets, arrow.BinaryTypes.String, true, false},
-	{"related_resources", event.FieldRelatedResources, arrow.BinaryTypes.String, true, true},
-	{"audit_payload", event.FieldAuditPayload, arrow.BinaryTypes.String, true, false},
-	{"request_id", event.FieldRequestID, arrow.BinaryTypes.String, true, false},
-	{"session_id", event.FieldSessionID, arrow.BinaryTypes.String, true, true},
-	{"additional_fields", event.FieldAdditional, arrow.BinaryTypes.String, true, false},
-	{"sequence", -1, arrow.PrimitiveTypes.Int64, false, false},
-}
-
-// Indexes of the fixed-position columns.
-const (
-	colID             = 0
-	colEventTimestamp = 4
-	colRecvTimestamp  = 5
-	colSequence       = 19
-)
-
-// Schema is the Arrow schema of the exported files.
-var Schema = func() *arrow.Schema {
-	fields := make([]arrow.Field, len(columns))
-	for i, c := range columns {
-		fields[i] = arrow.Field{Name: c.name, Type: c.dataType, Nullable: c.nullable}
-	}
-	return arrow.NewSchema(fields, nil)
-}()
-
-// WriterProperties are the Parquet settings of every exported file: snappy, statistics, and
-// dictionaries only for the columns that pay for them.
-func WriterProperties() *parquet.WriterProperties {
-	opts := []parquet.WriterProperty{
-		parquet.WithCompression(compress.Codecs.Snappy),
-		parquet.WithDictionaryDefault(false),
-		parquet.WithCreatedBy("auditexport"),
-		parquet.WithStats(true),
-	}
-	for _, c := range columns {
-		if c.dict {
-			opts = append(opts, parquet.WithDictionaryFor(c.name, true))
-		}
-	}
-	return parquet.NewWriterProperties(opts...)
-}
-
-// exportKey is where a file lives: <path>/year=YYYY/month=MM/day=DD/hour=HH/<first>-<last>-<config id>-snappy.parquet,
-// partitioned by the UTC hour of its events; first and last are zero-padded so keys sort by seq.
-func exportKey(path string, hour time.Time, first, last uint64, configID string) string {
-	hour = hour.UTC()
-	return joinKey(path, fmt.Sprintf("year=%04d/month=%02d/day=%02d/hour=%02d/%020d-%020d-%s-snappy.parquet",
-		hour.Year(), hour.Month(), hour.Day(), hour.Hour(), first, last, configID))
-}
-
-func joinKey(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "/" + name
-}
-
-// partFile is one Parquet file being written to a temporary file.
+// partFile is one Parquet file being written to a temporary file. The file is created with its
+// first row group: an hour whose events fit one row group holds no file descriptor until it is
+// finished, so a pass may keep many small hours open.
 type partFile struct {
 	hour        int64 // unix hour of its events
 	path        string
-	file        *os.File
-	out         *hashingWriter
-	writer      *pqarrow.FileWriter
+	file        *os.File            // nil until the first row group
+	out         *hashingWriter      // nil until the first row group
+	writer      *pqarrow.FileWriter // nil until the first row group
 	builder     *array.RecordBuilder
 	rgBytes     int64 // encoded event bytes in the row group being built
 	eventBytes  int64 // encoded event bytes in the whole file
@@ -155,9 +62,11 @@ type EncodedFile struct {
 	SHA256      string // hex
 }
 
-// encoder cuts a job's events into hour-partitioned Parquet files, in one pass in seq order.
-// Memory stays bounded: at most plan.MaxOpenFiles files are open, each building at most
-// rowGroupBytes of events before writing them out as a row group.
+// encoder cuts a job's events into hour-partitioned Parquet files, reading them in seq order,
+// in one pass or in the passes of a layout (see layout.go). Memory stays bounded: without a
+// layout, at most plan.MaxOpenFiles files are open, each building at most rowGroupBytes of
+// events before writing them out as a row group; with one, the layout keeps the open files
+// within plan.MaxOpenBytes.
 //
 // Writing a row group (Parquet encoding and snappy) costs about three times as much as building
 // it, so it runs on a second goroutine, the writer: the next row group is built while the last
@@ -173,6 +82,8 @@ type encoder struct {
 	props         *parquet.WriterProperties
 	arrowProps    pqarrow.ArrowWriterProperties
 	open          map[int64]*partFile
+	layout        *layout // nil: one pass, cut by MaxOpenFiles alone
+	pass          int     // the layout's pass being read
 	uses          int64
 	done          func(EncodedFile) error // receives each file as it is finished, on the writer goroutine
 	record        event.Record
@@ -248,23 +159,39 @@ func (e *encoder) stop() error {
 	return e.writeErr
 }
 
-// add appends one buffered event.
+// passes is how many times the job's events are to be read.
+func (e *encoder) passes() int {
+	if e.layout == nil {
+		return 1
+	}
+	return e.layout.passes
+}
+
+// add appends one buffered event, if its hour belongs to the pass being read.
 func (e *encoder) add(seq uint64, rec []byte) error {
 	if err := e.record.Parse(rec); err != nil {
 		return fmt.Errorf("event %d: %w", seq, err)
 	}
-	hour := floorDiv(e.record.EventMicros, int64(time.Hour/time.Microsecond))
+	hour := hourOf(e.record.EventMicros)
+	last, lru := false, e.layout == nil
+	if e.layout != nil {
+		slot, ok := e.layout.hours[hour]
+		if !ok { // the range's events cannot change; never drop one if they did
+			return fmt.Errorf("event %d is of an hour the job's first pass did not see", seq)
+		}
+		if slot.pass != e.pass {
+			return nil
+		}
+		last, lru = seq == slot.last, slot.lru
+	}
 	f := e.open[hour]
 	if f == nil {
-		if len(e.open) >= e.plan.MaxOpenFiles {
+		if lru && len(e.open) >= e.plan.MaxOpenFiles {
 			if err := e.closeLeastRecent(); err != nil {
 				return err
 			}
 		}
-		var err error
-		if f, err = e.create(hour, seq); err != nil {
-			return err
-		}
+		f = e.create(hour, seq)
 	}
 	e.uses++
 	f.lastUse = e.uses
@@ -279,81 +206,45 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 			return err
 		}
 	}
-	if f.eventBytes >= e.plan.MaxFileEventBytes {
+	if last || f.eventBytes >= e.plan.MaxFileEventBytes {
 		return e.finish(f)
 	}
 	return nil
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
-	}
-	return q
+// create starts the file of an hour at its first event.
+func (e *encoder) create(hour int64, first uint64) *partFile {
+	f := &partFile{hour: hour, path: filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first)),
+		builder: array.NewRecordBuilder(e.mem, Schema), first: first}
+	e.open[hour] = f
+	return f
 }
 
-func (e *encoder) create(hour int64, first uint64) (*partFile, error) {
-	path := filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first))
-	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+// createFile creates f's temporary file and Parquet writer, before its first row group.
+func (e *encoder) createFile(f *partFile) error {
+	file, err := os.OpenFile(f.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	out := &hashingWriter{w: file, hash: sha256.New()}
 	w, err := pqarrow.NewFileWriter(Schema, out, e.props, e.arrowProps)
 	if err != nil {
 		file.Close()
-		return nil, err
+		os.Remove(f.path)
+		return err
 	}
-	f := &partFile{hour: hour, path: path, file: file, out: out, writer: w,
-		builder: array.NewRecordBuilder(e.mem, Schema), first: first}
-	e.open[hour] = f
-	return f, nil
-}
-
-// AppendRow adds a parsed record to the builders of a record batch of Schema, straight from the
-// record's bytes.
-func AppendRow(b *array.RecordBuilder, seq uint64, r *event.Record) {
-	var idText [36]byte
-	for i, c := range columns {
-		switch i {
-		case colID:
-			encodeUUID(idText[:], r.ID)
-			b.Field(i).(*array.StringBuilder).BinaryBuilder.Append(idText[:])
-		case colEventTimestamp:
-			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.EventMicros))
-		case colRecvTimestamp:
-			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.RecvMicros))
-		case colSequence:
-			b.Field(i).(*array.Int64Builder).Append(int64(seq))
-		default:
-			sb := b.Field(i).(*array.StringBuilder)
-			if v := r.Fields[c.field]; len(v) > 0 {
-				sb.BinaryBuilder.Append(v)
-			} else {
-				sb.AppendNull()
-			}
-		}
-	}
-}
-
-// encodeUUID writes the canonical text form of id into dst without allocating.
-func encodeUUID(dst []byte, id [16]byte) {
-	const hexDigits = "0123456789abcdef"
-	j := 0
-	for i, b := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst[j] = '-'
-			j++
-		}
-		dst[j], dst[j+1] = hexDigits[b>>4], hexDigits[b&0x0f]
-		j += 2
-	}
+	f.file, f.out, f.writer = file, out, w
+	return nil
 }
 
 func (e *encoder) flushRowGroup(f *partFile) error {
 	if f.rgBytes == 0 {
 		return nil
+	}
+	if f.writer == nil {
+		if err := e.createFile(f); err != nil {
+			return err
+		}
 	}
 	f.rgBytes = 0
 	return e.send(writeOp{f: f, batch: f.builder.NewRecordBatch()})
@@ -400,6 +291,9 @@ func (e *encoder) finishFile(f *partFile) error {
 
 // discard closes f and removes its temporary file.
 func discard(f *partFile) {
+	if f.writer == nil {
+		return
+	}
 	f.writer.Close()
 	f.file.Close()
 	os.Remove(f.path)
@@ -415,9 +309,18 @@ func (e *encoder) closeLeastRecent() error {
 	return e.finish(oldest)
 }
 
-// close finishes every open file, in the order of their first event, and waits until the writer
-// has handed the last one on.
+// close finishes every open file and waits until the writer has handed the last one on.
 func (e *encoder) close() error {
+	if err := e.finishOpen(); err != nil {
+		return err
+	}
+	return e.stop()
+}
+
+// finishOpen finishes every open file, in the order of their first event. With a layout, a
+// pass finishes each file at its hour's last event, so none is left unless events of the range
+// left the buffer meanwhile.
+func (e *encoder) finishOpen() error {
 	for len(e.open) > 0 {
 		var first *partFile
 		for _, f := range e.open {
@@ -429,7 +332,7 @@ func (e *encoder) close() error {
 			return err
 		}
 	}
-	return e.stop()
+	return nil
 }
 
 // abort stops the writer, then closes and removes every open file after a failure.

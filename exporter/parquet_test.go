@@ -16,8 +16,13 @@ import (
 // records are n sample events, one every 30 seconds from midnight, as the buffer stores them.
 func records(t *testing.T, n int) [][]byte {
 	t.Helper()
+	return recordsOf(t, eventtest.NDJSON(0, n, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), 30*time.Second))
+}
+
+// recordsOf are the events of an NDJSON body as the buffer stores them.
+func recordsOf(t *testing.T, body []byte) [][]byte {
+	t.Helper()
 	var d event.Decoder
-	body := eventtest.NDJSON(0, n, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), 30*time.Second)
 	batch, err := d.NDJSON(body, time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -27,20 +29,18 @@ var _ ExportStore = (*store.Store)(nil)
 type ExporterConfig struct {
 	// TempDir holds files being encoded; emptied at start. Required.
 	TempDir string
-	// Workers bounds the jobs running at once; each destination runs one job at a time.
-	// Default 2.
+	// Workers bounds the jobs reading and encoding events at once (see Exporter); each
+	// destination runs one job at a time. Default 2.
 	Workers int
 	// MaxFileEventBytes splits a file once the encoded events in it reach this size (the
 	// Parquet file is smaller: compressed). Default 128 MiB.
 	MaxFileEventBytes int64
-	// MaxOpenFiles bounds the hour partitions one job writes at once. Default 8.
+	// MaxOpenFiles bounds the memory of one job's open files: MaxOpenFiles row groups of events
+	// (see store.ExportPlan.MaxOpenBytes). Default 8.
 	MaxOpenFiles int
 	// RowGroupBytes bounds the encoded events of one row group, and so the memory of each open
 	// file. Default 16 MiB.
 	RowGroupBytes int64
-	// MultipartThreshold and PartSize: files larger than the threshold are uploaded in parts.
-	// Defaults 16 MiB and 8 MiB.
-	MultipartThreshold, PartSize int64
 	// UploadTimeout bounds one object's upload. Default 10m.
 	UploadTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between attempts of a failing job. Defaults 10s, 15m.
@@ -66,8 +66,6 @@ func (c *ExporterConfig) fillDefaults() {
 	c.MaxOpenFiles = cmp.Or(max(c.MaxOpenFiles, 0), 8)
 	c.MaxFileEventBytes = cmp.Or(max(c.MaxFileEventBytes, 0), 128<<20)
 	c.RowGroupBytes = cmp.Or(max(c.RowGroupBytes, 0), 16<<20)
-	c.MultipartThreshold = cmp.Or(max(c.MultipartThreshold, 0), 16<<20)
-	c.PartSize = cmp.Or(max(c.PartSize, 0), 8<<20)
 	c.UploadTimeout = cmp.Or(max(c.UploadTimeout, 0), 10*time.Minute)
 	c.RetryMin = cmp.Or(max(c.RetryMin, 0), 10*time.Second)
 	c.RetryMax = max(cmp.Or(max(c.RetryMax, 0), 15*time.Minute), c.RetryMin)
@@ -82,8 +80,16 @@ func (c *ExporterConfig) fillDefaults() {
 }
 
 // Exporter runs export jobs: on each configuration's schedule, aligned to UTC boundaries of its
-// interval, on request (RunNow), and again after failures. Jobs of different destinations run
-// in a bounded pool and never wait on one another.
+// interval, on request (RunNow), and again after failures.
+//
+// A destination that hangs must cost its own configuration only. So each job runs on its own
+// goroutine (at most one per configuration), and Workers bounds not the jobs but the turns: a
+// job holds a turn only while it uses the CPU (reading and encoding its events) and gives it
+// back whenever it waits on its destination, and once encoding is over (see turn). A job stuck
+// in an upload therefore holds nothing another job needs but its own memory (bounded by its
+// plan) and temporary files, and a healthy configuration's job starts as soon as a turn is free,
+// whatever the others' destinations do. Turns are granted in the order asked for. Cancel stops
+// a configuration's job when it is disabled or deleted.
 type Exporter struct {
 	cfg     ExporterConfig
 	store   ExportStore
@@ -91,29 +97,39 @@ type Exporter struct {
 	log     *slog.Logger
 	metrics *exportMetrics
 	owner   string
-
-	queue   chan store.ExportJob
-	stopped chan struct{}
+	turns   *semaphore.Weighted
 
 	mu       sync.Mutex
 	running  bool
-	inFlight map[string]bool            // configuration ids with a job queued or running
+	lifetime context.Context            // Start's: ends when the shutdown begins
+	work     context.Context            // parent of the jobs' contexts: cut when the drain ends
+	jobs     map[string]*jobRun         // by configuration id: the job queued or running
 	waiters  map[string][]chan struct{} // job id -> RunNow callers
+	group    sync.WaitGroup             // the jobs' goroutines
+	stopped  chan struct{}
 }
+
+// jobRun is a job queued or running; cancel ends it.
+type jobRun struct{ cancel context.CancelCauseFunc }
+
+// errCanceled is why a job is cut short by Cancel.
+var errCanceled = errors.New("its configuration was disabled or deleted")
 
 // NewExporter returns an exporter; Start starts it.
 func NewExporter(cfg ExporterConfig, st ExportStore, clients *Clients) *Exporter {
 	cfg.fillDefaults()
 	return &Exporter{
 		cfg: cfg, store: st, clients: clients, log: cfg.Logger, metrics: newExportMetrics(st, cfg.Now), owner: cfg.Owner,
-		queue: make(chan store.ExportJob, 64), stopped: make(chan struct{}),
-		inFlight: map[string]bool{}, waiters: map[string][]chan struct{}{},
+		turns: semaphore.NewWeighted(int64(cfg.Workers)), stopped: make(chan struct{}),
+		jobs: map[string]*jobRun{}, waiters: map[string][]chan struct{}{},
 	}
 }
 
-// Plan is how new jobs cut their events into files.
+// Plan is how new jobs cut their events into files: each hour whole (see layout.go), the files
+// open at once holding about as many bytes as MaxOpenFiles full row groups.
 func (x *Exporter) Plan() store.ExportPlan {
-	return store.ExportPlan{MaxFileEventBytes: x.cfg.MaxFileEventBytes, MaxOpenFiles: x.cfg.MaxOpenFiles}
+	return store.ExportPlan{MaxFileEventBytes: x.cfg.MaxFileEventBytes, MaxOpenFiles: x.cfg.MaxOpenFiles,
+		MaxOpenBytes: int64(x.cfg.MaxOpenFiles) * x.cfg.RowGroupBytes}
 }
 
 // Start starts exporting and returns at once, accepting RunNow from then on. When ctx ends no
@@ -127,22 +143,20 @@ func (x *Exporter) Start(ctx context.Context) <-chan struct{} {
 	if err := os.MkdirAll(x.cfg.TempDir, 0o700); err != nil {
 		x.log.Error("create export temporary directory", "path", x.cfg.TempDir, "error", err)
 	}
+	work, cut := context.WithCancel(context.WithoutCancel(ctx))
 	x.mu.Lock()
-	x.running = true
+	x.running, x.lifetime, x.work = true, ctx, work
 	x.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		x.run(ctx)
+		defer cut()
+		x.run(ctx, cut)
 	}()
 	return done
 }
 
-func (x *Exporter) run(ctx context.Context) {
-	work, cut := context.WithCancel(context.WithoutCancel(ctx))
-	defer cut()
-	workers := startWorkers(x.cfg.Workers, x.queue, x.stopped, func(job store.ExportJob) { x.runJob(work, job) })
-
+func (x *Exporter) run(ctx context.Context, cut context.CancelFunc) {
 	ticker := time.NewTicker(x.cfg.ScanInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
@@ -158,7 +172,7 @@ func (x *Exporter) run(ctx context.Context) {
 	close(x.stopped)
 	drain := time.AfterFunc(x.cfg.DrainTimeout, cut)
 	defer drain.Stop()
-	workers.Wait()
+	x.group.Wait()
 }
 
 // scanLimit bounds the configurations one scan starts: the next scan goes on.
@@ -215,27 +229,37 @@ func (x *Exporter) scan(ctx context.Context) {
 	}
 }
 
-// dispatch queues job unless its configuration already has one queued or running, or the
-// queue is full (the next scan tries again).
+// dispatch starts job unless its configuration already has one queued or running.
 func (x *Exporter) dispatch(job store.ExportJob) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if !x.running || x.inFlight[job.ConfigID] {
+	if !x.running || x.jobs[job.ConfigID] != nil {
 		return false
 	}
-	select {
-	case x.queue <- job:
-		x.inFlight[job.ConfigID] = true
-		return true
-	default:
-		return false
+	ctx, cancel := context.WithCancelCause(x.work)
+	x.jobs[job.ConfigID] = &jobRun{cancel: cancel}
+	x.group.Go(func() {
+		defer cancel(nil)
+		x.runJob(ctx, job)
+	})
+	return true
+}
+
+// Cancel stops the job of a configuration that was disabled or deleted, queued or running: its
+// attempt is cut short (recorded as interrupted, not failed) and its RunNow callers are answered.
+// A disabled configuration's job waits, PENDING, until it is enabled again.
+func (x *Exporter) Cancel(configID string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if j := x.jobs[configID]; j != nil {
+		j.cancel(errCanceled)
 	}
 }
 
 func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 	defer func() {
 		x.mu.Lock()
-		delete(x.inFlight, job.ConfigID)
+		delete(x.jobs, job.ConfigID)
 		waiters := x.waiters[job.ID]
 		delete(x.waiters, job.ID)
 		x.mu.Unlock()
@@ -247,7 +271,16 @@ func (x *Exporter) runJob(ctx context.Context, job store.ExportJob) {
 	if latest, err := x.store.Job(ctx, job.ID); err != nil || latest.Finished() {
 		return // deleted with its configuration, or done meanwhile
 	}
-	if _, err := x.runAttempt(ctx, job); errors.Is(err, store.ErrLeaseHeld) {
+	// A job waiting for its first turn when the shutdown begins does not start.
+	waiting, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	defer context.AfterFunc(x.lifetime, stopWaiting)()
+	t := &turn{slots: x.turns}
+	if t.acquire(waiting) != nil {
+		return
+	}
+	defer t.release()
+	if _, err := x.runAttempt(ctx, job, t); errors.Is(err, store.ErrLeaseHeld) {
 		x.log.Debug("export job is running in another process", "job_id", job.ID)
 	} else if err != nil && !errors.Is(err, errInterrupted) {
 		x.log.Debug("export attempt ended with an error", "job_id", job.ID, "error", err)

@@ -1,7 +1,6 @@
 package exporter
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -15,19 +14,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-
+	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/store"
 )
-
-// ObjectReader is what verifying digests needs from S3: the customer's own read access, which
-// the service itself never has.
-type ObjectReader interface {
-	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
-	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-}
 
 // DigestReport is what VerifyDigests found: how much it checked, and every problem.
 type DigestReport struct {
@@ -39,18 +28,18 @@ type DigestReport struct {
 // OK reports whether the export verified without a problem.
 func (r DigestReport) OK() bool { return len(r.Problems) == 0 }
 
-// VerifyDigests checks an export under bucket/path the way a customer would: each digest's
+// VerifyDigests checks an export under path, read through reader, the way a customer would: each digest's
 // signature with publicKey, each configuration's chain of digests (each links to the one before
 // it, the first to none), every listed object's size and SHA-256, and that every data object is
 // listed in some digest (an object of a job still running has no digest yet). An error means
 // the check could not run; what it found wrong is in the report.
-func VerifyDigests(ctx context.Context, client ObjectReader, bucket, path string, publicKey ed25519.PublicKey) (DigestReport, error) {
+func VerifyDigests(ctx context.Context, reader destination.Reader, path string, publicKey ed25519.PublicKey) (DigestReport, error) {
 	var report DigestReport
 	problem := func(format string, args ...any) {
 		report.Problems = append(report.Problems, fmt.Sprintf(format, args...))
 	}
 	prefix := joinKey(path, "")
-	keys, err := listKeys(ctx, client, bucket, prefix)
+	keys, err := reader.List(ctx, prefix)
 	if err != nil {
 		return report, err
 	}
@@ -69,7 +58,7 @@ func VerifyDigests(ctx context.Context, client ObjectReader, bucket, path string
 	slices.Sort(digestKeys)
 	last := map[string]store.DigestRef{} // configuration -> its previous digest
 	for _, key := range digestKeys {
-		body, meta, err := getObject(ctx, client, bucket, key)
+		body, meta, err := getObject(ctx, reader, key)
 		if err != nil {
 			return report, err
 		}
@@ -98,16 +87,15 @@ func VerifyDigests(ctx context.Context, client ObjectReader, bucket, path string
 			if _, ok := data[o.Key]; ok {
 				data[o.Key] = true
 			}
-			content, _, err := getObject(ctx, client, bucket, o.Key)
-			var missing *types.NoSuchKey
-			if errors.As(err, &missing) {
+			sum, size, err := hashObject(ctx, reader, o.Key)
+			if errors.Is(err, destination.ErrNotFound) {
 				problem("%s: listed in %s, missing from the bucket", o.Key, key)
 				continue
 			}
 			if err != nil {
 				return report, err
 			}
-			if sum := sha256.Sum256(content); hex.EncodeToString(sum[:]) != o.SHA256 || int64(len(content)) != o.Bytes {
+			if sum != o.SHA256 || size != o.Bytes {
 				problem("%s: its content differs from what %s recorded (SHA-256 or size)", o.Key, key)
 			}
 		}
@@ -120,30 +108,31 @@ func VerifyDigests(ctx context.Context, client ObjectReader, bucket, path string
 	return report, nil
 }
 
-func listKeys(ctx context.Context, client ObjectReader, bucket, prefix string) ([]string, error) {
-	var keys []string
-	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, err)
-		}
-		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
-		}
+// getObject reads a (small) object whole, with its metadata.
+func getObject(ctx context.Context, reader destination.Reader, key string) ([]byte, map[string]string, error) {
+	body, meta, err := reader.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
 	}
-	return keys, nil
+	defer body.Close()
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return data, meta, nil
 }
 
-func getObject(ctx context.Context, client ObjectReader, bucket, key string) ([]byte, map[string]string, error) {
-	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+// hashObject streams an object through SHA-256 and returns the hex sum and the size.
+func hashObject(ctx context.Context, reader destination.Reader, key string) (string, int64, error) {
+	body, _, err := reader.Get(ctx, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("get s3://%s/%s: %w", bucket, key, err)
+		return "", 0, err
 	}
-	defer out.Body.Close()
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, out.Body); err != nil {
-		return nil, nil, fmt.Errorf("read s3://%s/%s: %w", bucket, key, err)
+	defer body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, body)
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", key, err)
 	}
-	return buf.Bytes(), out.Metadata, nil
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -44,6 +44,14 @@ func (e *ForbiddenError) Error() string {
 	return fmt.Sprintf("token %q lacks the %s permission this operation needs", e.Token, e.Permission)
 }
 
+// authenticated implements @authenticated: the field resolves for any authenticated caller.
+func authenticated(ctx context.Context, _ any, next graphql.Resolver) (any, error) {
+	if _, ok := PrincipalFrom(ctx); !ok {
+		return nil, ErrUnauthenticated
+	}
+	return next(ctx)
+}
+
 // hasPermission implements @hasPermission: the field resolves only for a caller holding the
 // permission (or ADMIN).
 func hasPermission(ctx context.Context, _ any, next graphql.Resolver, permission model.Permission) (any, error) {

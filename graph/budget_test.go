@@ -119,6 +119,7 @@ func (c blockingChecker) CheckNow(ctx context.Context, _ string) (store.ExportCo
 }
 
 func (blockingChecker) Forget(string) {}
+func (blockingChecker) Cancel(string) {}
 
 // tokenStore records the tokens it is asked to create; its other methods are nil.
 type tokenStore struct {
@@ -174,3 +175,4 @@ func (instantChecker) CheckNow(_ context.Context, id string) (store.ExportConfig
 }
 
 func (instantChecker) Forget(string) {}
+func (instantChecker) Cancel(string) {}

@@ -27,6 +27,7 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 		CreatedAt:        c.CreatedAt,
 		UpdatedBy:        optional(c.UpdatedBy),
 		UpdatedAt:        c.UpdatedAt,
+		Cursor:           c.Cursor,
 	}
 	m.ConnectionCheckedAt = optionalTime(c.ConnectionCheckedAt)
 	if c.Enabled {
@@ -45,18 +46,24 @@ func toModel(c store.ExportConfiguration, pending int64, now time.Time) *model.E
 			RoleArn: c.RoleARN, ExternalID: c.ID, Endpoint: optional(c.Endpoint),
 			ServerSideEncryption: sseToModel(c.ServerSideEncryption), SseKmsKeyID: optional(c.SSEKMSKeyID),
 		}
+	case store.KindADLSSASToken:
+		m.EndpointConfiguration = &model.AdlsSasTokenEndpointConfiguration{
+			StorageAccount: c.StorageAccount, FileSystem: c.FileSystem, Path: optional(c.Path), Endpoint: optional(c.Endpoint),
+		}
 	}
 	return m
 }
 
-func toModels(ctx context.Context, cs []store.ExportConfiguration, cursors store.Cursors, now time.Time) ([]*model.ExportConfiguration, error) {
+// toModels converts a list of configurations, reading the buffer's bounds once for all of their
+// pendingEvents.
+func toModels(ctx context.Context, cs []store.ExportConfiguration, buffer store.EventBuffer, now time.Time) ([]*model.ExportConfiguration, error) {
+	status, err := buffer.BufferStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*model.ExportConfiguration, len(cs))
 	for i, c := range cs {
-		pending, err := cursors.PendingEvents(ctx, c.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = toModel(c, pending, now)
+		out[i] = toModel(c, status.Pending(c.Cursor), now)
 	}
 	return out, nil
 }
@@ -129,11 +136,19 @@ func newAssumedRoleConfiguration(d model.S3AssumedRoleExportConfigurationInput) 
 	}
 }
 
-// accessKeyUpdate and assumedRoleUpdate turn an update input into a store.Change: given fields
+func newADLSConfiguration(d model.AdlsSasTokenExportConfigurationInput) store.ExportConfiguration {
+	return store.ExportConfiguration{
+		Kind: store.KindADLSSASToken, Name: deref(d.Name), Interval: store.Interval(d.Interval), Enabled: true,
+		StorageAccount: d.StorageAccount, FileSystem: d.FileSystem, Path: deref(d.Path), Endpoint: deref(d.Endpoint),
+		StartTime: deref(d.StartTime),
+	}
+}
+
+// accessKeyUpdate, assumedRoleUpdate and adlsUpdate turn an update input into a store.Change: given fields
 // replace stored ones, omitted fields keep theirs, a path or endpoint given as null or "" is cleared.
 func accessKeyUpdate(d model.UpdateS3AccessKeyExportConfigurationInput) store.Change {
 	return func(c *store.ExportConfiguration) error {
-		if err := requireKind(c, store.KindS3AccessKey, "updateS3AssumedRoleExportConfiguration"); err != nil {
+		if err := requireKind(c, store.KindS3AccessKey); err != nil {
 			return err
 		}
 		applyDestination(c, d.Name, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
@@ -145,7 +160,7 @@ func accessKeyUpdate(d model.UpdateS3AccessKeyExportConfigurationInput) store.Ch
 
 func assumedRoleUpdate(d model.UpdateS3AssumedRoleExportConfigurationInput) store.Change {
 	return func(c *store.ExportConfiguration) error {
-		if err := requireKind(c, store.KindS3AssumedRole, "updateS3AccessKeyExportConfiguration"); err != nil {
+		if err := requireKind(c, store.KindS3AssumedRole); err != nil {
 			return err
 		}
 		applyDestination(c, d.Name, d.Interval, d.Bucket, d.Region, d.Path, d.Endpoint)
@@ -155,13 +170,36 @@ func assumedRoleUpdate(d model.UpdateS3AssumedRoleExportConfigurationInput) stor
 	}
 }
 
-func requireKind(c *store.ExportConfiguration, kind store.Kind, otherMutation string) error {
+func adlsUpdate(d model.UpdateAdlsSasTokenExportConfigurationInput) store.Change {
+	return func(c *store.ExportConfiguration) error {
+		if err := requireKind(c, store.KindADLSSASToken); err != nil {
+			return err
+		}
+		var interval *model.ExportInterval
+		if d.Interval != nil {
+			interval = (*model.ExportInterval)(d.Interval)
+		}
+		applyDestination(c, d.Name, interval, nil, nil, d.Path, d.Endpoint)
+		setIfGiven(&c.StorageAccount, d.StorageAccount)
+		setIfGiven(&c.FileSystem, d.FileSystem)
+		return nil
+	}
+}
+
+// updateMutations name the mutation that updates each kind.
+var updateMutations = map[store.Kind]string{
+	store.KindS3AccessKey:   "updateS3AccessKeyExportConfiguration",
+	store.KindS3AssumedRole: "updateS3AssumedRoleExportConfiguration",
+	store.KindADLSSASToken:  "updateAdlsSasTokenExportConfiguration",
+}
+
+func requireKind(c *store.ExportConfiguration, kind store.Kind) error {
 	if c.Kind == kind {
 		return nil
 	}
 	return &store.ValidationError{Fields: []store.FieldError{{
 		Field:   "id",
-		Message: fmt.Sprintf("export configuration %s is of another kind; use %s", c.ID, otherMutation),
+		Message: fmt.Sprintf("export configuration %s is of another kind; use %s", c.ID, updateMutations[c.Kind]),
 	}}}
 }
 
@@ -230,7 +268,10 @@ func toPermissions(ps []model.Permission) []store.Permission {
 	return convertAll(ps, func(p model.Permission) store.Permission { return store.Permission(p) })
 }
 
+func fromPermissions(ps []store.Permission) []model.Permission {
+	return convertAll(ps, func(p store.Permission) model.Permission { return model.Permission(p) })
+}
+
 func toAPIToken(t store.Token) *model.APIToken {
-	perms := convertAll(t.Permissions, func(p store.Permission) model.Permission { return model.Permission(p) })
-	return &model.APIToken{Name: t.Name, Permissions: perms, CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
+	return &model.APIToken{Name: t.Name, Permissions: fromPermissions(t.Permissions), CreatedBy: optional(t.CreatedBy), CreatedAt: t.CreatedAt}
 }

@@ -81,13 +81,17 @@ func presentError(logger *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 }
 
-// innermostMessage is the message of a store error without the wrapping context resolvers add.
+// innermostMessage is the message of a store error without the wrapping context resolvers add,
+// the location and path gqlgen's error adds, or the sentinel's own ": conflict".
 func innermostMessage(err error) string {
 	var nf *store.NotFoundError
 	if errors.As(err, &nf) {
 		return nf.Error()
 	}
-	return err.Error()
+	if g, ok := err.(*gqlerror.Error); ok && g.Err != nil {
+		err = g.Err
+	}
+	return strings.TrimSuffix(err.Error(), ": "+store.ErrConflict.Error())
 }
 
 func present(e *gqlerror.Error, message, code string) {

@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -63,8 +65,41 @@ func inputError(field, message string) error {
 	return &store.ValidationError{Fields: []store.FieldError{{Field: field, Message: message}}}
 }
 
+// eventFilter selects auditEvents: eventTimestamp in [from, to), targets naming targetID.
+type eventFilter struct {
+	from, to *time.Time
+	targetID string
+}
+
+func (f eventFilter) matches(r *event.Record) bool {
+	micros := r.EventMicros
+	return (f.from == nil || micros >= f.from.UnixMicro()) && (f.to == nil || micros < f.to.UnixMicro()) &&
+		(f.targetID == "" || targetsName(r.Fields[event.FieldTargets], f.targetID))
+}
+
+// targetsName reports whether an event's targets (an array of objects, or one object) name id.
+func targetsName(targets []byte, id string) bool {
+	if !bytes.Contains(targets, []byte(id)) { // most events do not mention it at all
+		return false
+	}
+	var list []struct{ ID any }
+	if err := json.Unmarshal(targets, &list); err != nil {
+		var one struct{ ID any }
+		if json.Unmarshal(targets, &one) != nil {
+			return false
+		}
+		list = append(list, one)
+	}
+	for _, t := range list {
+		if fmt.Sprint(t.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
 // auditEventsPage reads one page of buffered events in order of receipt.
-func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
+func auditEventsPage(ctx context.Context, st Store, filter eventFilter, first *int, after *string) (*model.AuditEventConnection, error) {
 	size := defaultPageSize
 	if first != nil {
 		if *first < 1 || *first > maxPageSize {
@@ -79,9 +114,6 @@ func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *
 			return nil, err
 		}
 	}
-	inRange := func(micros int64) bool {
-		return (from == nil || micros >= from.UnixMicro()) && (to == nil || micros < to.UnixMicro())
-	}
 	conn := &model.AuditEventConnection{Edges: []*model.AuditEventEdge{}, PageInfo: &model.PageInfo{}}
 	var (
 		scanned, scannedBytes, pageBytes int
@@ -92,7 +124,7 @@ func auditEventsPage(ctx context.Context, st Store, from, to *time.Time, first *
 		if decodeErr = r.Parse(rec); decodeErr != nil {
 			return false
 		}
-		if inRange(r.EventMicros) {
+		if filter.matches(&r) {
 			if len(conn.Edges) == size {
 				conn.PageInfo.HasNextPage = true
 				return false

@@ -42,7 +42,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	}
 	schema := generated.NewExecutableSchema(generated.Config{
 		Resolvers:  cfg.Resolver,
-		Directives: generated.DirectiveRoot{HasPermission: hasPermission},
+		Directives: generated.DirectiveRoot{HasPermission: hasPermission, Authenticated: authenticated},
 	})
 	srv := handler.New(schema)
 	srv.AddTransport(transport.POST{})

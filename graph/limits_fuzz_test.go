@@ -25,6 +25,8 @@ func (noExporter) RunNow(context.Context, string) (store.ExportJob, error) {
 	return store.ExportJob{}, store.ErrNotFound
 }
 
+func (noExporter) Cancel(string) {}
+
 // FuzzGraphQLRequest sends random documents within the body limit to the handler over a real
 // store. Each must be answered or refused with a JSON body, without a panic anywhere (a panic in
 // a resolver is recovered and logged: the log is checked too). The work is bounded by counting,

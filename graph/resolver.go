@@ -31,12 +31,17 @@ type Checker interface {
 	CheckNow(ctx context.Context, id string) (store.ExportConfiguration, error)
 	// Forget drops what was cached for a deleted configuration.
 	Forget(id string)
+	// Cancel cuts short the running check of a configuration just disabled or deleted.
+	Cancel(id string)
 }
 
 // Exporter runs exports.
 type Exporter interface {
 	// RunNow exports what is pending for a configuration and returns the job.
 	RunNow(ctx context.Context, configID string) (store.ExportJob, error)
+	// Cancel stops the export job, queued or running, of a configuration just disabled or
+	// deleted.
+	Cancel(configID string)
 }
 
 // Resolver is the root resolver: it carries the dependencies the resolvers call.
@@ -45,8 +50,11 @@ type Resolver struct {
 	Checker  Checker
 	Exporter Exporter
 	Logger   *slog.Logger
-	// Now is the clock for nextExportAt; default time.Now.
+	// Now is the clock for nextExportAt, exportHistory and exportLag; default time.Now.
 	Now func() time.Time
+	// TrustPrincipal is the AWS principal assumed-role trust policies name (ParseTrustPrincipal);
+	// empty: a placeholder.
+	TrustPrincipal string
 }
 
 // checked runs a connectivity check of a configuration just written and returns it with the
@@ -56,6 +64,15 @@ func (r *Resolver) checked(ctx context.Context, c store.ExportConfiguration, err
 		return nil, err
 	}
 	return r.modelOf(ctx)(r.Checker.CheckNow(ctx, c.ID))
+}
+
+// stopWork stops the running work of a configuration that was just disabled or deleted, which
+// would otherwise go on, for as long as its destination lets it, with nobody waiting for it.
+// It follows the store's change: an export that starts afterwards finds the configuration
+// disabled or gone.
+func (r *Resolver) stopWork(id string) {
+	r.Exporter.Cancel(id)
+	r.Checker.Cancel(id)
 }
 
 // modelOf returns a converter of a store result, passing its error through.

@@ -24,6 +24,16 @@ func (r *exportConfigurationResolver) LastExport(ctx context.Context, obj *model
 	return toJob(job), nil
 }
 
+// ExportHistory is the resolver for the exportHistory field.
+func (r *exportConfigurationResolver) ExportHistory(ctx context.Context, obj *model.ExportConfiguration, hours int) (*model.ExportHistory, error) {
+	return exportHistory(ctx, r.Store, obj.ID, hours, r.now())
+}
+
+// ExportLag is the resolver for the exportLag field.
+func (r *exportConfigurationResolver) ExportLag(ctx context.Context, obj *model.ExportConfiguration) (*model.ExportLag, error) {
+	return exportLag(ctx, r.Store, obj.Cursor, r.now())
+}
+
 // CreateS3AccessKeyExportConfiguration is the resolver for the createS3AccessKeyExportConfiguration field.
 func (r *mutationResolver) CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error) {
 	c, err := r.Store.CreateConfiguration(ctx, newAccessKeyConfiguration(data), data.SecretAccessKey, caller(ctx))
@@ -48,6 +58,18 @@ func (r *mutationResolver) UpdateS3AssumedRoleExportConfiguration(ctx context.Co
 	return r.checked(ctx, c, err)
 }
 
+// CreateAdlsSasTokenEndpointConfiguration is the resolver for the createAdlsSasTokenEndpointConfiguration field.
+func (r *mutationResolver) CreateAdlsSasTokenEndpointConfiguration(ctx context.Context, data model.AdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error) {
+	c, err := r.Store.CreateConfiguration(ctx, newADLSConfiguration(data), data.SasToken, caller(ctx))
+	return r.checked(ctx, c, err)
+}
+
+// UpdateAdlsSasTokenExportConfiguration is the resolver for the updateAdlsSasTokenExportConfiguration field.
+func (r *mutationResolver) UpdateAdlsSasTokenExportConfiguration(ctx context.Context, data model.UpdateAdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error) {
+	c, err := r.Store.UpdateConfiguration(ctx, data.ID, caller(ctx), adlsUpdate(data), data.SasToken)
+	return r.checked(ctx, c, err)
+}
+
 // EnableExportConfiguration is the resolver for the enableExportConfiguration field.
 func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
 	c, err := r.Store.SetEnabled(ctx, id, caller(ctx), true)
@@ -56,13 +78,18 @@ func (r *mutationResolver) EnableExportConfiguration(ctx context.Context, id str
 
 // DisableExportConfiguration is the resolver for the disableExportConfiguration field.
 func (r *mutationResolver) DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
-	return r.modelOf(ctx)(r.Store.SetEnabled(ctx, id, caller(ctx), false))
+	c, err := r.Store.SetEnabled(ctx, id, caller(ctx), false)
+	if err == nil {
+		r.stopWork(id)
+	}
+	return r.modelOf(ctx)(c, err)
 }
 
 // DeleteExportConfiguration is the resolver for the deleteExportConfiguration field.
 func (r *mutationResolver) DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error) {
 	c, err := r.Store.DeleteConfiguration(ctx, id, caller(ctx))
 	if err == nil {
+		r.stopWork(id)
 		r.Checker.Forget(id)
 	}
 	return r.modelOf(ctx)(c, err)
@@ -98,6 +125,11 @@ func (r *mutationResolver) RevokeAPIToken(ctx context.Context, name string) (*mo
 	return toAPIToken(t), nil
 }
 
+// Viewer is the resolver for the viewer field.
+func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
+	return viewer(caller(ctx)), nil
+}
+
 // GetAllExportConfigurations is the resolver for the getAllExportConfigurations field.
 func (r *queryResolver) GetAllExportConfigurations(ctx context.Context) ([]*model.ExportConfiguration, error) {
 	cs, err := r.Store.Configurations(ctx)
@@ -116,8 +148,8 @@ func (r *queryResolver) GetExportConfiguration(ctx context.Context, id string) (
 }
 
 // AuditEvents is the resolver for the auditEvents field.
-func (r *queryResolver) AuditEvents(ctx context.Context, from *time.Time, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error) {
-	return auditEventsPage(ctx, r.Store, from, to, first, after)
+func (r *queryResolver) AuditEvents(ctx context.Context, from *time.Time, to *time.Time, first *int, after *string, targetID *string) (*model.AuditEventConnection, error) {
+	return auditEventsPage(ctx, r.Store, eventFilter{from: from, to: to, targetID: deref(targetID)}, first, after)
 }
 
 // EventBuffer is the resolver for the eventBuffer field.
@@ -163,6 +195,21 @@ func (r *queryResolver) APITokens(ctx context.Context) ([]*model.APIToken, error
 	return convertAll(tokens, toAPIToken), err
 }
 
+// PermissionPolicy is the resolver for the permissionPolicy field.
+func (r *s3AccessKeyEndpointConfigurationResolver) PermissionPolicy(ctx context.Context, obj *model.S3AccessKeyEndpointConfiguration) (string, error) {
+	return permissionPolicy(s3Destination{regionPartition(obj.Region), obj.Bucket, obj.Region, obj.Path, obj.SseKmsKeyID, obj.ServerSideEncryption}), nil
+}
+
+// TrustPolicy is the resolver for the trustPolicy field.
+func (r *s3AssumedRoleEndpointConfigurationResolver) TrustPolicy(ctx context.Context, obj *model.S3AssumedRoleEndpointConfiguration) (string, error) {
+	return trustPolicy(r.TrustPrincipal, obj.RoleArn, obj.ExternalID), nil
+}
+
+// PermissionPolicy is the resolver for the permissionPolicy field.
+func (r *s3AssumedRoleEndpointConfigurationResolver) PermissionPolicy(ctx context.Context, obj *model.S3AssumedRoleEndpointConfiguration) (string, error) {
+	return permissionPolicy(s3Destination{arnPartition(obj.RoleArn), obj.Bucket, obj.Region, obj.Path, obj.SseKmsKeyID, obj.ServerSideEncryption}), nil
+}
+
 // ExportConfiguration returns generated.ExportConfigurationResolver implementation.
 func (r *Resolver) ExportConfiguration() generated.ExportConfigurationResolver {
 	return &exportConfigurationResolver{r}
@@ -174,8 +221,20 @@ func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResol
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
+// S3AccessKeyEndpointConfiguration returns generated.S3AccessKeyEndpointConfigurationResolver implementation.
+func (r *Resolver) S3AccessKeyEndpointConfiguration() generated.S3AccessKeyEndpointConfigurationResolver {
+	return &s3AccessKeyEndpointConfigurationResolver{r}
+}
+
+// S3AssumedRoleEndpointConfiguration returns generated.S3AssumedRoleEndpointConfigurationResolver implementation.
+func (r *Resolver) S3AssumedRoleEndpointConfiguration() generated.S3AssumedRoleEndpointConfigurationResolver {
+	return &s3AssumedRoleEndpointConfigurationResolver{r}
+}
+
 type (
-	exportConfigurationResolver struct{ *Resolver }
-	mutationResolver            struct{ *Resolver }
-	queryResolver               struct{ *Resolver }
+	exportConfigurationResolver                struct{ *Resolver }
+	mutationResolver                           struct{ *Resolver }
+	queryResolver                              struct{ *Resolver }
+	s3AccessKeyEndpointConfigurationResolver   struct{ *Resolver }
+	s3AssumedRoleEndpointConfigurationResolver struct{ *Resolver }
 )

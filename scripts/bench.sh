@@ -13,6 +13,8 @@ bench() { # bench PACKAGE PATTERN BENCHTIME
 {
   bench ./event/ 'BenchmarkDecode$' 1s
   bench ./store/bolt/ 'BenchmarkBoltBatchedAppend$|BenchmarkDecodeAppend$' 2s
+  bench ./store/bolt/ 'BenchmarkListAtScale$|BenchmarkJobAtScale$|BenchmarkIngestAtScale$' 200x
+  bench ./store/bolt/ 'BenchmarkRestart$' 3x
   bench ./server/ 'BenchmarkIngestHTTP$|BenchmarkIngestHTTPPostgres$|BenchmarkGetAllExportConfigurations$' 2s
   bench ./exporter/ 'BenchmarkPqarrowEncode$|BenchmarkExport$|BenchmarkExportPostgres$' 3x
   bench ./exporter/ 'BenchmarkExportMillionPeakHeap$' 1x

@@ -25,7 +25,7 @@ var decoders = sync.Pool{New: func() any { return new(event.Decoder) }}
 
 // ingest serves POST /api/audit/events: NDJSON or a JSON array, optionally gzip-compressed,
 // accepted whole (202, once durable) or rejected whole (4xx naming each bad event, or 503 when
-// the buffer cannot keep it).
+// the buffer or the disk cannot keep it).
 func (s *Server) ingest() http.Handler {
 	limit := s.cfg.MaxEventsBodyBytes
 	tooLarge := fmt.Sprintf("request body exceeds %d bytes", limit)
@@ -85,6 +85,12 @@ func (s *Server) ingest() http.Handler {
 
 		res, err := s.store.AppendEvents(r.Context(), batch)
 		switch {
+		case s.disk.wrote(err):
+			s.log.Error("append events: the data directory's disk is full", "error", err)
+			w.Header().Set("Retry-After", "30")
+			writeError(w, http.StatusServiceUnavailable, "DISK_FULL",
+				"the server's disk is full; nothing of this batch was stored, retry later")
+			return
 		case errors.Is(err, store.ErrBufferFull):
 			w.Header().Set("Retry-After", "30")
 			writeError(w, http.StatusServiceUnavailable, "BUFFER_FULL",

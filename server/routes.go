@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/auditexport/auditexport/console"
 	"github.com/auditexport/auditexport/exporter"
 	"github.com/auditexport/auditexport/graph"
 	"github.com/auditexport/auditexport/store"
@@ -44,6 +45,7 @@ type Server struct {
 	exporter *exporter.Exporter
 	log      *slog.Logger
 	registry *prometheus.Registry
+	disk     *diskWatch
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -52,7 +54,8 @@ type Server struct {
 // exports that mutations ask for.
 func New(cfg Config, st Store, checker *exporter.Checker, exp *exporter.Exporter) *Server {
 	cfg.fillDefaults()
-	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, store: st, checker: checker, exporter: exp, log: cfg.Logger, registry: prometheus.NewRegistry(),
+		disk: &diskWatch{dir: cfg.DataDir, minFree: uint64(cfg.DiskMinFreeBytes)}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "auditexport_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -68,8 +71,8 @@ func New(cfg Config, st Store, checker *exporter.Checker, exp *exporter.Exporter
 	return s
 }
 
-// Handler returns every route. Health checks and the playground page carry no data and need no
-// token; everything else authenticates first.
+// Handler returns every route. Health checks, the playground and the console's files carry no
+// data and need no token; everything else authenticates first.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{} // path -> methods, for 405 answers
@@ -86,11 +89,17 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Playground {
 		handle("GET", GraphQLPath, "playground", playground.Handler("auditexport", GraphQLPath))
 	}
+	for _, path := range console.Paths() {
+		if path == "/" {
+			path = "/{$}" // exactly "/": other paths stay not found
+		}
+		handle("GET", path, "console", console.Handler())
+	}
 	for path, methods := range allowed {
 		allow := strings.Join(methods, ", ")
 		s.route(mux, path, "method_not_allowed", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, graph.CodeBadRequest, r.Method+" is not allowed on "+path+"; use "+allow)
+			writeError(w, http.StatusMethodNotAllowed, graph.CodeBadRequest, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow)
 		}))
 	}
 	s.route(mux, "/", "not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -129,12 +138,20 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
+// readyz answers 200 while the server can take events: its store is readable and its data
+// directory's disk has room.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err := s.store.Ready(r.Context()); err != nil {
 		s.log.Warn("not ready", "error", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "store unavailable\n")
+		return
+	}
+	if problem := s.disk.problem(); problem != "" {
+		s.log.Warn("not ready", "error", problem, "data_dir", s.cfg.DataDir)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, problem+"\n")
 		return
 	}
 	io.WriteString(w, "ok\n")
@@ -196,7 +213,7 @@ func bearerToken(r *http.Request) (string, bool) {
 // not 200.
 func (s *Server) graphQL() http.Handler {
 	limits := graph.DefaultLimits()
-	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter}, Logger: s.log, Limits: limits})
+	gql := graph.NewHandler(graph.HandlerConfig{Resolver: &graph.Resolver{Store: s.store, Checker: s.checker, Exporter: s.exporter, TrustPrincipal: s.cfg.TrustPrincipal}, Logger: s.log, Limits: limits})
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if hint, ok := ctx.Value(statusHintKey{}).(*statusHint); ok && resp != nil {

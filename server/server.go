@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/auditexport/auditexport/exporter"
+	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// MaxEventsBodyBytes bounds an events request body, before and after decompression.
 	// Default 16 MiB.
 	MaxEventsBodyBytes int64
+	// DiskMinFreeBytes: below this much free space on the data directory's disk, /readyz
+	// answers 503. Default 64 MiB.
+	DiskMinFreeBytes int64
 	// Buffer bounds the event buffer and its retention.
 	Buffer store.BufferConfig
 	// Playground serves GraphiQL on GET /api/audit/graphql. Default true in DefaultConfig.
@@ -49,9 +53,19 @@ type Config struct {
 	Checks exporter.CheckerConfig
 	// Export configures the exporter; its TempDir is <DataDir>/export-tmp.
 	Export exporter.ExporterConfig
-	// AllowedEndpoints restricts the S3-compatible endpoints configurations may name, in
+	// TrustPrincipal is the AWS account id or principal ARN assumed-role trust policies name
+	// (graph.ParseTrustPrincipal); empty: a placeholder.
+	TrustPrincipal string
+	// AllowedEndpoints restricts the endpoints configurations may name, in
 	// store.ParseEndpointPolicy's form: "" any, "none" none, else host[:port] patterns.
 	AllowedEndpoints string
+	// AllowPrivateEndpoints names the endpoints whose connections may reach loopback and private
+	// addresses, in destination.ParseAddressPolicy's form: "" none (the default), "any", else
+	// host[:port] patterns. Link-local and metadata addresses are never reached.
+	AllowPrivateEndpoints string
+	// Destinations configures how destinations are reached: part sizes and the transport's
+	// timeouts. Its AWS, Endpoints and Transport.Addresses are set by Run.
+	Destinations exporter.ClientsConfig
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -64,6 +78,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     30 * time.Second,
 		MaxGraphQLBodyBytes: 1 << 20,
 		MaxEventsBodyBytes:  16 << 20,
+		DiskMinFreeBytes:    64 << 20,
 		Playground:          true,
 	}
 }
@@ -75,6 +90,7 @@ func (c *Config) fillDefaults() {
 	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), def.ShutdownTimeout)
 	c.MaxGraphQLBodyBytes = cmp.Or(max(c.MaxGraphQLBodyBytes, 0), def.MaxGraphQLBodyBytes)
 	c.MaxEventsBodyBytes = cmp.Or(max(c.MaxEventsBodyBytes, 0), def.MaxEventsBodyBytes)
+	c.DiskMinFreeBytes = cmp.Or(max(c.DiskMinFreeBytes, 0), def.DiskMinFreeBytes)
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
@@ -84,6 +100,10 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.fillDefaults()
 	log := cfg.Logger
 	endpoints, err := store.ParseEndpointPolicy(cfg.AllowedEndpoints)
+	if err != nil {
+		return err
+	}
+	addresses, err := destination.ParseAddressPolicy(cfg.AllowPrivateEndpoints)
 	if err != nil {
 		return err
 	}
@@ -116,7 +136,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("load AWS configuration: %w", err)
 	}
-	clients := exporter.NewClients(exporter.ClientsConfig{AWS: awsCfg, Endpoints: endpoints})
+	destinations := cfg.Destinations
+	destinations.AWS, destinations.Endpoints, destinations.Transport.Addresses = awsCfg, endpoints, addresses
+	clients := exporter.NewClients(destinations)
 	checks := cfg.Checks
 	checks.Logger = log
 	checker := exporter.NewChecker(checks, st, clients)
@@ -148,7 +170,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "store", storeKind(cfg), "allowed_endpoints", endpoints.String())
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "store", storeKind(cfg), "allowed_endpoints", endpoints.String(), "allow_private_endpoints", addresses.String())
 
 	select {
 	case err := <-served:

@@ -115,13 +115,13 @@ func (s *Store) CompleteJob(ctx context.Context, a Attempt, events, objects, byt
 	})
 }
 
-// pruneJobs deletes a configuration's jobs beyond the newest jobsKept, and their tasks; those
+// pruneJobs deletes a configuration's jobs beyond the newest JobsKept, and their tasks; those
 // are all finished (only the newest can be unfinished).
 func pruneJobs(tx Tx, configID string) error {
 	kept := 0
 	var stale []string
 	if err := tx.JobsOf(configID, func(j ExportJob) bool {
-		if kept++; kept > jobsKept && j.Finished() {
+		if kept++; kept > JobsKept && j.Finished() {
 			stale = append(stale, j.ID)
 		}
 		return true

@@ -102,9 +102,12 @@ type Cursors interface {
 	PendingEvents(ctx context.Context, cursor uint64) (int64, error)
 }
 
+// JobsKept is how many of a configuration's newest jobs Jobs keeps; older finished ones are removed.
+const JobsKept = 100
+
 // Jobs keeps export jobs and their tasks. A configuration has at most one unfinished job; its
 // range is fixed when it is created, before anything is uploaded, so every attempt writes the
-// same objects.
+// same objects. The newest JobsKept jobs of a configuration are kept, with their tasks.
 //
 // Leases: an attempt holds its job until ExportJob.LeaseUntil and renews it while it works; a
 // job whose lease ran out may be taken over by another process (StartAttempt), which fences the

@@ -25,8 +25,14 @@ type ExportPlan struct {
 	// MaxFileEventBytes closes a file once the encoded events in it reach this size.
 	MaxFileEventBytes int64 `json:"maxFileEventBytes"`
 	// MaxOpenFiles bounds the hour partitions written at once; the least recently used file is
-	// closed when another partition needs one.
+	// closed when another partition needs one. With MaxOpenBytes, it bounds only the large ones.
 	MaxOpenFiles int `json:"maxOpenFiles"`
+	// MaxOpenBytes, when set, has each hour partition written whole into one file (more only past
+	// MaxFileEventBytes), whatever the order of the events: a first pass notes each hour's first
+	// and last event and its size, and the hours are grouped into passes over the job so that
+	// the files open at once hold at most about this many bytes of events. Zero, as in the jobs
+	// created before it existed: cut by MaxOpenFiles alone, as they were.
+	MaxOpenBytes int64 `json:"maxOpenBytes,omitempty"`
 }
 
 // ExportJob exports the events (From, To] of one configuration. Its range is fixed when it is
@@ -92,9 +98,6 @@ type ExportTask struct {
 	// SHA256 is the hex SHA-256 of the uploaded object, as the job's digest lists it.
 	SHA256 string `json:"sha256,omitempty"`
 }
-
-// jobsKept bounds the finished jobs kept per configuration.
-const jobsKept = 100
 
 // ErrNothingToExport means a configuration's cursor is at the buffer's head.
 var ErrNothingToExport = errors.New("no events are waiting to be exported")

@@ -47,11 +47,19 @@ func (c *cli) applyCommand() *cobra.Command {
       bucket: acme-audit
       region: us-east-1
       roleArn: arn:aws:iam::123456789012:role/auditexport
+    - name: acme-lake
+      type: adls:sasToken
+      interval: EVERY_12_HOURS
+      storageAccount: acmeaudit
+      fileSystem: audit-logs
+      path: auditexport
+      sasTokenEnv: ACME_SAS_TOKEN       # or sasToken
 
 Configurations missing on the server are created, different ones updated, and with --prune
 named ones missing from FILE deleted (unnamed ones are never touched). Applying the same file
-again changes nothing. The secret is sent on create and whenever accessKeyId changes: the server
-never reveals it, so apply cannot compare it.`,
+again changes nothing. The secret is sent on create and whenever accessKeyId (S3) or
+storageAccount or fileSystem (ADLS) changes: the server never reveals it, so apply cannot compare
+it; rotate a secret with update:s3:accessKey or update:adls:sasToken.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -166,13 +174,20 @@ func differences(w *exportConfigFile, h exportConfig) []string {
 	diff("endpoint", w.Endpoint, str(ep.Endpoint))
 	diff("serverSideEncryption", w.ServerSideEncryption, str(ep.ServerSideEncryption))
 	diff("sseKmsKeyId", w.SSEKMSKeyID, str(ep.SseKmsKeyID))
-	if *w.Type == typeAccessKey {
+	switch *w.Type {
+	case typeAccessKey:
 		diff("accessKeyId", w.AccessKeyID, ep.AccessKeyID)
-	} else {
+	case typeAssumedRole:
 		diff("roleArn", w.RoleARN, ep.RoleArn)
+	case typeADLS:
+		diff("storageAccount", w.StorageAccount, ep.StorageAccount)
+		diff("fileSystem", w.FileSystem, ep.FileSystem)
 	}
 	return out
 }
+
+// secretOf names the secret sent again when a field it belongs to changes.
+var secretOf = map[string]string{"accessKeyId": "secretAccessKey", "storageAccount": "sasToken", "fileSystem": "sasToken"}
 
 // execute carries out the plan in order; it stops at the first refusal.
 func (c *cli) execute(ctx context.Context, plan []planStep) error {
@@ -198,8 +213,8 @@ func (c *cli) execute(ctx context.Context, plan []planStep) error {
 			all := step.want.destinationInput()
 			for _, field := range step.Changes {
 				in[field] = all[field]
-				if field == "accessKeyId" {
-					in["secretAccessKey"] = all["secretAccessKey"]
+				if secret := secretOf[field]; secret != "" {
+					in[secret] = all[secret]
 				}
 			}
 			_, err = c.sendConfig(ctx, configMutations[step.Type].update, in, "id")

@@ -186,7 +186,7 @@ func TestCLIRefusesBadFiles(t *testing.T) {
 		"no configurations":   {"exportConfigurations: []\n", "lists no configuration"},
 		"no name":             {"exportConfigurations:\n  - type: s3:assumedRole\n    interval: EVERY_HOUR\n    bucket: audit-bucket\n    region: us-east-1\n    roleArn: arn:aws:iam::123456789012:role/r\n", "name is required"},
 		"duplicate names":     {strings.Repeat("  - name: a\n    type: s3:assumedRole\n    interval: EVERY_HOUR\n    bucket: audit-bucket\n    region: us-east-1\n    roleArn: arn:aws:iam::123456789012:role/r\n", 2), "the name appears twice"},
-		"unknown type":        {"exportConfigurations:\n  - name: a\n    type: gcs\n", "type must be s3:accessKey or s3:assumedRole"},
+		"unknown type":        {"exportConfigurations:\n  - name: a\n    type: gcs\n", "type must be s3:accessKey, s3:assumedRole or adls:sasToken"},
 		"missing in an entry": {"exportConfigurations:\n  - name: a\n    type: s3:accessKey\n    interval: EVERY_HOUR\n", "exportConfigurations[0] (a): bucket is required"},
 	}
 	for name, c := range applyCases {

@@ -20,12 +20,17 @@ import (
 const (
 	typeAccessKey   = "s3:accessKey"
 	typeAssumedRole = "s3:assumedRole"
+	typeADLS        = "adls:sasToken"
 )
 
-// exportConfigFile is Immuta's exportConfig.json, plus our endpoint, name, id (for updates),
-// enabled (for apply), startTime (on creation), serverSideEncryption and sseKmsKeyId, and
-// secretAccessKeyEnv: the name of an environment variable holding the secret, so CI keeps it out
-// of files.
+// destinationTypes are the types, in the order messages list them.
+var destinationTypes = []string{typeAccessKey, typeAssumedRole, typeADLS}
+
+// exportConfigFile is Immuta's exportConfig.json (S3: interval, bucket, path, region,
+// accessKeyId, secretAccessKey or roleArn; ADLS: interval, storageAccount, fileSystem, path,
+// sasToken), plus our endpoint, name, id (for updates), enabled (for apply), startTime (on
+// creation), serverSideEncryption and sseKmsKeyId, and secretAccessKeyEnv and sasTokenEnv: the
+// name of an environment variable holding the secret, so CI keeps it out of files.
 type exportConfigFile struct {
 	ID                 *string `json:"id,omitempty"`
 	Name               *string `json:"name,omitempty"`
@@ -44,6 +49,11 @@ type exportConfigFile struct {
 	// ServerSideEncryption takes the API's values, AES256 or AWS_KMS.
 	ServerSideEncryption *string `json:"serverSideEncryption,omitempty"`
 	SSEKMSKeyID          *string `json:"sseKmsKeyId,omitempty"`
+	// ADLS Gen2.
+	StorageAccount *string `json:"storageAccount,omitempty"`
+	FileSystem     *string `json:"fileSystem,omitempty"`
+	SASToken       *string `json:"sasToken,omitempty"`
+	SASTokenEnv    *string `json:"sasTokenEnv,omitempty"`
 }
 
 // storeSSE maps the API's server-side encryption values to the store's.
@@ -111,17 +121,36 @@ func (f *exportConfigFile) check(file string, r fileRules) error {
 	var msgs []string
 	problem := func(format string, args ...any) { msgs = append(msgs, fmt.Sprintf(format, args...)) }
 	set := func(p *string) bool { return p != nil }
-	accessKey := r.kind == typeAccessKey
 	type requirement struct {
 		name  string
 		given bool
 	}
-	required := []requirement{{"interval", set(f.Interval)}, {"bucket", set(f.Bucket)}, {"region", set(f.Region)}}
-	if accessKey {
-		required = append(required, requirement{"accessKeyId", set(f.AccessKeyID)},
-			requirement{"secretAccessKey or secretAccessKeyEnv", set(f.SecretAccessKey) || set(f.SecretAccessKeyEnv)})
-	} else {
-		required = append(required, requirement{"roleArn", set(f.RoleARN)})
+	var required []requirement
+	switch r.kind {
+	case typeAccessKey:
+		required = []requirement{{"interval", set(f.Interval)}, {"bucket", set(f.Bucket)}, {"region", set(f.Region)},
+			{"accessKeyId", set(f.AccessKeyID)}, {"secretAccessKey or secretAccessKeyEnv", set(f.SecretAccessKey) || set(f.SecretAccessKeyEnv)}}
+		if f.RoleARN != nil {
+			problem("roleArn is not used by access-key configurations")
+		}
+	case typeAssumedRole:
+		required = []requirement{{"interval", set(f.Interval)}, {"bucket", set(f.Bucket)}, {"region", set(f.Region)}, {"roleArn", set(f.RoleARN)}}
+		if f.AccessKeyID != nil || f.SecretAccessKey != nil || f.SecretAccessKeyEnv != nil {
+			problem("accessKeyId and secretAccessKey are not used by assumed-role configurations")
+		}
+	case typeADLS:
+		required = []requirement{{"interval", set(f.Interval)}, {"storageAccount", set(f.StorageAccount)}, {"fileSystem", set(f.FileSystem)},
+			{"sasToken or sasTokenEnv", set(f.SASToken) || set(f.SASTokenEnv)}}
+		for _, s3Field := range []requirement{{"bucket", set(f.Bucket)}, {"region", set(f.Region)}, {"accessKeyId", set(f.AccessKeyID)},
+			{"secretAccessKey", set(f.SecretAccessKey) || set(f.SecretAccessKeyEnv)}, {"roleArn", set(f.RoleARN)},
+			{"serverSideEncryption", set(f.ServerSideEncryption)}, {"sseKmsKeyId", set(f.SSEKMSKeyID)}} {
+			if s3Field.given {
+				problem("%s is not used by ADLS configurations", s3Field.name)
+			}
+		}
+	}
+	if r.kind != typeADLS && (f.StorageAccount != nil || f.FileSystem != nil || f.SASToken != nil || f.SASTokenEnv != nil) {
+		problem("storageAccount, fileSystem and sasToken are used by ADLS configurations only")
 	}
 	if r.create {
 		for _, req := range required {
@@ -139,12 +168,6 @@ func (f *exportConfigFile) check(file string, r fileRules) error {
 	if !r.allowType && f.Type != nil {
 		problem("type is not used here: the command says it")
 	}
-	if accessKey && f.RoleARN != nil {
-		problem("roleArn is not used by access-key configurations")
-	}
-	if !accessKey && (f.AccessKeyID != nil || f.SecretAccessKey != nil || f.SecretAccessKeyEnv != nil) {
-		problem("accessKeyId and secretAccessKey are not used by assumed-role configurations")
-	}
 	if f.StartTime != nil {
 		if !r.create {
 			problem("startTime is used only when a configuration is created")
@@ -155,17 +178,21 @@ func (f *exportConfigFile) check(file string, r fileRules) error {
 	if f.ServerSideEncryption != nil && storeSSE[*f.ServerSideEncryption] == "" {
 		problem("serverSideEncryption must be AES256 or AWS_KMS")
 	}
-	if f.SecretAccessKey != nil && f.SecretAccessKeyEnv != nil {
-		problem("give secretAccessKey or secretAccessKeyEnv, not both")
-	}
-	if f.SecretAccessKeyEnv != nil {
-		v, ok := os.LookupEnv(*f.SecretAccessKeyEnv)
-		if !ok || v == "" {
-			problem("secretAccessKeyEnv: environment variable %s is not set", *f.SecretAccessKeyEnv)
-		} else {
-			f.SecretAccessKey, f.SecretAccessKeyEnv = &v, nil
+	fromEnv := func(name string, value, env **string) {
+		if *value != nil && *env != nil {
+			problem("give %s or %sEnv, not both", name, name)
+		}
+		if *env != nil {
+			v, ok := os.LookupEnv(**env)
+			if !ok || v == "" {
+				problem("%sEnv: environment variable %s is not set", name, **env)
+			} else {
+				*value, *env = &v, nil
+			}
 		}
 	}
+	fromEnv("secretAccessKey", &f.SecretAccessKey, &f.SecretAccessKeyEnv)
+	fromEnv("sasToken", &f.SASToken, &f.SASTokenEnv)
 	msgs = append(msgs, f.fieldProblems(r.kind)...)
 	if len(msgs) > 0 {
 		return &fileError{file, msgs}
@@ -180,8 +207,11 @@ func (f *exportConfigFile) fieldProblems(kind string) []string {
 		Kind: store.KindS3AccessKey, Interval: store.EveryHour, Bucket: "placeholder-bucket", Region: "us-east-1",
 		AccessKeyID: "PLACEHOLDER",
 	}
-	if kind == typeAssumedRole {
+	switch kind {
+	case typeAssumedRole:
 		c.Kind, c.AccessKeyID, c.RoleARN = store.KindS3AssumedRole, "", "arn:aws:iam::123456789012:role/placeholder"
+	case typeADLS:
+		c = store.ExportConfiguration{Kind: store.KindADLSSASToken, Interval: store.EveryHour, StorageAccount: "placeholder", FileSystem: "placeholder"}
 	}
 	given := map[string]bool{}
 	assign := func(field string, dst *string, v *string) {
@@ -197,10 +227,15 @@ func (f *exportConfigFile) fieldProblems(kind string) []string {
 	assign("path", &c.Path, f.Path)
 	assign("region", &c.Region, f.Region)
 	assign("endpoint", &c.Endpoint, f.Endpoint)
-	if kind == typeAccessKey {
+	switch kind {
+	case typeAccessKey:
 		assign("accessKeyId", &c.AccessKeyID, f.AccessKeyID)
-	} else {
+	case typeAssumedRole:
 		assign("roleArn", &c.RoleARN, f.RoleARN)
+	case typeADLS:
+		assign("storageAccount", &c.StorageAccount, f.StorageAccount)
+		assign("fileSystem", &c.FileSystem, f.FileSystem)
+		c.Bucket, c.Region = "", "" // refused above when the file gives them
 	}
 	if f.ServerSideEncryption != nil {
 		c.ServerSideEncryption = storeSSE[*f.ServerSideEncryption] // an unknown value is reported by check
@@ -227,6 +262,11 @@ func (f *exportConfigFile) fieldProblems(kind string) []string {
 			msgs = append(msgs, v.Fields[0].Error())
 		}
 	}
+	if f.SASToken != nil {
+		if errors.As(store.ValidateSASToken(*f.SASToken), &v) {
+			msgs = append(msgs, v.Fields[0].Error())
+		}
+	}
 	return msgs
 }
 
@@ -250,6 +290,9 @@ func (f *exportConfigFile) destinationInput() map[string]any {
 	put("startTime", f.StartTime)
 	put("serverSideEncryption", f.ServerSideEncryption)
 	put("sseKmsKeyId", f.SSEKMSKeyID)
+	put("storageAccount", f.StorageAccount)
+	put("fileSystem", f.FileSystem)
+	put("sasToken", f.SASToken)
 	return in
 }
 
@@ -281,8 +324,8 @@ func parseApplyFile(file string, data []byte) ([]exportConfigFile, error) {
 			}
 			seen[*e.Name] = true
 		}
-		if e.Type == nil || !slices.Contains([]string{typeAccessKey, typeAssumedRole}, *e.Type) {
-			msgs = append(msgs, where+": type must be s3:accessKey or s3:assumedRole")
+		if e.Type == nil || !slices.Contains(destinationTypes, *e.Type) {
+			msgs = append(msgs, where+": type must be s3:accessKey, s3:assumedRole or adls:sasToken")
 			continue
 		}
 		var fe *fileError

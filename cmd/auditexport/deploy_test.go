@@ -129,6 +129,9 @@ func TestDockerCompose(t *testing.T) {
 		t.Fatalf("auditexport healthcheck %+v", ax.HealthCheck)
 	}
 	checkCLICommand(t, ax.HealthCheck.Test[2:])
+	if allowed := ax.Environment["AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS"]; allowed == nil || *allowed != "minio:9000" {
+		t.Errorf("auditexport does not allow exactly the demo's MinIO on private addresses: %v", allowed)
+	}
 	adminToken := *ax.Environment["AUDITEXPORT_ADMIN_TOKEN"]
 	if len(adminToken) < server.MinAdminTokenLength {
 		t.Errorf("the demo admin token is shorter than the server accepts")
@@ -212,8 +215,11 @@ func TestComposeDemoFlow(t *testing.T) {
 	bucket, accessKey, secretKey := *initEnv["DEMO_BUCKET"], *initEnv["DEMO_ACCESS_KEY"], *initEnv["DEMO_SECRET_KEY"]
 	srv.EmptyBucket(t, bucket)
 	srv.CreateUser(t, accessKey, secretKey, s3test.PutOnlyPolicy(bucket))
-	adminToken := *p.Services["auditexport"].Environment["AUDITEXPORT_ADMIN_TOKEN"]
-	server := testserver.Start(t, testserver.Options{Env: []string{"AUDITEXPORT_ADMIN_TOKEN=" + adminToken, "AWS_MAX_ATTEMPTS=3"}})
+	axEnv := p.Services["auditexport"].Environment
+	adminToken := *axEnv["AUDITEXPORT_ADMIN_TOKEN"]
+	minioHost := strings.TrimPrefix(srv.Endpoint, "http://")
+	server := testserver.Start(t, testserver.Options{Env: []string{"AUDITEXPORT_ADMIN_TOKEN=" + adminToken, "AWS_MAX_ATTEMPTS=3",
+		"AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS=" + strings.ReplaceAll(*axEnv["AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS"], "minio:9000", minioHost)}})
 
 	// The demo's files, with the compose network's host names replaced by the test's.
 	demoDir := t.TempDir()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
@@ -14,6 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/auditexport/auditexport/exporter"
+	"github.com/auditexport/auditexport/exporter/destination"
+	"github.com/auditexport/auditexport/exporter/destination/adls"
+	s3dest "github.com/auditexport/auditexport/exporter/destination/s3"
+	"github.com/auditexport/auditexport/store"
 )
 
 func newDigestCommand(c *cli) *cobra.Command {
@@ -40,19 +45,24 @@ func newDigestCommand(c *cli) *cobra.Command {
 	}
 	c.flags.register(publicKey)
 
-	var bucket, path, region, endpoint, keyFile, output string
+	var bucket, path, region, endpoint, keyFile, output, account, fileSystem, sasTokenEnv string
 	verify := &cobra.Command{
-		Use:   "verify --bucket B [--path P] --public-key FILE",
-		Short: "Verify an export in S3 with your own AWS credentials: signatures, the digest chain, every object's SHA-256",
-		Long: `Verify an export in S3 with your own AWS credentials (the SDK's default chain: AWS_PROFILE,
-AWS_ACCESS_KEY_ID, …; they need s3:ListBucket and s3:GetObject): every digest's signature with the
-public key (auditexport digest public-key), each configuration's chain of digests, and every
-listed object's size and SHA-256; objects in no digest are reported too. Exit 0 when all is well,
-1 with the problems listed.`,
+		Use:   "verify (--bucket B | --storage-account A --file-system F) [--path P] --public-key FILE",
+		Short: "Verify an export in S3 or ADLS with your own credentials: signatures, the digest chain, every object's SHA-256",
+		Long: `Verify an export with your own credentials: every digest's signature with the public key
+(auditexport digest public-key), each configuration's chain of digests, and every listed object's
+size and SHA-256; objects in no digest are reported too. Exit 0 when all is well, 1 with the
+problems listed.
+
+S3 (--bucket): the AWS SDK's default credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, …), which need
+s3:ListBucket and s3:GetObject.
+ADLS (--storage-account and --file-system): a SAS token in the environment variable named by
+--sas-token-env (default AZURE_STORAGE_SAS_TOKEN), which needs read and list (sp=rl).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if bucket == "" || keyFile == "" {
-				return usageError{fmt.Errorf("--bucket and --public-key are required")}
+			onADLS := account != "" || fileSystem != ""
+			if keyFile == "" || (bucket != "") == onADLS || onADLS && (fileSystem == "" || account == "" && endpoint == "") {
+				return usageError{fmt.Errorf("--public-key and either --bucket or --storage-account and --file-system are required")}
 			}
 			if output != "table" && output != "json" {
 				return usageError{fmt.Errorf("--output must be table or json")}
@@ -62,19 +72,31 @@ listed object's size and SHA-256; objects in no digest are reported too. Exit 0 
 				return usageError{err}
 			}
 			ctx := cmd.Context()
-			awsCfg, err := config.LoadDefaultConfig(ctx)
-			if err != nil {
-				return fmt.Errorf("load AWS configuration: %w", err)
+			var reader destination.Reader
+			if bucket != "" {
+				awsCfg, err := config.LoadDefaultConfig(ctx)
+				if err != nil {
+					return fmt.Errorf("load AWS configuration: %w", err)
+				}
+				reader = s3dest.NewReader(s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+					if region != "" {
+						o.Region = region
+					}
+					if endpoint != "" {
+						o.BaseEndpoint, o.UsePathStyle = aws.String(endpoint), true
+					}
+				}), bucket)
+			} else {
+				token := os.Getenv(sasTokenEnv)
+				if token == "" {
+					return usageError{fmt.Errorf("the environment variable %s holds no SAS token", sasTokenEnv)}
+				}
+				blobEndpoint := cmp.Or(endpoint, adls.BlobEndpoint(store.ExportConfiguration{StorageAccount: account}))
+				if reader, err = adls.NewReader(blobEndpoint, fileSystem, token, nil); err != nil {
+					return usageError{err}
+				}
 			}
-			client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-				if region != "" {
-					o.Region = region
-				}
-				if endpoint != "" {
-					o.BaseEndpoint, o.UsePathStyle = aws.String(endpoint), true
-				}
-			})
-			report, err := exporter.VerifyDigests(ctx, client, bucket, path, key)
+			report, err := exporter.VerifyDigests(ctx, reader, path, key)
 			if err != nil {
 				return err
 			}
@@ -91,16 +113,19 @@ listed object's size and SHA-256; objects in no digest are reported too. Exit 0 
 				fmt.Fprintf(out, "%d digests and %d objects checked, %d problems\n", report.Digests, report.Objects, len(report.Problems))
 			}
 			if !report.OK() {
-				return fmt.Errorf("the export at s3://%s/%s did not verify", bucket, path)
+				return fmt.Errorf("the export at %s/%s did not verify", reader.Describe(), path)
 			}
 			return nil
 		},
 	}
 	f := verify.Flags()
-	f.StringVar(&bucket, "bucket", "", "the export's bucket")
-	f.StringVar(&path, "path", "", "the export configuration's path in the bucket")
-	f.StringVar(&region, "region", "", "the bucket's region (else the SDK's: AWS_REGION, the profile)")
-	f.StringVar(&endpoint, "endpoint", "", "an S3-compatible server's base URL (path-style addressing)")
+	f.StringVar(&bucket, "bucket", "", "S3: the export's bucket")
+	f.StringVar(&region, "region", "", "S3: the bucket's region (else the SDK's: AWS_REGION, the profile)")
+	f.StringVar(&account, "storage-account", "", "ADLS: the storage account")
+	f.StringVar(&fileSystem, "file-system", "", "ADLS: the file system (container)")
+	f.StringVar(&sasTokenEnv, "sas-token-env", "AZURE_STORAGE_SAS_TOKEN", "ADLS: the environment variable holding a SAS token with read and list (sp=rl)")
+	f.StringVar(&path, "path", "", "the export configuration's path")
+	f.StringVar(&endpoint, "endpoint", "", "S3: an S3-compatible server's base URL (path-style addressing); ADLS: the blob service's base URL (default https://ACCOUNT.blob.core.windows.net)")
 	f.StringVar(&keyFile, "public-key", "", "the PEM file auditexport digest public-key printed")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.AddCommand(publicKey, verify)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,16 +18,8 @@ import (
 
 func ingestNDJSON(t testing.TB, server *testserver.Server, body []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, server.URL+"/api/audit/events", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	req.Header.Set("Authorization", "Bearer "+server.AdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("ingest: %d", resp.StatusCode)
+	if status, _, answer := postEvents(t, server, body); status != http.StatusAccepted {
+		t.Fatalf("ingest: %d %s", status, answer)
 	}
 }
 

@@ -66,9 +66,10 @@ func newExportConfigCommand(c *cli) *cobra.Command {
 		Use:   "exportConfig",
 		Short: "Manage export configurations on a running server",
 		Long: `Manage export configurations on a running server, as Immuta's CLI does. FILE holds the JSON of
-Immuta's exportConfig.json (interval, bucket, path, region, accessKeyId, secretAccessKey or roleArn),
-plus endpoint, name, and secretAccessKeyEnv (the name of an environment variable holding the
-secret). "-" reads standard input. Commands taking ID accept a configuration's name too.
+Immuta's exportConfig.json: for S3 interval, bucket, path, region, accessKeyId, secretAccessKey or
+roleArn; for ADLS interval, storageAccount, fileSystem, path, sasToken. Plus endpoint, name, and
+secretAccessKeyEnv or sasTokenEnv (the name of an environment variable holding the secret). "-"
+reads standard input. Commands taking ID accept a configuration's name too.
 
 Exit codes: 0 success, 1 the server refused or failed (its message on stderr), 2 usage error
 (bad flags, or a bad file: nothing is sent).`,
@@ -105,6 +106,8 @@ Exit codes: 0 success, 1 the server refused or failed (its message on stderr), 2
 		addWait(c.createCommand(typeAssumedRole, &wait)),
 		addWait(c.updateCommand(typeAccessKey, &wait)),
 		addWait(c.updateCommand(typeAssumedRole, &wait)),
+		addWait(c.createCommand(typeADLS, &wait)),
+		addWait(c.updateCommand(typeADLS, &wait)),
 		&cobra.Command{Use: "list", Short: "List the export configurations", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
 			raw, err := c.graphQL(cmd.Context(), `{ getAllExportConfigurations { `+configFields+` } }`, nil, "getAllExportConfigurations")
 			if err != nil {
@@ -183,6 +186,10 @@ var configMutations = map[string]struct{ create, update configMutation }{
 	typeAssumedRole: {
 		configMutation{"createS3AssumedRoleExportConfiguration", "S3AssumedRoleExportConfigurationInput"},
 		configMutation{"updateS3AssumedRoleExportConfiguration", "UpdateS3AssumedRoleExportConfigurationInput"},
+	},
+	typeADLS: { // Immuta's names: "Endpoint" to create, "Export" to update
+		configMutation{"createAdlsSasTokenEndpointConfiguration", "AdlsSasTokenExportConfigurationInput"},
+		configMutation{"updateAdlsSasTokenExportConfiguration", "UpdateAdlsSasTokenExportConfigurationInput"},
 	},
 }
 

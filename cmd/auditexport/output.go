@@ -16,7 +16,8 @@ const (
 		pendingEvents skippedEvents nextExportAt
 		endpointConfiguration { __typename
 			... on S3AccessKeyEndpointConfiguration { bucket path region accessKeyId endpoint serverSideEncryption sseKmsKeyId }
-			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint serverSideEncryption sseKmsKeyId } }
+			... on S3AssumedRoleEndpointConfiguration { bucket path region roleArn externalId endpoint serverSideEncryption sseKmsKeyId }
+			... on AdlsSasTokenEndpointConfiguration { storageAccount fileSystem path endpoint } }
 		lastExport { ` + jobFields + ` }`
 	jobFields   = `id exportConfigurationId status startTimestamp endTimestamp eventCount objectCount bytes attempts failureReason nextAttemptTimestamp skippedEvents`
 	taskFields  = `id key startTimestamp endTimestamp attempts offset limit bytes status failureReason sha256`
@@ -56,15 +57,29 @@ type exportConfig struct {
 		// ServerSideEncryption is the API's enum: AES256 or AWS_KMS.
 		ServerSideEncryption *string `json:"serverSideEncryption"`
 		SseKmsKeyID          *string `json:"sseKmsKeyId"`
+		StorageAccount       string  `json:"storageAccount"`
+		FileSystem           string  `json:"fileSystem"`
 	} `json:"endpointConfiguration"`
 	LastExport *exportJob `json:"lastExport"`
 }
 
 func (c exportConfig) kind() string {
-	if c.EndpointConfiguration.Typename == "S3AssumedRoleEndpointConfiguration" {
+	switch c.EndpointConfiguration.Typename {
+	case "S3AssumedRoleEndpointConfiguration":
 		return typeAssumedRole
+	case "AdlsSasTokenEndpointConfiguration":
+		return typeADLS
 	}
 	return typeAccessKey
+}
+
+// location is where the configuration exports: bucket/path, or storageAccount/fileSystem/path.
+func (c exportConfig) location() string {
+	ep := c.EndpointConfiguration
+	if c.kind() == typeADLS {
+		return ep.StorageAccount + "/" + ep.FileSystem + "/" + str(ep.Path)
+	}
+	return ep.Bucket + "/" + str(ep.Path)
 }
 
 type exportJob struct {
@@ -141,12 +156,16 @@ func (p printer) config(raw json.RawMessage) error {
 	rows := [][]string{
 		{"id", c.ID}, {"name", str(c.Name)}, {"type", c.kind()}, {"interval", c.Interval},
 		{"enabled", fmt.Sprint(c.Enabled)}, {"connectionStatus", c.ConnectionStatus}, {"connectionCheckedAt", str(c.ConnectionCheckedAt)},
-		{"bucket", ep.Bucket}, {"path", str(ep.Path)}, {"region", ep.Region}, {"endpoint", str(ep.Endpoint)},
-		{"serverSideEncryption", str(ep.ServerSideEncryption)}, {"sseKmsKeyId", str(ep.SseKmsKeyID)},
 	}
-	if c.kind() == typeAccessKey {
+	switch c.kind() {
+	case typeADLS:
+		rows = append(rows, []string{"storageAccount", ep.StorageAccount}, []string{"fileSystem", ep.FileSystem},
+			[]string{"path", str(ep.Path)}, []string{"endpoint", str(ep.Endpoint)})
+	case typeAccessKey:
+		rows = append(rows, s3Rows(c)...)
 		rows = append(rows, []string{"accessKeyId", ep.AccessKeyID})
-	} else {
+	default:
+		rows = append(rows, s3Rows(c)...)
 		rows = append(rows, []string{"roleArn", ep.RoleArn}, []string{"externalId", ep.ExternalID})
 	}
 	rows = append(rows, []string{"pendingEvents", fmt.Sprint(c.PendingEvents)}, []string{"skippedEvents", fmt.Sprint(c.SkippedEvents)},
@@ -159,6 +178,13 @@ func (p printer) config(raw json.RawMessage) error {
 	return nil
 }
 
+// s3Rows are the fields every S3 configuration has.
+func s3Rows(c exportConfig) [][]string {
+	ep := c.EndpointConfiguration
+	return [][]string{{"bucket", ep.Bucket}, {"path", str(ep.Path)}, {"region", ep.Region}, {"endpoint", str(ep.Endpoint)},
+		{"serverSideEncryption", str(ep.ServerSideEncryption)}, {"sseKmsKeyId", str(ep.SseKmsKeyID)}}
+}
+
 func (p printer) configs(raw json.RawMessage) error {
 	return printRows(p, raw, false, "ID\tNAME\tTYPE\tINTERVAL\tENABLED\tDESTINATION\tSTATUS\tLAST EXPORT", func(c exportConfig) []string {
 		last := ""
@@ -166,7 +192,7 @@ func (p printer) configs(raw json.RawMessage) error {
 			last = c.LastExport.Status + " " + str(c.LastExport.EndTimestamp)
 		}
 		return []string{c.ID, str(c.Name), c.kind(), c.Interval, fmt.Sprint(c.Enabled),
-			c.EndpointConfiguration.Bucket + "/" + str(c.EndpointConfiguration.Path), shorten(c.ConnectionStatus, 60), last}
+			c.location(), shorten(c.ConnectionStatus, 60), last}
 	})
 }
 

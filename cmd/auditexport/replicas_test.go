@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/exporter"
+	s3dest "github.com/auditexport/auditexport/exporter/destination/s3"
 	"github.com/auditexport/auditexport/internal/exporttest"
 	"github.com/auditexport/auditexport/internal/pgtest"
 	"github.com/auditexport/auditexport/internal/s3test"
@@ -58,7 +59,7 @@ func (c *cluster) start() *testserver.Server {
 // byPID is the replica with the process id pid, or nil.
 func (c *cluster) byPID(pid int) *testserver.Server {
 	for _, s := range c.servers {
-		if s.PID() == pid {
+		if s.Pid() == pid {
 			return s
 		}
 	}
@@ -222,7 +223,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report, err := exporter.VerifyDigests(context.Background(), srv.Admin(), bucket, "audit", publicKey)
+	report, err := exporter.VerifyDigests(context.Background(), s3dest.NewReader(srv.Admin(), bucket), "audit", publicKey)
 	if err != nil || !report.OK() || report.Digests != 1 || report.Objects != len(final) {
 		t.Fatalf("digests: %+v %v; want one digest of %d objects", report, err, len(final))
 	}

@@ -179,3 +179,12 @@ func TestAllowedEndpoints(t *testing.T) {
 		t.Fatalf("a malformed list: %v\n%s", err, bad.Logs())
 	}
 }
+
+// A malformed --trust-principal (here from its environment variable) stops the server at start,
+// rather than every trust policy it shows naming it.
+func TestTrustPrincipalIsChecked(t *testing.T) {
+	bad, err := testserver.Launch(t, testserver.Options{Env: []string{"AUDITEXPORT_TRUST_PRINCIPAL=arn:aws:s3:::not-a-principal"}})
+	if err == nil || !strings.Contains(bad.Logs()+err.Error(), "--trust-principal") {
+		t.Fatalf("a malformed principal: %v\n%s", err, bad.Logs())
+	}
+}

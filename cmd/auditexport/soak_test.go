@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/exporter"
+	s3dest "github.com/auditexport/auditexport/exporter/destination/s3"
 	"github.com/auditexport/auditexport/internal/exporttest"
 	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/internal/testserver"
@@ -158,7 +159,7 @@ func TestSoak(t *testing.T) {
 	}
 	for _, name := range healthy {
 		// The digests survived the faults too: signed, chained, every object as recorded.
-		digests, err := exporter.VerifyDigests(context.Background(), minio.Admin(), minio.Bucket, "soak/"+name, publicKey)
+		digests, err := exporter.VerifyDigests(context.Background(), s3dest.NewReader(minio.Admin(), minio.Bucket), "soak/"+name, publicKey)
 		if err != nil || !digests.OK() || digests.Digests == 0 {
 			t.Errorf("%s: digests %+v %v", name, digests, err)
 		}

@@ -33,13 +33,23 @@ type ResolverRoot interface {
 	ExportConfiguration() ExportConfigurationResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	S3AccessKeyEndpointConfiguration() S3AccessKeyEndpointConfigurationResolver
+	S3AssumedRoleEndpointConfiguration() S3AssumedRoleEndpointConfigurationResolver
 }
 
 type DirectiveRoot struct {
+	Authenticated func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 	HasPermission func(ctx context.Context, obj any, next graphql.Resolver, permission model.Permission) (res any, err error)
 }
 
 type ComplexityRoot struct {
+	AdlsSasTokenEndpointConfiguration struct {
+		Endpoint       func(childComplexity int) int
+		FileSystem     func(childComplexity int) int
+		Path           func(childComplexity int) int
+		StorageAccount func(childComplexity int) int
+	}
+
 	ApiToken struct {
 		CreatedAt   func(childComplexity int) int
 		CreatedBy   func(childComplexity int) int
@@ -100,6 +110,8 @@ type ComplexityRoot struct {
 		CreatedBy             func(childComplexity int) int
 		Enabled               func(childComplexity int) int
 		EndpointConfiguration func(childComplexity int) int
+		ExportHistory         func(childComplexity int, hours int) int
+		ExportLag             func(childComplexity int) int
 		ID                    func(childComplexity int) int
 		Interval              func(childComplexity int) int
 		LastExport            func(childComplexity int) int
@@ -109,6 +121,17 @@ type ComplexityRoot struct {
 		SkippedEvents         func(childComplexity int) int
 		UpdatedAt             func(childComplexity int) int
 		UpdatedBy             func(childComplexity int) int
+	}
+
+	ExportHistory struct {
+		Hours            func(childComplexity int) int
+		IncompleteBefore func(childComplexity int) int
+	}
+
+	ExportHour struct {
+		Events func(childComplexity int) int
+		Jobs   func(childComplexity int) int
+		Start  func(childComplexity int) int
 	}
 
 	ExportJob struct {
@@ -140,18 +163,25 @@ type ComplexityRoot struct {
 		Status         func(childComplexity int) int
 	}
 
+	ExportLag struct {
+		OldestPendingEventReceivedAt func(childComplexity int) int
+		Seconds                      func(childComplexity int) int
+	}
+
 	Mutation struct {
-		CreateAPIToken                         func(childComplexity int, name string, permissions []model.Permission) int
-		CreateS3AccessKeyExportConfiguration   func(childComplexity int, data model.S3AccessKeyExportConfigurationInput) int
-		CreateS3AssumedRoleExportConfiguration func(childComplexity int, data model.S3AssumedRoleExportConfigurationInput) int
-		DeleteExportConfiguration              func(childComplexity int, id string) int
-		DisableExportConfiguration             func(childComplexity int, id string) int
-		EnableExportConfiguration              func(childComplexity int, id string) int
-		RevokeAPIToken                         func(childComplexity int, name string) int
-		RunExportNow                           func(childComplexity int, id string) int
-		UpdateS3AccessKeyExportConfiguration   func(childComplexity int, data model.UpdateS3AccessKeyExportConfigurationInput) int
-		UpdateS3AssumedRoleExportConfiguration func(childComplexity int, data model.UpdateS3AssumedRoleExportConfigurationInput) int
-		VerifyExportConfiguration              func(childComplexity int, id string) int
+		CreateAPIToken                          func(childComplexity int, name string, permissions []model.Permission) int
+		CreateAdlsSasTokenEndpointConfiguration func(childComplexity int, data model.AdlsSasTokenExportConfigurationInput) int
+		CreateS3AccessKeyExportConfiguration    func(childComplexity int, data model.S3AccessKeyExportConfigurationInput) int
+		CreateS3AssumedRoleExportConfiguration  func(childComplexity int, data model.S3AssumedRoleExportConfigurationInput) int
+		DeleteExportConfiguration               func(childComplexity int, id string) int
+		DisableExportConfiguration              func(childComplexity int, id string) int
+		EnableExportConfiguration               func(childComplexity int, id string) int
+		RevokeAPIToken                          func(childComplexity int, name string) int
+		RunExportNow                            func(childComplexity int, id string) int
+		UpdateAdlsSasTokenExportConfiguration   func(childComplexity int, data model.UpdateAdlsSasTokenExportConfigurationInput) int
+		UpdateS3AccessKeyExportConfiguration    func(childComplexity int, data model.UpdateS3AccessKeyExportConfigurationInput) int
+		UpdateS3AssumedRoleExportConfiguration  func(childComplexity int, data model.UpdateS3AssumedRoleExportConfigurationInput) int
+		VerifyExportConfiguration               func(childComplexity int, id string) int
 	}
 
 	PageInfo struct {
@@ -161,13 +191,14 @@ type ComplexityRoot struct {
 
 	Query struct {
 		APITokens                  func(childComplexity int) int
-		AuditEvents                func(childComplexity int, from *time.Time, to *time.Time, first *int, after *string) int
+		AuditEvents                func(childComplexity int, from *time.Time, to *time.Time, first *int, after *string, targetID *string) int
 		DigestPublicKey            func(childComplexity int) int
 		EventBuffer                func(childComplexity int) int
 		GetAllExportConfigurations func(childComplexity int) int
 		GetAllExportJobTasks       func(childComplexity int, exportJobID string) int
 		GetAllExportJobs           func(childComplexity int, exportConfigurationID string, limit *int) int
 		GetExportConfiguration     func(childComplexity int, id string) int
+		Viewer                     func(childComplexity int) int
 	}
 
 	S3AccessKeyEndpointConfiguration struct {
@@ -175,6 +206,7 @@ type ComplexityRoot struct {
 		Bucket               func(childComplexity int) int
 		Endpoint             func(childComplexity int) int
 		Path                 func(childComplexity int) int
+		PermissionPolicy     func(childComplexity int) int
 		Region               func(childComplexity int) int
 		ServerSideEncryption func(childComplexity int) int
 		SseKmsKeyID          func(childComplexity int) int
@@ -185,10 +217,17 @@ type ComplexityRoot struct {
 		Endpoint             func(childComplexity int) int
 		ExternalID           func(childComplexity int) int
 		Path                 func(childComplexity int) int
+		PermissionPolicy     func(childComplexity int) int
 		Region               func(childComplexity int) int
 		RoleArn              func(childComplexity int) int
 		ServerSideEncryption func(childComplexity int) int
 		SseKmsKeyID          func(childComplexity int) int
+		TrustPolicy          func(childComplexity int) int
+	}
+
+	Viewer struct {
+		Name        func(childComplexity int) int
+		Permissions func(childComplexity int) int
 	}
 }
 
@@ -198,12 +237,17 @@ type ComplexityRoot struct {
 
 type ExportConfigurationResolver interface {
 	LastExport(ctx context.Context, obj *model.ExportConfiguration) (*model.ExportJob, error)
+
+	ExportHistory(ctx context.Context, obj *model.ExportConfiguration, hours int) (*model.ExportHistory, error)
+	ExportLag(ctx context.Context, obj *model.ExportConfiguration) (*model.ExportLag, error)
 }
 type MutationResolver interface {
 	CreateS3AccessKeyExportConfiguration(ctx context.Context, data model.S3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error)
 	CreateS3AssumedRoleExportConfiguration(ctx context.Context, data model.S3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error)
 	UpdateS3AccessKeyExportConfiguration(ctx context.Context, data model.UpdateS3AccessKeyExportConfigurationInput) (*model.ExportConfiguration, error)
 	UpdateS3AssumedRoleExportConfiguration(ctx context.Context, data model.UpdateS3AssumedRoleExportConfigurationInput) (*model.ExportConfiguration, error)
+	CreateAdlsSasTokenEndpointConfiguration(ctx context.Context, data model.AdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error)
+	UpdateAdlsSasTokenExportConfiguration(ctx context.Context, data model.UpdateAdlsSasTokenExportConfigurationInput) (*model.ExportConfiguration, error)
 	EnableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	DisableExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
 	DeleteExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
@@ -213,14 +257,22 @@ type MutationResolver interface {
 	RevokeAPIToken(ctx context.Context, name string) (*model.APIToken, error)
 }
 type QueryResolver interface {
+	Viewer(ctx context.Context) (*model.Viewer, error)
 	GetAllExportConfigurations(ctx context.Context) ([]*model.ExportConfiguration, error)
 	GetExportConfiguration(ctx context.Context, id string) (*model.ExportConfiguration, error)
-	AuditEvents(ctx context.Context, from *time.Time, to *time.Time, first *int, after *string) (*model.AuditEventConnection, error)
+	AuditEvents(ctx context.Context, from *time.Time, to *time.Time, first *int, after *string, targetID *string) (*model.AuditEventConnection, error)
 	EventBuffer(ctx context.Context) (*model.EventBufferStatus, error)
 	GetAllExportJobs(ctx context.Context, exportConfigurationID string, limit *int) ([]*model.ExportJob, error)
 	GetAllExportJobTasks(ctx context.Context, exportJobID string) ([]*model.ExportJobTask, error)
 	DigestPublicKey(ctx context.Context) (string, error)
 	APITokens(ctx context.Context) ([]*model.APIToken, error)
+}
+type S3AccessKeyEndpointConfigurationResolver interface {
+	PermissionPolicy(ctx context.Context, obj *model.S3AccessKeyEndpointConfiguration) (string, error)
+}
+type S3AssumedRoleEndpointConfigurationResolver interface {
+	TrustPolicy(ctx context.Context, obj *model.S3AssumedRoleEndpointConfiguration) (string, error)
+	PermissionPolicy(ctx context.Context, obj *model.S3AssumedRoleEndpointConfiguration) (string, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -240,6 +292,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AdlsSasTokenEndpointConfiguration.endpoint":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Endpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Endpoint(childComplexity), true
+	case "AdlsSasTokenEndpointConfiguration.fileSystem":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.FileSystem == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.FileSystem(childComplexity), true
+	case "AdlsSasTokenEndpointConfiguration.path":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.Path(childComplexity), true
+	case "AdlsSasTokenEndpointConfiguration.storageAccount":
+		if e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.StorageAccount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdlsSasTokenEndpointConfiguration.StorageAccount(childComplexity), true
 
 	case "ApiToken.createdAt":
 		if e.ComplexityRoot.ApiToken.CreatedAt == nil {
@@ -493,6 +570,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportConfiguration.EndpointConfiguration(childComplexity), true
+	case "ExportConfiguration.exportHistory":
+		if e.ComplexityRoot.ExportConfiguration.ExportHistory == nil {
+			break
+		}
+
+		args, err := ec.field_ExportConfiguration_exportHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ExportConfiguration.ExportHistory(childComplexity, args["hours"].(int)), true
+	case "ExportConfiguration.exportLag":
+		if e.ComplexityRoot.ExportConfiguration.ExportLag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConfiguration.ExportLag(childComplexity), true
 	case "ExportConfiguration.id":
 		if e.ComplexityRoot.ExportConfiguration.ID == nil {
 			break
@@ -547,6 +641,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportConfiguration.UpdatedBy(childComplexity), true
+
+	case "ExportHistory.hours":
+		if e.ComplexityRoot.ExportHistory.Hours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportHistory.Hours(childComplexity), true
+	case "ExportHistory.incompleteBefore":
+		if e.ComplexityRoot.ExportHistory.IncompleteBefore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportHistory.IncompleteBefore(childComplexity), true
+
+	case "ExportHour.events":
+		if e.ComplexityRoot.ExportHour.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportHour.Events(childComplexity), true
+	case "ExportHour.jobs":
+		if e.ComplexityRoot.ExportHour.Jobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportHour.Jobs(childComplexity), true
+	case "ExportHour.start":
+		if e.ComplexityRoot.ExportHour.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportHour.Start(childComplexity), true
 
 	case "ExportJob.attempts":
 		if e.ComplexityRoot.ExportJob.Attempts == nil {
@@ -688,6 +814,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ExportJobTask.Status(childComplexity), true
 
+	case "ExportLag.oldestPendingEventReceivedAt":
+		if e.ComplexityRoot.ExportLag.OldestPendingEventReceivedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportLag.OldestPendingEventReceivedAt(childComplexity), true
+	case "ExportLag.seconds":
+		if e.ComplexityRoot.ExportLag.Seconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportLag.Seconds(childComplexity), true
+
 	case "Mutation.createApiToken":
 		if e.ComplexityRoot.Mutation.CreateAPIToken == nil {
 			break
@@ -699,6 +838,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIToken(childComplexity, args["name"].(string), args["permissions"].([]model.Permission)), true
+	case "Mutation.createAdlsSasTokenEndpointConfiguration":
+		if e.ComplexityRoot.Mutation.CreateAdlsSasTokenEndpointConfiguration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createAdlsSasTokenEndpointConfiguration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateAdlsSasTokenEndpointConfiguration(childComplexity, args["data"].(model.AdlsSasTokenExportConfigurationInput)), true
 	case "Mutation.createS3AccessKeyExportConfiguration":
 		if e.ComplexityRoot.Mutation.CreateS3AccessKeyExportConfiguration == nil {
 			break
@@ -776,6 +926,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RunExportNow(childComplexity, args["id"].(string)), true
+	case "Mutation.updateAdlsSasTokenExportConfiguration":
+		if e.ComplexityRoot.Mutation.UpdateAdlsSasTokenExportConfiguration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateAdlsSasTokenExportConfiguration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateAdlsSasTokenExportConfiguration(childComplexity, args["data"].(model.UpdateAdlsSasTokenExportConfigurationInput)), true
 	case "Mutation.updateS3AccessKeyExportConfiguration":
 		if e.ComplexityRoot.Mutation.UpdateS3AccessKeyExportConfiguration == nil {
 			break
@@ -839,7 +1000,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.AuditEvents(childComplexity, args["from"].(*time.Time), args["to"].(*time.Time), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.AuditEvents(childComplexity, args["from"].(*time.Time), args["to"].(*time.Time), args["first"].(*int), args["after"].(*string), args["targetId"].(*string)), true
 	case "Query.digestPublicKey":
 		if e.ComplexityRoot.Query.DigestPublicKey == nil {
 			break
@@ -892,6 +1053,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.GetExportConfiguration(childComplexity, args["id"].(string)), true
 
+	case "Query.viewer":
+		if e.ComplexityRoot.Query.Viewer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Viewer(childComplexity), true
+
 	case "S3AccessKeyEndpointConfiguration.accessKeyId":
 		if e.ComplexityRoot.S3AccessKeyEndpointConfiguration.AccessKeyID == nil {
 			break
@@ -916,6 +1084,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.S3AccessKeyEndpointConfiguration.Path(childComplexity), true
+	case "S3AccessKeyEndpointConfiguration.permissionPolicy":
+		if e.ComplexityRoot.S3AccessKeyEndpointConfiguration.PermissionPolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.S3AccessKeyEndpointConfiguration.PermissionPolicy(childComplexity), true
 	case "S3AccessKeyEndpointConfiguration.region":
 		if e.ComplexityRoot.S3AccessKeyEndpointConfiguration.Region == nil {
 			break
@@ -959,6 +1133,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.Path(childComplexity), true
+	case "S3AssumedRoleEndpointConfiguration.permissionPolicy":
+		if e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.PermissionPolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.PermissionPolicy(childComplexity), true
 	case "S3AssumedRoleEndpointConfiguration.region":
 		if e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.Region == nil {
 			break
@@ -983,6 +1163,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.SseKmsKeyID(childComplexity), true
+	case "S3AssumedRoleEndpointConfiguration.trustPolicy":
+		if e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.TrustPolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.S3AssumedRoleEndpointConfiguration.TrustPolicy(childComplexity), true
+
+	case "Viewer.name":
+		if e.ComplexityRoot.Viewer.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Name(childComplexity), true
+	case "Viewer.permissions":
+		if e.ComplexityRoot.Viewer.Permissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Permissions(childComplexity), true
 
 	}
 	return 0, false
@@ -992,8 +1191,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputAdlsSasTokenExportConfigurationInput,
 		ec.unmarshalInputS3AccessKeyExportConfigurationInput,
 		ec.unmarshalInputS3AssumedRoleExportConfigurationInput,
+		ec.unmarshalInputUpdateAdlsSasTokenExportConfigurationInput,
 		ec.unmarshalInputUpdateS3AccessKeyExportConfigurationInput,
 		ec.unmarshalInputUpdateS3AssumedRoleExportConfigurationInput,
 	)
@@ -1077,6 +1278,9 @@ var sources = []*ast.Source{
 "Every root field names the permission it needs; ADMIN implies all others."
 directive @hasPermission(permission: Permission!) on FIELD_DEFINITION
 
+"The field needs only a valid token, whatever its permissions."
+directive @authenticated on FIELD_DEFINITION
+
 directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on INPUT_FIELD_DEFINITION | FIELD_DEFINITION
 
 "An RFC 3339 timestamp; answers are in UTC."
@@ -1095,6 +1299,12 @@ enum Permission {
   "Read /metrics."
   METRICS
 }
+
+"""
+An ExportInterval written as an enum value (EVERY_12_HOURS) or as a string ("EVERY_12_HOURS"), as
+Immuta's ADLS requests write it.
+"""
+scalar ExportIntervalName
 
 enum ExportInterval {
   EVERY_5_MINUTES
@@ -1115,8 +1325,9 @@ type ExportConfiguration {
   enabled: Boolean!
   """
   SUCCESS, PENDING before the first check, or the error text of the last check or export:
-  "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>" or
-  "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>".
+  "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>",
+  "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>" or
+  "Error testing access to ADLS using SasToken - <code>: <message>".
   Checks run on create, update, enable and verifyExportConfiguration, and in the background.
   """
   connectionStatus: String!
@@ -1139,6 +1350,40 @@ type ExportConfiguration {
   once every enabled one had them, or older than the buffer's age limit.
   """
   skippedEvents: Int!
+  "Events exported per hour over the last hours hours (1 to 168), by when each job succeeded."
+  exportHistory(hours: Int! = 48): ExportHistory! @goField(forceResolver: true)
+  "How far exports are behind: the age of the oldest event waiting for this configuration."
+  exportLag: ExportLag! @goField(forceResolver: true)
+}
+
+"Events a configuration exported, hour by hour."
+type ExportHistory {
+  "One entry per hour, oldest first; the current hour (still under way) last."
+  hours: [ExportHour!]!
+  """
+  The server keeps each configuration's newest 100 jobs. When older ones were removed and the
+  oldest kept began within the window, its start: hours before it may count too few events.
+  Null when every job of the window is kept.
+  """
+  incompleteBefore: DateTime
+}
+
+"One hour of a configuration's exports."
+type ExportHour {
+  "The hour's start (UTC)."
+  start: DateTime!
+  "Events exported by the jobs that succeeded in the hour."
+  events: Int!
+  "Jobs that succeeded in the hour, those that found nothing to export included."
+  jobs: Int!
+}
+
+"The age of the oldest event a configuration has yet to export."
+type ExportLag {
+  "When the oldest event waiting was received; null when none waits."
+  oldestPendingEventReceivedAt: DateTime
+  "Seconds since oldestPendingEventReceivedAt; 0 when no event waits."
+  seconds: Int!
 }
 
 enum ExportStatus {
@@ -1190,7 +1435,7 @@ type ExportJobTask {
   failureReason: String
 }
 
-union EndpointConfiguration = S3AccessKeyEndpointConfiguration | S3AssumedRoleEndpointConfiguration
+union EndpointConfiguration = S3AccessKeyEndpointConfiguration | S3AssumedRoleEndpointConfiguration | AdlsSasTokenEndpointConfiguration
 
 "Server-side encryption of the objects written (x-amz-server-side-encryption)."
 enum S3ServerSideEncryption {
@@ -1211,6 +1456,8 @@ type S3AccessKeyEndpointConfiguration {
   serverSideEncryption: S3ServerSideEncryption
   "The KMS key of AWS_KMS; null: the account's aws/s3 key."
   sseKmsKeyId: String
+  "The IAM policy (JSON) the access key's user needs: s3:PutObject under path, and KMS use with AWS_KMS."
+  permissionPolicy: String! @goField(forceResolver: true)
 }
 
 type S3AssumedRoleEndpointConfiguration {
@@ -1225,6 +1472,23 @@ type S3AssumedRoleEndpointConfiguration {
   serverSideEncryption: S3ServerSideEncryption
   "The KMS key of AWS_KMS; null: the account's aws/s3 key."
   sseKmsKeyId: String
+  """
+  The role's trust policy (JSON): the service's principal may assume it with this externalId.
+  The principal is the server's --trust-principal; without it, a placeholder to replace.
+  """
+  trustPolicy: String! @goField(forceResolver: true)
+  "The role's permission policy (JSON): s3:PutObject under path, and KMS use with AWS_KMS."
+  permissionPolicy: String! @goField(forceResolver: true)
+}
+
+"An Azure Data Lake Storage Gen2 file system (blob container), written with a SAS token."
+type AdlsSasTokenEndpointConfiguration {
+  storageAccount: String!
+  "The file system (blob container)."
+  fileSystem: String!
+  path: String
+  "Base URL of the blob service (Azurite: http://127.0.0.1:10000/devstoreaccount1); null: https://<storageAccount>.blob.core.windows.net."
+  endpoint: String
 }
 
 input S3AccessKeyExportConfigurationInput {
@@ -1301,6 +1565,41 @@ input UpdateS3AssumedRoleExportConfigurationInput {
   sseKmsKeyId: String @goField(omittable: true)
 }
 
+input AdlsSasTokenExportConfigurationInput {
+  name: String
+  interval: ExportIntervalName!
+  "3 to 24 lower-case letters and digits."
+  storageAccount: String!
+  "The file system (blob container): 3 to 63 lower-case letters, digits and single hyphens."
+  fileSystem: String!
+  path: String
+  """
+  Write-only: stored sealed, never returned. A SAS token for the file system that allows create and
+  write (sp=cw); a leading "?" is ignored.
+  """
+  sasToken: String!
+  "Base URL of the blob service, for Azurite or a sovereign cloud; omitted: https://<storageAccount>.blob.core.windows.net."
+  endpoint: String
+  """
+  Export the events still in the buffer that were received at or after this time (not in the
+  future), instead of only those received after the configuration is created.
+  """
+  startTime: DateTime
+}
+
+"Omitted fields keep their value; path and endpoint are cleared with null or an empty string."
+input UpdateAdlsSasTokenExportConfigurationInput {
+  id: ID!
+  name: String @goField(omittable: true)
+  interval: ExportIntervalName
+  storageAccount: String
+  fileSystem: String
+  path: String @goField(omittable: true)
+  "Write-only. Omitted: the stored token is kept."
+  sasToken: String
+  endpoint: String @goField(omittable: true)
+}
+
 "One audit event in the buffer (Immuta's Universal Audit Model envelope)."
 type AuditEvent {
   id: ID!
@@ -1357,6 +1656,13 @@ type EventBufferStatus {
   droppedEvents: Int!
 }
 
+"The caller: the token the request carries."
+type Viewer {
+  name: String!
+  "The token's permissions as issued; ADMIN implies the others."
+  permissions: [Permission!]!
+}
+
 "An API token as the server keeps it: never the token itself, which only its creator saw."
 type ApiToken {
   "Unique (case-insensitive); what createdBy, updatedBy and audit events record."
@@ -1367,13 +1673,17 @@ type ApiToken {
 }
 
 type Query {
+  "Who the request's token is and what it may do, for clients that offer only what it may."
+  viewer: Viewer! @authenticated
   getAllExportConfigurations: [ExportConfiguration!]! @hasPermission(permission: AUDIT)
   getExportConfiguration(id: ID!): ExportConfiguration @hasPermission(permission: AUDIT)
   """
   The buffered events in order of receipt, optionally only those whose eventTimestamp is in
-  [from, to). first defaults to 100 (at most 1000); after is a cursor from an earlier page.
+  [from, to), and only those whose targets name targetId (e.g. a configuration's id: the audit
+  events of its changes). first defaults to 100 (at most 1000); after is a cursor from an
+  earlier page. A page reads at most 100,000 events: hasNextPage then says to go on.
   """
-  auditEvents(from: DateTime, to: DateTime, first: Int, after: String): AuditEventConnection! @hasPermission(permission: AUDIT)
+  auditEvents(from: DateTime, to: DateTime, first: Int, after: String, targetId: String): AuditEventConnection! @hasPermission(permission: AUDIT)
   eventBuffer: EventBufferStatus! @hasPermission(permission: AUDIT)
   "A configuration's export jobs, newest first; limit defaults to 20."
   getAllExportJobs(exportConfigurationId: ID!, limit: Int): [ExportJob!]! @hasPermission(permission: AUDIT)
@@ -1392,6 +1702,9 @@ type Mutation {
   createS3AssumedRoleExportConfiguration(data: S3AssumedRoleExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
   updateS3AccessKeyExportConfiguration(data: UpdateS3AccessKeyExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
   updateS3AssumedRoleExportConfiguration(data: UpdateS3AssumedRoleExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
+  "Immuta's name: creates an ADLS Gen2 export configuration."
+  createAdlsSasTokenEndpointConfiguration(data: AdlsSasTokenExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
+  updateAdlsSasTokenExportConfiguration(data: UpdateAdlsSasTokenExportConfigurationInput!): ExportConfiguration! @hasPermission(permission: AUDIT)
   enableExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   disableExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
   deleteExportConfiguration(id: ID!): ExportConfiguration! @hasPermission(permission: AUDIT)
@@ -1557,8 +1870,34 @@ func (ec *executionContext) childFields_ExportConfiguration(ctx context.Context,
 		return ec.fieldContext_ExportConfiguration_pendingEvents(ctx, field)
 	case "skippedEvents":
 		return ec.fieldContext_ExportConfiguration_skippedEvents(ctx, field)
+	case "exportHistory":
+		return ec.fieldContext_ExportConfiguration_exportHistory(ctx, field)
+	case "exportLag":
+		return ec.fieldContext_ExportConfiguration_exportLag(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExportConfiguration", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportHistory(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "hours":
+		return ec.fieldContext_ExportHistory_hours(ctx, field)
+	case "incompleteBefore":
+		return ec.fieldContext_ExportHistory_incompleteBefore(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportHistory", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportHour(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_ExportHour_start(ctx, field)
+	case "events":
+		return ec.fieldContext_ExportHour_events(ctx, field)
+	case "jobs":
+		return ec.fieldContext_ExportHour_jobs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportHour", field.Name)
 }
 
 func (ec *executionContext) childFields_ExportJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1619,6 +1958,16 @@ func (ec *executionContext) childFields_ExportJobTask(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type ExportJobTask", field.Name)
 }
 
+func (ec *executionContext) childFields_ExportLag(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "oldestPendingEventReceivedAt":
+		return ec.fieldContext_ExportLag_oldestPendingEventReceivedAt(ctx, field)
+	case "seconds":
+		return ec.fieldContext_ExportLag_seconds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportLag", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "endCursor":
@@ -1627,6 +1976,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_Viewer_name(ctx, field)
+	case "permissions":
+		return ec.fieldContext_Viewer_permissions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Viewer", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1759,6 +2118,34 @@ func (ec *executionContext) dir_hasPermission_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_ExportConfiguration_exportHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "hours",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["hours"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createAdlsSasTokenEndpointConfiguration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "data",
+		func(ctx context.Context, v any) (model.AdlsSasTokenExportConfigurationInput, error) {
+			return ec.unmarshalNAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐAdlsSasTokenExportConfigurationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["data"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createApiToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1879,6 +2266,20 @@ func (ec *executionContext) field_Mutation_runExportNow_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_updateAdlsSasTokenExportConfiguration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "data",
+		func(ctx context.Context, v any) (model.UpdateAdlsSasTokenExportConfigurationInput, error) {
+			return ec.unmarshalNUpdateAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐUpdateAdlsSasTokenExportConfigurationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["data"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_updateS3AccessKeyExportConfiguration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1970,6 +2371,14 @@ func (ec *executionContext) field_Query_auditEvents_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["after"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "targetId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["targetId"] = arg4
 	return args, nil
 }
 
@@ -2082,6 +2491,98 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_storageAccount(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_storageAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StorageAccount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_storageAccount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_fileSystem(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_fileSystem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FileSystem, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_fileSystem(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_path(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_path(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Path, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_path(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration_endpoint(ctx context.Context, field graphql.CollectedField, obj *model.AdlsSasTokenEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdlsSasTokenEndpointConfiguration_endpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AdlsSasTokenEndpointConfiguration_endpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AdlsSasTokenEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
 
 func (ec *executionContext) _ApiToken_name(ctx context.Context, field graphql.CollectedField, obj *model.APIToken) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -3278,6 +3779,206 @@ func (ec *executionContext) fieldContext_ExportConfiguration_skippedEvents(_ con
 	return graphql.NewScalarFieldContext("ExportConfiguration", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
+func (ec *executionContext) _ExportConfiguration_exportHistory(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConfiguration_exportHistory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.ExportConfiguration().ExportHistory(ctx, obj, fc.Args["hours"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportHistory) graphql.Marshaler {
+			return ec.marshalNExportHistory2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportHistory(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConfiguration_exportHistory(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportConfiguration",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportHistory(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ExportConfiguration_exportHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportConfiguration_exportLag(ctx context.Context, field graphql.CollectedField, obj *model.ExportConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConfiguration_exportLag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ExportConfiguration().ExportLag(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportLag) graphql.Marshaler {
+			return ec.marshalNExportLag2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportLag(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConfiguration_exportLag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportConfiguration",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportLag(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportHistory_hours(ctx context.Context, field graphql.CollectedField, obj *model.ExportHistory) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportHistory_hours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ExportHour) graphql.Marshaler {
+			return ec.marshalNExportHour2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportHourᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportHistory_hours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportHistory",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportHour(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportHistory_incompleteBefore(ctx context.Context, field graphql.CollectedField, obj *model.ExportHistory) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportHistory_incompleteBefore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IncompleteBefore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportHistory_incompleteBefore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportHistory", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportHour_start(ctx context.Context, field graphql.CollectedField, obj *model.ExportHour) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportHour_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportHour_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportHour", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportHour_events(ctx context.Context, field graphql.CollectedField, obj *model.ExportHour) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportHour_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportHour_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportHour", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ExportHour_jobs(ctx context.Context, field graphql.CollectedField, obj *model.ExportHour) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportHour_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jobs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportHour_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportHour", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _ExportJob_id(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3807,6 +4508,52 @@ func (ec *executionContext) fieldContext_ExportJobTask_failureReason(_ context.C
 	return graphql.NewScalarFieldContext("ExportJobTask", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _ExportLag_oldestPendingEventReceivedAt(ctx context.Context, field graphql.CollectedField, obj *model.ExportLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportLag_oldestPendingEventReceivedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OldestPendingEventReceivedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportLag_oldestPendingEventReceivedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportLag", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ExportLag_seconds(ctx context.Context, field graphql.CollectedField, obj *model.ExportLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportLag_seconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportLag_seconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportLag", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _Mutation_createS3AccessKeyExportConfiguration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4049,6 +4796,130 @@ func (ec *executionContext) fieldContext_Mutation_updateS3AssumedRoleExportConfi
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateS3AssumedRoleExportConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createAdlsSasTokenEndpointConfiguration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createAdlsSasTokenEndpointConfiguration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateAdlsSasTokenEndpointConfiguration(ctx, fc.Args["data"].(model.AdlsSasTokenExportConfigurationInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportConfiguration) graphql.Marshaler {
+			return ec.marshalNExportConfiguration2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportConfiguration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createAdlsSasTokenEndpointConfiguration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportConfiguration(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createAdlsSasTokenEndpointConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateAdlsSasTokenExportConfiguration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateAdlsSasTokenExportConfiguration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateAdlsSasTokenExportConfiguration(ctx, fc.Args["data"].(model.UpdateAdlsSasTokenExportConfigurationInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				permission, err := ec.unmarshalNPermission2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermission(ctx, "AUDIT")
+				if err != nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, err
+				}
+				if ec.Directives.HasPermission == nil {
+					var zeroVal *model.ExportConfiguration
+					return zeroVal, errors.New("directive hasPermission is not implemented")
+				}
+				return ec.Directives.HasPermission(ctx, nil, directive0, permission)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportConfiguration) graphql.Marshaler {
+			return ec.marshalNExportConfiguration2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportConfiguration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateAdlsSasTokenExportConfiguration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportConfiguration(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateAdlsSasTokenExportConfiguration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4535,6 +5406,51 @@ func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context,
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
+func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_viewer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Viewer(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Authenticated == nil {
+					var zeroVal *model.Viewer
+					return zeroVal, errors.New("directive authenticated is not implemented")
+				}
+				return ec.Directives.Authenticated(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+			return ec.marshalNViewer2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐViewer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Viewer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_getAllExportConfigurations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4657,7 +5573,7 @@ func (ec *executionContext) _Query_auditEvents(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().AuditEvents(ctx, fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().AuditEvents(ctx, fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["targetId"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -5211,6 +6127,29 @@ func (ec *executionContext) fieldContext_S3AccessKeyEndpointConfiguration_sseKms
 	return graphql.NewScalarFieldContext("S3AccessKeyEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _S3AccessKeyEndpointConfiguration_permissionPolicy(ctx context.Context, field graphql.CollectedField, obj *model.S3AccessKeyEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_S3AccessKeyEndpointConfiguration_permissionPolicy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.S3AccessKeyEndpointConfiguration().PermissionPolicy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_S3AccessKeyEndpointConfiguration_permissionPolicy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("S3AccessKeyEndpointConfiguration", field, true, true, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_bucket(ctx context.Context, field graphql.CollectedField, obj *model.S3AssumedRoleEndpointConfiguration) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5393,6 +6332,98 @@ func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_sseKmsKeyId(ctx 
 }
 func (ec *executionContext) fieldContext_S3AssumedRoleEndpointConfiguration_sseKmsKeyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("S3AssumedRoleEndpointConfiguration", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_trustPolicy(ctx context.Context, field graphql.CollectedField, obj *model.S3AssumedRoleEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_S3AssumedRoleEndpointConfiguration_trustPolicy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.S3AssumedRoleEndpointConfiguration().TrustPolicy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_S3AssumedRoleEndpointConfiguration_trustPolicy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("S3AssumedRoleEndpointConfiguration", field, true, true, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _S3AssumedRoleEndpointConfiguration_permissionPolicy(ctx context.Context, field graphql.CollectedField, obj *model.S3AssumedRoleEndpointConfiguration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_S3AssumedRoleEndpointConfiguration_permissionPolicy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.S3AssumedRoleEndpointConfiguration().PermissionPolicy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_S3AssumedRoleEndpointConfiguration_permissionPolicy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("S3AssumedRoleEndpointConfiguration", field, true, true, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Viewer_name(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Viewer_permissions(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_permissions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Permissions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.Permission) graphql.Marshaler {
+			return ec.marshalNPermission2ᚕgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐPermissionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_permissions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, errors.New("field of type Permission does not have child fields"))
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -6454,6 +7485,85 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAdlsSasTokenExportConfigurationInput(ctx context.Context, obj any) (model.AdlsSasTokenExportConfigurationInput, error) {
+	var it model.AdlsSasTokenExportConfigurationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "interval", "storageAccount", "fileSystem", "path", "sasToken", "endpoint", "startTime"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "interval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
+			data, err := ec.unmarshalNExportIntervalName2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Interval = data
+		case "storageAccount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storageAccount"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StorageAccount = data
+		case "fileSystem":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fileSystem"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FileSystem = data
+		case "path":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("path"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Path = data
+		case "sasToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sasToken"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SasToken = data
+		case "endpoint":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("endpoint"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Endpoint = data
+		case "startTime":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startTime"))
+			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StartTime = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputS3AccessKeyExportConfigurationInput(ctx context.Context, obj any) (model.S3AccessKeyExportConfigurationInput, error) {
 	var it model.S3AccessKeyExportConfigurationInput
 	if obj == nil {
@@ -6642,6 +7752,85 @@ func (ec *executionContext) unmarshalInputS3AssumedRoleExportConfigurationInput(
 				return it, err
 			}
 			it.StartTime = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateAdlsSasTokenExportConfigurationInput(ctx context.Context, obj any) (model.UpdateAdlsSasTokenExportConfigurationInput, error) {
+	var it model.UpdateAdlsSasTokenExportConfigurationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "interval", "storageAccount", "fileSystem", "path", "sasToken", "endpoint"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = graphql.OmittableOf(data)
+		case "interval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
+			data, err := ec.unmarshalOExportIntervalName2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Interval = data
+		case "storageAccount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storageAccount"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StorageAccount = data
+		case "fileSystem":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fileSystem"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FileSystem = data
+		case "path":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("path"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Path = graphql.OmittableOf(data)
+		case "sasToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sasToken"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SasToken = data
+		case "endpoint":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("endpoint"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Endpoint = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -6862,6 +8051,13 @@ func (ec *executionContext) _EndpointConfiguration(ctx context.Context, sel ast.
 			return graphql.Null
 		}
 		return ec._S3AccessKeyEndpointConfiguration(ctx, sel, obj)
+	case model.AdlsSasTokenEndpointConfiguration:
+		return ec._AdlsSasTokenEndpointConfiguration(ctx, sel, &obj)
+	case *model.AdlsSasTokenEndpointConfiguration:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._AdlsSasTokenEndpointConfiguration(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -6874,6 +8070,59 @@ func (ec *executionContext) _EndpointConfiguration(ctx context.Context, sel ast.
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var adlsSasTokenEndpointConfigurationImplementors = []string{"AdlsSasTokenEndpointConfiguration", "EndpointConfiguration"}
+
+func (ec *executionContext) _AdlsSasTokenEndpointConfiguration(ctx context.Context, sel ast.SelectionSet, obj *model.AdlsSasTokenEndpointConfiguration) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, adlsSasTokenEndpointConfigurationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AdlsSasTokenEndpointConfiguration")
+		case "storageAccount":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_storageAccount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fileSystem":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_fileSystem(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "path":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_path(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "endpoint":
+			out.Values[i] = ec._AdlsSasTokenEndpointConfiguration_endpoint(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
 
 var apiTokenImplementors = []string{"ApiToken"}
 
@@ -7368,6 +8617,173 @@ func (ec *executionContext) _ExportConfiguration(ctx context.Context, sel ast.Se
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "exportHistory":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ExportConfiguration_exportHistory(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "exportLag":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ExportConfiguration_exportLag(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var exportHistoryImplementors = []string{"ExportHistory"}
+
+func (ec *executionContext) _ExportHistory(ctx context.Context, sel ast.SelectionSet, obj *model.ExportHistory) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportHistoryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportHistory")
+		case "hours":
+			out.Values[i] = ec._ExportHistory_hours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "incompleteBefore":
+			out.Values[i] = ec._ExportHistory_incompleteBefore(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var exportHourImplementors = []string{"ExportHour"}
+
+func (ec *executionContext) _ExportHour(ctx context.Context, sel ast.SelectionSet, obj *model.ExportHour) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportHourImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportHour")
+		case "start":
+			out.Values[i] = ec._ExportHour_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "events":
+			out.Values[i] = ec._ExportHour_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobs":
+			out.Values[i] = ec._ExportHour_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7570,6 +8986,49 @@ func (ec *executionContext) _ExportJobTask(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var exportLagImplementors = []string{"ExportLag"}
+
+func (ec *executionContext) _ExportLag(ctx context.Context, sel ast.SelectionSet, obj *model.ExportLag) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportLagImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportLag")
+		case "oldestPendingEventReceivedAt":
+			out.Values[i] = ec._ExportLag_oldestPendingEventReceivedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "seconds":
+			out.Values[i] = ec._ExportLag_seconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -7614,6 +9073,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updateS3AssumedRoleExportConfiguration":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateS3AssumedRoleExportConfiguration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createAdlsSasTokenEndpointConfiguration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createAdlsSasTokenEndpointConfiguration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateAdlsSasTokenExportConfiguration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateAdlsSasTokenExportConfiguration(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7751,6 +9224,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Query")
+		case "viewer":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_viewer(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "getAllExportConfigurations":
 			field := field
 
@@ -7977,38 +9472,76 @@ func (ec *executionContext) _S3AccessKeyEndpointConfiguration(ctx context.Contex
 		case "bucket":
 			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_bucket(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "path":
 			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_path(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "region":
 			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_region(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "accessKeyId":
 			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_accessKeyId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "endpoint":
 			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_endpoint(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "serverSideEncryption":
 			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_serverSideEncryption(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "sseKmsKeyId":
 			out.Values[i] = ec._S3AccessKeyEndpointConfiguration_sseKmsKeyId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "permissionPolicy":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._S3AccessKeyEndpointConfiguration_permissionPolicy(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8045,41 +9578,160 @@ func (ec *executionContext) _S3AssumedRoleEndpointConfiguration(ctx context.Cont
 		case "bucket":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_bucket(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "path":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_path(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "region":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_region(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "roleArn":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_roleArn(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "externalId":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_externalId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "endpoint":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_endpoint(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "serverSideEncryption":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_serverSideEncryption(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "sseKmsKeyId":
 			out.Values[i] = ec._S3AssumedRoleEndpointConfiguration_sseKmsKeyId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "trustPolicy":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._S3AssumedRoleEndpointConfiguration_trustPolicy(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "permissionPolicy":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._S3AssumedRoleEndpointConfiguration_permissionPolicy(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var viewerImplementors = []string{"Viewer"}
+
+func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, obj *model.Viewer) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, viewerImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Viewer")
+		case "name":
+			out.Values[i] = ec._Viewer_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "permissions":
+			out.Values[i] = ec._Viewer_permissions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -8495,6 +10147,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐAdlsSasTokenExportConfigurationInput(ctx context.Context, v any) (model.AdlsSasTokenExportConfigurationInput, error) {
+	res, err := ec.unmarshalInputAdlsSasTokenExportConfigurationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNApiToken2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐAPITokenᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.APIToken) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -8645,6 +10302,42 @@ func (ec *executionContext) marshalNExportConfiguration2ᚖgithubᚗcomᚋaudite
 	return ec._ExportConfiguration(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNExportHistory2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportHistory(ctx context.Context, sel ast.SelectionSet, v *model.ExportHistory) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ExportHistory(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNExportHour2ᚕᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportHourᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ExportHour) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNExportHour2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportHour(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNExportHour2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportHour(ctx context.Context, sel ast.SelectionSet, v *model.ExportHour) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ExportHour(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNExportInterval2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx context.Context, v any) (model.ExportInterval, error) {
 	var res model.ExportInterval
 	err := res.UnmarshalGQL(v)
@@ -8652,6 +10345,16 @@ func (ec *executionContext) unmarshalNExportInterval2githubᚗcomᚋauditexport�
 }
 
 func (ec *executionContext) marshalNExportInterval2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx context.Context, sel ast.SelectionSet, v model.ExportInterval) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNExportIntervalName2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, v any) (model.ExportIntervalName, error) {
+	var res model.ExportIntervalName
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportIntervalName2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, sel ast.SelectionSet, v model.ExportIntervalName) graphql.Marshaler {
 	return v
 }
 
@@ -8705,6 +10408,16 @@ func (ec *executionContext) marshalNExportJobTask2ᚖgithubᚗcomᚋauditexport�
 		return graphql.Null
 	}
 	return ec._ExportJobTask(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNExportLag2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportLag(ctx context.Context, sel ast.SelectionSet, v *model.ExportLag) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ExportLag(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNExportStatus2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportStatus(ctx context.Context, v any) (model.ExportStatus, error) {
@@ -8825,6 +10538,11 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNUpdateAdlsSasTokenExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐUpdateAdlsSasTokenExportConfigurationInput(ctx context.Context, v any) (model.UpdateAdlsSasTokenExportConfigurationInput, error) {
+	res, err := ec.unmarshalInputUpdateAdlsSasTokenExportConfigurationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNUpdateS3AccessKeyExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐUpdateS3AccessKeyExportConfigurationInput(ctx context.Context, v any) (model.UpdateS3AccessKeyExportConfigurationInput, error) {
 	res, err := ec.unmarshalInputUpdateS3AccessKeyExportConfigurationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8833,6 +10551,16 @@ func (ec *executionContext) unmarshalNUpdateS3AccessKeyExportConfigurationInput2
 func (ec *executionContext) unmarshalNUpdateS3AssumedRoleExportConfigurationInput2githubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐUpdateS3AssumedRoleExportConfigurationInput(ctx context.Context, v any) (model.UpdateS3AssumedRoleExportConfigurationInput, error) {
 	res, err := ec.unmarshalInputUpdateS3AssumedRoleExportConfigurationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐViewer(ctx context.Context, sel ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Viewer(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -9047,6 +10775,22 @@ func (ec *executionContext) unmarshalOExportInterval2ᚖgithubᚗcomᚋauditexpo
 }
 
 func (ec *executionContext) marshalOExportInterval2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportInterval(ctx context.Context, sel ast.SelectionSet, v *model.ExportInterval) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOExportIntervalName2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, v any) (*model.ExportIntervalName, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ExportIntervalName)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOExportIntervalName2ᚖgithubᚗcomᚋauditexportᚋauditexportᚋgraphᚋmodelᚐExportIntervalName(ctx context.Context, sel ast.SelectionSet, v *model.ExportIntervalName) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

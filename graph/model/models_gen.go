@@ -17,6 +17,36 @@ type EndpointConfiguration interface {
 	IsEndpointConfiguration()
 }
 
+// An Azure Data Lake Storage Gen2 file system (blob container), written with a SAS token.
+type AdlsSasTokenEndpointConfiguration struct {
+	StorageAccount string `json:"storageAccount"`
+	// The file system (blob container).
+	FileSystem string  `json:"fileSystem"`
+	Path       *string `json:"path,omitempty"`
+	// Base URL of the blob service (Azurite: http://127.0.0.1:10000/devstoreaccount1); null: https://<storageAccount>.blob.core.windows.net.
+	Endpoint *string `json:"endpoint,omitempty"`
+}
+
+func (AdlsSasTokenEndpointConfiguration) IsEndpointConfiguration() {}
+
+type AdlsSasTokenExportConfigurationInput struct {
+	Name     *string            `json:"name,omitempty"`
+	Interval ExportIntervalName `json:"interval"`
+	// 3 to 24 lower-case letters and digits.
+	StorageAccount string `json:"storageAccount"`
+	// The file system (blob container): 3 to 63 lower-case letters, digits and single hyphens.
+	FileSystem string  `json:"fileSystem"`
+	Path       *string `json:"path,omitempty"`
+	// Write-only: stored sealed, never returned. A SAS token for the file system that allows create and
+	// write (sp=cw); a leading "?" is ignored.
+	SasToken string `json:"sasToken"`
+	// Base URL of the blob service, for Azurite or a sovereign cloud; omitted: https://<storageAccount>.blob.core.windows.net.
+	Endpoint *string `json:"endpoint,omitempty"`
+	// Export the events still in the buffer that were received at or after this time (not in the
+	// future), instead of only those received after the configuration is created.
+	StartTime *time.Time `json:"startTime,omitempty"`
+}
+
 // An API token as the server keeps it: never the token itself, which only its creator saw.
 type APIToken struct {
 	// Unique (case-insensitive); what createdBy, updatedBy and audit events record.
@@ -85,8 +115,9 @@ type ExportConfiguration struct {
 	Interval ExportInterval `json:"interval"`
 	Enabled  bool           `json:"enabled"`
 	// SUCCESS, PENDING before the first check, or the error text of the last check or export:
-	// "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>" or
-	// "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>".
+	// "Error testing access to S3 using AccessKey <accessKeyId> - <code>: <message>",
+	// "Error testing access to S3 using AssumedRole <roleArn> - <code>: <message>" or
+	// "Error testing access to ADLS using SasToken - <code>: <message>".
 	// Checks run on create, update, enable and verifyExportConfiguration, and in the background.
 	ConnectionStatus string `json:"connectionStatus"`
 	// When the destination was last checked; null before the first check.
@@ -106,6 +137,32 @@ type ExportConfiguration struct {
 	// received while it was disabled (a disabled configuration does not hold the buffer) and removed
 	// once every enabled one had them, or older than the buffer's age limit.
 	SkippedEvents int `json:"skippedEvents"`
+	// Events exported per hour over the last hours hours (1 to 168), by when each job succeeded.
+	ExportHistory *ExportHistory `json:"exportHistory"`
+	// How far exports are behind: the age of the oldest event waiting for this configuration.
+	ExportLag *ExportLag `json:"exportLag"`
+	// The seq of the last event exported (store.ExportConfiguration.Cursor), for exportLag; never in the schema
+	Cursor uint64 `json:"-"`
+}
+
+// Events a configuration exported, hour by hour.
+type ExportHistory struct {
+	// One entry per hour, oldest first; the current hour (still under way) last.
+	Hours []*ExportHour `json:"hours"`
+	// The server keeps each configuration's newest 100 jobs. When older ones were removed and the
+	// oldest kept began within the window, its start: hours before it may count too few events.
+	// Null when every job of the window is kept.
+	IncompleteBefore *time.Time `json:"incompleteBefore,omitempty"`
+}
+
+// One hour of a configuration's exports.
+type ExportHour struct {
+	// The hour's start (UTC).
+	Start time.Time `json:"start"`
+	// Events exported by the jobs that succeeded in the hour.
+	Events int `json:"events"`
+	// Jobs that succeeded in the hour, those that found nothing to export included.
+	Jobs int `json:"jobs"`
 }
 
 // One export of a configuration's events received after its previous job, up to the buffer's head
@@ -147,6 +204,14 @@ type ExportJobTask struct {
 	FailureReason *string      `json:"failureReason,omitempty"`
 }
 
+// The age of the oldest event a configuration has yet to export.
+type ExportLag struct {
+	// When the oldest event waiting was received; null when none waits.
+	OldestPendingEventReceivedAt *time.Time `json:"oldestPendingEventReceivedAt,omitempty"`
+	// Seconds since oldestPendingEventReceivedAt; 0 when no event waits.
+	Seconds int `json:"seconds"`
+}
+
 type Mutation struct {
 }
 
@@ -169,6 +234,8 @@ type S3AccessKeyEndpointConfiguration struct {
 	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
 	// The KMS key of AWS_KMS; null: the account's aws/s3 key.
 	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
+	// The IAM policy (JSON) the access key's user needs: s3:PutObject under path, and KMS use with AWS_KMS.
+	PermissionPolicy string `json:"permissionPolicy"`
 }
 
 func (S3AccessKeyEndpointConfiguration) IsEndpointConfiguration() {}
@@ -204,6 +271,11 @@ type S3AssumedRoleEndpointConfiguration struct {
 	ServerSideEncryption *S3ServerSideEncryption `json:"serverSideEncryption,omitempty"`
 	// The KMS key of AWS_KMS; null: the account's aws/s3 key.
 	SseKmsKeyID *string `json:"sseKmsKeyId,omitempty"`
+	// The role's trust policy (JSON): the service's principal may assume it with this externalId.
+	// The principal is the server's --trust-principal; without it, a placeholder to replace.
+	TrustPolicy string `json:"trustPolicy"`
+	// The role's permission policy (JSON): s3:PutObject under path, and KMS use with AWS_KMS.
+	PermissionPolicy string `json:"permissionPolicy"`
 }
 
 func (S3AssumedRoleEndpointConfiguration) IsEndpointConfiguration() {}
@@ -223,6 +295,19 @@ type S3AssumedRoleExportConfigurationInput struct {
 	// Export the events still in the buffer that were received at or after this time (not in the
 	// future), instead of only those received after the configuration is created.
 	StartTime *time.Time `json:"startTime,omitempty"`
+}
+
+// Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
+type UpdateAdlsSasTokenExportConfigurationInput struct {
+	ID             string                     `json:"id"`
+	Name           graphql.Omittable[*string] `json:"name,omitempty"`
+	Interval       *ExportIntervalName        `json:"interval,omitempty"`
+	StorageAccount *string                    `json:"storageAccount,omitempty"`
+	FileSystem     *string                    `json:"fileSystem,omitempty"`
+	Path           graphql.Omittable[*string] `json:"path,omitempty"`
+	// Write-only. Omitted: the stored token is kept.
+	SasToken *string                    `json:"sasToken,omitempty"`
+	Endpoint graphql.Omittable[*string] `json:"endpoint,omitempty"`
 }
 
 // Omitted fields keep their value; path and endpoint are cleared with null or an empty string.
@@ -257,6 +342,13 @@ type UpdateS3AssumedRoleExportConfigurationInput struct {
 	ServerSideEncryption graphql.Omittable[*S3ServerSideEncryption] `json:"serverSideEncryption,omitempty"`
 	// Omitted: kept; null or an empty string: cleared (the account's aws/s3 key).
 	SseKmsKeyID graphql.Omittable[*string] `json:"sseKmsKeyId,omitempty"`
+}
+
+// The caller: the token the request carries.
+type Viewer struct {
+	Name string `json:"name"`
+	// The token's permissions as issued; ADMIN implies the others.
+	Permissions []Permission `json:"permissions"`
 }
 
 type ExportInterval string

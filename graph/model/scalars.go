@@ -54,3 +54,20 @@ func UnmarshalJSON(v any) (json.RawMessage, error) {
 	}
 	return raw, nil
 }
+
+// ExportIntervalName is an interval written as an enum value or a string (Immuta's ADLS requests
+// quote it). It is read as it is written; the store says whether it names an interval.
+type ExportIntervalName string
+
+// UnmarshalGQL reads an enum value or a string.
+func (n *ExportIntervalName) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return &InputError{Message: fmt.Sprintf("interval must be an interval name such as EVERY_12_HOURS, not %T", v)}
+	}
+	*n = ExportIntervalName(s)
+	return nil
+}
+
+// MarshalGQL writes the name as a string.
+func (n ExportIntervalName) MarshalGQL(w io.Writer) { graphql.MarshalString(string(n)).MarshalGQL(w) }

@@ -1,6 +1,6 @@
-// Package exporttest reads exported Parquet back, with an independent reader (parquet-go), and
-// checks it against what was buffered: every field of every event, each exactly once, each in
-// the partition of its hour.
+// Package exporttest reads exported Parquet back, from S3 (MinIO) or Azure (Azurite), with an
+// independent reader (parquet-go), and checks it against what was buffered: every field of every
+// event, each exactly once, each in the partition of its hour.
 package exporttest
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/exporter"
+	"github.com/auditexport/auditexport/internal/azuritetest"
 	"github.com/auditexport/auditexport/internal/s3test"
 	"github.com/auditexport/auditexport/store"
 )
@@ -71,13 +72,49 @@ func raw(p *string) []byte {
 	return []byte(*p)
 }
 
+// Source is where exported objects are read back from, with full access.
+type Source interface {
+	Keys(t testing.TB, prefix string) []string
+	Get(t testing.TB, key string) []byte
+}
+
+type s3Source struct {
+	srv    *s3test.Server
+	bucket string
+}
+
+func (s s3Source) Keys(t testing.TB, prefix string) []string { return s.srv.Keys(t, s.bucket, prefix) }
+func (s s3Source) Get(t testing.TB, key string) []byte       { return s.srv.Get(t, s.bucket, key) }
+
+// S3 reads a bucket of the test S3 server.
+func S3(srv *s3test.Server, bucket string) Source { return s3Source{srv, bucket} }
+
+type azureSource struct {
+	az        *azuritetest.Server
+	container string
+}
+
+func (s azureSource) Keys(t testing.TB, prefix string) []string {
+	return s.az.ListBlobs(t, s.container, prefix)
+}
+func (s azureSource) Get(t testing.TB, key string) []byte { return s.az.ReadBlob(t, s.container, key) }
+
+// Azure reads a container (an ADLS file system) of the test Azurite.
+func Azure(az *azuritetest.Server, container string) Source { return azureSource{az, container} }
+
 var keyPattern = regexp.MustCompile(`^(.*)/year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})/(\d{20})-(\d{20})-([0-9a-f-]{36})-snappy\.parquet$`)
 
-// Exported returns the rows of every object under prefix, checked as EachFile does.
+// Exported returns the rows of every object under prefix in bucket, checked as EachFile does.
 func Exported(t *testing.T, srv *s3test.Server, bucket, prefix, configID string) []Row {
 	t.Helper()
+	return ExportedFrom(t, S3(srv, bucket), prefix, configID)
+}
+
+// ExportedFrom is Exported from any source.
+func ExportedFrom(t *testing.T, src Source, prefix, configID string) []Row {
+	t.Helper()
 	var rows []Row
-	EachFile(t, srv, bucket, prefix, configID, func(fileRows []Row) { rows = append(rows, fileRows...) })
+	EachFileFrom(t, src, prefix, configID, func(fileRows []Row) { rows = append(rows, fileRows...) })
 	return rows
 }
 
@@ -85,8 +122,14 @@ func Exported(t *testing.T, srv *s3test.Server, bucket, prefix, configID string)
 // into dir, each at its key, and returns how many it copied.
 func Download(t *testing.T, srv *s3test.Server, bucket, prefix, dir string) int {
 	t.Helper()
+	return DownloadFrom(t, S3(srv, bucket), prefix, dir)
+}
+
+// DownloadFrom is Download from any source.
+func DownloadFrom(t *testing.T, src Source, prefix, dir string) int {
+	t.Helper()
 	n := 0
-	for _, key := range srv.Keys(t, bucket, prefix+"/") {
+	for _, key := range src.Keys(t, prefix+"/") {
 		if strings.Contains(key, exporter.VerifyKeyPrefix) {
 			continue
 		}
@@ -94,7 +137,7 @@ func Download(t *testing.T, srv *s3test.Server, bucket, prefix, dir string) int 
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, srv.Get(t, bucket, key), 0o600); err != nil {
+		if err := os.WriteFile(path, src.Get(t, key), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		n++
@@ -119,7 +162,13 @@ func CountIDs(t *testing.T, srv *s3test.Server, bucket, prefix, configID string)
 // metadata and partition, and hands its rows to fn.
 func EachFile(t *testing.T, srv *s3test.Server, bucket, prefix, configID string, fn func([]Row)) {
 	t.Helper()
-	for _, key := range srv.Keys(t, bucket, prefix+"/") {
+	EachFileFrom(t, S3(srv, bucket), prefix, configID, fn)
+}
+
+// EachFileFrom is EachFile from any source.
+func EachFileFrom(t *testing.T, src Source, prefix, configID string, fn func([]Row)) {
+	t.Helper()
+	for _, key := range src.Keys(t, prefix+"/") {
 		if strings.Contains(key, exporter.VerifyKeyPrefix) || strings.Contains(key, "/"+exporter.DigestDir+"/") {
 			continue
 		}
@@ -127,7 +176,7 @@ func EachFile(t *testing.T, srv *s3test.Server, bucket, prefix, configID string,
 		if m == nil || m[1] != prefix || m[8] != configID {
 			t.Fatalf("object key %q does not follow the layout", key)
 		}
-		data := srv.Get(t, bucket, key)
+		data := src.Get(t, key)
 		file, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,13 +62,19 @@ type Options struct {
 	Env []string
 	// Args are added after `serve --listen 127.0.0.1:0 --data-dir DIR`.
 	Args []string
+	// Wrap, when set, is a command the server runs under: the binary and its arguments are
+	// appended to it, and it must exec them (so the process is the server's).
+	Wrap []string
 }
 
 // loopbackOnlyEnv keeps a test server off the internet: the SDK's endpoints default to a closed
 // loopback port (configurations and tests that need S3 or STS set their own), and the EC2
 // metadata service is never asked for credentials. One attempt per call keeps checks of that
-// closed port from waiting on retry backoff.
+// closed port from waiting on retry backoff. The test servers (MinIO, Azurite, fakes) listen on
+// 127.0.0.1, a loopback address the service reaches only when allowed: this allows it, and a
+// test of the default sets AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS= (none) in its Options.Env.
 var loopbackOnlyEnv = []string{
+	"AUDITEXPORT_ALLOW_PRIVATE_ENDPOINTS=127.0.0.1",
 	"AWS_ENDPOINT_URL=http://127.0.0.1:9",
 	"AWS_MAX_ATTEMPTS=1",
 	"AWS_EC2_METADATA_DISABLED=true",
@@ -107,7 +114,8 @@ func Launch(t testing.TB, opts Options) (*Server, error) {
 		opts.DataDir = t.TempDir()
 	}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", opts.DataDir, "--log-format", "json"}, opts.Args...)
-	cmd := exec.Command(Binary(t), args...)
+	argv := append(append(slices.Clip(opts.Wrap), Binary(t)), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), loopbackOnlyEnv...), opts.Env...) // later entries win
 	s := &Server{DataDir: opts.DataDir, t: t, cmd: cmd, logs: &LogBuffer{}, done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
@@ -285,8 +293,8 @@ func (b *LogBuffer) String() string {
 	return b.buf.String()
 }
 
-// PID is the process's id: replicas sharing a database name their leases after it.
-func (s *Server) PID() int { return s.cmd.Process.Pid }
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Signal sends sig to the process.
 func (s *Server) Signal(sig os.Signal) { s.cmd.Process.Signal(sig) }

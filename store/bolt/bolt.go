@@ -80,9 +80,9 @@ func Open(path string, opts Options) (*Engine, error) {
 	opts.fillDefaults()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: opts.Timeout,
-		// The freelist is rebuilt at open instead of written at every commit: cheaper commits.
-		NoFreelistSync: true,
-		FreelistType:   bbolt.FreelistMapType,
+		// The freelist is written at every commit: rebuilding it at open instead would read every
+		// page of the file (seconds for a buffer of millions of events) before the service is up.
+		FreelistType: bbolt.FreelistMapType,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)

@@ -134,3 +134,14 @@ func WithEvents(n int) func(testing.TB, *store.Store, *bolt.Engine) {
 		}
 	}
 }
+
+// RemoveFixtures deletes the fixtures built by this process; call it from TestMain after the
+// tests and benchmarks ran.
+func RemoveFixtures() {
+	fixtures.Lock()
+	defer fixtures.Unlock()
+	if fixtures.dir != "" {
+		os.RemoveAll(fixtures.dir)
+		fixtures.built, fixtures.dir = nil, ""
+	}
+}
