@@ -118,6 +118,9 @@ func TestReplicasFollowAFailover(t *testing.T) {
 	waitFor(t, 30*time.Second, "ingestion to resume on the promoted standby", func() bool { return load.acked.Load() >= ackedAtPromotion+20 })
 	stopLoad()
 	wg.Wait()
+	if len(load.other) > 0 {
+		t.Errorf("ingestion answered other than 202 or 503: %v", load.other)
+	}
 
 	rows, err := pgtest.Connect(t, standby.SameDatabase(t, url)).Query(context.Background(), "SELECT id::text FROM events")
 	if err != nil {
