@@ -127,7 +127,8 @@ type Tx interface {
 	// a range of rows), while either the whole unit was exported (seqs at or below
 	// p.ExportedThrough) and appended before p.ExportedBefore, or it was appended before
 	// p.DropBefore. It stops at the first unit it must keep, so the buffer stays one run of
-	// seqs, and reports what it removed.
+	// seqs, and reports what it removed. It may stop earlier to keep one transaction short
+	// (the writers of a shared engine wait for it): the next trim goes on.
 	TrimEvents(p TrimPolicy) (TrimResult, error)
 }
 
