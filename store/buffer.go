@@ -231,55 +231,6 @@ func seqBeforeReceived(tx ReadTx, t time.Time, head uint64) (uint64, error) {
 	return seq, errors.Join(err, parseErr)
 }
 
-// readChunk bounds what one read transaction of ReadEvents copies out.
-const (
-	readChunkEvents = 4096
-	readChunkBytes  = 8 << 20
-)
-
-// ReadEvents calls fn with each buffered event after seq after, in order; see EventBuffer.
-//
-// Events are copied out in chunks, each in a short read transaction, and fn runs with no
-// transaction open: fn may take as long as it likes, and may wait on work that writes to the
-// store. (A bbolt read transaction held across such a wait deadlocks: a write that grows the
-// file waits for every open read transaction to end.)
-func (s *Store) ReadEvents(ctx context.Context, after uint64, limit int, fn func(seq uint64, record []byte) bool) error {
-	var (
-		seqs []uint64
-		ends []int
-		data []byte
-		read int
-	)
-	for {
-		err := s.view(ctx, func(tx ReadTx) error {
-			seqs, ends, data = seqs[:0], ends[:0], data[:0]
-			return tx.ScanEvents(after, func(seq uint64, rec []byte) bool {
-				seqs = append(seqs, seq)
-				data = append(data, rec...)
-				ends = append(ends, len(data))
-				return len(seqs) < readChunkEvents && len(data) < readChunkBytes && (limit <= 0 || read+len(seqs) < limit)
-			})
-		})
-		if err != nil {
-			return err
-		}
-		start := 0
-		for i, seq := range seqs {
-			if !fn(seq, data[start:ends[i]:ends[i]]) {
-				return nil
-			}
-			start = ends[i]
-			if read++; limit > 0 && read >= limit {
-				return nil
-			}
-		}
-		if len(seqs) == 0 {
-			return nil
-		}
-		after = seqs[len(seqs)-1]
-	}
-}
-
 // BufferStatus describes the event buffer.
 type BufferStatus struct {
 	Events, Bytes       int64

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,6 +68,8 @@ func (o *Options) fillDefaults() {
 type Engine struct {
 	pool *pgxpool.Pool
 	opts Options
+	// eventBytes estimates an event's encoded size, for sizing pages of events read.
+	eventBytes atomic.Int64
 }
 
 var _ store.Engine = (*Engine)(nil)
@@ -90,6 +93,7 @@ func Open(ctx context.Context, url string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	e := &Engine{pool: pool, opts: opts}
+	e.eventBytes.Store(64 << 10) // until a read measures it: a first page of 128 events
 	if err := e.checkServer(ctx); err != nil {
 		pool.Close()
 		return nil, err
