@@ -141,12 +141,24 @@ func main() {
 		fmt.Fprintf(w, "\nPeak live heap while exporting 1,000,000 buffered events in one job: **%.0f MiB** (%.0f MiB of it grown during the export, GC lag included; the rest is the buffer's id index).\n", peak, growth)
 	}
 
+	pgIngest := m.must("BenchmarkIngestHTTPPostgres", "events/s")
+	pgExport := m.must("BenchmarkExportPostgres", "events/s")
+	fmt.Fprintf(w, "\n## PostgreSQL (replicas) beside bbolt\n\nThe same benchmarks through the PostgreSQL engine (the test server on loopback: fsync and synchronous commit on), beside bbolt in the same run.\n\n")
+	fmt.Fprintf(w, "| | bbolt events/s | PostgreSQL events/s | PostgreSQL / bbolt | goal |\n| --- | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(w, "| ingest over HTTP through one replica, 4 clients, 1,000-event batches | %s | %s | %.2f | ≥ 0.50 |\n", thousands(overHTTP), thousands(pgIngest), pgIngest/overHTTP)
+	fmt.Fprintf(w, "| export to MinIO, 100,000 events per job | %s | %s | %.2f | ≥ 0.80 |\n", thousands(export), thousands(pgExport), pgExport/export)
+	if takeover, n, ok := m.get("BenchmarkLeaseTakeover", "takeover-s"); ok {
+		lease := m.must("BenchmarkLeaseTakeover", "lease-s")
+		fmt.Fprintf(w, "\nLease takeover after a SIGKILL of the replica holding an export (real binaries, %.0f s lease renewed every third of it): **%.1f s** (median of %d kills).\n", lease, takeover, n)
+	}
+
 	if p50, _, ok := m.get("BenchmarkGetAllExportConfigurations", "p50-ms"); ok {
 		p99 := m.must("BenchmarkGetAllExportConfigurations", "p99-ms")
 		fmt.Fprintf(w, "\n## Control plane\n\n`getAllExportConfigurations` with 1,000 configurations, over loopback HTTP: p50 **%.1f ms**, p99 **%.1f ms**.\n", p50, p99)
 	}
 	storeAtScale(w, m)
 	fmt.Fprintf(w, "\nratio export/encode: %.2f\nratio ingest/append: %.2f\n", export/encodeRef, decodeAppend/appendRef)
+	fmt.Fprintf(w, "ratio ingest-postgres/bbolt: %.2f\nratio export-postgres/bbolt: %.2f\n", pgIngest/overHTTP, pgExport/export)
 }
 
 // storeAtScale reports the store with 1,000 configurations × 100 jobs, and its restart with

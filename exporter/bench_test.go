@@ -127,11 +127,18 @@ func encodeEvents(tb testing.TB, events []event.Event) {
 
 // BenchmarkExport is the whole export: events read from the buffer, encoded to snappy Parquet
 // partitioned by hour, and uploaded to MinIO by a PutObject-only user.
-func BenchmarkExport(b *testing.B) {
+func BenchmarkExport(b *testing.B) { benchExport(b, storetest.New(b)) }
+
+// BenchmarkExportPostgres is BenchmarkExport from a buffer on PostgreSQL (the test server on
+// loopback).
+func BenchmarkExportPostgres(b *testing.B) {
+	benchExport(b, storetest.NewPostgres(b, store.Config{Buffer: store.BufferConfig{MaxEvents: 1 << 40, MaxBytes: 1 << 50}}))
+}
+
+func benchExport(b *testing.B, st *store.Store) {
 	srv := s3test.Require(b)
 	bucket := srv.NewBucket(b)
 	key, secret := srv.NewUser(b, s3test.PutOnlyPolicy(bucket))
-	st := storetest.New(b)
 	x, stop := runExporter(b, st, exporter.ExporterConfig{})
 	defer stop()
 	c, err := st.CreateConfiguration(b.Context(), store.ExportConfiguration{Kind: store.KindS3AccessKey, Interval: store.Every24Hours, Enabled: true,

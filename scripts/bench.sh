@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every benchmark of the project against a MinIO on loopback, BENCHCOUNT times each
+# Runs every benchmark of the project against a MinIO and a PostgreSQL on loopback (make bench
+# starts both), BENCHCOUNT times each
 # (default 5), and writes bench/raw.txt (go test output) and bench/REPORT.md (the report, also
 # printed). Each benchmark gets the run length it needs: the 1,000,000-event export runs once
 # per count.
@@ -14,9 +15,10 @@ bench() { # bench PACKAGE PATTERN BENCHTIME
   bench ./store/bolt/ 'BenchmarkBoltBatchedAppend$|BenchmarkDecodeAppend$' 2s
   bench ./store/bolt/ 'BenchmarkListAtScale$|BenchmarkJobAtScale$|BenchmarkIngestAtScale$' 200x
   bench ./store/bolt/ 'BenchmarkRestart$' 3x
-  bench ./server/ 'BenchmarkIngestHTTP$|BenchmarkGetAllExportConfigurations$' 2s
-  bench ./exporter/ 'BenchmarkPqarrowEncode$|BenchmarkExport$' 3x
+  bench ./server/ 'BenchmarkIngestHTTP$|BenchmarkIngestHTTPPostgres$|BenchmarkGetAllExportConfigurations$' 2s
+  bench ./exporter/ 'BenchmarkPqarrowEncode$|BenchmarkExport$|BenchmarkExportPostgres$' 3x
   bench ./exporter/ 'BenchmarkExportMillionPeakHeap$' 1x
+  bench ./cmd/auditexport/ 'BenchmarkLeaseTakeover$' 1x
 } | tee bench/raw.txt
 go run ./bench < bench/raw.txt > bench/REPORT.md
 echo

@@ -189,6 +189,9 @@ start() {
   psql_super "$dir" "$port" "$bin" <<SQL
 CREATE ROLE auditexport LOGIN CREATEDB PASSWORD '$password';
 CREATE DATABASE auditexport OWNER auditexport;
+-- A test's database is dropped WITH (FORCE) when the test ends, which must also end an autovacuum
+-- worker busy in it (a superuser's process).
+GRANT pg_signal_backend TO auditexport;
 SQL
   write_env "$dir" "$port" "$bin" "$password"
   log "PostgreSQL listening on 127.0.0.1:$port (data in $dir/data); environment in $dir/env"

@@ -13,13 +13,25 @@ import (
 
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/storetest"
 )
 
 // BenchmarkIngestHTTP posts 1,000-event NDJSON batches from 4 concurrent clients to the events
 // route over loopback HTTP; each answer is a 202 after the batch is durable.
 func BenchmarkIngestHTTP(b *testing.B) {
+	benchIngestHTTP(b, newTestAPIWith(b, Config{}, unboundedBuffer))
+}
+
+// BenchmarkIngestHTTPPostgres is BenchmarkIngestHTTP through a replica on PostgreSQL (the test
+// server on loopback, synchronous commit, fsync on): each 202 after the database's commit.
+func BenchmarkIngestHTTPPostgres(b *testing.B) {
+	benchIngestHTTP(b, newTestAPIOn(b, Config{}, storetest.NewPostgres(b, store.Config{Buffer: unboundedBuffer})))
+}
+
+var unboundedBuffer = store.BufferConfig{MaxEvents: 1 << 40, MaxBytes: 1 << 50}
+
+func benchIngestHTTP(b *testing.B, api *testAPI) {
 	const batch, clients = 1000, 4
-	api := newTestAPIWith(b, Config{}, store.BufferConfig{MaxEvents: 1 << 40, MaxBytes: 1 << 50})
 	srv := httptest.NewServer(api.handler)
 	defer srv.Close()
 	bodies := eventtest.NewBodies(batch)

@@ -41,6 +41,12 @@ func newTestAPI(t *testing.T) *testAPI {
 func newTestAPIWith(t testing.TB, cfg Config, buf store.BufferConfig) *testAPI {
 	t.Helper()
 	st := storetest.OpenBolt(t, filepath.Join(t.TempDir(), "auditexport.db"), store.Config{MasterKey: storetest.Key(), Buffer: buf}, bolt.Options{})
+	return newTestAPIOn(t, cfg, st)
+}
+
+// newTestAPIOn builds the routes with cfg over st.
+func newTestAPIOn(t testing.TB, cfg Config, st *store.Store) *testAPI {
+	t.Helper()
 	if err := st.SetBootstrapToken(t.Context(), adminToken); err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,10 @@ func (s *Server) ingest() http.Handler {
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, "SHUTTING_DOWN", "the server is shutting down; nothing of this batch was stored, retry")
 			return
+		case errors.Is(err, store.ErrUnavailable):
+			// The database is out of reach, or its commit's outcome unknown: never a 202 then.
+			writeUnavailable(w)
+			return
 		case err != nil:
 			s.log.Error("append events", "error", err)
 			writeError(w, http.StatusInternalServerError, graph.CodeInternal, "internal server error; nothing of this batch was stored")

@@ -179,6 +179,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, graph.CodeUnauthenticated, "the API token is not valid")
 			return
 		}
+		if errors.Is(err, store.ErrUnavailable) {
+			s.log.Warn("authenticate: the store is unavailable", "error", err)
+			writeUnavailable(w)
+			return
+		}
 		if err != nil {
 			s.log.Error("authenticate", "error", err)
 			writeError(w, http.StatusInternalServerError, graph.CodeInternal, "internal server error")

@@ -30,6 +30,9 @@ type Config struct {
 	Listen string
 	// DataDir holds the bbolt file, master.key and admin-token. Default ./data.
 	DataDir string
+	// DatabaseURL, when set, keeps the store in that PostgreSQL database instead of the bbolt
+	// file, so that several replicas share it (AUDITEXPORT_DATABASE_URL; any libpq form).
+	DatabaseURL string
 	// AdminToken, when set, is the bootstrap admin token (AUDITEXPORT_ADMIN_TOKEN).
 	AdminToken string
 	// MasterKey, when set, is the base64 master key (AUDITEXPORT_MASTER_KEY).
@@ -101,10 +104,11 @@ func (c *Config) fillDefaults() {
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
-// Run opens the store under cfg.DataDir, serves until ctx is done, then stops accepting
-// requests, lets in-flight ones finish within ShutdownTimeout, stops the background work and
-// waits for it, and closes the store. On every path out, the workers stop before the store
-// closes, and nothing is written to the data directory before the address is bound.
+// Run opens the store (cfg.DatabaseURL, else under cfg.DataDir), serves until ctx is done, then
+// stops accepting requests, lets in-flight ones finish within ShutdownTimeout, stops the
+// background work and waits for it, and closes the store. On every path out, the workers stop
+// before the store closes, and nothing is written to the data directory before the address is
+// bound.
 func Run(ctx context.Context, cfg Config) (err error) {
 	cfg.fillDefaults()
 	log := cfg.Logger
@@ -140,18 +144,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			err = damage
 		}
 	}()
-	dbPath := filepath.Join(cfg.DataDir, dbFileName)
-	if err := bolt.Check(dbPath); err != nil {
-		return err
-	}
-	key, err := loadMasterKey(cfg.DataDir, cfg.MasterKey, log)
+	key, err := masterKey(cfg, log)
 	if err != nil {
 		return err
 	}
-	engine, err := bolt.Open(dbPath, bolt.Options{Logger: log, OnDamage: func(err error) {
+	engine, err := openEngine(ctx, cfg, log, func(err error) {
 		log.Error("the data file is damaged; stopping", "error", err)
 		stop(err)
-	}})
+	})
 	if err != nil {
 		return err
 	}
@@ -200,8 +200,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 	build := buildinfo.Read()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "allowed_endpoints", endpoints.String(),
-		"allow_private_endpoints", addresses.String(),
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "store", storeKind(cfg),
+		"allowed_endpoints", endpoints.String(), "allow_private_endpoints", addresses.String(),
 		"version", build.Version, "revision", build.Revision, "revision_time", build.Time, "go_version", build.GoVersion)
 
 	select {

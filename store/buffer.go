@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/auditexport/auditexport/event"
 )
 
@@ -118,6 +120,11 @@ func (s *Store) commitGroup(group []appendRequest) {
 	replies := make([]appendReply, len(group))
 	// The transaction is not tied to any one caller: it commits for all of them.
 	err := s.engine.Update(context.WithoutCancel(group[0].ctx), func(tx Tx) error {
+		if p, ok := tx.(EventIDPrefetcher); ok {
+			if err := p.PrefetchEventIDs(groupIDs(group)); err != nil {
+				return err
+			}
+		}
 		stats, err := tx.EventStats()
 		if err != nil {
 			return err
@@ -142,6 +149,24 @@ func (s *Store) commitGroup(group []appendRequest) {
 		req.done <- replies[i]
 	}
 	s.metrics.groupSize.Observe(float64(len(group)))
+}
+
+// groupIDs lists the ids of a group's records (a corrupt record is left out: appendBatch
+// refuses it).
+func groupIDs(group []appendRequest) []uuid.UUID {
+	n := 0
+	for _, req := range group {
+		n += req.batch.Len()
+	}
+	ids := make([]uuid.UUID, 0, n)
+	for _, req := range group {
+		for i := range req.batch.Len() {
+			if id, err := event.IDOf(req.batch.Record(i)); err == nil {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }
 
 // appendBatch appends a batch all or nothing within tx; stats counts what tx holds so far.
@@ -204,55 +229,6 @@ func seqBeforeReceived(tx ReadTx, t time.Time, head uint64) (uint64, error) {
 		return read < seqBeforeSearchLimit
 	})
 	return seq, errors.Join(err, parseErr)
-}
-
-// readChunk bounds what one read transaction of ReadEvents copies out.
-const (
-	readChunkEvents = 4096
-	readChunkBytes  = 8 << 20
-)
-
-// ReadEvents calls fn with each buffered event after seq after, in order; see EventBuffer.
-//
-// Events are copied out in chunks, each in a short read transaction, and fn runs with no
-// transaction open: fn may take as long as it likes, and may wait on work that writes to the
-// store. (A bbolt read transaction held across such a wait deadlocks: a write that grows the
-// file waits for every open read transaction to end.)
-func (s *Store) ReadEvents(ctx context.Context, after uint64, limit int, fn func(seq uint64, record []byte) bool) error {
-	var (
-		seqs []uint64
-		ends []int
-		data []byte
-		read int
-	)
-	for {
-		err := s.view(ctx, func(tx ReadTx) error {
-			seqs, ends, data = seqs[:0], ends[:0], data[:0]
-			return tx.ScanEvents(after, func(seq uint64, rec []byte) bool {
-				seqs = append(seqs, seq)
-				data = append(data, rec...)
-				ends = append(ends, len(data))
-				return len(seqs) < readChunkEvents && len(data) < readChunkBytes && (limit <= 0 || read+len(seqs) < limit)
-			})
-		})
-		if err != nil {
-			return err
-		}
-		start := 0
-		for i, seq := range seqs {
-			if !fn(seq, data[start:ends[i]:ends[i]]) {
-				return nil
-			}
-			start = ends[i]
-			if read++; limit > 0 && read >= limit {
-				return nil
-			}
-		}
-		if len(seqs) == 0 {
-			return nil
-		}
-		after = seqs[len(seqs)-1]
-	}
 }
 
 // BufferStatus describes the event buffer.

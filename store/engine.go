@@ -127,8 +127,16 @@ type Tx interface {
 	// a range of rows), while either the whole unit was exported (seqs at or below
 	// p.ExportedThrough) and appended before p.ExportedBefore, or it was appended before
 	// p.DropBefore. It stops at the first unit it must keep, so the buffer stays one run of
-	// seqs, and reports what it removed.
+	// seqs, and reports what it removed. It may stop earlier to keep one transaction short
+	// (the writers of a shared engine wait for it): the next trim goes on.
 	TrimEvents(p TrimPolicy) (TrimResult, error)
+}
+
+// EventIDPrefetcher is implemented by a Tx that looks event ids up faster together than one by
+// one (a database: one query instead of a round trip per event). Before appending a group of
+// batches, Store passes it every id it is about to append; AppendEvent's answers do not change.
+type EventIDPrefetcher interface {
+	PrefetchEventIDs(ids []uuid.UUID) error
 }
 
 // EventStats describes the event buffer in an engine.

@@ -49,7 +49,7 @@ func fillDisk(t *testing.T, path string) {
 }
 
 // postEvents sends an NDJSON batch and returns the status, the Retry-After header and the body.
-func postEvents(t *testing.T, s *testserver.Server, body []byte) (int, string, string) {
+func postEvents(t testing.TB, s *testserver.Server, body []byte) (int, string, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/audit/events", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-ndjson")

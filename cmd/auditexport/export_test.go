@@ -16,7 +16,7 @@ import (
 	"github.com/auditexport/auditexport/internal/testserver"
 )
 
-func ingestNDJSON(t *testing.T, server *testserver.Server, body []byte) {
+func ingestNDJSON(t testing.TB, server *testserver.Server, body []byte) {
 	t.Helper()
 	if status, _, answer := postEvents(t, server, body); status != http.StatusAccepted {
 		t.Fatalf("ingest: %d %s", status, answer)

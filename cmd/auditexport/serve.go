@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 
@@ -29,7 +30,12 @@ then the default shown; a malformed value refuses to start.
 
 Environment only (secrets never go on the command line):
   AUDITEXPORT_ADMIN_TOKEN  bootstrap admin token (else generated into <data-dir>/admin-token)
-  AUDITEXPORT_MASTER_KEY   base64 of 32 bytes sealing secrets at rest (else <data-dir>/master.key)`,
+  AUDITEXPORT_MASTER_KEY   base64 of 32 bytes sealing secrets at rest (else <data-dir>/master.key);
+                           replicas sharing a database must all have the same one
+
+With --database-url (AUDITEXPORT_DATABASE_URL) the store is that PostgreSQL database, shared by
+any number of replicas; without it, a bbolt file in --data-dir. Keep the password out of the
+command line: in AUDITEXPORT_DATABASE_URL, PGPASSWORD or a .pgpass file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := flagsFromEnv(cmd.Flags()); err != nil {
@@ -37,6 +43,10 @@ Environment only (secrets never go on the command line):
 			}
 			logger := newLogger(logLevel, logFormat)
 			cfg.Logger = logger
+			if cmd.Flags().Changed("database-url") && urlHasPassword(cfg.DatabaseURL) {
+				return usageError{errors.New("--database-url must not carry the password, which any user can read in the process list: " +
+					"set the URL in AUDITEXPORT_DATABASE_URL, or the password in PGPASSWORD or a .pgpass file")}
+			}
 			principal, err := graph.ParseTrustPrincipal(cfg.TrustPrincipal) // checked when set: normalized here
 			if err != nil {
 				return usageError{fmt.Errorf("--trust-principal: %w", err)}
@@ -55,6 +65,8 @@ Environment only (secrets never go on the command line):
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the database, master key and admin token")
+	f.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL,
+		"PostgreSQL database shared by the replicas (postgres://… or key=value; several hosts with target_session_attrs=read-write follow a failover); empty: bbolt in --data-dir")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight work may finish after SIGTERM")
 	f.BoolVar(&cfg.Playground, "playground", cfg.Playground, "serve the GraphiQL playground on GET /api/audit/graphql")
 	f.Int64Var(&cfg.MaxEventsBodyBytes, "events-max-body-bytes", cfg.MaxEventsBodyBytes, "largest events request body, before and after gzip decompression")
@@ -70,6 +82,7 @@ Environment only (secrets never go on the command line):
 	f.Int64Var(&cfg.Destinations.MultipartThreshold, "export-multipart-threshold", cfg.Destinations.MultipartThreshold, "files larger than this are uploaded in parts (S3) or blocks (ADLS)")
 	f.DurationVar(&cfg.Export.RetryMin, "export-retry-min", cfg.Export.RetryMin, "first delay before retrying a failed export; doubles per failure, with jitter")
 	f.DurationVar(&cfg.Export.RetryMax, "export-retry-max", cfg.Export.RetryMax, "longest delay before retrying a failed export")
+	f.DurationVar(&cfg.Export.LeaseTTL, "export-lease-ttl", cfg.Export.LeaseTTL, "how long an export holds its job without renewing: how soon another replica takes over from one that died")
 	f.IntVar(&cfg.Checks.Workers, "check-workers", cfg.Checks.Workers, "background connectivity checks run at once; requested ones start at once, one per configuration")
 	f.DurationVar(&cfg.Checks.Timeout, "check-timeout", cfg.Checks.Timeout, "bound on one connectivity check, AssumeRole included")
 	f.DurationVar(&cfg.Checks.RetryMin, "check-retry-min", cfg.Checks.RetryMin, "first re-check delay of a failing destination; doubles per failure")
@@ -106,6 +119,16 @@ func flagsFromEnv(f *pflag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// urlHasPassword reports whether a libpq connection string (URL or key=value form) carries a
+// password.
+func urlHasPassword(conn string) bool {
+	if u, err := url.Parse(conn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	return strings.Contains(conn, "password")
 }
 
 // expectation says what a flag's value must look like.

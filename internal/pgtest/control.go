@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -102,6 +103,26 @@ func (s *Server) SameDatabase(t testing.TB, dbURL string) string {
 		t.Fatal(err)
 	}
 	u.Host = "127.0.0.1:" + s.Port
+	return u.String()
+}
+
+// FailoverURL returns dbURL, a database URL of a server in the cluster, naming every one of
+// servers as a host, in order, with target_session_attrs=read-write: a client (libpq, pgx)
+// connects to whichever of them is the primary now, so it follows a failover by itself.
+func FailoverURL(t testing.TB, dbURL string, servers ...*Server) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := make([]string, len(servers))
+	for i, s := range servers {
+		hosts[i] = "127.0.0.1:" + s.Port
+	}
+	u.Host = strings.Join(hosts, ",")
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	u.RawQuery = q.Encode()
 	return u.String()
 }
 

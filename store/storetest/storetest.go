@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/auditexport/auditexport/internal/pgtest"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/bolt"
+	"github.com/auditexport/auditexport/store/postgres"
 )
 
 // Key returns a random master key.
@@ -44,6 +46,25 @@ func OpenBolt(t testing.TB, path string, cfg store.Config, opts bolt.Options) *s
 	engine, err := bolt.Open(path, opts)
 	if err != nil {
 		t.Fatalf("open bbolt engine: %v", err)
+	}
+	st, err := store.New(t.Context(), engine, cfg)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// NewPostgres opens a store with cfg (a random master key when it has none) on a fresh database
+// of the test PostgreSQL (internal/pgtest), closed when the test ends.
+func NewPostgres(t testing.TB, cfg store.Config) *store.Store {
+	t.Helper()
+	if cfg.MasterKey == nil {
+		cfg.MasterKey = Key()
+	}
+	engine, err := postgres.Open(t.Context(), pgtest.Require(t).NewDatabase(t), postgres.Options{Now: cfg.Now})
+	if err != nil {
+		t.Fatalf("open PostgreSQL engine: %v", err)
 	}
 	st, err := store.New(t.Context(), engine, cfg)
 	if err != nil {

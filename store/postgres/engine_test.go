@@ -1,0 +1,274 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/event/eventtest"
+	"github.com/auditexport/auditexport/internal/pgtest"
+	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/postgres"
+	"github.com/auditexport/auditexport/store/storetest"
+)
+
+// replica opens a store on the database at url, as one replica of several, closed when the
+// test ends.
+func replica(t *testing.T, url string, key []byte) *store.Store {
+	t.Helper()
+	engine, err := postgres.Open(t.Context(), url, postgres.Options{TxTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(t.Context(), engine, store.Config{MasterKey: key, NoTrimLoop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func batchOf(t testing.TB, first, n int) *event.Batch {
+	t.Helper()
+	var d event.Decoder
+	b, err := d.NDJSON(eventtest.NDJSON(first, n, time.Now(), time.Millisecond), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A reader that has read up to seq N never later finds an event below N, while replicas append
+// at once: seqs are given in commit order across processes, not only within one.
+func TestSeqsInCommitOrderAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	key := storetest.Key()
+	replicas := []*store.Store{replica(t, url, key), replica(t, url, key), replica(t, url, key)}
+	const writers, batches, size = 6, 15, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for b := range batches {
+				if _, err := replicas[w%len(replicas)].AppendEvents(t.Context(), batchOf(t, (w*batches+b)*size, size)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	// The reader follows the appends from a cursor, as an export does, until they are all in.
+	seen := map[uint64]int{}
+	var cursor uint64
+	for done := false; !done; {
+		done = storetest.Status(t, replicas[2]).Events == writers*batches*size
+		err := replicas[2].ReadEvents(t.Context(), cursor, 0, func(seq uint64, _ []byte) bool {
+			seen[seq]++
+			cursor = seq
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if len(seen) != writers*batches*size {
+		t.Fatalf("the reader saw %d events of %d: some were committed below its cursor", len(seen), writers*batches*size)
+	}
+	for seq := uint64(1); seq <= writers*batches*size; seq++ {
+		if seen[seq] != 1 {
+			t.Fatalf("seq %d seen %d times", seq, seen[seq])
+		}
+	}
+}
+
+// An id buffered through one replica is a duplicate on every other.
+func TestDuplicatesAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	key := storetest.Key()
+	a, b := replica(t, url, key), replica(t, url, key)
+	if r, err := a.AppendEvents(t.Context(), batchOf(t, 0, 100)); err != nil || r.Accepted != 100 {
+		t.Fatalf("through a: %+v %v", r, err)
+	}
+	if r, err := b.AppendEvents(t.Context(), batchOf(t, 50, 100)); err != nil || r.Accepted != 50 || r.Duplicates != 50 || r.First != 101 {
+		t.Fatalf("through b: %+v %v", r, err)
+	}
+	if s := storetest.Status(t, a); s.Events != 150 || s.Head != 150 {
+		t.Fatalf("status through a: %+v", s)
+	}
+}
+
+// Secrets and tokens are sealed or hashed in the database: no column holds them in plaintext.
+func TestSecretsAreSealedInTheDatabase(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	st := replica(t, url, storetest.Key())
+	const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	c, err := st.CreateConfiguration(t.Context(), store.ExportConfiguration{
+		Kind: store.KindS3AccessKey, Interval: store.EveryHour, Enabled: true, Bucket: "audit-bucket", Region: "us-east-1",
+		AccessKeyID: "AKIAIOSFODNN7EXAMPLE",
+	}, secret, store.Principal{Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := st.CreateToken(t.Context(), "ci", []store.Permission{store.PermissionAudit}, store.Principal{Name: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := pgtest.Connect(t, url)
+	var dump []byte
+	for _, q := range []string{
+		"SELECT value FROM meta", "SELECT sealed FROM export_configuration_secrets", "SELECT record FROM events",
+		"SELECT convert_to(record::text, 'UTF8') FROM export_configurations", "SELECT convert_to(record::text, 'UTF8') FROM api_tokens",
+	} {
+		rows, err := conn.Query(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var v []byte
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			dump = append(dump, v...)
+		}
+		rows.Close()
+	}
+	for _, plain := range []string{secret, token} {
+		if bytes.Contains(dump, []byte(plain)) {
+			t.Errorf("the database holds %q in plaintext", plain)
+		}
+	}
+	if !bytes.Contains(dump, []byte(c.AccessKeyID)) || !bytes.Contains(dump, []byte(c.ID)) {
+		t.Fatal("the dump lacks the configuration: the scan above proves nothing")
+	}
+}
+
+// A database migrated by a newer release is refused, not misread.
+func TestNewerSchemaIsRefused(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	e, err := postgres.Open(t.Context(), url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if _, err := pgtest.Connect(t, url).Exec(t.Context(),
+		"INSERT INTO auditexport_schema_migrations (version_id, is_applied) VALUES (99, true)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(t.Context(), url, postgres.Options{}); err == nil || !strings.Contains(err.Error(), "newer auditexport") {
+		t.Fatalf("open of a newer schema: %v", err)
+	}
+}
+
+// Replicas starting together on an empty database migrate it once, and all start.
+func TestReplicasMigrateTogether(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			e, err := postgres.Open(t.Context(), url, postgres.Options{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			e.Close()
+		})
+	}
+	wg.Wait()
+	var applied int
+	if err := pgtest.Connect(t, url).QueryRow(t.Context(),
+		"SELECT count(*) FROM auditexport_schema_migrations WHERE version_id > 0").Scan(&applied); err != nil || applied != 1 {
+		t.Fatalf("%d migrations recorded (%v), want 1", applied, err)
+	}
+}
+
+// A URL that would acknowledge commits before they are durable is refused; bad URLs are
+// explained without the password.
+func TestDatabaseURLIsChecked(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	sep := map[bool]string{false: "?", true: "&"}[strings.Contains(url, "?")]
+	if _, err := postgres.Open(t.Context(), url+sep+"synchronous_commit=off", postgres.Options{}); err == nil || !strings.Contains(err.Error(), "synchronous_commit") {
+		t.Fatalf("synchronous_commit=off: %v", err)
+	}
+	_, err := postgres.Open(t.Context(), "postgres://auditexport:hunter2-secret@127.0.0.1:notaport/db", postgres.Options{})
+	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
+		t.Fatalf("a malformed URL: %v", err)
+	}
+}
+
+// While the database is down, calls fail at once with store.ErrUnavailable and nothing is
+// acknowledged; once it is back the same store serves again, having lost nothing.
+func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	server := pgtest.NewServer(t)
+	url := server.NewDatabase(t)
+	st := replica(t, url, storetest.Key())
+	ctx := t.Context()
+	if _, err := st.AppendEvents(ctx, batchOf(t, 0, 50)); err != nil {
+		t.Fatal(err)
+	}
+	server.Stop(t)
+	if err := st.Ready(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ready while down: %v", err)
+	}
+	if _, err := st.AppendEvents(ctx, batchOf(t, 50, 50)); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("append while down: %v", err)
+	}
+	if _, err := st.Configurations(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("read while down: %v", err)
+	}
+	server.Start(t)
+	if err := st.Ready(ctx); err != nil {
+		t.Fatalf("ready after the restart: %v", err)
+	}
+	if r, err := st.AppendEvents(ctx, batchOf(t, 25, 50)); err != nil || r.Accepted != 25 || r.Duplicates != 25 || r.Last != 75 {
+		t.Fatalf("append after the restart: %+v %v", r, err)
+	}
+	var n int
+	if err := st.ReadEvents(ctx, 0, 0, func(uint64, []byte) bool { n++; return true }); err != nil || n != 75 {
+		t.Fatalf("%d events after the outage (%v), want 75", n, err)
+	}
+}
+
+// Behind a URL naming a primary and its synchronous standby (target_session_attrs=read-write),
+// the store finds the promoted standby after the primary dies, and every batch it acknowledged
+// is there.
+func TestFailoverToSynchronousStandby(t *testing.T) {
+	t.Parallel()
+	primary := pgtest.NewServer(t)
+	url := primary.NewDatabase(t)
+	standby := primary.StartStandby(t)
+	st := replica(t, pgtest.FailoverURL(t, url, primary, standby), storetest.Key())
+	ctx := context.Background()
+	acked := 0
+	for i := range 10 {
+		if _, err := st.AppendEvents(ctx, batchOf(t, i*20, 20)); err != nil {
+			t.Fatal(err)
+		}
+		acked += 20
+	}
+	primary.Crash(t)
+	if _, err := st.AppendEvents(ctx, batchOf(t, 1000, 20)); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("append with the primary down and the standby not promoted: %v", err)
+	}
+	if err := st.Ready(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ready with only a standby: %v", err)
+	}
+	standby.Promote(t)
+	if r, err := st.AppendEvents(ctx, batchOf(t, 2000, 20)); err != nil || r.Accepted != 20 || r.First != uint64(acked+1) {
+		t.Fatalf("append after the promotion: %+v %v", r, err)
+	}
+	if s := storetest.Status(t, st); s.Events != int64(acked+20) {
+		t.Fatalf("%d events on the promoted standby, want %d", s.Events, acked+20)
+	}
+}
