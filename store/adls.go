@@ -3,7 +3,6 @@ package store
 import (
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -45,26 +44,7 @@ func (c *ExportConfiguration) validateADLS(errs *fieldErrors) {
 // validateBlobEndpoint accepts the base URL of a blob service: scheme, host, optional port and
 // an optional path (Azurite serves its account under /devstoreaccount1).
 func validateBlobEndpoint(endpoint string) string {
-	const want = "must be a blob service base URL such as https://account.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1"
-	if len(endpoint) > 2048 {
-		return want
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		return want
-	}
-	if u.User != nil {
-		return "must not contain user credentials"
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.Contains(u.Path, "..") {
-		return want
-	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "has an invalid port"
-		}
-	}
-	return ""
+	return validateBaseURL(endpoint, true, "must be a blob service base URL such as https://account.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1")
 }
 
 // ValidateSASToken checks a SAS token's shape without ever repeating it: a query string that

@@ -1,25 +1,11 @@
 package store_test
 
 import (
-	"errors"
-
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/storetest"
 )
 
 var alice = store.Principal{TokenID: "t-alice", Name: "alice"}
-
-func isValidation(err error, field string) bool {
-	var v *store.ValidationError
-	if !errors.As(err, &v) {
-		return false
-	}
-	for _, f := range v.Fields {
-		if f.Field == field {
-			return true
-		}
-	}
-	return false
-}
 
 const testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -29,3 +15,5 @@ func accessKeyConfig() store.ExportConfiguration {
 		Bucket: "audit-bucket", Path: "audit/logs", Region: "us-east-1", AccessKeyID: "AKIAIOSFODNN7EXAMPLE",
 	}
 }
+
+var isValidation = storetest.IsValidation

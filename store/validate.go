@@ -135,7 +135,13 @@ func validateRoleARN(arn string) string {
 // validateEndpoint accepts the base URL of an S3-compatible server. User info is refused because
 // it would put credentials where the configuration is displayed.
 func validateEndpoint(endpoint string) string {
-	const want = "must be a base URL such as https://s3.example.com:9000 (scheme, host and optional port)"
+	return validateBaseURL(endpoint, false, "must be a base URL such as https://s3.example.com:9000 (scheme, host and optional port)")
+}
+
+// validateBaseURL accepts an http or https URL with a host, an optional port and, when
+// withPath, a path without "..": no user credentials (they would show where the configuration
+// is displayed), query or fragment. want is the message for any other shape.
+func validateBaseURL(endpoint string, withPath bool, want string) string {
 	if len(endpoint) > 2048 {
 		return want
 	}
@@ -146,7 +152,8 @@ func validateEndpoint(endpoint string) string {
 	if u.User != nil {
 		return "must not contain user credentials"
 	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+	pathOK := u.Path == "" || u.Path == "/" || (withPath && !strings.Contains(u.Path, ".."))
+	if !pathOK || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return want
 	}
 	if port := u.Port(); port != "" {

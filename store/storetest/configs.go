@@ -51,10 +51,10 @@ func testInvalidCreateStoresNothing(t *testing.T, h *harness) {
 	st := h.new(t)
 	bad := accessKeyConfig()
 	bad.Bucket = "Not_A_Bucket"
-	if _, err := st.CreateConfiguration(t.Context(), bad, testSecret, alice); !isValidation(err, "bucket") {
+	if _, err := st.CreateConfiguration(t.Context(), bad, testSecret, alice); !IsValidation(err, "bucket") {
 		t.Fatalf("create with bad bucket: %v", err)
 	}
-	if _, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), "short", alice); !isValidation(err, "secretAccessKey") {
+	if _, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), "short", alice); !IsValidation(err, "secretAccessKey") {
 		t.Fatalf("create with short secret: %v", err)
 	}
 	if all, _ := st.Configurations(t.Context()); len(all) != 0 {
@@ -110,7 +110,7 @@ func testUpdate(t *testing.T, h *harness) {
 			c.Path = "../escape"
 			return nil
 		}, &tooShort)
-		if !isValidation(err, "path") || !isValidation(err, "secretAccessKey") {
+		if !IsValidation(err, "path") || !IsValidation(err, "secretAccessKey") {
 			t.Fatalf("err = %v, want path and secretAccessKey errors", err)
 		}
 		after, _ := st.Configuration(t.Context(), c.ID)
@@ -142,7 +142,7 @@ func testUpdate(t *testing.T, h *harness) {
 			t.Fatal(err)
 		}
 		s := testSecret
-		if _, err := st.UpdateConfiguration(t.Context(), role.ID, bob, noChange, &s); !isValidation(err, "secretAccessKey") {
+		if _, err := st.UpdateConfiguration(t.Context(), role.ID, bob, noChange, &s); !IsValidation(err, "secretAccessKey") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -248,7 +248,7 @@ func testConfigurationNames(t *testing.T, h *harness) {
 	for _, bad := range []string{"Acme", "-x", "x-", "a b", strings.Repeat("a", 65), "01a1ffdb-3f23-7df1-80b5-645a8cda7506"} {
 		c := accessKeyConfig()
 		c.Name = bad
-		if _, err := st.CreateConfiguration(t.Context(), c, testSecret, alice); !isValidation(err, "name") {
+		if _, err := st.CreateConfiguration(t.Context(), c, testSecret, alice); !IsValidation(err, "name") {
 			t.Errorf("name %q: %v", bad, err)
 		}
 	}

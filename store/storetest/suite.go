@@ -132,7 +132,8 @@ func assumedRoleConfig() store.ExportConfiguration {
 	}
 }
 
-func isValidation(err error, field string) bool {
+// IsValidation reports whether err is a *store.ValidationError naming field.
+func IsValidation(err error, field string) bool {
 	var v *store.ValidationError
 	if !errors.As(err, &v) {
 		return false

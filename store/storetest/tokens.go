@@ -35,13 +35,13 @@ func testTokens(t *testing.T, h *harness) {
 	if _, _, err := st.CreateToken(t.Context(), "CI-Pipeline", []store.Permission{store.PermissionAudit}, admin); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("duplicate name: %v", err)
 	}
-	if _, _, err := st.CreateToken(t.Context(), "x", nil, admin); !isValidation(err, "permissions") {
+	if _, _, err := st.CreateToken(t.Context(), "x", nil, admin); !IsValidation(err, "permissions") {
 		t.Errorf("no permissions: %v", err)
 	}
-	if _, _, err := st.CreateToken(t.Context(), "x", []store.Permission{"ROOT"}, admin); !isValidation(err, "permissions") {
+	if _, _, err := st.CreateToken(t.Context(), "x", []store.Permission{"ROOT"}, admin); !IsValidation(err, "permissions") {
 		t.Errorf("unknown permission: %v", err)
 	}
-	if _, _, err := st.CreateToken(t.Context(), "", []store.Permission{store.PermissionAudit}, admin); !isValidation(err, "name") {
+	if _, _, err := st.CreateToken(t.Context(), "", []store.Permission{store.PermissionAudit}, admin); !IsValidation(err, "name") {
 		t.Errorf("empty name: %v", err)
 	}
 }
@@ -84,7 +84,7 @@ func testRevokeToken(t *testing.T, h *harness) {
 	if _, err := st.RevokeToken(t.Context(), "Platform", bootstrap); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoking it again: %v", err)
 	}
-	if _, err := st.RevokeToken(t.Context(), "admin", bootstrap); !isValidation(err, "name") {
+	if _, err := st.RevokeToken(t.Context(), "admin", bootstrap); !IsValidation(err, "name") {
 		t.Errorf("a token revoking itself: %v", err)
 	}
 	if _, err := st.Authenticate(t.Context(), "bootstrap-admin-token-value"); err != nil {
