@@ -3,7 +3,7 @@
 # starts both), BENCHCOUNT times each
 # (default 5), and writes bench/raw.txt (go test output) and bench/REPORT.md (the report, also
 # printed). Each benchmark gets the run length it needs: the 1,000,000-event export runs once
-# per count.
+# per count, and so does the comparison with DuckDB (AUDITEXPORT_TEST_DUCKDB; make bench sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${BENCHCOUNT:-5}
@@ -19,6 +19,7 @@ bench() { # bench PACKAGE PATTERN BENCHTIME
   bench ./exporter/ 'BenchmarkPqarrowEncode$|BenchmarkExport$|BenchmarkExportPostgres$' 3x
   bench ./exporter/ 'BenchmarkExportMillionPeakHeap$' 1x
   bench ./cmd/auditexport/ 'BenchmarkLeaseTakeover$' 1x
+  bench ./cmd/auditexport/ 'BenchmarkVersusDuckDB$' 1x
 } | tee bench/raw.txt
 go run ./bench < bench/raw.txt > bench/REPORT.md
 echo
