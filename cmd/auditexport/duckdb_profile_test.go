@@ -20,14 +20,14 @@ import (
 //
 //	scripts/with-s3-server.sh go test -run '^$' -bench 'BenchmarkVersusDuckDB$' -benchtime 1x \
 //	  ./cmd/auditexport/ -duckdb.profile=/tmp/prof
-//	go tool pprof -top /tmp/prof/cpu.pprof
-//	go tool pprof -sample_index=alloc_space -base /tmp/prof/allocs-before.pprof -top /tmp/prof/allocs.pprof
+//	go tool pprof -top /tmp/prof/end-to-end-cpu.pprof
+//	go tool pprof -sample_index=alloc_space -base /tmp/prof/end-to-end-allocs-before.pprof -top /tmp/prof/end-to-end-allocs.pprof
 
 var (
 	duckInProcess = flag.Bool("duckdb.inprocess", false,
 		"BenchmarkVersusDuckDB runs the server in the benchmark's process (server.Run), as `auditexport serve` does")
 	duckProfile = flag.String("duckdb.profile", "",
-		"BenchmarkVersusDuckDB writes pprof profiles of its end-to-end part to this directory (cpu, allocs, block, mutex; -duckdb.inprocess implied)")
+		"BenchmarkVersusDuckDB writes pprof profiles of each part (end-to-end, ingest, export) to this directory: <part>-cpu.pprof and, to compare with -base, <part>-{allocs,block,mutex}{-before,}.pprof (-duckdb.inprocess implied)")
 )
 
 // startInProcess runs server.Run as `auditexport serve` would, in this process.
@@ -77,15 +77,16 @@ func (h listenHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// startProfiles starts the profiles -duckdb.profile asks for; the returned function writes them.
-// allocs, block and mutex are written before and after, to be compared with pprof -base.
-func startProfiles(b *testing.B) (stop func()) {
+// startProfiles starts the profiles -duckdb.profile asks for of one part; the returned function
+// writes them. allocs, block and mutex are written before and after, to be compared with pprof
+// -base.
+func startProfiles(b *testing.B, part string) (stop func()) {
 	dir := *duckProfile
 	if dir == "" {
 		return func() {}
 	}
 	write := func(name, suffix string) {
-		f, err := os.Create(filepath.Join(dir, name+suffix+".pprof"))
+		f, err := os.Create(filepath.Join(dir, part+"-"+name+suffix+".pprof"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func startProfiles(b *testing.B) (stop func()) {
 	for _, name := range []string{"allocs", "block", "mutex"} {
 		write(name, "-before")
 	}
-	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	cpu, err := os.Create(filepath.Join(dir, part+"-cpu.pprof"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -138,6 +138,12 @@ func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) (err error
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	var w *writeTx
+	committed := false
+	defer func() { // on every other way out, a panic included
+		if w != nil && !committed {
+			w.events.rollback()
+		}
+	}()
 	err = e.db.Update(func(tx *bbolt.Tx) error {
 		w = e.newWriteTx(tx)
 		if err := fn(w); err != nil {
@@ -146,6 +152,7 @@ func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) (err error
 		return w.events.flush()
 	})
 	if err == nil {
+		committed = true
 		e.mu.Lock()
 		w.events.apply()
 		e.mu.Unlock()

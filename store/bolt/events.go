@@ -41,14 +41,17 @@ type buffer struct {
 	segments []segment
 	count    int64
 	bytes    int64
-	open     map[uuid.UUID]uint64 // id -> seq of the events of unsealed segments
-	sealed   fingerprints         // the ids of sealed segments
+	// open maps the ids of the unsealed segments' events to their seqs. A write transaction adds
+	// the ids it appends at once (writers are serialized and readers never look), and removes
+	// them again when it does not commit.
+	open   idTable
+	sealed fingerprints // the ids of sealed segments
 }
 
 // loadBuffer reads the buffer's state: segment descriptions, the fingerprints of sealed
 // segments' ids, and the ids of the open segment (at most SegmentMaxEvents events).
 func loadBuffer(tx *bbolt.Tx, opts Options) (*buffer, error) {
-	b := &buffer{next: 1, open: map[uuid.UUID]uint64{}}
+	b := &buffer{next: 1}
 	if v := tx.Bucket(bucketMeta).Get(keyNextSeq); len(v) == 8 {
 		b.next = binary.BigEndian.Uint64(v)
 	}
@@ -67,7 +70,7 @@ func loadBuffer(tx *bbolt.Tx, opts Options) (*buffer, error) {
 			eachID(tx.Bucket(bucketEventIDs).Get(g.key()), func(id uuid.UUID) { b.sealed.add(fingerprintOf(id)) })
 			continue
 		}
-		if err := eachEventID(tx, g, func(seq uint64, id uuid.UUID) { b.open[id] = seq }); err != nil {
+		if err := eachEventID(tx, g, func(seq uint64, id uuid.UUID) { b.open.put(id, seq) }); err != nil {
 			return nil, err
 		}
 	}
@@ -98,9 +101,15 @@ type eventWriter struct {
 	next uint64
 	// tail holds, in order, the segments this transaction changed: the open one when appended
 	// to, then any it opened.
-	tail  []segment
-	ids   map[uuid.UUID]uint64
-	count int64
+	tail []segment
+	// added lists the ids this transaction appended (and put in the buffer's open table).
+	added []uuid.UUID
+	// bucket is the open segment's bucket, keyed by its first seq; keys holds the seq keys of
+	// the events appended, which bbolt references until the commit.
+	bucket      *bbolt.Bucket
+	bucketFirst uint64
+	keys        []byte
+	count       int64
 	bytes int64
 	// sealed lists the ids of the segments this transaction sealed; trimmed those it removed.
 	sealed  []sealedSegment
@@ -140,10 +149,7 @@ func (w *eventWriter) closed(g *segment, now time.Time) bool {
 // isDuplicate reports whether an event with this id is buffered or was appended earlier in
 // this transaction.
 func (w *eventWriter) isDuplicate(id uuid.UUID) bool {
-	if _, ok := w.ids[id]; ok {
-		return true
-	}
-	if _, ok := w.b.open[id]; ok {
+	if _, ok := w.b.open.get(id); ok {
 		return true
 	}
 	if !w.b.sealed.mayContain(fingerprintOf(id)) {
@@ -186,18 +192,7 @@ func (w *eventWriter) openSegment(now time.Time) (*segment, error) {
 
 // seal writes the sorted ids of a closed segment.
 func (w *eventWriter) seal(g *segment) error {
-	var ids []uuid.UUID
-	inSegment := func(seq uint64) bool { return seq >= g.First && seq <= g.Last }
-	for id, seq := range w.b.open {
-		if inSegment(seq) {
-			ids = append(ids, id)
-		}
-	}
-	for id, seq := range w.ids {
-		if inSegment(seq) {
-			ids = append(ids, id)
-		}
-	}
+	ids := w.b.open.between(g.First, g.Last)
 	if err := w.tx.Bucket(bucketEventIDs).Put(g.key(), sortedIDs(ids)); err != nil {
 		return fmt.Errorf("seal segment %d: %w", g.First, err)
 	}
@@ -216,18 +211,22 @@ func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64
 	if err != nil {
 		return 0, false, err
 	}
-	bucket := ew.tx.Bucket(bucketEvents).Bucket(g.key())
-	bucket.FillPercent = 1 // append-only: fill pages completely
+	if ew.bucket == nil || ew.bucketFirst != g.First {
+		ew.bucket, ew.bucketFirst = ew.tx.Bucket(bucketEvents).Bucket(g.key()), g.First
+		ew.bucket.FillPercent = 1 // append-only: fill pages completely
+	}
 	seq := ew.next
-	if err := bucket.Put(seqKey(seq), record); err != nil {
+	if len(ew.keys)+8 > cap(ew.keys) {
+		ew.keys = make([]byte, 0, 8*1024) // the earlier keys stay where bbolt refers to them
+	}
+	ew.keys = binary.BigEndian.AppendUint64(ew.keys, seq)
+	if err := ew.bucket.Put(ew.keys[len(ew.keys)-8:], record); err != nil {
 		return 0, false, fmt.Errorf("append event %d: %w", seq, err)
 	}
 	ew.next++
 	g.Last, g.Count, g.Bytes, g.LastAppend = seq, g.Count+1, g.Bytes+int64(len(record)), at
-	if ew.ids == nil {
-		ew.ids = map[uuid.UUID]uint64{}
-	}
-	ew.ids[id] = seq
+	ew.b.open.put(id, seq)
+	ew.added = append(ew.added, id)
 	ew.count++
 	ew.bytes += int64(len(record))
 	return seq, false, nil
@@ -254,7 +253,7 @@ func (w *eventWriter) apply() {
 			if t.segment.Sealed {
 				b.sealed.remove(fingerprintOf(id))
 			} else {
-				delete(b.open, id)
+				b.open.remove(id)
 			}
 		}
 		b.count -= t.segment.Count
@@ -271,12 +270,7 @@ func (w *eventWriter) apply() {
 	for _, s := range w.sealed {
 		for _, id := range s.ids {
 			b.sealed.add(fingerprintOf(id))
-			delete(b.open, id)
-		}
-	}
-	for id, seq := range w.ids {
-		if !w.sealedSeq(seq) {
-			b.open[id] = seq
+			b.open.remove(id)
 		}
 	}
 	b.next = w.next
@@ -284,13 +278,11 @@ func (w *eventWriter) apply() {
 	b.bytes += w.bytes
 }
 
-func (w *eventWriter) sealedSeq(seq uint64) bool {
-	for _, s := range w.sealed {
-		if seq >= s.segment.First && seq <= s.segment.Last {
-			return true
-		}
+// rollback forgets the ids a transaction that did not commit had appended.
+func (w *eventWriter) rollback() {
+	for _, id := range w.added {
+		w.b.open.remove(id)
 	}
-	return false
 }
 
 // TrimEvents removes whole segments from the oldest on; see store.Tx.
