@@ -2,6 +2,7 @@ package event
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -21,6 +22,11 @@ func (b *Batch) Record(i int) []byte {
 		start = b.ends[i-1]
 	}
 	return b.Data[start:b.ends[i]:b.ends[i]]
+}
+
+// reset empties b, keeping room for size bytes of records.
+func (b *Batch) reset(size int) {
+	b.Data, b.ends = slices.Grow(b.Data[:0], size), b.ends[:0]
 }
 
 func (b *Batch) add(record []byte) {

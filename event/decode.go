@@ -45,8 +45,14 @@ var errTooLarge = fmt.Errorf("event exceeds %d bytes", MaxEventBytes)
 
 // NDJSON decodes one event per non-blank line.
 func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
-	// A record is smaller than its JSON but for tiny events: one allocation, most often.
-	batch := &Batch{Data: make([]byte, 0, len(body)+len(body)/8)}
+	return into(new(Batch), d.NDJSONInto, body, received)
+}
+
+// NDJSONInto is NDJSON decoding into batch, emptied first: a caller decoding request after
+// request reuses one batch's memory. On an error, batch holds nothing of use.
+func (d *Decoder) NDJSONInto(batch *Batch, body []byte, received time.Time) error {
+	// A record is smaller than its JSON but for tiny events: one allocation at most, most often.
+	batch.reset(len(body) + len(body)/8)
 	bad := &BatchError{Unit: "line"}
 	for line := 1; len(body) > 0; line++ {
 		text := body
@@ -78,20 +84,25 @@ func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
 
 // Array decodes a JSON array of events (or a single event object).
 func (d *Decoder) Array(body []byte, received time.Time) (*Batch, error) {
+	return into(new(Batch), d.ArrayInto, body, received)
+}
+
+// ArrayInto is Array decoding into batch, as NDJSONInto.
+func (d *Decoder) ArrayInto(batch *Batch, body []byte, received time.Time) error {
+	batch.reset(len(body) / 2)
 	bad := &BatchError{Unit: "event"}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return finish(&Batch{}, bad)
+		return finish(batch, bad)
 	}
 	v, err := d.parse(body)
 	if err != nil {
 		bad.add(1, err)
-		return nil, bad
+		return bad
 	}
 	items := []*fastjson.Value{v}
 	if v.Type() == fastjson.TypeArray {
 		items, _ = v.Array()
 	}
-	batch := &Batch{Data: make([]byte, 0, len(body)/2)}
 	for i, item := range items {
 		// An element is measured as compact JSON; only a body over the limit can hold one too large.
 		if len(body) > MaxEventBytes {
@@ -105,14 +116,22 @@ func (d *Decoder) Array(body []byte, received time.Time) (*Batch, error) {
 	return finish(batch, bad)
 }
 
-func finish(batch *Batch, bad *BatchError) (*Batch, error) {
-	if len(bad.Lines) > 0 {
-		return nil, bad
-	}
-	if batch.Len() == 0 {
-		return nil, &BatchError{Unit: "event", Lines: []LineError{{Line: 0, Reason: "the body holds no events"}}}
+// into decodes with decode into batch, returned unless there was an error.
+func into(batch *Batch, decode func(*Batch, []byte, time.Time) error, body []byte, received time.Time) (*Batch, error) {
+	if err := decode(batch, body, received); err != nil {
+		return nil, err
 	}
 	return batch, nil
+}
+
+func finish(batch *Batch, bad *BatchError) error {
+	if len(bad.Lines) > 0 {
+		return bad
+	}
+	if batch.Len() == 0 {
+		return &BatchError{Unit: "event", Lines: []LineError{{Line: 0, Reason: "the body holds no events"}}}
+	}
+	return nil
 }
 
 // parse checks that data is strict JSON in UTF-8 and parses it. fastjson's parser alone lets raw

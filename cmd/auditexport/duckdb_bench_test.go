@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -73,16 +72,11 @@ func BenchmarkVersusDuckDB(b *testing.B) {
 		srv = startThroughputServer(b)
 		bucket = s3.NewBucket(b)
 		id = srv.createConfiguration(b, s3, bucket)
-		perf := exec.Command("perf", "record", "-F", "2000", "-g", "-p", fmt.Sprint(srv.pid), "-o", "/tmp/perf-ingest.data")
-		perf.Start()
-		time.Sleep(300 * time.Millisecond)
 		stopProfiles = startProfiles(b, "ingest")
 		start := time.Now()
 		srv.send(b, events)
 		ingest += time.Since(start)
 		stopProfiles()
-		perf.Process.Signal(os.Interrupt)
-		perf.Wait()
 		srv.resetPeakRSS(b)
 		stopProfiles = startProfiles(b, "export")
 		start = time.Now()
