@@ -10,11 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/store"
@@ -26,14 +23,14 @@ import (
 type partFile struct {
 	hour        int64 // unix hour of its events
 	path        string
-	file        *os.File            // nil until the first row group
-	out         *hashingWriter      // nil until the first row group
-	writer      *pqarrow.FileWriter // nil until the first row group
-	builder     *array.RecordBuilder
-	rgBytes     int64 // encoded event bytes in the row group being built
-	eventBytes  int64 // encoded event bytes in the whole file
+	file        *os.File       // nil until the first row group
+	out         *hashingWriter // nil until the first row group
+	writer      *file.Writer   // nil until the first row group
+	rows        *rowGroup      // the row group being built
+	rgBytes     int64          // encoded event bytes in the row group being built
+	eventBytes  int64          // encoded event bytes in the whole file
 	first, last uint64
-	rows        int64
+	count       int64 // events
 	lastUse     int64 // order of last append, for closing the least recently used file
 }
 
@@ -68,25 +65,27 @@ type EncodedFile struct {
 // events before writing them out as a row group; with one, the layout keeps the open files
 // within plan.MaxOpenBytes.
 //
-// Writing a row group (Parquet encoding and snappy) costs about three times as much as building
-// it, so it runs on a second goroutine, the writer: the next row group is built while the last
-// is written. The hand-off is unbuffered, so at most one built row group waits beside the one
-// being written. Once a file is handed to the writer, only the writer touches its pqarrow writer
-// and temporary file.
+// Writing a row group (laying out its columns, Parquet encoding and snappy) costs several times
+// as much as building it (copying the records), so it runs on a second goroutine, the writer:
+// the next row group is built while the last is written (rowgroup.go). The hand-off is
+// unbuffered, so at most one built row group waits beside the one being written. Once a file
+// is handed to the writer, only the writer touches its Parquet writer and temporary file.
 type encoder struct {
 	plan          store.ExportPlan
 	rowGroupBytes int64
 	dir           string
 	configID      string
-	mem           memory.Allocator
 	props         *parquet.WriterProperties
-	arrowProps    pqarrow.ArrowWriterProperties
 	open          map[int64]*partFile
 	layout        *layout // nil: one pass, cut by MaxOpenFiles alone
 	pass          int     // the layout's pass being read
 	uses          int64
 	done          func(EncodedFile) error // receives each file as it is finished, on the writer goroutine
-	record        event.Record
+
+	// spare holds row groups the writer has written, for files that go on to build another: at
+	// most a few, so that the memory kept is bounded whatever the number of files.
+	spare  chan *rowGroup
+	values *columnValues // the writer's
 
 	writes     chan writeOp
 	writerDone chan struct{} // closed when the writer has stopped, after a failure or close
@@ -94,20 +93,19 @@ type encoder struct {
 	stopped    bool          // writes is closed
 }
 
-// writeOp is one piece of work for the writer: a row group to write into f, or, with a nil
-// batch, f's footer to write and the finished file to hand on.
+// writeOp is one piece of work for the writer: a row group to write into f, or, with nil rows,
+// f's footer to write and the finished file to hand on.
 type writeOp struct {
-	f     *partFile
-	batch arrow.RecordBatch
+	f    *partFile
+	rows *rowGroup
 }
 
 // newEncoder starts an encoder; close or abort stops its writer goroutine.
 func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string, done func(EncodedFile) error) *encoder {
 	e := &encoder{
 		plan: plan, rowGroupBytes: rowGroupBytes, dir: dir, configID: configID, done: done,
-		mem: memory.DefaultAllocator, props: WriterProperties(),
-		arrowProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()),
-		open:       map[int64]*partFile{},
+		props: WriterProperties(), open: map[int64]*partFile{},
+		spare: make(chan *rowGroup, 2), values: newColumnValues(),
 		writes:     make(chan writeOp),
 		writerDone: make(chan struct{}),
 	}
@@ -120,13 +118,20 @@ func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string
 func (e *encoder) writeLoop() {
 	defer close(e.writerDone)
 	for op := range e.writes {
-		if op.batch == nil {
+		if op.rows == nil {
 			e.writeErr = e.finishFile(op.f)
 		} else {
-			if err := op.f.writer.Write(op.batch); err != nil {
-				e.writeErr = fmt.Errorf("write parquet file: %w", err)
+			e.writeErr = e.values.fill(op.rows)
+			if e.writeErr == nil {
+				if err := e.values.write(op.f.writer); err != nil {
+					e.writeErr = fmt.Errorf("write parquet file: %w", err)
+				}
 			}
-			op.batch.Release()
+			op.rows.reset()
+			select {
+			case e.spare <- op.rows:
+			default:
+			}
 		}
 		if e.writeErr != nil {
 			return
@@ -140,9 +145,7 @@ func (e *encoder) send(op writeOp) error {
 	case e.writes <- op:
 		return nil
 	case <-e.writerDone:
-		if op.batch != nil {
-			op.batch.Release()
-		} else { // a finish: the file is no longer among the open ones
+		if op.rows == nil { // a finish: the file is no longer among the open ones
 			discard(op.f)
 		}
 		return e.writeErr
@@ -167,12 +170,14 @@ func (e *encoder) passes() int {
 	return e.layout.passes
 }
 
-// add appends one buffered event, if its hour belongs to the pass being read.
+// add appends one buffered event, if its hour belongs to the pass being read. The record is
+// checked whole when its row group is written.
 func (e *encoder) add(seq uint64, rec []byte) error {
-	if err := e.record.Parse(rec); err != nil {
+	micros, err := event.EventMicrosOf(rec)
+	if err != nil {
 		return fmt.Errorf("event %d: %w", seq, err)
 	}
-	hour := hourOf(e.record.EventMicros)
+	hour := hourOf(micros)
 	last, lru := false, e.layout == nil
 	if e.layout != nil {
 		slot, ok := e.layout.hours[hour]
@@ -195,14 +200,14 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 	}
 	e.uses++
 	f.lastUse = e.uses
-	AppendRow(f.builder, seq, &e.record)
+	f.rows.add(seq, rec)
 	size := int64(len(rec))
 	f.rgBytes += size
 	f.eventBytes += size
 	f.last = seq
-	f.rows++
+	f.count++
 	if f.rgBytes >= e.rowGroupBytes {
-		if err := e.flushRowGroup(f); err != nil {
+		if err := e.flushRowGroup(f, true); err != nil {
 			return err
 		}
 	}
@@ -214,8 +219,9 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 
 // create starts the file of an hour at its first event.
 func (e *encoder) create(hour int64, first uint64) *partFile {
+	// A new file's row group starts small: with a layout, many small hours may be open at once.
 	f := &partFile{hour: hour, path: filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first)),
-		builder: array.NewRecordBuilder(e.mem, Schema), first: first}
+		rows: new(rowGroup), first: first}
 	e.open[hour] = f
 	return f
 }
@@ -227,7 +233,7 @@ func (e *encoder) createFile(f *partFile) error {
 		return err
 	}
 	out := &hashingWriter{w: file, hash: sha256.New()}
-	w, err := pqarrow.NewFileWriter(Schema, out, e.props, e.arrowProps)
+	w, err := newParquetWriter(out, e.props)
 	if err != nil {
 		file.Close()
 		os.Remove(f.path)
@@ -237,8 +243,16 @@ func (e *encoder) createFile(f *partFile) error {
 	return nil
 }
 
-func (e *encoder) flushRowGroup(f *partFile) error {
-	if f.rgBytes == 0 {
+// flushRowGroup hands f's row group to the writer; a file that goes on (more) starts another.
+func (e *encoder) flushRowGroup(f *partFile, more bool) error {
+	if f.rows.rows() == 0 {
+		if !more { // another file may use it
+			select {
+			case e.spare <- f.rows:
+			default:
+			}
+			f.rows = nil
+		}
 		return nil
 	}
 	if f.writer == nil {
@@ -246,16 +260,24 @@ func (e *encoder) flushRowGroup(f *partFile) error {
 			return err
 		}
 	}
-	f.rgBytes = 0
-	return e.send(writeOp{f: f, batch: f.builder.NewRecordBatch()})
+	rows := f.rows
+	f.rgBytes, f.rows = 0, nil
+	if more {
+		// Often to fill another row group: one the writer is done with, if any, saves growing
+		// a new one.
+		select {
+		case f.rows = <-e.spare:
+		default:
+			f.rows = new(rowGroup)
+		}
+	}
+	return e.send(writeOp{f: f, rows: rows})
 }
 
 // finish hands f's last row group and its footer to the writer.
 func (e *encoder) finish(f *partFile) error {
 	delete(e.open, f.hour)
-	err := e.flushRowGroup(f)
-	f.builder.Release()
-	f.builder = nil
+	err := e.flushRowGroup(f, false)
 	if err != nil {
 		discard(f)
 		return err
@@ -285,7 +307,7 @@ func (e *encoder) finishFile(f *partFile) error {
 		os.Remove(f.path)
 		return fmt.Errorf("write parquet file: %w", err)
 	}
-	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.rows, Bytes: f.out.n,
+	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.count, Bytes: f.out.n,
 		SHA256: hex.EncodeToString(f.out.hash.Sum(nil))})
 }
 
@@ -339,7 +361,6 @@ func (e *encoder) finishOpen() error {
 func (e *encoder) abort() {
 	e.stop()
 	for _, f := range e.open {
-		f.builder.Release()
 		discard(f)
 	}
 	e.open = map[int64]*partFile{}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 
@@ -104,32 +103,6 @@ func joinKey(path, name string) string {
 		return name
 	}
 	return path + "/" + name
-}
-
-// AppendRow adds a parsed record to the builders of a record batch of Schema, straight from the
-// record's bytes.
-func AppendRow(b *array.RecordBuilder, seq uint64, r *event.Record) {
-	var idText [36]byte
-	for i, c := range columns {
-		switch i {
-		case colID:
-			encodeUUID(idText[:], r.ID)
-			b.Field(i).(*array.StringBuilder).BinaryBuilder.Append(idText[:])
-		case colEventTimestamp:
-			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.EventMicros))
-		case colRecvTimestamp:
-			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.RecvMicros))
-		case colSequence:
-			b.Field(i).(*array.Int64Builder).Append(int64(seq))
-		default:
-			sb := b.Field(i).(*array.StringBuilder)
-			if v := r.Fields[c.field]; len(v) > 0 {
-				sb.BinaryBuilder.Append(v)
-			} else {
-				sb.AppendNull()
-			}
-		}
-	}
 }
 
 // encodeUUID writes the canonical text form of id into dst without allocating.
