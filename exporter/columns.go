@@ -2,9 +2,12 @@ package exporter
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"io"
+	"os"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -17,46 +20,45 @@ import (
 	"github.com/auditexport/auditexport/event"
 )
 
-// How row groups are written. The files are those pqarrow writes from Arrow record batches of
+// How events become columns. The files are those pqarrow writes from Arrow record batches of
 // Schema (the same schema, key-value metadata, pages, encodings and statistics:
-// TestRowGroupsAsPqarrowWritesThem compares them byte for byte), but written through Parquet's
-// column writers straight from the buffered records: each string column's values are slices of
-// the records themselves. Building Arrow arrays first copied every field into builders grown by
-// doubling, and pqarrow converted them back: together most of the export's allocation and a third
-// of its CPU (the profiles of BenchmarkVersusDuckDB).
+// TestEncoderWritesAsPqarrow compares them byte for byte), but written through Parquet's column
+// writers straight from the buffered records, chunk by chunk: each string column's values are
+// slices of the records themselves. Building Arrow arrays first copied every field into builders
+// grown by doubling, a whole row group of them, and pqarrow converted them back: most of the
+// export's allocation and of its memory (the profiles of BenchmarkVersusDuckDB).
 
-// rowGroup is one row group's events: their records copied out of the buffer back to back, and
-// their seqs. The encoder fills it; the writer turns it into columns, writes it and gives it
-// back for another row group.
-type rowGroup struct {
+// rowChunk is up to chunkRows events of a file, their records copied out of the buffer back to
+// back, with their seqs. The encoder fills it; the writer encodes it and gives it back.
+type rowChunk struct {
 	data []byte
 	ends []int
 	seqs []uint64
 }
 
-func (g *rowGroup) add(seq uint64, rec []byte) {
-	g.data = append(g.data, rec...)
-	g.ends = append(g.ends, len(g.data))
-	g.seqs = append(g.seqs, seq)
+func (c *rowChunk) add(seq uint64, rec []byte) {
+	c.data = append(c.data, rec...)
+	c.ends = append(c.ends, len(c.data))
+	c.seqs = append(c.seqs, seq)
 }
 
-func (g *rowGroup) rows() int { return len(g.seqs) }
+func (c *rowChunk) rows() int { return len(c.seqs) }
 
-func (g *rowGroup) reset() {
-	g.data, g.ends, g.seqs = g.data[:0], g.ends[:0], g.seqs[:0]
+func (c *rowChunk) reset() {
+	c.data, c.ends, c.seqs = c.data[:0], c.ends[:0], c.seqs[:0]
 }
 
 // record returns row i's record.
-func (g *rowGroup) record(i int) []byte {
+func (c *rowChunk) record(i int) []byte {
 	start := 0
 	if i > 0 {
-		start = g.ends[i-1]
+		start = c.ends[i-1]
 	}
-	return g.data[start:g.ends[i]]
+	return c.data[start:c.ends[i]]
 }
 
-// columnValues is the writer's scratch: a row group's values column by column. Strings point into
-// the row group's records, but the ids, written as text into idText.
+// columnValues is the writer's scratch: a chunk's values column by column. Strings point into
+// the chunk's records, but the ids, written as text into idText.
 type columnValues struct {
 	strings [][]parquet.ByteArray // by column; nil for the int64 columns
 	defs    [][]int16             // definition levels of the nullable columns: 1 present, 0 null
@@ -71,7 +73,7 @@ func newColumnValues() *columnValues {
 }
 
 // fill lays out g's rows as columns.
-func (c *columnValues) fill(g *rowGroup) error {
+func (c *columnValues) fill(g *rowChunk) error {
 	n := g.rows()
 	for i := range columns {
 		c.strings[i], c.defs[i], c.ints[i] = c.strings[i][:0], c.defs[i][:0], c.ints[i][:0]
@@ -110,14 +112,11 @@ func (c *columnValues) fill(g *rowGroup) error {
 	return nil
 }
 
-// write writes the columns as the next row group of w, as pqarrow writes one record batch.
-func (c *columnValues) write(w *file.Writer) error {
-	rgw, err := w.AppendRowGroupChecked()
-	if err != nil {
-		return err
-	}
+// write encodes the columns into the row group rg: for each column, what pqarrow's writing of
+// the same rows as a record batch does, in the same batches.
+func (c *columnValues) write(rg file.BufferedRowGroupWriter) error {
 	for i, col := range columns {
-		cw, err := rgw.NextColumn()
+		cw, err := rg.Column(i)
 		if err != nil {
 			return err
 		}
@@ -137,7 +136,7 @@ func (c *columnValues) write(w *file.Writer) error {
 			return err
 		}
 	}
-	return rgw.Close()
+	return nil
 }
 
 // parquetSchema is Schema as pqarrow maps it to Parquet, and storedSchema the key-value
@@ -164,4 +163,65 @@ func newParquetWriter(out io.Writer, props *parquet.WriterProperties) (*file.Wri
 	meta := make(metadata.KeyValueMetadata, len(storedSchema))
 	copy(meta, storedSchema)
 	return file.NewParquetWriterWithError(out, parquetSchema, file.WithWriterProps(props), file.WithWriteMetadata(meta))
+}
+
+// lazyFile is a temporary file that is created at its first write beyond the Parquet header
+// (so a file holds no descriptor until a row group or its footer is written), counting and
+// hashing what is written, so a finished file's size and SHA-256 (for the job's digest) come
+// without reading it again.
+type lazyFile struct {
+	path string
+	file *os.File
+	head []byte // written before the file was created
+	n    int64
+	hash hash.Hash
+}
+
+func newLazyFile(path string) *lazyFile { return &lazyFile{path: path, hash: sha256.New()} }
+
+func (l *lazyFile) Write(p []byte) (int, error) {
+	if l.file == nil {
+		if len(l.head)+len(p) <= 16 {
+			l.head = append(l.head, p...)
+			l.n += int64(len(p))
+			l.hash.Write(p)
+			return len(p), nil
+		}
+		f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		l.file = f
+		if _, err := f.Write(l.head); err != nil {
+			return 0, err
+		}
+	}
+	n, err := l.file.Write(p)
+	l.n += int64(n)
+	l.hash.Write(p[:n])
+	return n, err
+}
+
+// close closes the file, creating it if nothing was written beyond the header.
+func (l *lazyFile) close() error {
+	if l.file == nil {
+		f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		l.file = f
+		if _, err := f.Write(l.head); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return l.file.Close()
+}
+
+// remove closes and removes the file, if it was created.
+func (l *lazyFile) remove() {
+	if l.file != nil {
+		l.file.Close()
+		os.Remove(l.path)
+	}
 }

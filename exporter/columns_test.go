@@ -2,73 +2,84 @@ package exporter
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
+	"github.com/auditexport/auditexport/store"
 )
 
-// TestRowGroupsAsPqarrowWritesThem: a file written from the records, row group by row group,
-// is byte for byte the file pqarrow writes from Arrow record batches of the same rows (how the
-// exporter wrote them before), with the same metadata: same schema, pages, encodings and
+// TestEncoderWritesAsPqarrow: a file the encoder writes, chunk by chunk from the records, is
+// byte for byte the file pqarrow writes from Arrow record batches of the same row groups (how
+// the exporter wrote them before), with the same metadata: same schema, pages, encodings and
 // statistics. The events have nulls, empty values, long payloads and repeated values, so that
-// every column kind, dictionaries and their fallback to plain encoding are met.
-func TestRowGroupsAsPqarrowWritesThem(t *testing.T) {
+// every column kind, dictionaries and their fallback to plain encoding are met; row groups end
+// before the file streams and after.
+func TestEncoderWritesAsPqarrow(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 	body := eventtest.NDJSON(0, 3000, start, time.Second)
 	body = append(body, eventtest.Large(start, 40, 20_000, "q")...) // past the dictionary's page limit
 	body = append(body, `{"eventTimestamp":"2026-11-21T00:00:00Z","tenantId":"","action":null,"x":{"y":[1,2]}}`+"\n"...)
 	recs := recordsOf(t, body)
-	const perGroup = 1000
-	metadata := [][2]string{{MetaSchemaVersion, SchemaVersion}, {MetaConfigurationID, "cfg"}, {MetaFirstSequence, "1"}}
-
-	var ours bytes.Buffer
-	w, err := newParquetWriter(&ours, WriterProperties())
-	if err != nil {
-		t.Fatal(err)
-	}
-	values := newColumnValues()
-	for first := 0; first < len(recs); first += perGroup {
-		var g rowGroup
-		for i := first; i < min(first+perGroup, len(recs)); i++ {
-			g.add(uint64(i+1), recs[i])
-		}
-		if err := values.fill(&g); err != nil {
+	for _, rowGroupBytes := range []int64{300 << 10, 1200 << 10} {
+		var ours []byte
+		err := encodeAll(t, t.TempDir(), recs, store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 1}, rowGroupBytes, func(f EncodedFile) error {
+			var err error
+			ours, err = os.ReadFile(f.Path)
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := values.write(w); err != nil {
+		r, err := file.NewParquetReader(bytes.NewReader(ours))
+		if err != nil {
 			t.Fatal(err)
 		}
+		var groups []int
+		for i := range r.NumRowGroups() {
+			groups = append(groups, int(r.MetaData().RowGroup(i).NumRows()))
+		}
+		if len(groups) < 2 {
+			t.Fatalf("row groups of %d bytes: %v, want several", rowGroupBytes, groups)
+		}
+		theirs := pqarrowFile(t, recs, groups, [][2]string{{MetaSchemaVersion, SchemaVersion}, {MetaConfigurationID, "cfg"},
+			{MetaFirstSequence, "1"}, {MetaLastSequence, fmt.Sprint(len(recs))}})
+		if !bytes.Equal(ours, theirs) {
+			t.Fatalf("row groups %v: the files differ: %d bytes written by the encoder, %d by pqarrow", groups, len(ours), len(theirs))
+		}
 	}
-	for _, kv := range metadata {
-		w.AppendKeyValueMetadata(kv[0], kv[1])
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+}
 
-	var theirs bytes.Buffer
-	pw, err := pqarrow.NewFileWriter(Schema, &theirs, WriterProperties(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+// pqarrowFile writes recs as pqarrow does, in row groups of the given sizes, with metadata.
+func pqarrowFile(t *testing.T, recs [][]byte, groups []int, metadata [][2]string) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	pw, err := pqarrow.NewFileWriter(Schema, &out, WriterProperties(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := array.NewRecordBuilder(memory.DefaultAllocator, Schema)
 	defer b.Release()
-	for first := 0; first < len(recs); first += perGroup {
-		for i := first; i < min(first+perGroup, len(recs)); i++ {
+	next := 0
+	for _, n := range groups {
+		for i := next; i < next+n; i++ {
 			var r event.Record
 			if err := r.Parse(recs[i]); err != nil {
 				t.Fatal(err)
 			}
 			appendRow(b, uint64(i+1), &r)
 		}
+		next += n
 		batch := b.NewRecordBatch()
 		if err := pw.Write(batch); err != nil {
 			t.Fatal(err)
@@ -81,9 +92,7 @@ func TestRowGroupsAsPqarrowWritesThem(t *testing.T) {
 	if err := pw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(ours.Bytes(), theirs.Bytes()) {
-		t.Fatalf("the files differ: %d bytes written from the records, %d by pqarrow", ours.Len(), theirs.Len())
-	}
+	return out.Bytes()
 }
 
 // appendRow adds a parsed record to the builders of a record batch of Schema: how the exporter
