@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -65,11 +68,28 @@ type columnValues struct {
 	ints    [][]int64             // the timestamp and sequence columns
 	idText  []byte
 	record  event.Record
+
+	// The columns of a chunk are encoded by two goroutines, the writer and a helper, each taking
+	// the next column left: encoding is most of an export's CPU, and a file's columns are
+	// independent (the row group writes them out in order when it ends). work hands the helper a
+	// chunk, done says it is through with it.
+	rg     file.BufferedRowGroupWriter
+	next   atomic.Int32
+	errs   []error
+	work   chan struct{}
+	done   chan struct{}
+	helper sync.Once
 }
 
 func newColumnValues() *columnValues {
 	return &columnValues{strings: make([][]parquet.ByteArray, len(columns)), defs: make([][]int16, len(columns)),
-		ints: make([][]int64, len(columns))}
+		ints: make([][]int64, len(columns)), errs: make([]error, len(columns)), work: make(chan struct{}), done: make(chan struct{})}
+}
+
+// stop ends the helper, if it was started; the values must not be written afterwards.
+func (c *columnValues) stop() {
+	c.helper.Do(func() {}) // never started after this
+	close(c.work)
 }
 
 // fill lays out g's rows as columns.
@@ -115,28 +135,54 @@ func (c *columnValues) fill(g *rowChunk) error {
 // write encodes the columns into the row group rg: for each column, what pqarrow's writing of
 // the same rows as a record batch does, in the same batches.
 func (c *columnValues) write(rg file.BufferedRowGroupWriter) error {
-	for i, col := range columns {
-		cw, err := rg.Column(i)
-		if err != nil {
-			return err
+	c.helper.Do(func() {
+		go func() {
+			for range c.work {
+				c.encodeColumns()
+				c.done <- struct{}{}
+			}
+		}()
+	})
+	c.rg = rg
+	c.next.Store(0)
+	c.work <- struct{}{}
+	c.encodeColumns()
+	<-c.done
+	err := errors.Join(c.errs...)
+	clear(c.errs)
+	return err
+}
+
+// encodeColumns encodes the next column left until none is.
+func (c *columnValues) encodeColumns() {
+	for {
+		i := int(c.next.Add(1)) - 1
+		if i >= len(columns) {
+			return
 		}
-		var defs []int16
-		if col.nullable {
-			defs = c.defs[i]
-		}
-		switch cw := cw.(type) {
-		case *file.ByteArrayColumnChunkWriter:
-			_, err = cw.WriteBatch(c.strings[i], defs, nil)
-		case *file.Int64ColumnChunkWriter:
-			_, err = cw.WriteBatch(c.ints[i], defs, nil)
-		default:
-			err = fmt.Errorf("column %s: unexpected writer %T", col.name, cw)
-		}
-		if err != nil {
-			return err
-		}
+		c.errs[i] = c.encodeColumn(i)
 	}
-	return nil
+}
+
+func (c *columnValues) encodeColumn(i int) error {
+	col := columns[i]
+	cw, err := c.rg.Column(i)
+	if err != nil {
+		return err
+	}
+	var defs []int16
+	if col.nullable {
+		defs = c.defs[i]
+	}
+	switch cw := cw.(type) {
+	case *file.ByteArrayColumnChunkWriter:
+		_, err = cw.WriteBatch(c.strings[i], defs, nil)
+	case *file.Int64ColumnChunkWriter:
+		_, err = cw.WriteBatch(c.ints[i], defs, nil)
+	default:
+		err = fmt.Errorf("column %s: unexpected writer %T", col.name, cw)
+	}
+	return err
 }
 
 // parquetSchema is Schema as pqarrow maps it to Parquet, and storedSchema the key-value

@@ -111,6 +111,7 @@ func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string
 // then returns the failure, and abort cleans up the files still open.
 func (e *encoder) writeLoop() {
 	defer close(e.writerDone)
+	defer e.values.stop()
 	for op := range e.writes {
 		if e.writeErr = e.write(op); e.writeErr != nil {
 			return
