@@ -120,3 +120,26 @@ func appendRow(b *array.RecordBuilder, seq uint64, r *event.Record) {
 		}
 	}
 }
+
+// BenchmarkEncoder is the encoder alone: 100,000 buffered events of one hour, read in seq
+// order, into one file in the temporary directory.
+func BenchmarkEncoder(b *testing.B) {
+	var d event.Decoder
+	batch, err := d.NDJSON(eventtest.NDJSON(0, 100_000, time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC), 30*time.Millisecond), time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	for b.Loop() {
+		enc := newEncoder(store.ExportPlan{MaxFileEventBytes: 128 << 20, MaxOpenFiles: 8}, 16<<20, dir, "cfg", func(f EncodedFile) error { return os.Remove(f.Path) })
+		for i := range batch.Len() {
+			if err := enc.add(uint64(i+1), batch.Record(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := enc.close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch.Len()*b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/auditexport/auditexport/event"
 )
@@ -88,6 +89,25 @@ func WriterProperties() *parquet.WriterProperties {
 		}
 	}
 	return parquet.NewWriterProperties(opts...)
+}
+
+// fastSnappy is Parquet's snappy codec with the faster of klauspost/compress's two snappy
+// encoders. Its output is the standard snappy block format every reader decodes, about as
+// compact as the reference implementation's (which DuckDB and Arrow C++ use); the encoder
+// arrow-go picks by default, "better", spent three times the CPU for pages about 10% smaller,
+// a fifth of an export's CPU. Decoding is unchanged.
+type fastSnappy struct{ compress.Codec }
+
+func (fastSnappy) Encode(dst, src []byte) []byte             { return s2.EncodeSnappy(dst, src) }
+func (fastSnappy) EncodeLevel(dst, src []byte, _ int) []byte { return s2.EncodeSnappy(dst, src) }
+func (fastSnappy) CompressBound(n int64) int64               { return int64(s2.MaxEncodedLen(int(n))) }
+
+func init() {
+	standard, err := compress.GetCodec(compress.Codecs.Snappy)
+	if err != nil {
+		panic(err)
+	}
+	compress.RegisterCodec(compress.Codecs.Snappy, fastSnappy{standard})
 }
 
 // exportKey is where a file lives: <path>/year=YYYY/month=MM/day=DD/hour=HH/<first>-<last>-<config id>-snappy.parquet,
