@@ -234,9 +234,10 @@ func (s *throughputServer) endToEnd(b *testing.B, id string, events *eventsFile)
 	}()
 	s.send(b, events)
 	sent.Store(true)
+	ingested := time.Since(start)
 	t := <-exported
 	took := time.Since(start)
-	b.Logf("end to end: %d events exported by %d jobs in %v", t.events, t.jobs, took)
+	b.Logf("end to end: %d events exported by %d jobs in %v, the last accepted after %v", t.events, t.jobs, took, ingested)
 	if t.events < duckEvents {
 		b.Fatalf("exported %d events, want %d and the service's own", t.events, duckEvents)
 	}

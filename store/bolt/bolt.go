@@ -19,6 +19,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/auditexport/auditexport/store"
+	"github.com/google/uuid"
 )
 
 // Options configures Open. Zero fields take the defaults shown.
@@ -63,6 +64,10 @@ type Engine struct {
 	// mu guards buf for readers; writers change it only under writeMu after a commit.
 	mu  sync.RWMutex
 	buf *buffer
+
+	// added is the last write transaction's list of appended ids, kept for the next (under
+	// writeMu).
+	added []uuid.UUID
 
 	// damaged is the first DamagedError a transaction met.
 	damaged atomic.Pointer[DamagedError]
@@ -156,6 +161,9 @@ func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) (err error
 		e.mu.Lock()
 		w.events.apply()
 		e.mu.Unlock()
+	}
+	if w != nil && cap(w.events.added) <= 1<<20 {
+		e.added = w.events.added[:0]
 	}
 	return err
 }

@@ -126,16 +126,23 @@ func (f *fingerprints) resize(capacity int) {
 
 // sortedIDs encodes ids as the sorted concatenation of their bytes.
 func sortedIDs(ids []uuid.UUID) []byte {
-	// Compared as two big-endian words: the same order as bytes.Compare, three times faster.
-	slices.SortFunc(ids, func(a, b uuid.UUID) int {
-		if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+	// Sorted as pairs of big-endian words, loaded once: the order of bytes.Compare, several
+	// times faster (a segment's 65,536 ids are sorted inside the commit that seals it).
+	type words struct{ hi, lo uint64 }
+	keys := make([]words, len(ids))
+	for i, id := range ids {
+		keys[i] = words{binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:])}
+	}
+	slices.SortFunc(keys, func(a, b words) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
 			return c
 		}
-		return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+		return cmp.Compare(a.lo, b.lo)
 	})
-	out := make([]byte, 0, 16*len(ids))
-	for _, id := range ids {
-		out = append(out, id[:]...)
+	out := make([]byte, 0, 16*len(keys))
+	for _, k := range keys {
+		out = binary.BigEndian.AppendUint64(out, k.hi)
+		out = binary.BigEndian.AppendUint64(out, k.lo)
 	}
 	return out
 }

@@ -110,7 +110,7 @@ type eventWriter struct {
 	bucketFirst uint64
 	keys        []byte
 	count       int64
-	bytes int64
+	bytes       int64
 	// sealed lists the ids of the segments this transaction sealed; trimmed those it removed.
 	sealed  []sealedSegment
 	trimmed []sealedSegment
@@ -122,7 +122,7 @@ type sealedSegment struct {
 }
 
 func newEventWriter(e *Engine, tx *bbolt.Tx) *eventWriter {
-	return &eventWriter{e: e, b: e.buf, tx: tx, next: e.buf.next}
+	return &eventWriter{e: e, b: e.buf, tx: tx, next: e.buf.next, added: e.added[:0]}
 }
 
 // segments is the buffer's segment list as this transaction sees it.

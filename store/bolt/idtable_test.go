@@ -1,10 +1,12 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,5 +117,31 @@ func TestAbortedAppendsAreForgotten(t *testing.T) {
 		return err
 	}); err != nil || dups != len(ids) {
 		t.Fatalf("after the committed one: %d duplicates of %d, %v", dups, len(ids), err)
+	}
+}
+
+// TestSortedIDsAreInByteOrder: a sealed segment's ids are sorted as bytes.Compare orders them
+// (containsID searches them so), many sharing their first bytes.
+func TestSortedIDsAreInByteOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]uuid.UUID, 5000)
+	for i := range ids {
+		for j := range ids[i] {
+			ids[i][j] = byte(rng.IntN(3))
+		}
+	}
+	sorted := sortedIDs(slices.Clone(ids))
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	var want []byte
+	for _, id := range ids {
+		want = append(want, id[:]...)
+	}
+	if !bytes.Equal(sorted, want) {
+		t.Fatal("sortedIDs does not order as bytes.Compare")
+	}
+	for _, id := range ids {
+		if !containsID(sorted, id) {
+			t.Fatalf("containsID does not find %v", id)
+		}
 	}
 }
