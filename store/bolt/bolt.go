@@ -68,6 +68,9 @@ type Engine struct {
 	// added is the last write transaction's list of appended ids, kept for the next (under
 	// writeMu).
 	added []uuid.UUID
+	// chunkValues and chunkRaw are the write transactions' buffers for chunks (chunks.go).
+	chunkValues [][]byte
+	chunkRaw    []byte
 
 	// damaged is the first DamagedError a transaction met.
 	damaged atomic.Pointer[DamagedError]

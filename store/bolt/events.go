@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,14 +84,17 @@ func eachEventID(tx *bbolt.Tx, g segment, fn func(seq uint64, id uuid.UUID)) err
 	if seg == nil {
 		return fmt.Errorf("segment %d has no bucket", g.First)
 	}
-	return seg.ForEach(func(k, v []byte) error {
-		id, err := event.IDOf(v)
+	var idErr error
+	_, err := eachEvent(seg, g.First, func(seq uint64, rec []byte) bool {
+		id, err := event.IDOf(rec)
 		if err != nil {
-			return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			idErr = fmt.Errorf("event %d: %w", seq, err)
+			return false
 		}
-		fn(binary.BigEndian.Uint64(k), id)
-		return nil
+		fn(seq, id)
+		return true
 	})
+	return errors.Join(damaged(err), idErr)
 }
 
 // eventWriter holds a write transaction's changes to the buffer until it commits.
@@ -104,13 +108,12 @@ type eventWriter struct {
 	tail []segment
 	// added lists the ids this transaction appended (and put in the buffer's open table).
 	added []uuid.UUID
-	// bucket is the open segment's bucket, keyed by its first seq; keys holds the seq keys of
-	// the events appended, which bbolt references until the commit.
-	bucket      *bbolt.Bucket
-	bucketFirst uint64
-	keys        []byte
-	count       int64
-	bytes       int64
+	// pending are the events appended and not yet written, by segment (chunks.go); chunks counts
+	// the chunk values written.
+	pending []pendingChunk
+	chunks  int
+	count   int64
+	bytes   int64
 	// sealed lists the ids of the segments this transaction sealed; trimmed those it removed.
 	sealed  []sealedSegment
 	trimmed []sealedSegment
@@ -211,18 +214,12 @@ func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64
 	if err != nil {
 		return 0, false, err
 	}
-	if ew.bucket == nil || ew.bucketFirst != g.First {
-		ew.bucket, ew.bucketFirst = ew.tx.Bucket(bucketEvents).Bucket(g.key()), g.First
-		ew.bucket.FillPercent = 1 // append-only: fill pages completely
-	}
 	seq := ew.next
-	if len(ew.keys)+8 > cap(ew.keys) {
-		ew.keys = make([]byte, 0, 8*1024) // the earlier keys stay where bbolt refers to them
+	if n := len(ew.pending); n == 0 || ew.pending[n-1].segment != g.First {
+		ew.pending = append(ew.pending, pendingChunk{segment: g.First, first: seq})
 	}
-	ew.keys = binary.BigEndian.AppendUint64(ew.keys, seq)
-	if err := ew.bucket.Put(ew.keys[len(ew.keys)-8:], record); err != nil {
-		return 0, false, fmt.Errorf("append event %d: %w", seq, err)
-	}
+	p := &ew.pending[len(ew.pending)-1]
+	p.records = append(p.records, record)
 	ew.next++
 	g.Last, g.Count, g.Bytes, g.LastAppend = seq, g.Count+1, g.Bytes+int64(len(record)), at
 	ew.b.open.put(id, seq)
@@ -234,6 +231,9 @@ func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64
 
 // flush writes the changed segment descriptions and the next seq: the transaction's last step.
 func (w *eventWriter) flush() error {
+	if err := w.writePending(); err != nil {
+		return err
+	}
 	if w.count == 0 && len(w.trimmed) == 0 && len(w.sealed) == 0 {
 		return nil
 	}
@@ -372,6 +372,11 @@ func (r *readTx) EventsAppendedSince(t time.Time) (uint64, bool, error) {
 
 // ScanEvents calls fn with each event after seq after, within the transaction, until fn returns false.
 func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) bool) error {
+	if r.events != nil { // a write transaction sees its own appends
+		if err := r.events.writePending(); err != nil {
+			return err
+		}
+	}
 	events := r.tx.Bucket(bucketEvents)
 	segs := events.Cursor()
 	// The segment holding after+1 is the last one whose first seq is <= after+1.
@@ -387,14 +392,21 @@ func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) boo
 		}
 	}
 	for ; k != nil; k, _ = segs.Next() {
-		c := events.Bucket(k).Cursor()
-		for ek, v := c.Seek(seqKey(after + 1)); ek != nil; ek, v = c.Next() {
-			if !fn(binary.BigEndian.Uint64(ek), v) {
-				return nil
-			}
+		more, err := eachEvent(events.Bucket(k), after+1, fn)
+		if err != nil || !more {
+			return damaged(err)
 		}
 	}
 	return nil
+}
+
+// damaged makes a chunk that fails its checksum damage of the file, as bbolt's own panics on a
+// damaged page are (guard turns either into a DamagedError).
+func damaged(err error) error {
+	if errors.Is(err, errChunkDamaged) {
+		panic(err.Error())
+	}
+	return err
 }
 
 // segmentJSON decodes a segment description (migrations).
