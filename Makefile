@@ -41,8 +41,8 @@ s3-server: ## build the pinned MinIO and mc used by the tests (cached in $(go en
 fuzz: ## run every fuzz target for FUZZTIME
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-bench: ## run every benchmark (BENCHCOUNT runs each) against a MinIO and a PostgreSQL on loopback; report in bench/REPORT.md
-	BENCHCOUNT=$(BENCHCOUNT) AUDITEXPORT_TEST_SERVERS="s3 pg" scripts/with-test-servers.sh scripts/bench.sh
+bench: ## run every benchmark (BENCHCOUNT runs each) against a MinIO and a PostgreSQL on loopback, and DuckDB beside auditexport; report in bench/REPORT.md
+	BENCHCOUNT=$(BENCHCOUNT) AUDITEXPORT_TEST_DUCKDB=$$(scripts/duckdb.sh install) AUDITEXPORT_TEST_SERVERS="s3 pg" scripts/with-test-servers.sh scripts/bench.sh
 
 soak: ## the fault-injection soak test for SOAK (default 5m): kills, MinIO outages, revoked policies
 	scripts/with-s3-server.sh $(GO) test -count=1 -timeout 2h -run '^TestSoak$$' -v ./cmd/auditexport/ -soak $(SOAK)

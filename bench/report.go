@@ -115,6 +115,8 @@ func main() {
 	fmt.Fprintf(w, "%s, %s/%s, %d CPUs (%s), %s; every figure is the median of %d runs, each beside its reference measured in the same run. Re-run with `make bench`.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), cmp.Or(m.config["go"], runtime.Version()), runs)
 
+	versusDuckDB(w, m)
+
 	appendRef := m.must("BenchmarkBoltBatchedAppend", "events/s")
 	decodeAppend := m.must("BenchmarkDecodeAppend", "events/s")
 	overHTTP := m.must("BenchmarkIngestHTTP", "events/s")
@@ -122,11 +124,12 @@ func main() {
 	fmt.Fprintf(w, "| raw bbolt batched append of the same records, 1,000 per transaction (reference) | %s | 1.00 |\n", thousands(appendRef))
 	fmt.Fprintf(w, "| decode + durable append, 4 writers, group commit | %s | %.2f |\n", thousands(decodeAppend), decodeAppend/appendRef)
 	fmt.Fprintf(w, "| HTTP over loopback, 4 clients, 1,000-event NDJSON batches, 202 after fsync | %s | %.2f |\n", thousands(overHTTP), overHTTP/appendRef)
-	if fast, _, ok := m.get("BenchmarkDecode/fastjson-reused", "events/s"); ok {
-		fmt.Fprintf(w, "| JSON decode alone, fastjson (the chosen decoder) | %s | |\n", thousands(fast))
-		for _, c := range []struct{ bench, name string }{{"encoding-json", "encoding/json"}, {"goccy-go-json", "goccy/go-json"}, {"sonic", "bytedance/sonic"}} {
+	if service, _, ok := m.get("BenchmarkDecode/service", "events/s"); ok {
+		fmt.Fprintf(w, "| JSON decode alone, the service's decoder (a one-pass scanner; fastjson for the events it declines) | %s | |\n", thousands(service))
+		for _, c := range []struct{ bench, name string }{{"fastjson", "fastjson alone (validate, parse, serialize again)"}, {"encoding-json", "encoding/json (through its API)"},
+			{"goccy-go-json", "goccy/go-json (through encoding/json's API)"}, {"sonic", "bytedance/sonic (through encoding/json's API)"}} {
 			if other, _, ok := m.get("BenchmarkDecode/"+c.bench, "events/s"); ok {
-				fmt.Fprintf(w, "| JSON decode alone, %s (through encoding/json's API) | %s | fastjson %.1f× faster |\n", c.name, thousands(other), fast/other)
+				fmt.Fprintf(w, "| JSON decode alone, %s | %s | the service's %.1f× faster |\n", c.name, thousands(other), service/other)
 			}
 		}
 	}
@@ -159,6 +162,37 @@ func main() {
 	storeAtScale(w, m)
 	fmt.Fprintf(w, "\nratio export/encode: %.2f\nratio ingest/append: %.2f\n", export/encodeRef, decodeAppend/appendRef)
 	fmt.Fprintf(w, "ratio ingest-postgres/bbolt: %.2f\nratio export-postgres/bbolt: %.2f\n", pgIngest/overHTTP, pgExport/export)
+	if r, _, ok := m.get("BenchmarkVersusDuckDB", "vs-duckdb-1thread"); ok {
+		fmt.Fprintf(w, "ratio end-to-end/duckdb-1thread: %.2f\n", r)
+	}
+}
+
+// versusDuckDB reports issue 15's comparison: the same NDJSON file made into snappy Parquet by
+// DuckDB and, end to end, by auditexport, each run measuring both.
+func versusDuckDB(w io.Writer, m *medians) {
+	const bench = "BenchmarkVersusDuckDB"
+	vs, runs, ok := m.get(bench, "vs-duckdb-1thread")
+	if !ok {
+		return
+	}
+	get := func(unit string) float64 { return m.must(bench, unit) }
+	events := 1e6
+	fmt.Fprintf(w, "## NDJSON in, Parquet in the bucket, beside DuckDB\n\n")
+	fmt.Fprintf(w, "The same file of 1,000,000 events (Immuta's envelope, %.0f bytes of NDJSON each, one hour of event time), DuckDB and auditexport measured one after the other in each of %d runs; medians, the ratio being the median of each run's own.\n\n", get("ndjson-bytes/event"), runs)
+	fmt.Fprintf(w, "| | seconds | events/s | goal |\n| --- | ---: | ---: | --- |\n")
+	for _, d := range []struct{ unit, name string }{{"duckdb-1thread-s", "one thread"}, {"duckdb-2threads-s", "two threads"}} {
+		s := get(d.unit)
+		fmt.Fprintf(w, "| DuckDB 1.5, %s: `COPY (SELECT * FROM read_ndjson(file)) TO file (FORMAT parquet, COMPRESSION snappy)` | %.2f | %s | |\n", d.name, s, thousands(events/s))
+	}
+	e2e := get("end-to-end-s")
+	fmt.Fprintf(w, "| **auditexport end to end**: the real binary (bbolt) fed by another process over 4 keep-alive connections in 1,000-event NDJSON batches (each 202 after fsync), exporting while events arrive (`runExportNow` again and again) to MinIO as a PutObject-only user; from the first byte sent to the last object in the bucket, every event then checked to be there once | %.2f | %s | ≥ 1.0× DuckDB's one thread: **%.2f×** |\n", e2e, thousands(events/e2e), vs)
+	fmt.Fprintf(w, "| ingest over HTTP alone, from another process, same batches, 202 after fsync | | %s | ≥ 300,000 |\n", thousands(get("ingest-events/s")))
+	fmt.Fprintf(w, "| export alone: the 1,000,000 buffered events → MinIO in one `runExportNow`, from another process | | %s | ≥ 500,000 |\n", thousands(get("export-events/s")))
+	fmt.Fprintf(w, "\nThe server's peak RSS: %.0f MiB end to end, %.0f MiB exporting the 1,000,000 buffered events.", get("peak-rss-MiB"), get("export-peak-rss-MiB"))
+	if peak, _, ok := m.get("BenchmarkExportMillionPeakHeap", "peak-heap-MiB"); ok {
+		fmt.Fprintf(w, " Peak live heap exporting 1,000,000 buffered events in one job (in process, sampled every 5 ms): **%.0f MiB** (goal < 128).", peak)
+	}
+	fmt.Fprintf(w, "\n\n")
 }
 
 // storeAtScale reports the store with 1,000 configurations × 100 jobs, and its restart with

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -18,76 +17,27 @@ const MaxEventBytes = 1 << 20
 // maxListedErrors bounds how many problems one answer names.
 const maxListedErrors = 100
 
-// Batch is a decoded request: its records laid end to end.
-type Batch struct {
-	Data []byte
-	ends []int
-}
-
-// Len is the number of records.
-func (b *Batch) Len() int { return len(b.ends) }
-
-// Record returns record i.
-func (b *Batch) Record(i int) []byte {
-	start := 0
-	if i > 0 {
-		start = b.ends[i-1]
-	}
-	return b.Data[start:b.ends[i]:b.ends[i]]
-}
-
-func (b *Batch) add(record []byte) {
-	b.Data = append(b.Data, record...)
-	b.ends = append(b.ends, len(b.Data))
-}
-
-// LineError is one problem of a bad event: its line (NDJSON) or position (JSON array), 1-based,
-// and what is wrong. An event with several problems has one LineError for each.
-type LineError struct {
-	Line   int    `json:"line"`
-	Reason string `json:"reason"`
-}
-
-// BatchError lists the problems of a batch's bad events, the first maxListedErrors of them; a
-// batch with any is rejected whole.
-type BatchError struct {
-	Unit  string // "line" for NDJSON, "event" for a JSON array
-	Lines []LineError
-	// More counts problems beyond those listed.
-	More int
-}
-
-func (e *BatchError) Error() string {
-	var b strings.Builder
-	for i, l := range e.Lines {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s %d: %s", e.Unit, l.Line, l.Reason)
-	}
-	if e.More > 0 {
-		fmt.Fprintf(&b, "; and %d more", e.More)
-	}
-	return b.String()
-}
-
-func (e *BatchError) add(line int, errs ...error) {
-	for _, err := range errs {
-		if len(e.Lines) < maxListedErrors {
-			e.Lines = append(e.Lines, LineError{Line: line, Reason: err.Error()})
-		} else {
-			e.More++
-		}
-	}
-}
-
 // Decoder validates JSON events and encodes them as records. It is not safe for concurrent use;
 // reuse one per goroutine (its buffers are kept between calls).
 type Decoder struct {
 	parser   fastjson.Parser
 	scratch  []byte // compacted JSON of the raw fields and of unknown top-level fields
 	record   []byte
-	problems []error // of the event being decoded
+	problems []error  // of the event being decoded
+	unknown  [][]byte // the fast path's unknown top-level fields: key, value, key, value…
+
+	// generalOnly turns the fast path off (tests compare the paths).
+	generalOnly bool
+	// ids replaces uuid.NewV7 for events without an id (tests).
+	ids func() (uuid.UUID, error)
+}
+
+// newID is the id of an event that came without one.
+func (d *Decoder) newID() (uuid.UUID, error) {
+	if d.ids != nil {
+		return d.ids()
+	}
+	return uuid.NewV7()
 }
 
 // errTooLarge is the one answer to an event over MaxEventBytes, whatever the body's form.
@@ -95,7 +45,14 @@ var errTooLarge = fmt.Errorf("event exceeds %d bytes", MaxEventBytes)
 
 // NDJSON decodes one event per non-blank line.
 func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
-	batch := &Batch{Data: make([]byte, 0, len(body)/2)}
+	return into(new(Batch), d.NDJSONInto, body, received)
+}
+
+// NDJSONInto is NDJSON decoding into batch, emptied first: a caller decoding request after
+// request reuses one batch's memory. On an error, batch holds nothing of use.
+func (d *Decoder) NDJSONInto(batch *Batch, body []byte, received time.Time) error {
+	// A record is smaller than its JSON but for tiny events: one allocation at most, most often.
+	batch.reset(len(body) + len(body)/8)
 	bad := &BatchError{Unit: "line"}
 	for line := 1; len(body) > 0; line++ {
 		text := body
@@ -112,6 +69,9 @@ func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
 			bad.add(line, errTooLarge)
 			continue
 		}
+		if !d.generalOnly && d.fastAppend(batch, text, received) {
+			continue
+		}
 		v, err := d.parse(text)
 		if err != nil {
 			bad.add(line, err)
@@ -124,20 +84,25 @@ func (d *Decoder) NDJSON(body []byte, received time.Time) (*Batch, error) {
 
 // Array decodes a JSON array of events (or a single event object).
 func (d *Decoder) Array(body []byte, received time.Time) (*Batch, error) {
+	return into(new(Batch), d.ArrayInto, body, received)
+}
+
+// ArrayInto is Array decoding into batch, as NDJSONInto.
+func (d *Decoder) ArrayInto(batch *Batch, body []byte, received time.Time) error {
+	batch.reset(len(body) / 2)
 	bad := &BatchError{Unit: "event"}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return finish(&Batch{}, bad)
+		return finish(batch, bad)
 	}
 	v, err := d.parse(body)
 	if err != nil {
 		bad.add(1, err)
-		return nil, bad
+		return bad
 	}
 	items := []*fastjson.Value{v}
 	if v.Type() == fastjson.TypeArray {
 		items, _ = v.Array()
 	}
-	batch := &Batch{Data: make([]byte, 0, len(body)/2)}
 	for i, item := range items {
 		// An element is measured as compact JSON; only a body over the limit can hold one too large.
 		if len(body) > MaxEventBytes {
@@ -151,14 +116,22 @@ func (d *Decoder) Array(body []byte, received time.Time) (*Batch, error) {
 	return finish(batch, bad)
 }
 
-func finish(batch *Batch, bad *BatchError) (*Batch, error) {
-	if len(bad.Lines) > 0 {
-		return nil, bad
-	}
-	if batch.Len() == 0 {
-		return nil, &BatchError{Unit: "event", Lines: []LineError{{Line: 0, Reason: "the body holds no events"}}}
+// into decodes with decode into batch, returned unless there was an error.
+func into(batch *Batch, decode func(*Batch, []byte, time.Time) error, body []byte, received time.Time) (*Batch, error) {
+	if err := decode(batch, body, received); err != nil {
+		return nil, err
 	}
 	return batch, nil
+}
+
+func finish(batch *Batch, bad *BatchError) error {
+	if len(bad.Lines) > 0 {
+		return bad
+	}
+	if batch.Len() == 0 {
+		return &BatchError{Unit: "event", Lines: []LineError{{Line: 0, Reason: "the body holds no events"}}}
+	}
+	return nil
 }
 
 // parse checks that data is strict JSON in UTF-8 and parses it. fastjson's parser alone lets raw
@@ -286,7 +259,7 @@ func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) []
 		return d.problems
 	}
 	if !haveID {
-		if id, err = uuid.NewV7(); err != nil {
+		if id, err = d.newID(); err != nil {
 			return append(d.problems, fmt.Errorf("generate id: %w", err))
 		}
 	}

@@ -93,6 +93,19 @@ func IDOf(record []byte) (uuid.UUID, error) {
 	return uuid.UUID(record[1:headerSize]), nil
 }
 
+// EventMicrosOf returns the event time of an encoded record, in unix microseconds, without
+// decoding the rest.
+func EventMicrosOf(record []byte) (int64, error) {
+	if _, err := IDOf(record); err != nil {
+		return 0, err
+	}
+	micros, n := binary.Varint(record[headerSize:])
+	if n <= 0 {
+		return 0, ErrCorrupt
+	}
+	return micros, nil
+}
+
 // Parse decodes a record into r, whose fields then point into record.
 func (r *Record) Parse(record []byte) error {
 	id, err := IDOf(record)

@@ -147,7 +147,7 @@ func benchExport(b *testing.B, st *store.Store) {
 		b.Fatal(err)
 	}
 	// Filling the buffer is not part of the export: only the exports are timed.
-	var exported int64
+	var exported, written int64
 	var exporting time.Duration
 	for b.Loop() {
 		fillBuffer(b, st, benchEvents)
@@ -158,8 +158,10 @@ func benchExport(b *testing.B, st *store.Store) {
 			b.Fatalf("export: %+v %v", job, err)
 		}
 		exported += job.EventCount
+		written += job.Bytes
 	}
 	b.ReportMetric(float64(exported)/exporting.Seconds(), "events/s")
+	b.ReportMetric(float64(written)/float64(exported), "parquet-bytes/event")
 }
 
 func runExporter(tb testing.TB, st *store.Store, cfg exporter.ExporterConfig) (*exporter.Exporter, func()) {

@@ -1,55 +1,46 @@
 package exporter
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
-	"io"
-	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/store"
 )
 
-// partFile is one Parquet file being written to a temporary file. The file is created with its
-// first row group: an hour whose events fit one row group holds no file descriptor until it is
-// finished, so a pass may keep many small hours open.
+// How much of a file waits in the encoder before its events go to the writer: chunks of
+// chunkRows (Parquet's write batch, so the pages are those of a row group written whole) are
+// handed on once the file holds streamAfter bytes of events. A small hour thus holds only its
+// rows until it is finished, no Parquet writer (about 270 KiB with its column writers), and a
+// pass may keep many small hours open; a large file streams, its row group held as compressed
+// pages rather than as events.
+const (
+	chunkRows   = 1024
+	streamAfter = 1 << 20
+)
+
+// partFile is one Parquet file being written. The encoder's fields are read and written on the
+// encoder's goroutine; once the file has gone to the writer, only the writer touches sink,
+// writer and rowGroup.
 type partFile struct {
 	hour        int64 // unix hour of its events
 	path        string
-	file        *os.File            // nil until the first row group
-	out         *hashingWriter      // nil until the first row group
-	writer      *pqarrow.FileWriter // nil until the first row group
-	builder     *array.RecordBuilder
-	rgBytes     int64 // encoded event bytes in the row group being built
-	eventBytes  int64 // encoded event bytes in the whole file
+	pending     []*rowChunk // the events not handed on yet, in order, the last chunk filling
+	streaming   bool        // chunks go to the writer as they fill
+	rgBytes     int64       // encoded event bytes in the row group being built
+	eventBytes  int64       // encoded event bytes in the whole file
 	first, last uint64
-	rows        int64
+	count       int64 // events
 	lastUse     int64 // order of last append, for closing the least recently used file
-}
 
-// hashingWriter counts and hashes what it writes, so a finished file's size and SHA-256 (for
-// the job's digest) come without reading it again.
-type hashingWriter struct {
-	w    io.Writer
-	n    int64
-	hash hash.Hash
-}
-
-func (c *hashingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.hash.Write(p[:n])
-	return n, err
+	sink     *lazyFile                   // the writer's
+	writer   *file.Writer                // the writer's; nil until the first chunk is written
+	rowGroup file.BufferedRowGroupWriter // the writer's; nil between row groups
 }
 
 // EncodedFile is a finished Parquet file waiting for upload.
@@ -64,29 +55,28 @@ type EncodedFile struct {
 
 // encoder cuts a job's events into hour-partitioned Parquet files, reading them in seq order,
 // in one pass or in the passes of a layout (see layout.go). Memory stays bounded: without a
-// layout, at most plan.MaxOpenFiles files are open, each building at most rowGroupBytes of
-// events before writing them out as a row group; with one, the layout keeps the open files
-// within plan.MaxOpenBytes.
+// layout, at most plan.MaxOpenFiles files are open, each holding at most streamAfter bytes of
+// events, or a row group of at most rowGroupBytes of events as compressed pages; with one, the
+// layout keeps the open files within plan.MaxOpenBytes.
 //
-// Writing a row group (Parquet encoding and snappy) costs about three times as much as building
-// it, so it runs on a second goroutine, the writer: the next row group is built while the last
-// is written. The hand-off is unbuffered, so at most one built row group waits beside the one
-// being written. Once a file is handed to the writer, only the writer touches its pqarrow writer
-// and temporary file.
+// Encoding (laying out columns, Parquet encoding and snappy) costs several times as much as
+// reading the events (copying their records into chunks), so it runs on a second goroutine,
+// the writer (columns.go), while the next chunk fills. The hand-off is unbuffered, so at most
+// one chunk waits beside the one being written.
 type encoder struct {
 	plan          store.ExportPlan
 	rowGroupBytes int64
 	dir           string
 	configID      string
-	mem           memory.Allocator
 	props         *parquet.WriterProperties
-	arrowProps    pqarrow.ArrowWriterProperties
 	open          map[int64]*partFile
 	layout        *layout // nil: one pass, cut by MaxOpenFiles alone
 	pass          int     // the layout's pass being read
 	uses          int64
 	done          func(EncodedFile) error // receives each file as it is finished, on the writer goroutine
-	record        event.Record
+
+	spare  chan *rowChunk // chunks written, for reuse
+	values *columnValues  // the writer's
 
 	writes     chan writeOp
 	writerDone chan struct{} // closed when the writer has stopped, after a failure or close
@@ -94,20 +84,22 @@ type encoder struct {
 	stopped    bool          // writes is closed
 }
 
-// writeOp is one piece of work for the writer: a row group to write into f, or, with a nil
-// batch, f's footer to write and the finished file to hand on.
+// writeOp is one piece of work for the writer on file f: a chunk of events to encode into its
+// row group (if rows is not nil), then the row group to end, then the file to finish: its
+// footer written and the file handed on.
 type writeOp struct {
-	f     *partFile
-	batch arrow.RecordBatch
+	f           *partFile
+	rows        *rowChunk
+	endRowGroup bool
+	finish      bool
 }
 
 // newEncoder starts an encoder; close or abort stops its writer goroutine.
 func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string, done func(EncodedFile) error) *encoder {
 	e := &encoder{
 		plan: plan, rowGroupBytes: rowGroupBytes, dir: dir, configID: configID, done: done,
-		mem: memory.DefaultAllocator, props: WriterProperties(),
-		arrowProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()),
-		open:       map[int64]*partFile{},
+		props: WriterProperties(), open: map[int64]*partFile{},
+		spare: make(chan *rowChunk, 4), values: newColumnValues(),
 		writes:     make(chan writeOp),
 		writerDone: make(chan struct{}),
 	}
@@ -119,19 +111,61 @@ func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string
 // then returns the failure, and abort cleans up the files still open.
 func (e *encoder) writeLoop() {
 	defer close(e.writerDone)
+	defer e.values.stop()
 	for op := range e.writes {
-		if op.batch == nil {
-			e.writeErr = e.finishFile(op.f)
-		} else {
-			if err := op.f.writer.Write(op.batch); err != nil {
-				e.writeErr = fmt.Errorf("write parquet file: %w", err)
-			}
-			op.batch.Release()
-		}
-		if e.writeErr != nil {
+		if e.writeErr = e.write(op); e.writeErr != nil {
 			return
 		}
 	}
+}
+
+// write does one writeOp, on the writer goroutine.
+func (e *encoder) write(op writeOp) error {
+	f := op.f
+	if op.rows != nil {
+		err := e.writeChunk(f, op.rows)
+		e.recycle(op.rows)
+		if err != nil {
+			return err
+		}
+	}
+	if op.endRowGroup && f.rowGroup != nil {
+		err := f.rowGroup.Close()
+		f.rowGroup = nil
+		if err != nil {
+			return fmt.Errorf("write parquet file: %w", err)
+		}
+	}
+	if op.finish {
+		return e.finishFile(f)
+	}
+	return nil
+}
+
+// writeChunk encodes a chunk into f's row group, starting the file or the row group first.
+func (e *encoder) writeChunk(f *partFile, rows *rowChunk) error {
+	if f.writer == nil {
+		f.sink = newLazyFile(f.path)
+		w, err := newParquetWriter(f.sink, e.props)
+		if err != nil {
+			return fmt.Errorf("write parquet file: %w", err)
+		}
+		f.writer = w
+	}
+	if f.rowGroup == nil {
+		rg, err := f.writer.AppendBufferedRowGroupChecked()
+		if err != nil {
+			return fmt.Errorf("write parquet file: %w", err)
+		}
+		f.rowGroup = rg
+	}
+	if err := e.values.fill(rows); err != nil {
+		return err
+	}
+	if err := e.values.write(f.rowGroup); err != nil {
+		return fmt.Errorf("write parquet file: %w", err)
+	}
+	return nil
 }
 
 // send hands op to the writer, or returns why the writer has stopped.
@@ -140,9 +174,7 @@ func (e *encoder) send(op writeOp) error {
 	case e.writes <- op:
 		return nil
 	case <-e.writerDone:
-		if op.batch != nil {
-			op.batch.Release()
-		} else { // a finish: the file is no longer among the open ones
+		if op.finish { // the file is no longer among the open ones
 			discard(op.f)
 		}
 		return e.writeErr
@@ -167,12 +199,14 @@ func (e *encoder) passes() int {
 	return e.layout.passes
 }
 
-// add appends one buffered event, if its hour belongs to the pass being read.
+// add appends one buffered event, if its hour belongs to the pass being read. The record is
+// checked whole when it is encoded.
 func (e *encoder) add(seq uint64, rec []byte) error {
-	if err := e.record.Parse(rec); err != nil {
+	micros, err := event.EventMicrosOf(rec)
+	if err != nil {
 		return fmt.Errorf("event %d: %w", seq, err)
 	}
-	hour := hourOf(e.record.EventMicros)
+	hour := hourOf(micros)
 	last, lru := false, e.layout == nil
 	if e.layout != nil {
 		slot, ok := e.layout.hours[hour]
@@ -191,18 +225,16 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 				return err
 			}
 		}
-		f = e.create(hour, seq)
+		f = &partFile{hour: hour, path: e.pathOf(seq), first: seq}
+		e.open[hour] = f
 	}
 	e.uses++
 	f.lastUse = e.uses
-	AppendRow(f.builder, seq, &e.record)
-	size := int64(len(rec))
-	f.rgBytes += size
-	f.eventBytes += size
-	f.last = seq
-	f.rows++
+	if err := e.append(f, seq, rec); err != nil {
+		return err
+	}
 	if f.rgBytes >= e.rowGroupBytes {
-		if err := e.flushRowGroup(f); err != nil {
+		if err := e.hand(f, writeOp{f: f, endRowGroup: true}); err != nil {
 			return err
 		}
 	}
@@ -212,55 +244,82 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 	return nil
 }
 
-// create starts the file of an hour at its first event.
-func (e *encoder) create(hour int64, first uint64) *partFile {
-	f := &partFile{hour: hour, path: filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first)),
-		builder: array.NewRecordBuilder(e.mem, Schema), first: first}
-	e.open[hour] = f
-	return f
+func (e *encoder) pathOf(first uint64) string {
+	return filepath.Join(e.dir, fmt.Sprintf("%020d.parquet", first))
 }
 
-// createFile creates f's temporary file and Parquet writer, before its first row group.
-func (e *encoder) createFile(f *partFile) error {
-	file, err := os.OpenFile(f.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
+// append adds an event to f's last chunk, and hands full chunks on once f streams.
+func (e *encoder) append(f *partFile, seq uint64, rec []byte) error {
+	n := len(f.pending)
+	if n == 0 || f.pending[n-1].rows() == chunkRows {
+		f.pending = append(f.pending, e.newChunk())
+		n++
 	}
-	out := &hashingWriter{w: file, hash: sha256.New()}
-	w, err := pqarrow.NewFileWriter(Schema, out, e.props, e.arrowProps)
-	if err != nil {
-		file.Close()
-		os.Remove(f.path)
-		return err
+	c := f.pending[n-1]
+	c.add(seq, rec)
+	size := int64(len(rec))
+	f.rgBytes += size
+	f.eventBytes += size
+	f.last = seq
+	f.count++
+	if c.rows() == chunkRows && (f.streaming || f.eventBytes >= streamAfter) {
+		return e.hand(f, writeOp{f: f})
 	}
-	f.file, f.out, f.writer = file, out, w
 	return nil
 }
 
-func (e *encoder) flushRowGroup(f *partFile) error {
-	if f.rgBytes == 0 {
+// hand sends f's pending chunks to the writer, in order, the last one with op's row group end
+// and finish; it sends op alone when no chunk is pending. From then on f streams.
+func (e *encoder) hand(f *partFile, op writeOp) error {
+	f.streaming = true
+	if op.endRowGroup {
+		f.rgBytes = 0
+	}
+	pending := f.pending
+	f.pending = f.pending[:0]
+	if len(pending) == 0 {
+		if op.endRowGroup || op.finish {
+			return e.send(op)
+		}
 		return nil
 	}
-	if f.writer == nil {
-		if err := e.createFile(f); err != nil {
+	for i, c := range pending {
+		next := writeOp{f: f, rows: c}
+		if i == len(pending)-1 {
+			next.endRowGroup, next.finish = op.endRowGroup, op.finish
+		}
+		if err := e.send(next); err != nil {
+			for _, c := range pending[i+1:] {
+				e.recycle(c)
+			}
 			return err
 		}
 	}
-	f.rgBytes = 0
-	return e.send(writeOp{f: f, batch: f.builder.NewRecordBatch()})
+	return nil
 }
 
-// finish hands f's last row group and its footer to the writer.
+func (e *encoder) newChunk() *rowChunk {
+	select {
+	case c := <-e.spare:
+		return c
+	default:
+		return new(rowChunk)
+	}
+}
+
+// recycle keeps a chunk for reuse, a few at most.
+func (e *encoder) recycle(c *rowChunk) {
+	c.reset()
+	select {
+	case e.spare <- c:
+	default:
+	}
+}
+
+// finish hands f's last events to the writer, which ends its row group and finishes it.
 func (e *encoder) finish(f *partFile) error {
 	delete(e.open, f.hour)
-	err := e.flushRowGroup(f)
-	f.builder.Release()
-	f.builder = nil
-	if err != nil {
-		discard(f)
-		return err
-	}
-	return e.send(writeOp{f: f})
+	return e.hand(f, writeOp{f: f, endRowGroup: true, finish: true})
 }
 
 // finishFile writes f's footer and hands the finished file on; it runs on the writer goroutine
@@ -278,25 +337,23 @@ func (e *encoder) finishFile(f *partFile) error {
 	if cerr := f.writer.Close(); err == nil {
 		err = cerr
 	}
-	if cerr := f.file.Close(); err == nil {
+	if cerr := f.sink.close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(f.path)
+		f.sink.remove()
 		return fmt.Errorf("write parquet file: %w", err)
 	}
-	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.rows, Bytes: f.out.n,
-		SHA256: hex.EncodeToString(f.out.hash.Sum(nil))})
+	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.count,
+		Bytes: f.sink.n, SHA256: hex.EncodeToString(f.sink.hash.Sum(nil))})
 }
 
-// discard closes f and removes its temporary file.
+// discard removes f's temporary file, if the writer made one; the writer must have stopped, or
+// never have seen f.
 func discard(f *partFile) {
-	if f.writer == nil {
-		return
+	if f.sink != nil {
+		f.sink.remove()
 	}
-	f.writer.Close()
-	f.file.Close()
-	os.Remove(f.path)
 }
 
 func (e *encoder) closeLeastRecent() error {
@@ -335,11 +392,10 @@ func (e *encoder) finishOpen() error {
 	return nil
 }
 
-// abort stops the writer, then closes and removes every open file after a failure.
+// abort stops the writer, then removes every open file's temporary file after a failure.
 func (e *encoder) abort() {
 	e.stop()
 	for _, f := range e.open {
-		f.builder.Release()
 		discard(f)
 	}
 	e.open = map[int64]*partFile{}

@@ -38,7 +38,13 @@ func recordsOf(t *testing.T, body []byte) [][]byte {
 // the error of close.
 func encode(t *testing.T, dir string, recs [][]byte, done func(EncodedFile) error) error {
 	t.Helper()
-	enc := newEncoder(store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 2}, 32<<10, dir, "cfg", done)
+	return encodeAll(t, dir, recs, store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 2}, 32<<10, done)
+}
+
+// encodeAll runs an encoder with plan and row groups of rowGroupBytes over recs (seqs 1..n).
+func encodeAll(t *testing.T, dir string, recs [][]byte, plan store.ExportPlan, rowGroupBytes int64, done func(EncodedFile) error) error {
+	t.Helper()
+	enc := newEncoder(plan, rowGroupBytes, dir, "cfg", done)
 	for i, rec := range recs {
 		if err := enc.add(uint64(i+1), rec); err != nil {
 			enc.abort()

@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/auditexport/auditexport/event"
 )
@@ -91,6 +91,25 @@ func WriterProperties() *parquet.WriterProperties {
 	return parquet.NewWriterProperties(opts...)
 }
 
+// fastSnappy is Parquet's snappy codec with the faster of klauspost/compress's two snappy
+// encoders. Its output is the standard snappy block format every reader decodes, about as
+// compact as the reference implementation's (which DuckDB and Arrow C++ use); the encoder
+// arrow-go picks by default, "better", spent three times the CPU for pages about 10% smaller,
+// a fifth of an export's CPU. Decoding is unchanged.
+type fastSnappy struct{ compress.Codec }
+
+func (fastSnappy) Encode(dst, src []byte) []byte             { return s2.EncodeSnappy(dst, src) }
+func (fastSnappy) EncodeLevel(dst, src []byte, _ int) []byte { return s2.EncodeSnappy(dst, src) }
+func (fastSnappy) CompressBound(n int64) int64               { return int64(s2.MaxEncodedLen(int(n))) }
+
+func init() {
+	standard, err := compress.GetCodec(compress.Codecs.Snappy)
+	if err != nil {
+		panic(err)
+	}
+	compress.RegisterCodec(compress.Codecs.Snappy, fastSnappy{standard})
+}
+
 // exportKey is where a file lives: <path>/year=YYYY/month=MM/day=DD/hour=HH/<first>-<last>-<config id>-snappy.parquet,
 // partitioned by the UTC hour of its events; first and last are zero-padded so keys sort by seq.
 func exportKey(path string, hour time.Time, first, last uint64, configID string) string {
@@ -104,32 +123,6 @@ func joinKey(path, name string) string {
 		return name
 	}
 	return path + "/" + name
-}
-
-// AppendRow adds a parsed record to the builders of a record batch of Schema, straight from the
-// record's bytes.
-func AppendRow(b *array.RecordBuilder, seq uint64, r *event.Record) {
-	var idText [36]byte
-	for i, c := range columns {
-		switch i {
-		case colID:
-			encodeUUID(idText[:], r.ID)
-			b.Field(i).(*array.StringBuilder).BinaryBuilder.Append(idText[:])
-		case colEventTimestamp:
-			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.EventMicros))
-		case colRecvTimestamp:
-			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(r.RecvMicros))
-		case colSequence:
-			b.Field(i).(*array.Int64Builder).Append(int64(seq))
-		default:
-			sb := b.Field(i).(*array.StringBuilder)
-			if v := r.Fields[c.field]; len(v) > 0 {
-				sb.BinaryBuilder.Append(v)
-			} else {
-				sb.AppendNull()
-			}
-		}
-	}
 }
 
 // encodeUUID writes the canonical text form of id into dst without allocating.

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/99designs/gqlgen/client"
+	"github.com/google/uuid"
 
+	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/storetest"
@@ -269,5 +273,63 @@ func TestAuditEventsQuery(t *testing.T) {
 	if status.EventBuffer.Events != 26 || status.EventBuffer.DroppedEvents != 0 || status.EventBuffer.Segments != 1 ||
 		status.EventBuffer.MaxEvents != 5_000_000 || status.EventBuffer.Bytes <= 0 || status.EventBuffer.OldestReceivedAt == nil {
 		t.Fatalf("eventBuffer = %+v", status.EventBuffer)
+	}
+}
+
+// TestConcurrentIngestKeepsEachBatchApart: requests decoded at once, good and bad mixed, each
+// in memory kept from one request to the next, store exactly the events sent, each as sent.
+func TestConcurrentIngestKeepsEachBatchApart(t *testing.T) {
+	api := newTestAPIWith(t, Config{}, unboundedBuffer)
+	before := storetest.Status(t, api.store).Head
+	const senders, rounds = 6, 20
+	want := map[uuid.UUID]event.Event{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			var d event.Decoder
+			for r := range rounds {
+				first, n := (s*rounds+r)*100, 1+(s*7+r*13)%100 // sizes differ: buffers grow and shrink
+				body := eventtest.NDJSON(first, n, eventsStart, time.Second)
+				if r%5 == 4 { // a bad request between good ones
+					if rec, _ := api.ingest(adminToken, "application/x-ndjson", "", append(bytes.Clone(body), "{\"x\":1}\n"...)); rec.Code != http.StatusBadRequest {
+						t.Errorf("bad batch: %d %s", rec.Code, rec.Body)
+					}
+				}
+				if rec, resp := api.ingest(adminToken, "application/x-ndjson", "", body); rec.Code != http.StatusAccepted || resp.Accepted != n {
+					t.Errorf("batch: %d %s", rec.Code, rec.Body)
+				}
+				b, err := d.NDJSON(body, eventsStart)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for i := range b.Len() {
+					e, _ := event.Decode(0, b.Record(i))
+					want[e.ID] = e
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	got := 0
+	api.store.ReadEvents(t.Context(), before, 0, func(seq uint64, rec []byte) bool {
+		e, err := event.Decode(0, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, ok := want[e.ID]
+		e.ReceivedTimestamp, w.ReceivedTimestamp = time.Time{}, time.Time{}
+		if !ok || !reflect.DeepEqual(e, w) {
+			t.Fatalf("event %d stored as\n%+v\nsent as\n%+v", seq, e, w)
+		}
+		delete(want, e.ID)
+		got++
+		return true
+	})
+	if len(want) != 0 || got == 0 {
+		t.Fatalf("%d events stored, %d sent not stored", got, len(want))
 	}
 }

@@ -12,20 +12,21 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/auditexport/auditexport/internal/testneed"
 )
 
 // DB runs statements, each call in a fresh in-memory DuckDB.
 type DB struct {
-	script string
+	script, timed string
 }
 
 // Require returns a DB, or skips the test when DuckDB is not installed (a failure under CI=true).
 func Require(t testing.TB) *DB {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	db := &DB{script: filepath.Join(filepath.Dir(self), "query.cjs")}
+	db := &DB{script: filepath.Join(filepath.Dir(self), "query.cjs"), timed: filepath.Join(filepath.Dir(self), "timed.cjs")}
 	_, nodeErr := exec.LookPath("node")
 	if os.Getenv("AUDITEXPORT_TEST_DUCKDB") == "" || nodeErr != nil {
 		testneed.Missing(t, "no DuckDB for the tests: run `make test`, or set AUDITEXPORT_TEST_DUCKDB=$(scripts/duckdb.sh install) (needs node and npm)")
@@ -37,21 +38,40 @@ func Require(t testing.TB) *DB {
 // renders them in JSON: integers wider than 32 bits and timestamps as strings, NULL as nil.
 func (db *DB) Query(t testing.TB, statements ...string) [][]map[string]any {
 	t.Helper()
+	var results [][]map[string]any
+	db.run(t, db.script, statements, &results)
+	return results
+}
+
+// Time runs the statements in order in one session, as Query does, and returns how long each
+// took, measured inside the Node.js process (its start and DuckDB's are not counted).
+func (db *DB) Time(t testing.TB, statements ...string) []time.Duration {
+	t.Helper()
+	var millis []float64
+	db.run(t, db.timed, statements, &millis)
+	times := make([]time.Duration, len(millis))
+	for i, ms := range millis {
+		times[i] = time.Duration(ms * float64(time.Millisecond))
+	}
+	return times
+}
+
+// run feeds the statements to a script and decodes what it prints into out.
+func (db *DB) run(t testing.TB, script string, statements []string, out any) {
+	t.Helper()
 	input, err := json.Marshal(statements)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", db.script)
+	cmd := exec.Command("node", script)
 	cmd.Stdin = bytes.NewReader(input)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	output, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("duckdb: %v\n%s", err, stderr.Bytes())
 	}
-	var results [][]map[string]any
-	if err := json.Unmarshal(out, &results); err != nil {
-		t.Fatalf("duckdb output: %v\n%s", err, out)
+	if err := json.Unmarshal(output, out); err != nil {
+		t.Fatalf("duckdb output: %v\n%s", err, output)
 	}
-	return results
 }

@@ -120,13 +120,13 @@ func ExportedFrom(t *testing.T, src Source, prefix, configID string) []Row {
 
 // Download copies every exported object and digest under prefix (not the verification objects)
 // into dir, each at its key, and returns how many it copied.
-func Download(t *testing.T, srv *s3test.Server, bucket, prefix, dir string) int {
+func Download(t testing.TB, srv *s3test.Server, bucket, prefix, dir string) int {
 	t.Helper()
 	return DownloadFrom(t, S3(srv, bucket), prefix, dir)
 }
 
 // DownloadFrom is Download from any source.
-func DownloadFrom(t *testing.T, src Source, prefix, dir string) int {
+func DownloadFrom(t testing.TB, src Source, prefix, dir string) int {
 	t.Helper()
 	n := 0
 	for _, key := range src.Keys(t, prefix+"/") {

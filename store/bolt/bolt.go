@@ -19,6 +19,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/auditexport/auditexport/store"
+	"github.com/google/uuid"
 )
 
 // Options configures Open. Zero fields take the defaults shown.
@@ -63,6 +64,13 @@ type Engine struct {
 	// mu guards buf for readers; writers change it only under writeMu after a commit.
 	mu  sync.RWMutex
 	buf *buffer
+
+	// added is the last write transaction's list of appended ids, kept for the next (under
+	// writeMu).
+	added []uuid.UUID
+	// chunkValues and chunkRaw are the write transactions' buffers for chunks (chunks.go).
+	chunkValues [][]byte
+	chunkRaw    []byte
 
 	// damaged is the first DamagedError a transaction met.
 	damaged atomic.Pointer[DamagedError]
@@ -138,6 +146,12 @@ func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) (err error
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	var w *writeTx
+	committed := false
+	defer func() { // on every other way out, a panic included
+		if w != nil && !committed {
+			w.events.rollback()
+		}
+	}()
 	err = e.db.Update(func(tx *bbolt.Tx) error {
 		w = e.newWriteTx(tx)
 		if err := fn(w); err != nil {
@@ -146,9 +160,13 @@ func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) (err error
 		return w.events.flush()
 	})
 	if err == nil {
+		committed = true
 		e.mu.Lock()
 		w.events.apply()
 		e.mu.Unlock()
+	}
+	if w != nil && cap(w.events.added) <= 1<<20 {
+		e.added = w.events.added[:0]
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/auditexport/auditexport/event"
@@ -232,6 +233,35 @@ func TestUpgradeFromSchema1(t *testing.T) {
 		}
 		if r, err := st.AppendEvents(ctx, batch); err != nil || r.Duplicates != 30 {
 			t.Fatalf("events from %d again: %+v %v", first, r, err)
+		}
+	}
+	// New events go in chunks (schema 3) beside the old file's events, one per key, in the
+	// same open segment: a read from anywhere sees both, in order.
+	batch, err := d.NDJSON(eventtest.NDJSON(5001, 30, time.Now(), time.Second), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.AppendEvents(ctx, batch); err != nil || r.Accepted != 30 || r.First != uint64(want.Head)+1 {
+		t.Fatalf("new events: %+v %v", r, err)
+	}
+	for _, after := range []uint64{0, uint64(want.Head) - 3, uint64(want.Head) + 7} {
+		var seqs []uint64
+		var last uuid.UUID
+		err = st.ReadEvents(ctx, after, 0, func(seq uint64, rec []byte) bool {
+			seqs = append(seqs, seq)
+			last, err = event.IDOf(rec)
+			return err == nil
+		})
+		if err != nil || len(seqs) == 0 || seqs[0] <= after || seqs[len(seqs)-1] != uint64(want.Head)+30 {
+			t.Fatalf("read after %d: %d events ending %v, %v", after, len(seqs), seqs[len(seqs)-1:], err)
+		}
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] <= seqs[i-1] {
+				t.Fatalf("read after %d: seq %d after %d", after, seqs[i], seqs[i-1])
+			}
+		}
+		if want, _ := event.IDOf(batch.Record(29)); last != want {
+			t.Fatalf("read after %d: last event %v, want %v", after, last, want)
 		}
 	}
 }

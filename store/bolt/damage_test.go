@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,19 +15,32 @@ import (
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/bolt"
 	"github.com/auditexport/auditexport/store/storetest"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // A damaged page among the buffered events is refused by Check, or met when the events are
-// read: either way a DamagedError naming the file, reported once, and never a crash.
+// read: either way a DamagedError naming the file, reported once, and never a crash. Two kinds:
+// a page of events that claims another page id (bbolt's own check), and bytes changed inside a
+// chunk of events (its checksum).
 func TestDamagedEventPagesAreReported(t *testing.T) {
+	for name, damage := range map[string]func(page []byte){
+		"page header": func(page []byte) { copy(page, []byte{0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef}) },
+		"chunk bytes": func(page []byte) { page[2048] ^= 0xff },
+	} {
+		t.Run(name, func(t *testing.T) { testDamage(t, damage) })
+	}
+}
+
+func testDamage(t *testing.T, damage func(page []byte)) {
 	path := filepath.Join(t.TempDir(), "auditexport.db")
 	key := storetest.Key()
-	// Segments of 2,000 events: the damage goes into a sealed one, which opening does not read.
-	opts := bolt.Options{SegmentMaxEvents: 2000}
+	// Segments of 10,000 events, each of 40 chunks (a chunk per append): the damage goes into a
+	// sealed segment, which opening does not read, inside it (the check reads its ends).
+	opts := bolt.Options{SegmentMaxEvents: 10_000}
 	st := storetest.OpenBolt(t, path, store.Config{MasterKey: key}, opts)
 	var d event.Decoder
-	for i := range 4 {
-		batch, err := d.NDJSON(eventtest.NDJSON(i*5000, 5000, time.Now(), time.Millisecond), time.Now())
+	for i := range 100 {
+		batch, err := d.NDJSON(eventtest.NDJSON(i*250, 250, time.Now(), time.Millisecond), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,19 +53,16 @@ func TestDamagedEventPagesAreReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One leaf page of events in the middle of the segment, made to claim another page id: the
-	// check at start passes (it walks the control plane's records and each segment's ends), so
-	// the damage is met when the events are read. A page the check does catch is refused as
-	// DamagedError too; the test looks for one it does not.
-	const pageSize, leafPage = 4096, 0x02
+	// The pages of chunks of events (leaves with overflow pages) in use: the check at start
+	// passes over those inside a segment (it walks the control plane's records and each
+	// segment's ends), so their damage is met when the events are read. A page the check does
+	// catch is refused as DamagedError too; the test looks for one it does not.
 	var damaged *bolt.DamagedError
 	found := false
-	for off := len(pristine) / 4 / pageSize * pageSize; off < len(pristine)/2 && !found; off += pageSize {
-		if pristine[off+8] != leafPage {
-			continue
-		}
+	for _, id := range chunkPages(t, path, pristine) {
+		off := id * pageSize
 		data := bytes.Clone(pristine)
-		copy(data[off:], []byte{0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef})
+		damage(data[off : off+pageSize])
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -59,10 +70,12 @@ func TestDamagedEventPagesAreReported(t *testing.T) {
 		if err != nil && (!errors.As(err, &damaged) || damaged.Path != path) {
 			t.Fatalf("Check: %v, want a DamagedError naming the file", err)
 		}
-		found = err == nil
+		if found = err == nil; found {
+			break
+		}
 	}
 	if !found {
-		t.Fatal("every damaged leaf page was refused at start: none left to meet at run time")
+		t.Fatal("every damaged page was refused at start: none left to meet at run time")
 	}
 	var reported atomic.Int32
 	opts.OnDamage = func(error) { reported.Add(1) }
@@ -88,4 +101,51 @@ func TestDamagedEventPagesAreReported(t *testing.T) {
 	if reported.Load() != 1 {
 		t.Fatalf("damage reported %d times, want once", reported.Load())
 	}
+}
+
+const pageSize = 4096
+
+// chunkPages lists the ids of the pages of chunks of events in use in the file, those of the
+// middle half first.
+func chunkPages(t *testing.T, path string, file []byte) []int {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, PreLoadFreelist: true, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var middle, rest []int
+	err = db.View(func(tx *bbolt.Tx) error {
+		pages := min(int(tx.Size()), len(file)) / pageSize
+		for id := 2; id < pages; id++ {
+			info, err := tx.Page(id)
+			if err != nil || info == nil {
+				return err
+			}
+			if info.Type == "leaf" && info.OverflowCount > 0 && isChunkPage(file[id*pageSize:(id+1)*pageSize]) {
+				if id > pages/4 && id < pages*3/4 {
+					middle = append(middle, id)
+				} else {
+					rest = append(rest, id)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(middle, rest...)
+}
+
+// isChunkPage reports whether the page is a leaf whose first value is a chunk of events: the
+// leaf's first element, after the page's header, gives the value's position.
+func isChunkPage(page []byte) bool {
+	const pageHeader, element, formatChunk = 16, 16, 0xC1
+	if len(page) < pageHeader+element {
+		return false
+	}
+	pos := binary.LittleEndian.Uint32(page[pageHeader+4:])
+	ksize := binary.LittleEndian.Uint32(page[pageHeader+8:])
+	at := pageHeader + int(pos) + int(ksize)
+	return at < len(page) && page[at] == formatChunk
 }

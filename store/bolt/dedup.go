@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"slices"
@@ -125,10 +126,23 @@ func (f *fingerprints) resize(capacity int) {
 
 // sortedIDs encodes ids as the sorted concatenation of their bytes.
 func sortedIDs(ids []uuid.UUID) []byte {
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	out := make([]byte, 0, 16*len(ids))
-	for _, id := range ids {
-		out = append(out, id[:]...)
+	// Sorted as pairs of big-endian words, loaded once: the order of bytes.Compare, several
+	// times faster (a segment's 65,536 ids are sorted inside the commit that seals it).
+	type words struct{ hi, lo uint64 }
+	keys := make([]words, len(ids))
+	for i, id := range ids {
+		keys[i] = words{binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:])}
+	}
+	slices.SortFunc(keys, func(a, b words) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.lo, b.lo)
+	})
+	out := make([]byte, 0, 16*len(keys))
+	for _, k := range keys {
+		out = binary.BigEndian.AppendUint64(out, k.hi)
+		out = binary.BigEndian.AppendUint64(out, k.lo)
 	}
 	return out
 }

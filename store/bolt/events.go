@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -41,14 +42,17 @@ type buffer struct {
 	segments []segment
 	count    int64
 	bytes    int64
-	open     map[uuid.UUID]uint64 // id -> seq of the events of unsealed segments
-	sealed   fingerprints         // the ids of sealed segments
+	// open maps the ids of the unsealed segments' events to their seqs. A write transaction adds
+	// the ids it appends at once (writers are serialized and readers never look), and removes
+	// them again when it does not commit.
+	open   idTable
+	sealed fingerprints // the ids of sealed segments
 }
 
 // loadBuffer reads the buffer's state: segment descriptions, the fingerprints of sealed
 // segments' ids, and the ids of the open segment (at most SegmentMaxEvents events).
 func loadBuffer(tx *bbolt.Tx, opts Options) (*buffer, error) {
-	b := &buffer{next: 1, open: map[uuid.UUID]uint64{}}
+	b := &buffer{next: 1}
 	if v := tx.Bucket(bucketMeta).Get(keyNextSeq); len(v) == 8 {
 		b.next = binary.BigEndian.Uint64(v)
 	}
@@ -67,7 +71,7 @@ func loadBuffer(tx *bbolt.Tx, opts Options) (*buffer, error) {
 			eachID(tx.Bucket(bucketEventIDs).Get(g.key()), func(id uuid.UUID) { b.sealed.add(fingerprintOf(id)) })
 			continue
 		}
-		if err := eachEventID(tx, g, func(seq uint64, id uuid.UUID) { b.open[id] = seq }); err != nil {
+		if err := eachEventID(tx, g, func(seq uint64, id uuid.UUID) { b.open.put(id, seq) }); err != nil {
 			return nil, err
 		}
 	}
@@ -80,14 +84,17 @@ func eachEventID(tx *bbolt.Tx, g segment, fn func(seq uint64, id uuid.UUID)) err
 	if seg == nil {
 		return fmt.Errorf("segment %d has no bucket", g.First)
 	}
-	return seg.ForEach(func(k, v []byte) error {
-		id, err := event.IDOf(v)
+	var idErr error
+	_, err := eachEvent(seg, g.First, func(seq uint64, rec []byte) bool {
+		id, err := event.IDOf(rec)
 		if err != nil {
-			return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			idErr = fmt.Errorf("event %d: %w", seq, err)
+			return false
 		}
-		fn(binary.BigEndian.Uint64(k), id)
-		return nil
+		fn(seq, id)
+		return true
 	})
+	return errors.Join(damaged(err), idErr)
 }
 
 // eventWriter holds a write transaction's changes to the buffer until it commits.
@@ -98,10 +105,15 @@ type eventWriter struct {
 	next uint64
 	// tail holds, in order, the segments this transaction changed: the open one when appended
 	// to, then any it opened.
-	tail  []segment
-	ids   map[uuid.UUID]uint64
-	count int64
-	bytes int64
+	tail []segment
+	// added lists the ids this transaction appended (and put in the buffer's open table).
+	added []uuid.UUID
+	// pending are the events appended and not yet written, by segment (chunks.go); chunks counts
+	// the chunk values written.
+	pending []pendingChunk
+	chunks  int
+	count   int64
+	bytes   int64
 	// sealed lists the ids of the segments this transaction sealed; trimmed those it removed.
 	sealed  []sealedSegment
 	trimmed []sealedSegment
@@ -113,7 +125,7 @@ type sealedSegment struct {
 }
 
 func newEventWriter(e *Engine, tx *bbolt.Tx) *eventWriter {
-	return &eventWriter{e: e, b: e.buf, tx: tx, next: e.buf.next}
+	return &eventWriter{e: e, b: e.buf, tx: tx, next: e.buf.next, added: e.added[:0]}
 }
 
 // segments is the buffer's segment list as this transaction sees it.
@@ -140,10 +152,7 @@ func (w *eventWriter) closed(g *segment, now time.Time) bool {
 // isDuplicate reports whether an event with this id is buffered or was appended earlier in
 // this transaction.
 func (w *eventWriter) isDuplicate(id uuid.UUID) bool {
-	if _, ok := w.ids[id]; ok {
-		return true
-	}
-	if _, ok := w.b.open[id]; ok {
+	if _, ok := w.b.open.get(id); ok {
 		return true
 	}
 	if !w.b.sealed.mayContain(fingerprintOf(id)) {
@@ -186,18 +195,7 @@ func (w *eventWriter) openSegment(now time.Time) (*segment, error) {
 
 // seal writes the sorted ids of a closed segment.
 func (w *eventWriter) seal(g *segment) error {
-	var ids []uuid.UUID
-	inSegment := func(seq uint64) bool { return seq >= g.First && seq <= g.Last }
-	for id, seq := range w.b.open {
-		if inSegment(seq) {
-			ids = append(ids, id)
-		}
-	}
-	for id, seq := range w.ids {
-		if inSegment(seq) {
-			ids = append(ids, id)
-		}
-	}
+	ids := w.b.open.between(g.First, g.Last)
 	if err := w.tx.Bucket(bucketEventIDs).Put(g.key(), sortedIDs(ids)); err != nil {
 		return fmt.Errorf("seal segment %d: %w", g.First, err)
 	}
@@ -216,18 +214,16 @@ func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64
 	if err != nil {
 		return 0, false, err
 	}
-	bucket := ew.tx.Bucket(bucketEvents).Bucket(g.key())
-	bucket.FillPercent = 1 // append-only: fill pages completely
 	seq := ew.next
-	if err := bucket.Put(seqKey(seq), record); err != nil {
-		return 0, false, fmt.Errorf("append event %d: %w", seq, err)
+	if n := len(ew.pending); n == 0 || ew.pending[n-1].segment != g.First {
+		ew.pending = append(ew.pending, pendingChunk{segment: g.First, first: seq})
 	}
+	p := &ew.pending[len(ew.pending)-1]
+	p.records = append(p.records, record)
 	ew.next++
 	g.Last, g.Count, g.Bytes, g.LastAppend = seq, g.Count+1, g.Bytes+int64(len(record)), at
-	if ew.ids == nil {
-		ew.ids = map[uuid.UUID]uint64{}
-	}
-	ew.ids[id] = seq
+	ew.b.open.put(id, seq)
+	ew.added = append(ew.added, id)
 	ew.count++
 	ew.bytes += int64(len(record))
 	return seq, false, nil
@@ -235,6 +231,9 @@ func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64
 
 // flush writes the changed segment descriptions and the next seq: the transaction's last step.
 func (w *eventWriter) flush() error {
+	if err := w.writePending(); err != nil {
+		return err
+	}
 	if w.count == 0 && len(w.trimmed) == 0 && len(w.sealed) == 0 {
 		return nil
 	}
@@ -254,7 +253,7 @@ func (w *eventWriter) apply() {
 			if t.segment.Sealed {
 				b.sealed.remove(fingerprintOf(id))
 			} else {
-				delete(b.open, id)
+				b.open.remove(id)
 			}
 		}
 		b.count -= t.segment.Count
@@ -271,12 +270,7 @@ func (w *eventWriter) apply() {
 	for _, s := range w.sealed {
 		for _, id := range s.ids {
 			b.sealed.add(fingerprintOf(id))
-			delete(b.open, id)
-		}
-	}
-	for id, seq := range w.ids {
-		if !w.sealedSeq(seq) {
-			b.open[id] = seq
+			b.open.remove(id)
 		}
 	}
 	b.next = w.next
@@ -284,13 +278,11 @@ func (w *eventWriter) apply() {
 	b.bytes += w.bytes
 }
 
-func (w *eventWriter) sealedSeq(seq uint64) bool {
-	for _, s := range w.sealed {
-		if seq >= s.segment.First && seq <= s.segment.Last {
-			return true
-		}
+// rollback forgets the ids a transaction that did not commit had appended.
+func (w *eventWriter) rollback() {
+	for _, id := range w.added {
+		w.b.open.remove(id)
 	}
-	return false
 }
 
 // TrimEvents removes whole segments from the oldest on; see store.Tx.
@@ -380,6 +372,11 @@ func (r *readTx) EventsAppendedSince(t time.Time) (uint64, bool, error) {
 
 // ScanEvents calls fn with each event after seq after, within the transaction, until fn returns false.
 func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) bool) error {
+	if r.events != nil { // a write transaction sees its own appends
+		if err := r.events.writePending(); err != nil {
+			return err
+		}
+	}
 	events := r.tx.Bucket(bucketEvents)
 	segs := events.Cursor()
 	// The segment holding after+1 is the last one whose first seq is <= after+1.
@@ -395,14 +392,21 @@ func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) boo
 		}
 	}
 	for ; k != nil; k, _ = segs.Next() {
-		c := events.Bucket(k).Cursor()
-		for ek, v := c.Seek(seqKey(after + 1)); ek != nil; ek, v = c.Next() {
-			if !fn(binary.BigEndian.Uint64(ek), v) {
-				return nil
-			}
+		more, err := eachEvent(events.Bucket(k), after+1, fn)
+		if err != nil || !more {
+			return damaged(err)
 		}
 	}
 	return nil
+}
+
+// damaged makes a chunk that fails its checksum damage of the file, as bbolt's own panics on a
+// damaged page are (guard turns either into a DamagedError).
+func damaged(err error) error {
+	if errors.Is(err, errChunkDamaged) {
+		panic(err.Error())
+	}
+	return err
 }
 
 // segmentJSON decodes a segment description (migrations).
