@@ -123,8 +123,33 @@ func TestSecretsAreSealedInTheDatabase(t *testing.T) {
 	}
 	conn := pgtest.Connect(t, url)
 	var dump []byte
+	// The events' records, out of their compressed chunks.
+	rows, err := conn.Query(t.Context(), "SELECT first_seq, last_seq, data FROM event_chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := 0
+	for rows.Next() {
+		var first, last int64
+		var data []byte
+		if err := rows.Scan(&first, &last, &data); err != nil {
+			t.Fatal(err)
+		}
+		records, err := postgres.ChunkRecords(uint64(first), uint64(last), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range records {
+			dump = append(dump, r...)
+			events++
+		}
+	}
+	rows.Close()
+	if events != 2 { // the audit events of the configuration and the token
+		t.Fatalf("%d events in the chunks, want 2", events)
+	}
 	for _, q := range []string{
-		"SELECT value FROM meta", "SELECT sealed FROM export_configuration_secrets", "SELECT record FROM events",
+		"SELECT value FROM meta", "SELECT sealed FROM export_configuration_secrets",
 		"SELECT convert_to(record::text, 'UTF8') FROM export_configurations", "SELECT convert_to(record::text, 'UTF8') FROM api_tokens",
 	} {
 		rows, err := conn.Query(t.Context(), q)
