@@ -102,6 +102,13 @@ func TestDuplicatesAcrossReplicas(t *testing.T) {
 	if s := storetest.Status(t, a); s.Events != 150 || s.Head != 150 {
 		t.Fatalf("status through a: %+v", s)
 	}
+	// b first took the 100 ids as new (optimistic deduplication), met a buffered one, and ran
+	// again looking them up: nothing of the first attempt is left.
+	var ids, events int
+	if err := pgtest.Connect(t, url).QueryRow(t.Context(),
+		"SELECT (SELECT count(*) FROM event_ids), (SELECT sum(last_seq - first_seq + 1) FROM event_chunks)").Scan(&ids, &events); err != nil || ids != 150 || events != 150 {
+		t.Fatalf("%d ids and %d events stored (%v), want 150 and 150", ids, events, err)
+	}
 }
 
 // Secrets and tokens are sealed or hashed in the database: no column holds them in plaintext.

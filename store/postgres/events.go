@@ -143,16 +143,15 @@ func (r *readTx) EventStats() (store.EventStats, error) {
 
 // PrefetchEventIDs looks up in one query which of ids are buffered, for AppendEvent to answer
 // from (see store.EventIDPrefetcher); the buffer's state comes in the same round trip when the
-// transaction has not read it yet.
+// transaction has not read it yet. An optimistic transaction (dedup.go) looks nothing up: it takes
+// every id as new, and the id table's unique index refuses its commit if one was not.
 func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	ew := w.events
 	if ew.known == nil {
 		ew.known = make(map[uuid.UUID]bool, len(ids))
 	}
-	wire := make([]pgtype.UUID, len(ids))
-	for i, id := range ids {
+	for _, id := range ids {
 		ew.known[id] = false
-		wire[i] = pgtype.UUID{Bytes: id, Valid: true}
 	}
 	batch := &pgx.Batch{}
 	if !ew.loaded {
@@ -161,6 +160,17 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 			ew.eventState, ew.loaded = st, err == nil
 			return err
 		})
+	}
+	if w.optimistic {
+		w.prefetched = true
+		if len(batch.QueuedQueries) == 0 {
+			return nil
+		}
+		return w.tx.SendBatch(w.ctx, batch).Close()
+	}
+	wire := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		wire[i] = pgtype.UUID{Bytes: id, Valid: true}
 	}
 	batch.Queue("SELECT id FROM event_ids WHERE id = ANY($1)", wire).Query(func(rows pgx.Rows) error {
 		var id pgtype.UUID

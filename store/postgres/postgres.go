@@ -66,8 +66,9 @@ func (o *Options) fillDefaults() {
 // Engine is the PostgreSQL engine. It is safe for concurrent use, and any number of processes
 // may open one database.
 type Engine struct {
-	pool *pgxpool.Pool
-	opts Options
+	pool  *pgxpool.Pool
+	opts  Options
+	dedup dedupMode
 }
 
 var _ store.Engine = (*Engine)(nil)
@@ -159,7 +160,16 @@ const (
 // Update runs fn in a write transaction and returns once its commit is durable; see the
 // package comment. fn may run more than once (serialization failures, lost connections).
 func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return e.retry(ctx, func(ctx context.Context) error { return e.updateOnce(ctx, fn) })
+	return e.retry(ctx, func(ctx context.Context) error {
+		optimistic := e.dedup.optimistic()
+		prefetched, err := e.updateOnce(ctx, fn, optimistic)
+		if optimistic && prefetched && idConflict(err) {
+			// An id taken as new was buffered (dedup.go): again, looking the ids up first.
+			e.dedup.conflict()
+			_, err = e.updateOnce(ctx, fn, false)
+		}
+		return err
+	})
 }
 
 // View runs fn in a read-only snapshot.
@@ -191,28 +201,30 @@ func (e *Engine) acquire(ctx context.Context, begin []string) (*txConn, error) {
 	return &txConn{conn: conn, begin: begin}, nil
 }
 
-func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error) error {
+// updateOnce runs fn in a transaction, optimistic or not (dedup.go), and reports whether fn
+// prefetched event ids.
+func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error, optimistic bool) (prefetched bool, err error) {
 	c, err := e.acquire(ctx, beginWrite)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.release(ctx)
-	w := &writeTx{readTx: readTx{ctx: ctx, tx: c, e: e}}
+	w := &writeTx{readTx: readTx{ctx: ctx, tx: c, e: e}, optimistic: optimistic}
 	w.events = newEventWriter(w)
 	if err := fn(w); err != nil {
-		return &txError{err: err, phase: phaseBody}
+		return w.prefetched, &txError{err: err, phase: phaseBody}
 	}
 	// The appends not yet written and COMMIT, in one round trip.
 	if err := c.commit(ctx, w.events.flushBatch()); err != nil {
-		return err
+		return w.prefetched, err
 	}
 	if err := ctx.Err(); err != nil {
 		// The deadline passed during COMMIT, so it was cancelled; PostgreSQL still answers
 		// success when the cancelled wait was for a synchronous standby, though the commit is
 		// then on the primary alone. Not durable as promised: reported as of unknown outcome.
-		return &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
+		return w.prefetched, &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
 	}
-	return nil
+	return w.prefetched, nil
 }
 
 // retry runs attempt until it succeeds, fails for good, or TxTimeout passes.
@@ -274,6 +286,8 @@ type readTx struct {
 // writeTx writes within a transaction that holds the writers' lock.
 type writeTx struct {
 	readTx
+	// optimistic: PrefetchEventIDs takes the ids as new (dedup.go); prefetched: it did.
+	optimistic, prefetched bool
 }
 
 // Now is the transaction's clock: the database's, read once after the lock was taken (so later
