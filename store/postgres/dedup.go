@@ -26,7 +26,7 @@ type dedupMode struct {
 	lookups atomic.Int64 // group commits still to look up first
 }
 
-// optimistic reports whether the next group commit may run optimistically.
+// optimistic reports whether a group commit may run optimistically.
 func (d *dedupMode) optimistic() bool {
 	if d.lookups.Load() <= 0 {
 		return true

@@ -144,14 +144,11 @@ func (r *readTx) EventStats() (store.EventStats, error) {
 // PrefetchEventIDs looks up in one query which of ids are buffered, for AppendEvent to answer
 // from (see store.EventIDPrefetcher); the buffer's state comes in the same round trip when the
 // transaction has not read it yet. An optimistic transaction (dedup.go) looks nothing up: it takes
-// every id as new, and the id table's unique index refuses its commit if one was not.
+// every id as new, and event_ids' unique index refuses its commit if one was not.
 func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	ew := w.events
-	if ew.known == nil {
-		ew.known = make(map[uuid.UUID]bool, len(ids))
-	}
-	for _, id := range ids {
-		ew.known[id] = false
+	if len(ew.appended) == 0 {
+		ew.appended = make(map[uuid.UUID]struct{}, len(ids))
 	}
 	batch := &pgx.Batch{}
 	if !ew.loaded {
@@ -161,15 +158,19 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 			return err
 		})
 	}
-	if w.optimistic {
-		w.prefetched = true
+	if !w.lookups && w.e.dedup.optimistic() {
+		w.optimistic = true
 		if len(batch.QueuedQueries) == 0 {
 			return nil
 		}
 		return w.tx.SendBatch(w.ctx, batch).Close()
 	}
+	if ew.known == nil {
+		ew.known = make(map[uuid.UUID]bool, len(ids))
+	}
 	wire := make([]pgtype.UUID, len(ids))
 	for i, id := range ids {
+		ew.known[id] = false
 		wire[i] = pgtype.UUID{Bytes: id, Valid: true}
 	}
 	batch.Queue("SELECT id FROM event_ids WHERE id = ANY($1)", wire).Query(func(rows pgx.Rows) error {
@@ -185,8 +186,12 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	return w.tx.SendBatch(w.ctx, batch).Close()
 }
 
-// buffered reports whether an event with id is buffered (committed before this transaction).
+// buffered reports whether an event with id is buffered (committed before this transaction); an
+// optimistic transaction takes it as not (dedup.go).
 func (ew *eventWriter) buffered(id uuid.UUID) (bool, error) {
+	if ew.w.optimistic {
+		return false, nil
+	}
 	if known, ok := ew.known[id]; ok {
 		return known, nil
 	}

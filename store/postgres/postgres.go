@@ -161,12 +161,11 @@ const (
 // package comment. fn may run more than once (serialization failures, lost connections).
 func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return e.retry(ctx, func(ctx context.Context) error {
-		optimistic := e.dedup.optimistic()
-		prefetched, err := e.updateOnce(ctx, fn, optimistic)
-		if optimistic && prefetched && idConflict(err) {
+		optimistic, err := e.updateOnce(ctx, fn, false)
+		if optimistic && idConflict(err) {
 			// An id taken as new was buffered (dedup.go): again, looking the ids up first.
 			e.dedup.conflict()
-			_, err = e.updateOnce(ctx, fn, false)
+			_, err = e.updateOnce(ctx, fn, true)
 		}
 		return err
 	})
@@ -201,30 +200,30 @@ func (e *Engine) acquire(ctx context.Context, begin []string) (*txConn, error) {
 	return &txConn{conn: conn, begin: begin}, nil
 }
 
-// updateOnce runs fn in a transaction, optimistic or not (dedup.go), and reports whether fn
-// prefetched event ids.
-func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error, optimistic bool) (prefetched bool, err error) {
+// updateOnce runs fn in a transaction, and reports whether it took event ids as new without
+// looking them up (dedup.go); lookups forbids that.
+func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error, lookups bool) (optimistic bool, err error) {
 	c, err := e.acquire(ctx, beginWrite)
 	if err != nil {
 		return false, err
 	}
 	defer c.release(ctx)
-	w := &writeTx{readTx: readTx{ctx: ctx, tx: c, e: e}, optimistic: optimistic}
+	w := &writeTx{readTx: readTx{ctx: ctx, tx: c, e: e}, lookups: lookups}
 	w.events = newEventWriter(w)
 	if err := fn(w); err != nil {
-		return w.prefetched, &txError{err: err, phase: phaseBody}
+		return w.optimistic, &txError{err: err, phase: phaseBody}
 	}
 	// The appends not yet written and COMMIT, in one round trip.
 	if err := c.commit(ctx, w.events.flushBatch()); err != nil {
-		return w.prefetched, err
+		return w.optimistic, err
 	}
 	if err := ctx.Err(); err != nil {
 		// The deadline passed during COMMIT, so it was cancelled; PostgreSQL still answers
 		// success when the cancelled wait was for a synchronous standby, though the commit is
 		// then on the primary alone. Not durable as promised: reported as of unknown outcome.
-		return w.prefetched, &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
+		return w.optimistic, &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
 	}
-	return w.prefetched, nil
+	return w.optimistic, nil
 }
 
 // retry runs attempt until it succeeds, fails for good, or TxTimeout passes.
@@ -286,8 +285,8 @@ type readTx struct {
 // writeTx writes within a transaction that holds the writers' lock.
 type writeTx struct {
 	readTx
-	// optimistic: PrefetchEventIDs takes the ids as new (dedup.go); prefetched: it did.
-	optimistic, prefetched bool
+	// optimistic: PrefetchEventIDs took the ids as new (dedup.go); lookups forbids it.
+	optimistic, lookups bool
 }
 
 // Now is the transaction's clock: the database's, read once after the lock was taken (so later
