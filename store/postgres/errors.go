@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,14 @@ func retryable(err error) bool {
 		return true
 	}
 	return t.phase != phaseCommit && connectionFailed(err)
+}
+
+// refused reports whether the server answered err as an ERROR: the statement failed and the
+// transaction with it, while the session lives on. A FATAL answer to COMMIT does not say as much:
+// a session ended while COMMIT waited for a synchronous standby has committed locally.
+func refused(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && cmp.Or(pg.SeverityUnlocalized, pg.Severity) == "ERROR"
 }
 
 func sqlState(err error) string {
@@ -115,7 +124,7 @@ func classify(ctx context.Context, err error) error {
 	case sqlState(err) == "23505":
 		return fmt.Errorf("%w: %w", store.ErrConflict, err)
 	case connectionFailed(err) || errors.Is(err, context.Canceled) && ctx.Err() == nil:
-		return &unavailableError{err: err, unknown: inCommit && sqlState(err) == ""}
+		return &unavailableError{err: err, unknown: inCommit && !refused(err)}
 	}
 	if t != nil {
 		return t.err // a store error from fn, or a fault: as it is

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -13,21 +12,17 @@ import (
 	"github.com/auditexport/auditexport/store"
 )
 
-// The event buffer: rows of events (seq, id, record), the event_log row (head, counts) and
-// event_blocks, the trim units. Seqs are given in commit order because every write transaction
-// holds the writers' lock from its start until its commit is durable (postgres.go): a
-// transaction reads the head only once the one before it has committed, and no transaction can
-// commit a seq at or below the head a later one read. So a reader that has exported up to seq N
-// never later finds an event committed below N.
+// The event buffer: chunks of events (chunks.go), the ids of the buffered events
+// (event_ids, the dedup index), the event_log row (head, counts) and event_blocks, the trim
+// units. Seqs are given in commit order because every write transaction holds the writers' lock
+// from its start until its commit is durable (postgres.go): a transaction reads the head only
+// once the one before it has committed, and no transaction can commit a seq at or below the head
+// a later one read. So a reader that has exported up to seq N never later finds an event
+// committed below N.
 //
 // Appends are gathered in the transaction and written when it ends (or before it reads events):
-// one COPY (a few small ones: a multi-row INSERT) and one pipelined batch for the blocks and the
-// counters, however many events the group commit holds.
-
-// copyThreshold: from this many events on, a flush uses COPY (binary, streamed: measured 20%
-// faster than an INSERT from arrays at 1,000 events); below, one INSERT from arrays, sent in the
-// same round trip as the blocks and counters.
-const copyThreshold = 64
+// one pipelined batch holds the chunks, the ids, the blocks and the counters, however many
+// events the group commit holds.
 
 // trimMaxEvents bounds the events one TrimEvents deletes, so that the writers' lock is never
 // held for long: the next trim goes on where it stopped.
@@ -97,9 +92,10 @@ type eventWriter struct {
 	// newest committed one when appended to, then those it opened.
 	tail       []block
 	tailIsNext bool // tail[0] is a block opened here, not the newest committed one
-	seqs       []int64
-	ids        []pgtype.UUID // binary on the wire: a uuid.UUID would go as its string
-	records    [][]byte
+	// ids and records are the appends not yet flushed, seqs head-len(ids)+1 … head.
+	ids     []pgtype.UUID // binary on the wire: a uuid.UUID would go as its string
+	records [][]byte
+	chunks  chunkEncoder
 	// appended holds the ids this transaction appended; known what PrefetchEventIDs found
 	// (true: buffered).
 	appended map[uuid.UUID]struct{}
@@ -147,16 +143,12 @@ func (r *readTx) EventStats() (store.EventStats, error) {
 
 // PrefetchEventIDs looks up in one query which of ids are buffered, for AppendEvent to answer
 // from (see store.EventIDPrefetcher); the buffer's state comes in the same round trip when the
-// transaction has not read it yet.
+// transaction has not read it yet. An optimistic transaction (dedup.go) looks nothing up: it takes
+// every id as new, and event_ids' unique index refuses its commit if one was not.
 func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	ew := w.events
-	if ew.known == nil {
-		ew.known = make(map[uuid.UUID]bool, len(ids))
-	}
-	wire := make([]pgtype.UUID, len(ids))
-	for i, id := range ids {
-		ew.known[id] = false
-		wire[i] = pgtype.UUID{Bytes: id, Valid: true}
+	if len(ew.appended) == 0 {
+		ew.appended = make(map[uuid.UUID]struct{}, len(ids))
 	}
 	batch := &pgx.Batch{}
 	if !ew.loaded {
@@ -166,7 +158,22 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 			return err
 		})
 	}
-	batch.Queue("SELECT id FROM events WHERE id = ANY($1)", wire).Query(func(rows pgx.Rows) error {
+	if !w.lookups && w.e.dedup.optimistic() {
+		w.optimistic = true
+		if len(batch.QueuedQueries) == 0 {
+			return nil
+		}
+		return w.tx.SendBatch(w.ctx, batch).Close()
+	}
+	if ew.known == nil {
+		ew.known = make(map[uuid.UUID]bool, len(ids))
+	}
+	wire := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		ew.known[id] = false
+		wire[i] = pgtype.UUID{Bytes: id, Valid: true}
+	}
+	batch.Queue("SELECT id FROM event_ids WHERE id = ANY($1)", wire).Query(func(rows pgx.Rows) error {
 		var id pgtype.UUID
 		for rows.Next() {
 			if err := rows.Scan(&id); err != nil {
@@ -179,13 +186,17 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	return w.tx.SendBatch(w.ctx, batch).Close()
 }
 
-// buffered reports whether an event with id is buffered (committed before this transaction).
+// buffered reports whether an event with id is buffered (committed before this transaction); an
+// optimistic transaction takes it as not (dedup.go).
 func (ew *eventWriter) buffered(id uuid.UUID) (bool, error) {
+	if ew.w.optimistic {
+		return false, nil
+	}
 	if known, ok := ew.known[id]; ok {
 		return known, nil
 	}
 	var found bool
-	err := ew.w.tx.QueryRow(ew.w.ctx, "SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)", pgtype.UUID{Bytes: id, Valid: true}).Scan(&found)
+	err := ew.w.tx.QueryRow(ew.w.ctx, "SELECT EXISTS (SELECT 1 FROM event_ids WHERE id = $1)", pgtype.UUID{Bytes: id, Valid: true}).Scan(&found)
 	return found, err
 }
 
@@ -206,7 +217,7 @@ func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64
 	ew.head++
 	seq := ew.head
 	b.Last, b.Events, b.Bytes, b.LastAppend = seq, b.Events+1, b.Bytes+int64(len(record)), at
-	ew.seqs, ew.ids, ew.records = append(ew.seqs, int64(seq)), append(ew.ids, pgtype.UUID{Bytes: id, Valid: true}), append(ew.records, record)
+	ew.ids, ew.records = append(ew.ids, pgtype.UUID{Bytes: id, Valid: true}), append(ew.records, record)
 	ew.appended[id] = struct{}{}
 	ew.events++
 	ew.bytes += int64(len(record))
@@ -230,21 +241,36 @@ func (ew *eventWriter) openBlock(at time.Time) *block {
 	return &ew.tail[len(ew.tail)-1]
 }
 
-// flush writes the appends gathered so far: the events, the blocks changed and the counters.
+// flush writes the appends gathered so far, in one round trip.
 func (ew *eventWriter) flush() error {
+	batch := ew.flushBatch()
+	if batch == nil {
+		return nil
+	}
+	if err := ew.w.tx.SendBatch(ew.w.ctx, batch).Close(); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	return nil
+}
+
+// flushBatch returns the statements that write the appends gathered so far (the chunks, the
+// ids, the blocks changed and the counters), nil when there are none, and takes them as written:
+// the batch must succeed, or the transaction fail.
+func (ew *eventWriter) flushBatch() *pgx.Batch {
 	if len(ew.tail) == 0 {
 		return nil
 	}
-	w := ew.w
 	batch := &pgx.Batch{}
-	switch n := len(ew.seqs); {
-	case n >= copyThreshold:
-		if _, err := w.tx.CopyFrom(w.ctx, pgx.Identifier{"events"}, []string{"seq", "id", "record"},
-			pgx.CopyFromSlice(n, func(i int) ([]any, error) { return []any{ew.seqs[i], ew.ids[i], ew.records[i]}, nil })); err != nil {
-			return fmt.Errorf("append %d events: %w", n, err)
+	if n := len(ew.ids); n > 0 {
+		first := ew.head - uint64(n) + 1
+		var firsts, lasts []int64
+		var data [][]byte
+		for _, c := range ew.chunkBounds(first) {
+			firsts, lasts = append(firsts, int64(first+uint64(c.from))), append(lasts, int64(first+uint64(c.to)-1))
+			data = append(data, ew.chunks.encode(ew.records[c.from:c.to]))
 		}
-	case n > 0:
-		batch.Queue("INSERT INTO events (seq, id, record) SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[])", ew.seqs, ew.ids, ew.records)
+		batch.Queue("INSERT INTO event_chunks (first_seq, last_seq, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])", firsts, lasts, data)
+		batch.Queue("INSERT INTO event_ids (id, seq) SELECT id, $2::bigint + n - 1 FROM unnest($1::uuid[]) WITH ORDINALITY AS u (id, n)", ew.ids, int64(first))
 	}
 	for _, b := range ew.tail {
 		batch.Queue(`INSERT INTO event_blocks (first_seq, last_seq, events, bytes, opened_at, last_append_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -253,10 +279,7 @@ func (ew *eventWriter) flush() error {
 			int64(b.First), int64(b.Last), b.Events, b.Bytes, b.OpenedAt, b.LastAppend)
 	}
 	batch.Queue("UPDATE event_log SET head = $1, events = $2, bytes = $3", int64(ew.head), ew.events, ew.bytes)
-	if err := w.tx.SendBatch(w.ctx, batch).Close(); err != nil {
-		return fmt.Errorf("append events: %w", err)
-	}
-	// What was flushed is now the transaction's committed-to-be state.
+	// What is flushed is now the transaction's committed-to-be state.
 	for i := range ew.tail {
 		if i > 0 || ew.tailIsNext {
 			ew.blocks++
@@ -267,8 +290,8 @@ func (ew *eventWriter) flush() error {
 	}
 	newest := ew.tail[len(ew.tail)-1]
 	ew.newest, ew.tail, ew.tailIsNext = &newest, nil, false
-	ew.seqs, ew.ids, ew.records = ew.seqs[:0], ew.ids[:0], ew.records[:0]
-	return nil
+	ew.ids, ew.records = nil, nil // the batch holds them
+	return batch
 }
 
 // TrimEvents removes whole blocks from the oldest on; see store.Tx. A transaction that appended
@@ -312,7 +335,8 @@ func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
 	}
 	last := removed[len(removed)-1]
 	batch := &pgx.Batch{}
-	batch.Queue("DELETE FROM events WHERE seq <= $1", int64(last.Last))
+	batch.Queue("DELETE FROM event_chunks WHERE last_seq <= $1", int64(last.Last))
+	batch.Queue("DELETE FROM event_ids WHERE seq <= $1", int64(last.Last))
 	batch.Queue("DELETE FROM event_blocks WHERE first_seq <= $1", int64(last.First))
 	batch.Queue("UPDATE event_log SET events = events - $1, bytes = bytes - $2", res.Events, bytes)
 	if err := w.tx.SendBatch(w.ctx, batch).Close(); err != nil {
@@ -350,60 +374,4 @@ func (r *readTx) flushEvents() error {
 		return nil
 	}
 	return r.events.flush()
-}
-
-// Reads of events go in pages of at most scanPageEvents events and about scanPageBytes bytes,
-// sized by the engine's estimate of an event's size (the last page read's average), so that a
-// reader that stops early (ReadEvents reads 4,096 events or 8 MiB at a time) makes the server
-// read little more than it takes. (Summing the sizes in the query itself, with a window
-// function, made reads 20% slower.)
-const (
-	scanPageEvents = 4096
-	scanPageBytes  = 8 << 20
-	scanPage       = "SELECT seq, record FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
-)
-
-// pageEvents is how many events the next page asks for.
-func (e *Engine) pageEvents() int {
-	avg := max(e.eventBytes.Load(), 1)
-	return int(min(max(scanPageBytes/avg, 16), scanPageEvents))
-}
-
-// ScanEvents calls fn with each event after seq after, in order, until fn returns false. The
-// record is valid only during fn.
-func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) bool) error {
-	if err := r.flushEvents(); err != nil {
-		return err
-	}
-	for {
-		n, bytes, stopped, err := r.scanPage(&after, fn)
-		if n > 0 {
-			r.e.eventBytes.Store(int64(bytes / n))
-		}
-		if err != nil || stopped || n == 0 {
-			return err
-		}
-	}
-}
-
-// scanPage calls fn with the events of one page after *after, moving *after on; it reports how
-// many events and bytes it read and whether fn stopped.
-func (r *readTx) scanPage(after *uint64, fn func(seq uint64, record []byte) bool) (n, bytes int, stopped bool, err error) {
-	rows, err := r.tx.Query(r.ctx, scanPage, int64(*after), r.e.pageEvents())
-	if err != nil {
-		return 0, 0, false, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		raw := rows.RawValues()
-		if len(raw) != 2 || len(raw[0]) != 8 {
-			return n, bytes, false, fmt.Errorf("unexpected event row")
-		}
-		*after = binary.BigEndian.Uint64(raw[0])
-		n, bytes = n+1, bytes+len(raw[1])
-		if !fn(*after, raw[1]) {
-			return n, bytes, true, nil
-		}
-	}
-	return n, bytes, false, rows.Err()
 }

@@ -6,35 +6,35 @@
 //
 //	BEGIN ISOLATION LEVEL REPEATABLE READ; LOCK TABLE event_log IN EXCLUSIVE MODE
 //
-// in one round trip: writers across all replicas run one at a time, and each one's snapshot is
-// taken after it holds the lock (LOCK TABLE, unlike a SELECT of pg_advisory_xact_lock, takes no
-// snapshot), so it sees every write committed before it. That is serial execution, the strongest
-// isolation there is, with none of SERIALIZABLE's retries: the event buffer needs it anyway,
-// since seqs must be dense and given in commit order (a reader that exported up to seq N must
-// never find a later commit below N), and nearly every write of the store can append an event
-// (the audit events of configuration and token changes). The lock is released only after the
-// commit is durable (synchronous commit) and visible, so the next writer's seqs come after. Plain
-// reads (SELECT, View) take no lock and never wait for it. Writes are short: a group commit of
-// ingested batches holds the lock for a handful of round trips (one COPY of all its events).
+// sent with its first statements (tx.go): writers across all replicas run one at a time, and
+// each one's snapshot is taken after it holds the lock (LOCK TABLE, unlike a SELECT of
+// pg_advisory_xact_lock, takes no snapshot), so it sees every write committed before it. That is
+// serial execution, the strongest isolation there is, with none of SERIALIZABLE's retries: the
+// event buffer needs it anyway, since seqs must be dense and given in commit order (a reader that
+// exported up to seq N must never find a later commit below N), and nearly every write of the
+// store can append an event (the audit events of configuration and token changes). The lock is
+// released only after the commit is durable (synchronous commit) and visible, so the next
+// writer's seqs come after. Plain reads (SELECT, View) take no lock and never wait for it. Writes
+// are short: a group commit of ingested batches holds the lock for two round trips (the state and
+// the ids looked up; all its events written, and COMMIT).
 //
 // REPEATABLE READ rather than READ COMMITTED: should anything write the tables without the lock
 // (an operator's hand, a migration), a write transaction gets a serialization failure instead of
 // overwriting it, and Update runs it again.
 //
 // Views are REPEATABLE READ READ ONLY transactions: one snapshot that includes every commit made
-// before it began.
+// before it began (taken by its first statement, which BEGIN goes out with).
 package postgres
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/auditexport/auditexport/store"
@@ -66,10 +66,9 @@ func (o *Options) fillDefaults() {
 // Engine is the PostgreSQL engine. It is safe for concurrent use, and any number of processes
 // may open one database.
 type Engine struct {
-	pool *pgxpool.Pool
-	opts Options
-	// eventBytes estimates an event's encoded size, for sizing pages of events read.
-	eventBytes atomic.Int64
+	pool  *pgxpool.Pool
+	opts  Options
+	dedup dedupMode
 }
 
 var _ store.Engine = (*Engine)(nil)
@@ -93,7 +92,6 @@ func Open(ctx context.Context, url string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	e := &Engine{pool: pool, opts: opts}
-	e.eventBytes.Store(64 << 10) // until a read measures it: a first page of 128 events
 	if err := e.checkServer(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -151,9 +149,6 @@ func (e *Engine) checkServer(ctx context.Context) error {
 	return nil
 }
 
-// beginWrite starts a write transaction holding the writers' lock (see the package comment).
-const beginWrite = "BEGIN ISOLATION LEVEL REPEATABLE READ; LOCK TABLE event_log IN EXCLUSIVE MODE"
-
 // Retries of one Update or View: serialization failures and deadlocks (which only writes made
 // without the lock can cause), and connection failures before the commit was sent (nothing was
 // written: a pooled connection that died with a restarted server, a failover).
@@ -165,51 +160,70 @@ const (
 // Update runs fn in a write transaction and returns once its commit is durable; see the
 // package comment. fn may run more than once (serialization failures, lost connections).
 func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return e.retry(ctx, func(ctx context.Context) error { return e.updateOnce(ctx, fn) })
+	return e.retry(ctx, func(ctx context.Context) error {
+		optimistic, err := e.updateOnce(ctx, fn, false)
+		if optimistic && idConflict(err) {
+			// An id taken as new was buffered (dedup.go): again, looking the ids up first.
+			e.dedup.conflict()
+			_, err = e.updateOnce(ctx, fn, true)
+		}
+		return err
+	})
 }
 
 // View runs fn in a read-only snapshot.
 func (e *Engine) View(ctx context.Context, fn func(store.ReadTx) error) error {
 	return e.retry(ctx, func(ctx context.Context) error {
-		tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		c, err := e.acquire(ctx, beginRead)
 		if err != nil {
-			return &txError{err: err, phase: phaseBegin}
+			return err
 		}
-		defer tx.Rollback(context.WithoutCancel(ctx))
-		if err := fn(&readTx{ctx: ctx, tx: tx, e: e}); err != nil {
+		defer c.release(ctx)
+		if err := fn(&readTx{ctx: ctx, tx: c, e: e}); err != nil {
 			return &txError{err: err, phase: phaseBody}
 		}
-		if err := tx.Commit(ctx); err != nil {
-			return &txError{err: err, phase: phaseBody}
+		if err := c.commit(ctx, nil); err != nil {
+			var t *txError
+			errors.As(err, &t)
+			return &txError{err: t.err, phase: phaseBody} // read only: nothing to lose, may run again
 		}
 		return nil
 	})
 }
 
-func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error) error {
-	tx, err := e.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginWrite})
+// acquire takes a pooled connection for a transaction that begin opens.
+func (e *Engine) acquire(ctx context.Context, begin []string) (*txConn, error) {
+	conn, err := e.pool.Acquire(ctx)
 	if err != nil {
-		return &txError{err: err, phase: phaseBegin}
+		return nil, &txError{err: err, phase: phaseBegin}
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	w := &writeTx{readTx: readTx{ctx: ctx, tx: tx, e: e}}
+	return &txConn{conn: conn, begin: begin}, nil
+}
+
+// updateOnce runs fn in a transaction, and reports whether it took event ids as new without
+// looking them up (dedup.go); lookups forbids that.
+func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error, lookups bool) (optimistic bool, err error) {
+	c, err := e.acquire(ctx, beginWrite)
+	if err != nil {
+		return false, err
+	}
+	defer c.release(ctx)
+	w := &writeTx{readTx: readTx{ctx: ctx, tx: c, e: e}, lookups: lookups}
 	w.events = newEventWriter(w)
 	if err := fn(w); err != nil {
-		return &txError{err: err, phase: phaseBody}
+		return w.optimistic, &txError{err: err, phase: phaseBody}
 	}
-	if err := w.events.flush(); err != nil {
-		return &txError{err: err, phase: phaseBody}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return &txError{err: err, phase: phaseCommit}
+	// The appends not yet written and COMMIT, in one round trip.
+	if err := c.commit(ctx, w.events.flushBatch()); err != nil {
+		return w.optimistic, err
 	}
 	if err := ctx.Err(); err != nil {
 		// The deadline passed during COMMIT, so it was cancelled; PostgreSQL still answers
 		// success when the cancelled wait was for a synchronous standby, though the commit is
 		// then on the primary alone. Not durable as promised: reported as of unknown outcome.
-		return &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
+		return w.optimistic, &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
 	}
-	return nil
+	return w.optimistic, nil
 }
 
 // retry runs attempt until it succeeds, fails for good, or TxTimeout passes.
@@ -262,7 +276,7 @@ func (e *Engine) Close() error {
 // readTx reads within a transaction.
 type readTx struct {
 	ctx context.Context
-	tx  pgx.Tx
+	tx  querier
 	e   *Engine
 	// events holds a write transaction's appends until they are flushed; nil in views.
 	events *eventWriter
@@ -271,6 +285,8 @@ type readTx struct {
 // writeTx writes within a transaction that holds the writers' lock.
 type writeTx struct {
 	readTx
+	// optimistic: PrefetchEventIDs took the ids as new (dedup.go); lookups forbids it.
+	optimistic, lookups bool
 }
 
 // Now is the transaction's clock: the database's, read once after the lock was taken (so later

@@ -1,6 +1,10 @@
 -- The first schema of the PostgreSQL engine. Every table is the engine's: give auditexport a
 -- database of its own (or a schema, with search_path in the database URL).
 --
+-- Changed in place (the event chunks and ids) before the first release with the engine: no
+-- database was ever created with an earlier draft of this file. Once released, never again: a
+-- change is the next migration (migrate.go).
+--
 -- Records are the store's JSON (the json type keeps them as written); the columns beside them are
 -- what the engine looks them up and orders them by. Ids are compared as bytes (COLLATE "C"), so
 -- UUIDv7 ids sort by creation time whatever the database's collation.
@@ -78,10 +82,21 @@ CREATE TABLE event_blocks (
     last_append_at timestamptz NOT NULL
 );
 
--- The events, encoded (event.Record). The unique index on id is the dedup index: an id stays a
--- duplicate while its event is buffered, which is at least the buffer's minimum retention.
-CREATE TABLE events (
-    seq    bigint PRIMARY KEY,
-    id     uuid NOT NULL UNIQUE,
-    record bytea NOT NULL
+-- The events, encoded (event.Record), in chunks: one row per run of events appended together
+-- (store/postgres/chunks.go), first_seq … last_seq, never crossing a block. The engine compresses
+-- data itself, so it is stored as it comes (EXTERNAL: out of line, never compressed again).
+CREATE TABLE event_chunks (
+    last_seq  bigint PRIMARY KEY,
+    first_seq bigint NOT NULL,
+    data      bytea NOT NULL
 );
+ALTER TABLE event_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+-- The ids of the buffered events: the dedup index. An id stays a duplicate while its event is
+-- buffered, which is at least the buffer's minimum retention; a trim deletes the ids with the
+-- chunks, by seq.
+CREATE TABLE event_ids (
+    id  uuid PRIMARY KEY,
+    seq bigint NOT NULL
+);
+CREATE INDEX event_ids_by_seq ON event_ids (seq);

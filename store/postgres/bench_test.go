@@ -1,0 +1,100 @@
+package postgres_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/event/eventtest"
+	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/bolt"
+	"github.com/auditexport/auditexport/store/storetest"
+)
+
+// The event buffer through the store on each engine, PostgreSQL beside bbolt in the same run,
+// without HTTP or Parquet around it: what a change to the engine's appends or reads is measured
+// by. scripts/bench.sh measures ingest over HTTP and export (server/, exporter/).
+
+var engineNames = []string{"bbolt", "postgres"}
+
+// openStore opens a store with an unbounded buffer on the named engine.
+func openStore(tb testing.TB, name string) *store.Store {
+	cfg := store.Config{Buffer: store.BufferConfig{MaxEvents: 1 << 40, MaxBytes: 1 << 50}}
+	if name == "bbolt" {
+		cfg.MasterKey = storetest.Key()
+		return storetest.OpenBolt(tb, filepath.Join(tb.TempDir(), "auditexport.db"), cfg, bolt.Options{})
+	}
+	return storetest.NewPostgres(tb, cfg)
+}
+
+// bodies gives every batch of the benchmarks ids never used before.
+var bodies = eventtest.NewBodies(1000)
+
+// batches decodes n batches of 1,000 sample events.
+func batches(tb testing.TB, n int) []*event.Batch {
+	var out []*event.Batch
+	for range n {
+		var d event.Decoder
+		b, err := d.NDJSON(bodies.Next(), time.Now())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// BenchmarkAppend appends 200 batches of 1,000 new events per iteration from 4 writers (group
+// commit), as ingest does behind its decoding.
+func BenchmarkAppend(b *testing.B) {
+	for _, name := range engineNames {
+		b.Run(name, func(b *testing.B) {
+			st := openStore(b, name)
+			for b.Loop() {
+				b.StopTimer()
+				work := make(chan *event.Batch, 200)
+				for _, bt := range batches(b, 200) {
+					work <- bt
+				}
+				close(work)
+				b.StartTimer()
+				var wg sync.WaitGroup
+				for range 4 {
+					wg.Go(func() {
+						for bt := range work {
+							if r, err := st.AppendEvents(context.Background(), bt); err != nil || r.Accepted != bt.Len() {
+								b.Errorf("append: %+v %v", r, err)
+							}
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(200_000*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkRead reads 100,000 buffered events per iteration, as an export does.
+func BenchmarkRead(b *testing.B) {
+	for _, name := range engineNames {
+		b.Run(name, func(b *testing.B) {
+			st := openStore(b, name)
+			for _, bt := range batches(b, 100) {
+				if _, err := st.AppendEvents(context.Background(), bt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				n := 0
+				if err := st.ReadEvents(context.Background(), 0, 0, func(uint64, []byte) bool { n++; return true }); err != nil || n != 100_000 {
+					b.Fatalf("read %d events: %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(100_000*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
