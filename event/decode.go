@@ -340,25 +340,31 @@ func setActor(fields *[numFields][]byte, v *fastjson.Value, fail func(error)) (u
 		return false
 	}
 	obj.Visit(func(key []byte, v *fastjson.Value) {
-		var f Field
-		switch string(key) {
-		case "id":
-			f = FieldActorID
-		case "name":
-			f = FieldActorName
-		case "type":
-			f = FieldActorType
-		case "identityProvider":
-			f = FieldActorIdentityProvider
-		case "profileId":
-			f = FieldActorProfileID
-		default:
+		f, known := actorField(key)
+		if !known {
 			unknown = true
 			return
 		}
 		fail(setString(&fields[f], "actor."+string(key), v))
 	})
 	return unknown
+}
+
+// actorField is the record's field for a key of the actor object, if it keeps that key.
+func actorField(key []byte) (Field, bool) {
+	switch string(key) {
+	case "id":
+		return FieldActorID, true
+	case "name":
+		return FieldActorName, true
+	case "type":
+		return FieldActorType, true
+	case "identityProvider":
+		return FieldActorIdentityProvider, true
+	case "profileId":
+		return FieldActorProfileID, true
+	}
+	return 0, false
 }
 
 // rawOf keeps v's compacted JSON when it has type want; null means absent.

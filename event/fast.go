@@ -35,15 +35,10 @@ func (d *Decoder) fastAppend(batch *Batch, line []byte, received time.Time) bool
 	}
 	s.skipWS()
 	for {
-		key, ok := s.plainString()
+		key, ok := s.key()
 		if !ok {
 			return false
 		}
-		s.skipWS()
-		if !s.consume(':') {
-			return false
-		}
-		s.skipWS()
 		k, f := keyOf(key)
 		if k != keyUnknown {
 			if seen&(1<<k) != 0 {
@@ -161,30 +156,14 @@ func (s *scanner) actor(fields *[numFields][]byte) bool {
 		return true
 	}
 	for {
-		key, ok := s.plainString()
+		key, ok := s.key()
 		if !ok {
 			return false
 		}
-		var f Field
-		switch string(key) {
-		case "id":
-			f = FieldActorID
-		case "name":
-			f = FieldActorName
-		case "type":
-			f = FieldActorType
-		case "identityProvider":
-			f = FieldActorIdentityProvider
-		case "profileId":
-			f = FieldActorProfileID
-		default:
+		f, known := actorField(key)
+		if !known {
 			return false
 		}
-		s.skipWS()
-		if !s.consume(':') {
-			return false
-		}
-		s.skipWS()
 		if fields[f], _, ok = s.stringOrNull(); !ok {
 			return false
 		}
@@ -210,15 +189,10 @@ func (s *scanner) payload(byte) bool {
 		return true
 	}
 	for {
-		key, ok := s.plainString()
+		key, ok := s.key()
 		if !ok {
 			return false
 		}
-		s.skipWS()
-		if !s.consume(':') {
-			return false
-		}
-		s.skipWS()
 		if string(key) == "type" {
 			if _, _, ok := s.stringOrNull(); !ok {
 				return false

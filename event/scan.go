@@ -145,6 +145,21 @@ func (s *scanner) plainString() ([]byte, bool) {
 	return v, ok && !escaped
 }
 
+// key scans an object's key, a string without escapes, and the colon after it, with the
+// spaces around.
+func (s *scanner) key() ([]byte, bool) {
+	k, ok := s.plainString()
+	if !ok {
+		return nil, false
+	}
+	s.skipWS()
+	if !s.consume(':') {
+		return nil, false
+	}
+	s.skipWS()
+	return k, true
+}
+
 // stringOrNull scans a string without escapes, or null (null true, v nil).
 func (s *scanner) stringOrNull() (v []byte, null, ok bool) {
 	if s.literal("null") {

@@ -19,14 +19,14 @@ import (
 
 // DB runs statements, each call in a fresh in-memory DuckDB.
 type DB struct {
-	script, timed string
+	script string
 }
 
 // Require returns a DB, or skips the test when DuckDB is not installed (a failure under CI=true).
 func Require(t testing.TB) *DB {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	db := &DB{script: filepath.Join(filepath.Dir(self), "query.cjs"), timed: filepath.Join(filepath.Dir(self), "timed.cjs")}
+	db := &DB{script: filepath.Join(filepath.Dir(self), "query.cjs")}
 	_, nodeErr := exec.LookPath("node")
 	if os.Getenv("AUDITEXPORT_TEST_DUCKDB") == "" || nodeErr != nil {
 		testneed.Missing(t, "no DuckDB for the tests: run `make test`, or set AUDITEXPORT_TEST_DUCKDB=$(scripts/duckdb.sh install) (needs node and npm)")
@@ -39,7 +39,7 @@ func Require(t testing.TB) *DB {
 func (db *DB) Query(t testing.TB, statements ...string) [][]map[string]any {
 	t.Helper()
 	var results [][]map[string]any
-	db.run(t, db.script, statements, &results)
+	db.run(t, statements, &results)
 	return results
 }
 
@@ -48,7 +48,7 @@ func (db *DB) Query(t testing.TB, statements ...string) [][]map[string]any {
 func (db *DB) Time(t testing.TB, statements ...string) []time.Duration {
 	t.Helper()
 	var millis []float64
-	db.run(t, db.timed, statements, &millis)
+	db.run(t, statements, &millis, "--timed")
 	times := make([]time.Duration, len(millis))
 	for i, ms := range millis {
 		times[i] = time.Duration(ms * float64(time.Millisecond))
@@ -56,14 +56,14 @@ func (db *DB) Time(t testing.TB, statements ...string) []time.Duration {
 	return times
 }
 
-// run feeds the statements to a script and decodes what it prints into out.
-func (db *DB) run(t testing.TB, script string, statements []string, out any) {
+// run feeds the statements to the script and decodes what it prints into out.
+func (db *DB) run(t testing.TB, statements []string, out any, flags ...string) {
 	t.Helper()
 	input, err := json.Marshal(statements)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", script)
+	cmd := exec.Command("node", append([]string{db.script}, flags...)...)
 	cmd.Stdin = bytes.NewReader(input)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

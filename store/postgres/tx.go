@@ -63,14 +63,9 @@ func (c *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 	if c.begun {
 		return c.conn.Exec(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(sql, args...)
-	br := c.SendBatch(ctx, b)
-	for range c.begin {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return pgconn.CommandTag{}, err
-		}
+	br, err := c.sendBegun(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
 	return tag, errors.Join(err, br.Close())
@@ -80,6 +75,21 @@ func (c *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	if c.begun {
 		return c.conn.Query(ctx, sql, args...)
 	}
+	br, err := c.sendBegun(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// sendBegun sends the statements that begin the transaction and then sql in one batch, and
+// reads the beginning's results: the batch's next result is sql's.
+func (c *txConn) sendBegun(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
 	br := c.SendBatch(ctx, b)
@@ -89,12 +99,7 @@ func (c *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 			return nil, err
 		}
 	}
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return nil, err
-	}
-	return &batchRows{Rows: rows, br: br}, nil
+	return br, nil
 }
 
 func (c *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
