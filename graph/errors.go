@@ -25,6 +25,7 @@ const (
 	CodeConflict        = "CONFLICT"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
 	CodeBadRequest      = "BAD_REQUEST"
+	CodeUnavailable     = "UNAVAILABLE"
 )
 
 // errInternal is all a client learns of an unexpected failure; the detail goes to the log.
@@ -63,6 +64,11 @@ func presentError(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			present(gqlErr, ErrUnauthenticated.Error(), CodeUnauthenticated)
 		case errors.Is(err, errInternal):
 			present(gqlErr, errInternal.Error(), CodeInternal)
+		case errors.Is(err, store.ErrUnavailable):
+			// The database out of reach (replicas) or a damaged data file: nothing was changed,
+			// and the client may retry; the cause is the operator's, in the log.
+			logger.WarnContext(ctx, "graphql request failed: the store is unavailable", "path", gqlErr.Path.String(), "error", err)
+			present(gqlErr, "the store is unavailable now; nothing was changed: retry later", CodeUnavailable)
 		case gqlErr.Err == nil:
 			// Made by gqlgen while parsing or validating the request. The JSON decoder's message
 			// quotes the whole body, which may hold a secret: replace it.
