@@ -25,7 +25,7 @@ const (
 	CodeConflict        = "CONFLICT"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
 	CodeBadRequest      = "BAD_REQUEST"
-	CodeUnavailable     = "UNAVAILABLE"
+	CodeUnavailable     = "STORE_UNAVAILABLE"
 )
 
 // errInternal is all a client learns of an unexpected failure; the detail goes to the log.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/auditexport/auditexport/graph"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/bolt"
 	"github.com/auditexport/auditexport/store/postgres"
@@ -75,5 +76,5 @@ func storeKind(cfg Config) string {
 // request was kept, and the client should retry.
 func writeUnavailable(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "5")
-	writeError(w, http.StatusServiceUnavailable, "STORE_UNAVAILABLE", "the database cannot be reached; the request was not carried out: retry later (events sent again are deduplicated)")
+	writeError(w, http.StatusServiceUnavailable, graph.CodeUnavailable, "the database cannot be reached; the request was not carried out: retry later (events sent again are deduplicated)")
 }
