@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/store"
@@ -115,5 +117,70 @@ func TestChunksReadFromAnyPoint(t *testing.T) {
 	})
 	if dups != len(want) {
 		t.Fatalf("after a restart %d of %d ids are duplicates (%v)", dups, len(want), err)
+	}
+}
+
+// A chunk whose count (in its header, outside the checksum) was damaged to fewer events is a
+// DamagedError to a read starting inside it, as to one starting at it: its events are never
+// skipped in silence. The damaged chunks are those of a sealed segment, which opening does not
+// read: one followed by another chunk, one the segment's last.
+func TestDamagedChunkCountIsReported(t *testing.T) {
+	e := chunkEngine(t, 10)
+	for range 4 { // segments of 10 events, each of two chunks of 5: keys 1, 6 | 11, 16
+		err := e.Update(context.Background(), func(tx store.Tx) error {
+			for n := range 5 {
+				id, rec := testRecord(n)
+				if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := e.Path()
+	e.Close()
+	pristine, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ chunk, after uint64 }{{1, 0}, {1, 3}, {6, 5}, {6, 8}} {
+		if err := os.WriteFile(path, pristine, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bbolt.Tx) error {
+			seg := tx.Bucket(bucketEvents).Bucket(seqKey(1))
+			v := bytes.Clone(seg.Get(seqKey(c.chunk)))
+			if len(v) < 2 || v[0] != formatChunk || v[1] != 5 {
+				return fmt.Errorf("key %d: not a chunk of 5 events", c.chunk)
+			}
+			v[1] = 2
+			return seg.Put(seqKey(c.chunk), v)
+		})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := Open(path, Options{SegmentMaxEvents: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		err = e.View(context.Background(), func(tx store.ReadTx) error {
+			return tx.ScanEvents(c.after, func(seq uint64, _ []byte) bool {
+				seqs = append(seqs, seq)
+				return true
+			})
+		})
+		e.Close()
+		if damaged := (*DamagedError)(nil); !errors.As(err, &damaged) {
+			t.Errorf("chunk %d damaged, events after %d: %v (seqs %v), want a DamagedError", c.chunk, c.after, err, seqs)
+		}
 	}
 }
