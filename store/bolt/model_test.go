@@ -100,8 +100,12 @@ func TestTransactionsAgreeWithAModel(t *testing.T) {
 					checkScan(t, tx, committed, rng)
 				}
 				st, _ := tx.EventStats()
-				if st.Events != int64(len(committed)) {
-					t.Fatalf("seed %d round %d: stats %d events, model %d", seed, round, st.Events, len(committed))
+				size := int64(0)
+				for _, m := range committed {
+					size += int64(len(m.rec))
+				}
+				if st.Events != int64(len(committed)) || st.Bytes != size {
+					t.Fatalf("seed %d round %d: stats %d events of %d bytes, model %d of %d", seed, round, st.Events, st.Bytes, len(committed), size)
 				}
 				return nil
 			}); err != nil {
