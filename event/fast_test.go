@@ -96,7 +96,11 @@ func FuzzFastPathAgrees(f *testing.F) {
 	}
 	f.Add(eventtest.Sample(7, time.Now()))
 	f.Fuzz(func(t *testing.T, line []byte) {
-		fastPathAgrees(t, bytes.TrimSpace(line))
+		line = bytes.TrimSpace(line)
+		if bytes.IndexByte(line, '\n') >= 0 {
+			return // NDJSONInto splits lines first: the fast path never meets a newline
+		}
+		fastPathAgrees(t, line)
 	})
 }
 

@@ -155,8 +155,14 @@ func decodeChunk(v []byte, buf *[]byte, fn func(i uint64, rec []byte) bool) erro
 var decodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // eachEvent calls fn with each event of a segment's bucket from seq from on, in order, until fn
-// returns false (then it reports false), reading chunks and single events alike.
-func eachEvent(seg *bbolt.Bucket, from uint64, fn func(seq uint64, rec []byte) bool) (bool, error) {
+// returns false (then it reports false), reading chunks and single events alike. holds says the
+// segment must hold from (a later segment follows it).
+//
+// A segment's seqs have no gaps (each chunk's key follows the events of the one before), so a
+// from that falls after a value it lies before another value of, or after the last value of a
+// segment that must hold it, means a damaged count (chunk headers are outside the checksum):
+// that is damage, never events skipped in silence.
+func eachEvent(seg *bbolt.Bucket, from uint64, holds bool, fn func(seq uint64, rec []byte) bool) (bool, error) {
 	buf := decodeBuffers.Get().(*[]byte)
 	defer decodeBuffers.Put(buf)
 	c := seg.Cursor()
@@ -169,9 +175,12 @@ func eachEvent(seg *bbolt.Bucket, from uint64, fn func(seq uint64, rec []byte) b
 		} else {
 			pk, pv = c.Prev()
 		}
-		if pk != nil && covers(pk, pv, from) {
+		switch {
+		case pk != nil && covers(pk, pv, from):
 			k, v = pk, pv
-		} else {
+		case k != nil && pk != nil || holds:
+			return false, fmt.Errorf("no value holds event %d, which the keys around it place here: %w", from, errChunkDamaged)
+		default:
 			k, v = c.Seek(seqKey(from)) // back to the first key after from, if any
 		}
 	}

@@ -85,7 +85,7 @@ func eachEventID(tx *bbolt.Tx, g segment, fn func(seq uint64, id uuid.UUID)) err
 		return fmt.Errorf("segment %d has no bucket", g.First)
 	}
 	var idErr error
-	_, err := eachEvent(seg, g.First, func(seq uint64, rec []byte) bool {
+	_, err := eachEvent(seg, g.First, false, func(seq uint64, rec []byte) bool {
 		id, err := event.IDOf(rec)
 		if err != nil {
 			idErr = fmt.Errorf("event %d: %w", seq, err)
@@ -379,20 +379,24 @@ func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) boo
 	}
 	events := r.tx.Bucket(bucketEvents)
 	segs := events.Cursor()
-	// The segment holding after+1 is the last one whose first seq is <= after+1.
+	// The segment holding after+1 is the last one whose first seq is <= after+1; it must hold
+	// it when a later segment follows (segments have no gaps between them).
 	k, _ := segs.Seek(seqKey(after + 1))
+	holds := false
 	if k == nil || binary.BigEndian.Uint64(k) > after+1 {
 		if k == nil {
 			k, _ = segs.Last()
 		} else {
 			k, _ = segs.Prev()
+			holds = k != nil
 		}
 		if k == nil {
 			k, _ = segs.First()
 		}
 	}
 	for ; k != nil; k, _ = segs.Next() {
-		more, err := eachEvent(events.Bucket(k), after+1, fn)
+		more, err := eachEvent(events.Bucket(k), after+1, holds, fn)
+		holds = false
 		if err != nil || !more {
 			return damaged(err)
 		}

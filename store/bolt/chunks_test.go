@@ -1,0 +1,186 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/store"
+)
+
+// chunkEngine opens an engine whose segments close at segmentEvents events.
+func chunkEngine(t *testing.T, segmentEvents int64) *Engine {
+	t.Helper()
+	e, err := Open(filepath.Join(t.TempDir(), "c.db"), Options{SegmentMaxEvents: segmentEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func testRecord(n int) (uuid.UUID, []byte) {
+	id := uuid.New()
+	return id, event.Encode(event.Event{ID: id, EventTimestamp: time.Unix(int64(n), 0), Action: fmt.Sprintf("action-%d", n)})
+}
+
+// scanAll checks that ScanEvents after k, within tx, yields exactly want[k+1:], for every k.
+func scanAll(t *testing.T, tx store.ReadTx, want [][]byte) {
+	t.Helper()
+	for after := range len(want) + 1 {
+		next := uint64(after + 1)
+		err := tx.ScanEvents(uint64(after), func(seq uint64, rec []byte) bool {
+			if seq != next || int(seq) > len(want) || !bytes.Equal(rec, want[seq-1]) {
+				t.Errorf("after %d: got seq %d (want %d) or a wrong record", after, seq, next)
+				return false
+			}
+			next++
+			return true
+		})
+		if err != nil {
+			t.Fatalf("scan after %d: %v", after, err)
+		}
+		if next != uint64(len(want)+1) {
+			t.Errorf("scan after %d ended before seq %d (at %d)", after, len(want), next)
+		}
+	}
+}
+
+// A transaction that appends, reads its own appends, and appends more to the same segment and
+// across a segment boundary, then reads again, sees every event once and in order, from any
+// starting point, during the transaction and after it commits; so do the next transactions, and
+// a restart.
+func TestChunksReadFromAnyPoint(t *testing.T) {
+	e := chunkEngine(t, 7)
+	var want [][]byte
+	appendN := func(tx store.Tx, n int) {
+		for range n {
+			id, rec := testRecord(len(want))
+			seq, dup, err := tx.AppendEvent(id, rec, time.Now())
+			if err != nil || dup || seq != uint64(len(want)+1) {
+				t.Fatalf("append: seq %d dup %v %v", seq, dup, err)
+			}
+			want = append(want, rec)
+		}
+	}
+	for round := range 3 {
+		err := e.Update(context.Background(), func(tx store.Tx) error {
+			appendN(tx, 3)
+			scanAll(t, tx, want)
+			appendN(tx, 2) // same segment, a chunk of its own
+			scanAll(t, tx, want)
+			appendN(tx, 6) // across a segment boundary: one sealed mid-transaction
+			scanAll(t, tx, want)
+			appendN(tx, 1)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if err := e.View(context.Background(), func(tx store.ReadTx) error { scanAll(t, tx, want); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := e.Path()
+	e.Close()
+	e, err := Open(path, Options{SegmentMaxEvents: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.View(context.Background(), func(tx store.ReadTx) error { scanAll(t, tx, want); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Every id stays a duplicate after the restart (the open segment's ids read from chunks).
+	dups := 0
+	err = e.Update(context.Background(), func(tx store.Tx) error {
+		for _, rec := range want {
+			id, _ := event.IDOf(rec)
+			_, dup, err := tx.AppendEvent(id, rec, time.Now())
+			if err != nil {
+				return err
+			}
+			if dup {
+				dups++
+			}
+		}
+		return errors.New("roll back")
+	})
+	if dups != len(want) {
+		t.Fatalf("after a restart %d of %d ids are duplicates (%v)", dups, len(want), err)
+	}
+}
+
+// A chunk whose count (in its header, outside the checksum) was damaged to fewer events is a
+// DamagedError to a read starting inside it, as to one starting at it: its events are never
+// skipped in silence. The damaged chunks are those of a sealed segment, which opening does not
+// read: one followed by another chunk, one the segment's last.
+func TestDamagedChunkCountIsReported(t *testing.T) {
+	e := chunkEngine(t, 10)
+	for range 4 { // segments of 10 events, each of two chunks of 5: keys 1, 6 | 11, 16
+		err := e.Update(context.Background(), func(tx store.Tx) error {
+			for n := range 5 {
+				id, rec := testRecord(n)
+				if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := e.Path()
+	e.Close()
+	pristine, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ chunk, after uint64 }{{1, 0}, {1, 3}, {6, 5}, {6, 8}} {
+		if err := os.WriteFile(path, pristine, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bbolt.Tx) error {
+			seg := tx.Bucket(bucketEvents).Bucket(seqKey(1))
+			v := bytes.Clone(seg.Get(seqKey(c.chunk)))
+			if len(v) < 2 || v[0] != formatChunk || v[1] != 5 {
+				return fmt.Errorf("key %d: not a chunk of 5 events", c.chunk)
+			}
+			v[1] = 2
+			return seg.Put(seqKey(c.chunk), v)
+		})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := Open(path, Options{SegmentMaxEvents: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		err = e.View(context.Background(), func(tx store.ReadTx) error {
+			return tx.ScanEvents(c.after, func(seq uint64, _ []byte) bool {
+				seqs = append(seqs, seq)
+				return true
+			})
+		})
+		e.Close()
+		if damaged := (*DamagedError)(nil); !errors.As(err, &damaged) {
+			t.Errorf("chunk %d damaged, events after %d: %v (seqs %v), want a DamagedError", c.chunk, c.after, err, seqs)
+		}
+	}
+}
