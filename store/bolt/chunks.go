@@ -9,6 +9,8 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/auditexport/auditexport/event"
 )
 
 // Buffered events are stored in chunks (schema 3): the events one write transaction appends to
@@ -27,6 +29,10 @@ import (
 // events.
 const formatChunk byte = 0xC1
 
+// chunkMaxBytes bounds a chunk's records, so a large group commit (many bodies of up to 16 MiB)
+// is several chunks, each far below bbolt's largest value.
+const chunkMaxBytes = 4 << 20
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // errChunkDamaged is a chunk whose checksum or contents do not hold.
@@ -38,6 +44,7 @@ type pendingChunk struct {
 	segment uint64 // the segment's first seq: its bucket's key
 	first   uint64 // the first event's seq: the chunk's key
 	records [][]byte
+	bytes   int // of the records
 }
 
 // writePending writes the pending chunks, in order. A transaction writes them when it ends, or
@@ -58,7 +65,7 @@ func (w *eventWriter) writePending() error {
 			return fmt.Errorf("append events %d-%d: %w", p.first, p.first+uint64(len(p.records))-1, err)
 		}
 		clear(p.records)
-		p.records = p.records[:0]
+		p.records, p.bytes = p.records[:0], 0
 	}
 	w.pending = w.pending[:0]
 	return nil
@@ -185,24 +192,39 @@ func eachEvent(seg *bbolt.Bucket, from uint64, holds bool, fn func(seq uint64, r
 		}
 	}
 	more := true
+	// A segment's seqs have no gaps: each value begins where the one before it ended, so a
+	// damaged count (outside the checksum) is met as a gap, not as events skipped.
+	var next uint64
 	for ; k != nil && more; k, v = c.Next() {
 		seq := binary.BigEndian.Uint64(k)
+		if next != 0 && seq != next {
+			return false, fmt.Errorf("events %d-%d are missing between two values: %w", next, seq-1, errChunkDamaged)
+		}
 		if len(v) > 0 && v[0] == formatChunk {
-			err := decodeChunk(v, buf, func(i uint64, rec []byte) bool {
-				if seq+i < from {
-					return true
-				}
-				more = fn(seq+i, rec)
-				return more
-			})
+			n, err := chunkCount(v)
+			if err == nil {
+				err = decodeChunk(v, buf, func(i uint64, rec []byte) bool {
+					if seq+i < from {
+						return true
+					}
+					more = fn(seq+i, rec)
+					return more
+				})
+			}
 			if err != nil {
 				return false, fmt.Errorf("events from %d: %w", seq, err)
 			}
+			next = seq + n
 			continue
+		}
+		if _, err := event.IDOf(v); err != nil {
+			// Neither a chunk nor a record (schema 2): its first byte was damaged.
+			return false, fmt.Errorf("event %d: %w", seq, errChunkDamaged)
 		}
 		if seq >= from {
 			more = fn(seq, v)
 		}
+		next = seq + 1
 	}
 	return more, nil
 }

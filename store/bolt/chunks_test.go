@@ -146,7 +146,10 @@ func TestDamagedChunkCountIsReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ chunk, after uint64 }{{1, 0}, {1, 3}, {6, 5}, {6, 8}} {
+	for _, c := range []struct {
+		chunk, after uint64
+		firstByte    bool // damage the format byte (the chunk then reads as neither kind of value)
+	}{{1, 0, false}, {1, 3, false}, {6, 5, false}, {6, 8, false}, {1, 0, true}, {6, 3, true}} {
 		if err := os.WriteFile(path, pristine, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +163,11 @@ func TestDamagedChunkCountIsReported(t *testing.T) {
 			if len(v) < 2 || v[0] != formatChunk || v[1] != 5 {
 				return fmt.Errorf("key %d: not a chunk of 5 events", c.chunk)
 			}
-			v[1] = 2
+			if c.firstByte {
+				v[0] = 0x07
+			} else {
+				v[1] = 2
+			}
 			return seg.Put(seqKey(c.chunk), v)
 		})
 		db.Close()
@@ -180,7 +187,46 @@ func TestDamagedChunkCountIsReported(t *testing.T) {
 		})
 		e.Close()
 		if damaged := (*DamagedError)(nil); !errors.As(err, &damaged) {
-			t.Errorf("chunk %d damaged, events after %d: %v (seqs %v), want a DamagedError", c.chunk, c.after, err, seqs)
+			t.Errorf("chunk %d damaged (format byte: %v), events after %d: %v (seqs %v), want a DamagedError", c.chunk, c.firstByte, c.after, err, seqs)
 		}
+	}
+}
+
+// A group commit's events go in chunks of at most chunkMaxBytes of records each (a bbolt value
+// is bounded, and one chunk per group would grow with the group): a commit of more is cut into
+// several, read back whole.
+func TestLargeCommitsAreCutIntoChunks(t *testing.T) {
+	e := chunkEngine(t, 1_000_000)
+	big := bytes.Repeat([]byte("x"), 900_000)
+	var want [][]byte
+	err := e.Update(context.Background(), func(tx store.Tx) error {
+		for n := range 12 { // about 10.8 MB of records
+			id := uuid.New()
+			rec := event.Encode(event.Event{ID: id, EventTimestamp: time.Unix(int64(n), 0), Action: string(big)})
+			want = append(want, rec)
+			if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys int
+	err = e.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketEvents).Bucket(seqKey(1)).ForEach(func(_, v []byte) error {
+			if n, err := chunkCount(v); err != nil || n*900_000 > chunkMaxBytes {
+				return fmt.Errorf("a chunk of %d events of 900 kB: %v", n, err)
+			}
+			keys++
+			return nil
+		})
+	})
+	if err != nil || keys < 3 {
+		t.Fatalf("%d chunks: %v", keys, err)
+	}
+	if err := e.View(context.Background(), func(tx store.ReadTx) error { scanAll(t, tx, want); return nil }); err != nil {
+		t.Fatal(err)
 	}
 }

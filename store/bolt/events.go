@@ -215,11 +215,11 @@ func (w *writeTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64
 		return 0, false, err
 	}
 	seq := ew.next
-	if n := len(ew.pending); n == 0 || ew.pending[n-1].segment != g.First {
+	if n := len(ew.pending); n == 0 || ew.pending[n-1].segment != g.First || ew.pending[n-1].bytes+len(record) > chunkMaxBytes {
 		ew.pending = append(ew.pending, pendingChunk{segment: g.First, first: seq})
 	}
 	p := &ew.pending[len(ew.pending)-1]
-	p.records = append(p.records, record)
+	p.records, p.bytes = append(p.records, record), p.bytes+len(record)
 	ew.next++
 	g.Last, g.Count, g.Bytes, g.LastAppend = seq, g.Count+1, g.Bytes+int64(len(record)), at
 	ew.b.open.put(id, seq)
