@@ -59,7 +59,9 @@ func (w *eventWriter) writePending() error {
 		seg.FillPercent = 1 // append-only: fill pages completely
 		var value []byte
 		value, w.e.chunkRaw = encodeChunk(w.e.chunkValue(w.chunks), w.e.chunkRaw, p.records)
-		w.e.chunkValues[w.chunks] = value
+		if w.chunks < keptChunkBuffers {
+			w.e.chunkValues[w.chunks] = value
+		}
 		w.chunks++
 		if err := seg.Put(seqKey(p.first), value); err != nil {
 			return fmt.Errorf("append events %d-%d: %w", p.first, p.first+uint64(len(p.records))-1, err)
@@ -71,10 +73,17 @@ func (w *eventWriter) writePending() error {
 	return nil
 }
 
+// keptChunkBuffers is how many chunk buffers are kept across transactions (each up to about
+// chunkMaxBytes): enough for a usual group commit, so a burst does not pin its memory.
+const keptChunkBuffers = 4
+
 // chunkValue returns the i-th buffer for chunk values, kept across transactions: bbolt refers
 // to a value until its transaction commits, so a transaction uses each once. Only the write
 // transaction holding writeMu uses them, and chunkRaw.
 func (e *Engine) chunkValue(i int) []byte {
+	if i >= keptChunkBuffers {
+		return nil // a rare large commit's: not kept after it
+	}
 	for len(e.chunkValues) <= i {
 		e.chunkValues = append(e.chunkValues, nil)
 	}
