@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,10 +90,26 @@ func (s *Store) AppendEvents(ctx context.Context, batch *event.Batch) (AppendRes
 	return r.result, r.err
 }
 
-// commitLoop is the group committer: it takes one waiting batch, gathers every other batch
+// startCommitters starts the group committers: one, or as many as the engine runs at once
+// (GroupCommitPipeliner); committerDone is closed once all have stopped.
+func (s *Store) startCommitters() {
+	n := 1
+	if p, ok := s.engine.(GroupCommitPipeliner); ok {
+		n = max(n, p.ConcurrentGroupCommits())
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(s.commitLoop)
+	}
+	go func() {
+		wg.Wait()
+		close(s.committerDone)
+	}()
+}
+
+// commitLoop is a group committer: it takes one waiting batch, gathers every other batch
 // already waiting, and commits them in one transaction.
 func (s *Store) commitLoop() {
-	defer close(s.committerDone)
 	for {
 		var first appendRequest
 		select {

@@ -139,6 +139,14 @@ type EventIDPrefetcher interface {
 	PrefetchEventIDs(ids []uuid.UUID) error
 }
 
+// GroupCommitPipeliner is implemented by an engine whose group commits do part of their work
+// before they wait for one another (a database: inserting the ids into the dedup index before
+// taking the writers' lock), so that several running at once keep more than one worker busy.
+// Store runs that many group commits at once; one otherwise.
+type GroupCommitPipeliner interface {
+	ConcurrentGroupCommits() int
+}
+
 // EventStats describes the event buffer in an engine.
 type EventStats struct {
 	// Head is the highest seq ever given (0 when none was); the next event gets Head+1.

@@ -97,9 +97,11 @@ type eventWriter struct {
 	records [][]byte
 	chunks  chunkEncoder
 	// appended holds the ids this transaction appended; known what PrefetchEventIDs found
-	// (true: buffered).
+	// (true: buffered); ahead the ids inserted into event_ids before they were appended
+	// (insertAhead).
 	appended map[uuid.UUID]struct{}
 	known    map[uuid.UUID]bool
+	ahead    map[uuid.UUID]struct{}
 }
 
 func newEventWriter(w *writeTx) *eventWriter {
@@ -160,6 +162,9 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	}
 	if !w.lookups && w.e.dedup.optimistic() {
 		w.optimistic = true
+		if sent, err := ew.insertAhead(batch, ids); sent || err != nil {
+			return err
+		}
 		if len(batch.QueuedQueries) == 0 {
 			return nil
 		}
@@ -185,6 +190,34 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	})
 	return w.tx.SendBatch(w.ctx, batch).Close()
 }
+
+// insertAhead inserts ids into event_ids, then takes the writers' lock, then sends batch (the
+// buffer's state, when queued), in one round trip, when the transaction has not begun (it then
+// begins it with beginGroupCommit); it reports whether it did. The inserts are most of the
+// database's work for a group commit, and so run while another group commit holds the lock
+// (store.GroupCommitPipeliner). Ids that end up not appended (a batch refused as over the
+// buffer's limits) are deleted again before COMMIT (commitBatch).
+func (ew *eventWriter) insertAhead(batch *pgx.Batch, ids []uuid.UUID) (bool, error) {
+	if !ew.w.tx.beginInstead(beginGroupCommit) {
+		return false, nil
+	}
+	ew.ahead = make(map[uuid.UUID]struct{}, len(ids))
+	wire := make([]pgtype.UUID, 0, len(ids))
+	for _, id := range ids {
+		if _, dup := ew.ahead[id]; !dup {
+			ew.ahead[id] = struct{}{}
+			wire = append(wire, pgtype.UUID{Bytes: id, Valid: true})
+		}
+	}
+	ahead := &pgx.Batch{}
+	ahead.Queue(insertIDs, wire)
+	ahead.Queue(lockWriters)
+	ahead.QueuedQueries = append(ahead.QueuedQueries, batch.QueuedQueries...)
+	return true, ew.w.tx.SendBatch(ew.w.ctx, ahead).Close()
+}
+
+// insertIDs adds ids to the dedup index.
+const insertIDs = "INSERT INTO event_ids (id) SELECT * FROM unnest($1::uuid[])"
 
 // buffered reports whether an event with id is buffered (committed before this transaction); an
 // optimistic transaction takes it as not (dedup.go).
@@ -269,8 +302,13 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 			firsts, lasts = append(firsts, int64(first+uint64(c.from))), append(lasts, int64(first+uint64(c.to)-1))
 			data = append(data, ew.chunks.encode(ew.records[c.from:c.to]))
 		}
-		batch.Queue("INSERT INTO event_chunks (first_seq, last_seq, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])", firsts, lasts, data)
-		batch.Queue("INSERT INTO event_ids (id, seq) SELECT id, $2::bigint + n - 1 FROM unnest($1::uuid[]) WITH ORDINALITY AS u (id, n)", ew.ids, int64(first))
+		// Each chunk's ids are its slice of the group's, cut by the server.
+		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids)
+			SELECT f, l, d, ($4::uuid[])[f - $5 + 1 : l - $5 + 1] FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS c (f, l, d)`,
+			firsts, lasts, data, ew.ids, int64(first))
+		if fresh := ew.notAhead(); len(fresh) > 0 {
+			batch.Queue(insertIDs, fresh)
+		}
 	}
 	for _, b := range ew.tail {
 		batch.Queue(`INSERT INTO event_blocks (first_seq, last_seq, events, bytes, opened_at, last_append_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -291,6 +329,38 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 	newest := ew.tail[len(ew.tail)-1]
 	ew.newest, ew.tail, ew.tailIsNext = &newest, nil, false
 	ew.ids, ew.records = nil, nil // the batch holds them
+	return batch
+}
+
+// notAhead returns the pending appends' ids that insertAhead did not insert.
+func (ew *eventWriter) notAhead() []pgtype.UUID {
+	if len(ew.ahead) == 0 {
+		return ew.ids
+	}
+	var fresh []pgtype.UUID
+	for _, id := range ew.ids {
+		if _, ok := ew.ahead[id.Bytes]; !ok {
+			fresh = append(fresh, id)
+		}
+	}
+	return fresh
+}
+
+// commitBatch is flushBatch, with the deletion of the ids inserted ahead but never appended.
+func (ew *eventWriter) commitBatch() *pgx.Batch {
+	batch := ew.flushBatch()
+	var unused []pgtype.UUID
+	for id := range ew.ahead {
+		if _, ok := ew.appended[id]; !ok {
+			unused = append(unused, pgtype.UUID{Bytes: id, Valid: true})
+		}
+	}
+	if len(unused) > 0 {
+		if batch == nil {
+			batch = &pgx.Batch{}
+		}
+		batch.Queue("DELETE FROM event_ids WHERE id = ANY($1)", unused)
+	}
 	return batch
 }
 
@@ -335,8 +405,8 @@ func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
 	}
 	last := removed[len(removed)-1]
 	batch := &pgx.Batch{}
+	batch.Queue("DELETE FROM event_ids USING (SELECT unnest(ids) FROM event_chunks WHERE last_seq <= $1) AS t (id) WHERE event_ids.id = t.id", int64(last.Last))
 	batch.Queue("DELETE FROM event_chunks WHERE last_seq <= $1", int64(last.Last))
-	batch.Queue("DELETE FROM event_ids WHERE seq <= $1", int64(last.Last))
 	batch.Queue("DELETE FROM event_blocks WHERE first_seq <= $1", int64(last.First))
 	batch.Queue("UPDATE event_log SET events = events - $1, bytes = bytes - $2", res.Events, bytes)
 	if err := w.tx.SendBatch(w.ctx, batch).Close(); err != nil {

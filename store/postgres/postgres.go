@@ -214,7 +214,7 @@ func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error, lookup
 		return w.optimistic, &txError{err: err, phase: phaseBody}
 	}
 	// The appends not yet written and COMMIT, in one round trip.
-	if err := c.commit(ctx, w.events.flushBatch()); err != nil {
+	if err := c.commit(ctx, w.events.commitBatch()); err != nil {
 		return w.optimistic, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -263,6 +263,10 @@ func (e *Engine) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ConcurrentGroupCommits is 2: while one group commit holds the writers' lock, the next inserts
+// its ids (see store.GroupCommitPipeliner).
+func (e *Engine) ConcurrentGroupCommits() int { return 2 }
 
 // Exclusive is false: other replicas share the database, and their leases are theirs.
 func (e *Engine) Exclusive() bool { return false }
