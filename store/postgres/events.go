@@ -102,6 +102,8 @@ type eventWriter struct {
 	appended map[uuid.UUID]struct{}
 	known    map[uuid.UUID]bool
 	ahead    map[uuid.UUID]struct{}
+	// encoded holds the chunks insertAhead encoded, nil when none.
+	encoded *encodedAhead
 }
 
 func newEventWriter(w *writeTx) *eventWriter {
@@ -147,7 +149,7 @@ func (r *readTx) EventStats() (store.EventStats, error) {
 // from (see store.EventIDPrefetcher); the buffer's state comes in the same round trip when the
 // transaction has not read it yet. An optimistic transaction (dedup.go) looks nothing up: it takes
 // every id as new, and event_ids' unique index refuses its commit if one was not.
-func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
+func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID, records [][]byte) error {
 	ew := w.events
 	if len(ew.appended) == 0 {
 		ew.appended = make(map[uuid.UUID]struct{}, len(ids))
@@ -162,7 +164,7 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	}
 	if !w.lookups && w.e.dedup.optimistic() {
 		w.optimistic = true
-		if sent, err := ew.insertAhead(batch, ids); sent || err != nil {
+		if sent, err := ew.insertAhead(batch, ids, records); sent || err != nil {
 			return err
 		}
 		if len(batch.QueuedQueries) == 0 {
@@ -190,34 +192,6 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	})
 	return w.tx.SendBatch(w.ctx, batch).Close()
 }
-
-// insertAhead inserts ids into event_ids, then takes the writers' lock, then sends batch (the
-// buffer's state, when queued), in one round trip, when the transaction has not begun (it then
-// begins it with beginGroupCommit); it reports whether it did. The inserts are most of the
-// database's work for a group commit, and so run while another group commit holds the lock
-// (store.GroupCommitPipeliner). Ids that end up not appended (a batch refused as over the
-// buffer's limits) are deleted again before COMMIT (commitBatch).
-func (ew *eventWriter) insertAhead(batch *pgx.Batch, ids []uuid.UUID) (bool, error) {
-	if !ew.w.tx.beginInstead(beginGroupCommit) {
-		return false, nil
-	}
-	ew.ahead = make(map[uuid.UUID]struct{}, len(ids))
-	wire := make([]pgtype.UUID, 0, len(ids))
-	for _, id := range ids {
-		if _, dup := ew.ahead[id]; !dup {
-			ew.ahead[id] = struct{}{}
-			wire = append(wire, pgtype.UUID{Bytes: id, Valid: true})
-		}
-	}
-	ahead := &pgx.Batch{}
-	ahead.Queue(insertIDs, wire)
-	ahead.Queue(lockWriters)
-	ahead.QueuedQueries = append(ahead.QueuedQueries, batch.QueuedQueries...)
-	return true, ew.w.tx.SendBatch(ew.w.ctx, ahead).Close()
-}
-
-// insertIDs adds ids to the dedup index.
-const insertIDs = "INSERT INTO event_ids (id) SELECT * FROM unnest($1::uuid[])"
 
 // buffered reports whether an event with id is buffered (committed before this transaction); an
 // optimistic transaction takes it as not (dedup.go).
@@ -298,9 +272,15 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 		first := ew.head - uint64(n) + 1
 		var firsts, lasts []int64
 		var data [][]byte
-		for _, c := range ew.chunkBounds(first) {
+		bounds := ew.chunkBounds(first)
+		encoded := ew.encoded.take(ew.records, bounds)
+		for i, c := range bounds {
 			firsts, lasts = append(firsts, int64(first+uint64(c.from))), append(lasts, int64(first+uint64(c.to)-1))
-			data = append(data, ew.chunks.encode(ew.records[c.from:c.to]))
+			if encoded != nil {
+				data = append(data, encoded[i])
+			} else {
+				data = append(data, ew.chunks.encode(ew.records[c.from:c.to]))
+			}
 		}
 		// Each chunk's ids are its slice of the group's, cut by the server.
 		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids)
@@ -329,38 +309,6 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 	newest := ew.tail[len(ew.tail)-1]
 	ew.newest, ew.tail, ew.tailIsNext = &newest, nil, false
 	ew.ids, ew.records = nil, nil // the batch holds them
-	return batch
-}
-
-// notAhead returns the pending appends' ids that insertAhead did not insert.
-func (ew *eventWriter) notAhead() []pgtype.UUID {
-	if len(ew.ahead) == 0 {
-		return ew.ids
-	}
-	var fresh []pgtype.UUID
-	for _, id := range ew.ids {
-		if _, ok := ew.ahead[id.Bytes]; !ok {
-			fresh = append(fresh, id)
-		}
-	}
-	return fresh
-}
-
-// commitBatch is flushBatch, with the deletion of the ids inserted ahead but never appended.
-func (ew *eventWriter) commitBatch() *pgx.Batch {
-	batch := ew.flushBatch()
-	var unused []pgtype.UUID
-	for id := range ew.ahead {
-		if _, ok := ew.appended[id]; !ok {
-			unused = append(unused, pgtype.UUID{Bytes: id, Valid: true})
-		}
-	}
-	if len(unused) > 0 {
-		if batch == nil {
-			batch = &pgx.Batch{}
-		}
-		batch.Queue("DELETE FROM event_ids WHERE id = ANY($1)", unused)
-	}
 	return batch
 }
 
