@@ -21,8 +21,8 @@ import (
 // committed below N.
 //
 // Appends are gathered in the transaction and written when it ends (or before it reads events):
-// one pipelined batch holds the chunks, the ids, the blocks and the counters, however many
-// events the group commit holds.
+// one pipelined batch holds the chunks, the ids (those a group commit did not insert ahead,
+// ahead.go), the blocks and the counters, however many events the group commit holds.
 
 // trimMaxEvents bounds the events one TrimEvents deletes, so that the writers' lock is never
 // held for long: the next trim goes on where it stopped.

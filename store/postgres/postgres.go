@@ -15,12 +15,15 @@
 // store can append an event (the audit events of configuration and token changes). The lock is
 // released only after the commit is durable (synchronous commit) and visible, so the next
 // writer's seqs come after. Plain reads (SELECT, View) take no lock and never wait for it. Writes
-// are short: a group commit of ingested batches holds the lock for two round trips (the state and
-// the ids looked up; all its events written, and COMMIT).
+// are short: a group commit of ingested batches holds the lock for one round trip and a half
+// (the buffer's state coming back; its events written, and COMMIT).
 //
 // REPEATABLE READ rather than READ COMMITTED: should anything write the tables without the lock
 // (an operator's hand, a migration), a write transaction gets a serialization failure instead of
-// overwriting it, and Update runs it again.
+// overwriting it, and Update runs it again. The one exception is an optimistic group commit
+// (ahead.go): it inserts its ids into the dedup index before it takes the lock, so it begins READ
+// COMMITTED, whose statements after the lock each see every commit made before them, and it
+// writes only the event tables, which nothing but the engine writes.
 //
 // Views are REPEATABLE READ READ ONLY transactions: one snapshot that includes every commit made
 // before it began (taken by its first statement, which BEGIN goes out with).

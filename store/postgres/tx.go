@@ -13,7 +13,7 @@ import (
 
 // Round trips: a transaction's BEGIN goes out with its first statements, and a write
 // transaction's COMMIT with its last (the appends' flush), in one pipeline each. An ingest's
-// group commit is then two round trips (the lock, the state and the ids looked up; the writes
+// group commit is then two round trips (its ids inserted, the lock and the state; the writes
 // and the commit), where a transaction of its own for each statement kind took six; profiled,
 // the round trips were a third of a group commit's time on a loaded machine.
 

@@ -1,7 +1,7 @@
 -- The first schema of the PostgreSQL engine. Every table is the engine's: give auditexport a
 -- database of its own (or a schema, with search_path in the database URL).
 --
--- Changed in place (the event chunks and ids) before the first release with the engine: no
+-- Changed in place (the event chunks and ids, twice) before the first release with the engine: no
 -- database was ever created with an earlier draft of this file. Once released, never again: a
 -- change is the next migration (migrate.go).
 --
