@@ -353,7 +353,8 @@ func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
 	}
 	last := removed[len(removed)-1]
 	batch := &pgx.Batch{}
-	batch.Queue("DELETE FROM event_ids USING (SELECT unnest(ids) FROM event_chunks WHERE last_seq <= $1) AS t (id) WHERE event_ids.id = t.id", int64(last.Last))
+	// The ids as one array: the index walks them in order (a join may hash the whole table).
+	batch.Queue("DELETE FROM event_ids WHERE id = ANY (ARRAY(SELECT unnest(ids) FROM event_chunks WHERE last_seq <= $1))", int64(last.Last))
 	batch.Queue("DELETE FROM event_chunks WHERE last_seq <= $1", int64(last.Last))
 	batch.Queue("DELETE FROM event_blocks WHERE first_seq <= $1", int64(last.First))
 	batch.Queue("UPDATE event_log SET events = events - $1, bytes = bytes - $2", res.Events, bytes)
