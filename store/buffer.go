@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,10 +90,26 @@ func (s *Store) AppendEvents(ctx context.Context, batch *event.Batch) (AppendRes
 	return r.result, r.err
 }
 
-// commitLoop is the group committer: it takes one waiting batch, gathers every other batch
+// startCommitters starts the group committers: one, or as many as the engine runs at once
+// (GroupCommitPipeliner); committerDone is closed once all have stopped.
+func (s *Store) startCommitters() {
+	n := 1
+	if p, ok := s.engine.(GroupCommitPipeliner); ok {
+		n = max(n, p.ConcurrentGroupCommits())
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(s.commitLoop)
+	}
+	go func() {
+		wg.Wait()
+		close(s.committerDone)
+	}()
+}
+
+// commitLoop is a group committer: it takes one waiting batch, gathers every other batch
 // already waiting, and commits them in one transaction.
 func (s *Store) commitLoop() {
-	defer close(s.committerDone)
 	for {
 		var first appendRequest
 		select {
@@ -121,7 +138,7 @@ func (s *Store) commitGroup(group []appendRequest) {
 	// The transaction is not tied to any one caller: it commits for all of them.
 	err := s.engine.Update(context.WithoutCancel(group[0].ctx), func(tx Tx) error {
 		if p, ok := tx.(EventIDPrefetcher); ok {
-			if err := p.PrefetchEventIDs(groupIDs(group)); err != nil {
+			if err := p.PrefetchEventIDs(groupEvents(group)); err != nil {
 				return err
 			}
 		}
@@ -151,22 +168,23 @@ func (s *Store) commitGroup(group []appendRequest) {
 	s.metrics.groupSize.Observe(float64(len(group)))
 }
 
-// groupIDs lists the ids of a group's records (a corrupt record is left out: appendBatch
-// refuses it).
-func groupIDs(group []appendRequest) []uuid.UUID {
+// groupEvents lists the ids and records of a group's events (a corrupt record is left out:
+// appendBatch refuses it).
+func groupEvents(group []appendRequest) ([]uuid.UUID, [][]byte) {
 	n := 0
 	for _, req := range group {
 		n += req.batch.Len()
 	}
-	ids := make([]uuid.UUID, 0, n)
+	ids, records := make([]uuid.UUID, 0, n), make([][]byte, 0, n)
 	for _, req := range group {
 		for i := range req.batch.Len() {
-			if id, err := event.IDOf(req.batch.Record(i)); err == nil {
-				ids = append(ids, id)
+			record := req.batch.Record(i)
+			if id, err := event.IDOf(record); err == nil {
+				ids, records = append(ids, id), append(records, record)
 			}
 		}
 	}
-	return ids
+	return ids, records
 }
 
 // appendBatch appends a batch all or nothing within tx; stats counts what tx holds so far.

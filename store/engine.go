@@ -134,9 +134,19 @@ type Tx interface {
 
 // EventIDPrefetcher is implemented by a Tx that looks event ids up faster together than one by
 // one (a database: one query instead of a round trip per event). Before appending a group of
-// batches, Store passes it every id it is about to append; AppendEvent's answers do not change.
+// batches, Store passes it every id it is about to append, in order, with its record
+// (records[i] is ids[i]'s), so that it may also prepare their storage; AppendEvent's answers do
+// not change.
 type EventIDPrefetcher interface {
-	PrefetchEventIDs(ids []uuid.UUID) error
+	PrefetchEventIDs(ids []uuid.UUID, records [][]byte) error
+}
+
+// GroupCommitPipeliner is implemented by an engine whose group commits do part of their work
+// before they wait for one another (a database: inserting the ids into the dedup index before
+// taking the writers' lock), so that several running at once keep more than one worker busy.
+// Store runs that many group commits at once; one otherwise.
+type GroupCommitPipeliner interface {
+	ConcurrentGroupCommits() int
 }
 
 // EventStats describes the event buffer in an engine.

@@ -91,7 +91,7 @@ func New(ctx context.Context, engine Engine, cfg Config) (*Store, error) {
 		}
 	}
 	s.metrics.watch(s)
-	go s.commitLoop()
+	s.startCommitters()
 	if cfg.NoTrimLoop {
 		close(s.trimmerDone)
 	} else {

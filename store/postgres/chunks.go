@@ -94,21 +94,29 @@ type span struct{ from, to int }
 // chunkMaxEvents events and chunkMaxBytes bytes each (a longer record alone), none crossing a
 // block.
 func (ew *eventWriter) chunkBounds(first uint64) []span {
-	var out []span
-	start, bytes, b := 0, 0, 0
-	for i, r := range ew.records {
+	b := 0
+	return cutChunks(ew.records, func(i int) bool {
 		seq := first + uint64(i)
 		for b < len(ew.tail) && ew.tail[b].Last < seq {
 			b++
 		}
-		crosses := b < len(ew.tail) && ew.tail[b].First == seq
-		if i > start && (crosses || i-start == chunkMaxEvents || bytes+len(r) > chunkMaxBytes) {
+		return b < len(ew.tail) && ew.tail[b].First == seq
+	})
+}
+
+// cutChunks cuts records into chunks: at most chunkMaxEvents events and chunkMaxBytes bytes each
+// (a longer record alone), and a new one at each record i where opens(i) (called in order).
+func cutChunks(records [][]byte, opens func(i int) bool) []span {
+	var out []span
+	start, bytes := 0, 0
+	for i, r := range records {
+		if i > start && (opens(i) || i-start == chunkMaxEvents || bytes+len(r) > chunkMaxBytes) {
 			out = append(out, span{start, i})
 			start, bytes = i, 0
 		}
 		bytes += len(r)
 	}
-	return append(out, span{start, len(ew.records)})
+	return append(out, span{start, len(records)})
 }
 
 // Reads of events go in pages of the chunks that hold the next scanPageEvents events (seqs are

@@ -11,11 +11,12 @@ import (
 // appending them (one index probe each), then inserted them (another): profiled, the lookup was a
 // fifth of the database's work for a group, and almost always found nothing, since clients resend
 // a batch only after a failure. So a group commit first runs optimistically: it takes every id as
-// new, and event_ids' unique index checks them as they are inserted. Should one be buffered after
-// all, the insert fails, the whole transaction with it (its appends, its seqs, its answers), and
-// it runs again at once looking its ids up first, as do the next lookupsAfterConflict group
-// commits: clients resending after an outage resend several batches. What is stored and answered
-// is exactly what a transaction that looked up first would have stored and answered.
+// new, and event_ids' unique index checks them as they are inserted (before the writers' lock:
+// ahead.go). Should one be buffered after all, the insert fails, the whole transaction with it
+// (its appends, its seqs, its answers), and it runs again at once looking its ids up first, as
+// do the next lookupsAfterConflict group commits: clients resending after an outage resend
+// several batches. What is stored and answered is exactly what a transaction that looked up
+// first would have stored and answered.
 
 // lookupsAfterConflict is how many group commits look their ids up after an optimistic one met
 // a duplicate.

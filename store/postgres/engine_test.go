@@ -111,6 +111,45 @@ func TestDuplicatesAcrossReplicas(t *testing.T) {
 	}
 }
 
+// Batches that share ids, committed at once through two replicas (group commits inserting
+// their ids before the writers' lock, two per replica): each id is stored once, every event
+// accepted once, and what was refused as a duplicate is counted so.
+func TestOverlappingBatchesAtOnce(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	key := storetest.Key()
+	replicas := []*store.Store{replica(t, url, key), replica(t, url, key)}
+	const writers, batches, size, ids = 6, 8, 40, 200
+	var mu sync.Mutex
+	var accepted, duplicates int
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for b := range batches {
+				r, err := replicas[w%2].AppendEvents(t.Context(), batchOf(t, (w*37+b*23)%(ids-size), size))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				accepted, duplicates = accepted+r.Accepted, duplicates+r.Duplicates
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	st := storetest.Status(t, replicas[0])
+	var stored, distinct int
+	if err := pgtest.Connect(t, url).QueryRow(t.Context(),
+		"SELECT (SELECT count(*) FROM event_ids), (SELECT count(DISTINCT id) FROM event_chunks, unnest(ids) AS id)").Scan(&stored, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if accepted+duplicates != writers*batches*size || int64(accepted) != st.Events || int(st.Head) != accepted ||
+		stored != accepted || distinct != accepted || accepted > ids {
+		t.Fatalf("%d accepted, %d duplicates; buffer %+v; %d ids stored, %d distinct in the chunks", accepted, duplicates, st, stored, distinct)
+	}
+}
+
 // Secrets and tokens are sealed or hashed in the database: no column holds them in plaintext.
 func TestSecretsAreSealedInTheDatabase(t *testing.T) {
 	t.Parallel()

@@ -21,8 +21,8 @@ import (
 // committed below N.
 //
 // Appends are gathered in the transaction and written when it ends (or before it reads events):
-// one pipelined batch holds the chunks, the ids, the blocks and the counters, however many
-// events the group commit holds.
+// one pipelined batch holds the chunks, the ids (those a group commit did not insert ahead,
+// ahead.go), the blocks and the counters, however many events the group commit holds.
 
 // trimMaxEvents bounds the events one TrimEvents deletes, so that the writers' lock is never
 // held for long: the next trim goes on where it stopped.
@@ -97,9 +97,13 @@ type eventWriter struct {
 	records [][]byte
 	chunks  chunkEncoder
 	// appended holds the ids this transaction appended; known what PrefetchEventIDs found
-	// (true: buffered).
+	// (true: buffered); ahead the ids inserted into event_ids before they were appended
+	// (insertAhead).
 	appended map[uuid.UUID]struct{}
 	known    map[uuid.UUID]bool
+	ahead    map[uuid.UUID]struct{}
+	// encoded holds the chunks insertAhead encoded, nil when none.
+	encoded *encodedAhead
 }
 
 func newEventWriter(w *writeTx) *eventWriter {
@@ -145,7 +149,7 @@ func (r *readTx) EventStats() (store.EventStats, error) {
 // from (see store.EventIDPrefetcher); the buffer's state comes in the same round trip when the
 // transaction has not read it yet. An optimistic transaction (dedup.go) looks nothing up: it takes
 // every id as new, and event_ids' unique index refuses its commit if one was not.
-func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
+func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID, records [][]byte) error {
 	ew := w.events
 	if len(ew.appended) == 0 {
 		ew.appended = make(map[uuid.UUID]struct{}, len(ids))
@@ -160,6 +164,9 @@ func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID) error {
 	}
 	if !w.lookups && w.e.dedup.optimistic() {
 		w.optimistic = true
+		if sent, err := ew.insertAhead(batch, ids, records); sent || err != nil {
+			return err
+		}
 		if len(batch.QueuedQueries) == 0 {
 			return nil
 		}
@@ -265,12 +272,23 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 		first := ew.head - uint64(n) + 1
 		var firsts, lasts []int64
 		var data [][]byte
-		for _, c := range ew.chunkBounds(first) {
+		bounds := ew.chunkBounds(first)
+		encoded := ew.encoded.take(ew.records, bounds)
+		for i, c := range bounds {
 			firsts, lasts = append(firsts, int64(first+uint64(c.from))), append(lasts, int64(first+uint64(c.to)-1))
-			data = append(data, ew.chunks.encode(ew.records[c.from:c.to]))
+			if encoded != nil {
+				data = append(data, encoded[i])
+			} else {
+				data = append(data, ew.chunks.encode(ew.records[c.from:c.to]))
+			}
 		}
-		batch.Queue("INSERT INTO event_chunks (first_seq, last_seq, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])", firsts, lasts, data)
-		batch.Queue("INSERT INTO event_ids (id, seq) SELECT id, $2::bigint + n - 1 FROM unnest($1::uuid[]) WITH ORDINALITY AS u (id, n)", ew.ids, int64(first))
+		// Each chunk's ids are its slice of the group's, cut by the server.
+		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids)
+			SELECT f, l, d, ($4::uuid[])[f - $5 + 1 : l - $5 + 1] FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS c (f, l, d)`,
+			firsts, lasts, data, ew.ids, int64(first))
+		if fresh := ew.notAhead(); len(fresh) > 0 {
+			batch.Queue(insertIDs, fresh)
+		}
 	}
 	for _, b := range ew.tail {
 		batch.Queue(`INSERT INTO event_blocks (first_seq, last_seq, events, bytes, opened_at, last_append_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -335,8 +353,9 @@ func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
 	}
 	last := removed[len(removed)-1]
 	batch := &pgx.Batch{}
+	// The ids as one array: the index walks them in order (a join may hash the whole table).
+	batch.Queue("DELETE FROM event_ids WHERE id = ANY (ARRAY(SELECT unnest(ids) FROM event_chunks WHERE last_seq <= $1))", int64(last.Last))
 	batch.Queue("DELETE FROM event_chunks WHERE last_seq <= $1", int64(last.Last))
-	batch.Queue("DELETE FROM event_ids WHERE seq <= $1", int64(last.Last))
 	batch.Queue("DELETE FROM event_blocks WHERE first_seq <= $1", int64(last.First))
 	batch.Queue("UPDATE event_log SET events = events - $1, bytes = bytes - $2", res.Events, bytes)
 	if err := w.tx.SendBatch(w.ctx, batch).Close(); err != nil {

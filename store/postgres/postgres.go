@@ -15,12 +15,15 @@
 // store can append an event (the audit events of configuration and token changes). The lock is
 // released only after the commit is durable (synchronous commit) and visible, so the next
 // writer's seqs come after. Plain reads (SELECT, View) take no lock and never wait for it. Writes
-// are short: a group commit of ingested batches holds the lock for two round trips (the state and
-// the ids looked up; all its events written, and COMMIT).
+// are short: a group commit of ingested batches holds the lock for one round trip and a half
+// (the buffer's state coming back; its events written, and COMMIT).
 //
 // REPEATABLE READ rather than READ COMMITTED: should anything write the tables without the lock
 // (an operator's hand, a migration), a write transaction gets a serialization failure instead of
-// overwriting it, and Update runs it again.
+// overwriting it, and Update runs it again. The one exception is an optimistic group commit
+// (ahead.go): it inserts its ids into the dedup index before it takes the lock, so it begins READ
+// COMMITTED, whose statements after the lock each see every commit made before them, and it
+// writes only the event tables, which nothing but the engine writes.
 //
 // Views are REPEATABLE READ READ ONLY transactions: one snapshot that includes every commit made
 // before it began (taken by its first statement, which BEGIN goes out with).
@@ -214,7 +217,7 @@ func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error, lookup
 		return w.optimistic, &txError{err: err, phase: phaseBody}
 	}
 	// The appends not yet written and COMMIT, in one round trip.
-	if err := c.commit(ctx, w.events.flushBatch()); err != nil {
+	if err := c.commit(ctx, w.events.commitBatch()); err != nil {
 		return w.optimistic, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -263,6 +266,10 @@ func (e *Engine) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ConcurrentGroupCommits is 2: while one group commit holds the writers' lock, the next inserts
+// its ids (see store.GroupCommitPipeliner).
+func (e *Engine) ConcurrentGroupCommits() int { return 2 }
 
 // Exclusive is false: other replicas share the database, and their leases are theirs.
 func (e *Engine) Exclusive() bool { return false }

@@ -1,7 +1,7 @@
 -- The first schema of the PostgreSQL engine. Every table is the engine's: give auditexport a
 -- database of its own (or a schema, with search_path in the database URL).
 --
--- Changed in place (the event chunks and ids) before the first release with the engine: no
+-- Changed in place (the event chunks and ids, twice) before the first release with the engine: no
 -- database was ever created with an earlier draft of this file. Once released, never again: a
 -- change is the next migration (migrate.go).
 --
@@ -83,20 +83,22 @@ CREATE TABLE event_blocks (
 );
 
 -- The events, encoded (event.Record), in chunks: one row per run of events appended together
--- (store/postgres/chunks.go), first_seq … last_seq, never crossing a block. The engine compresses
--- data itself, so it is stored as it comes (EXTERNAL: out of line, never compressed again).
+-- (store/postgres/chunks.go), first_seq … last_seq, never crossing a block; ids are their ids, in
+-- seq order, for a trim to delete from event_ids. The engine compresses data itself, and ids
+-- (random) do not compress, so both are stored as they come (EXTERNAL: out of line, never
+-- compressed).
 CREATE TABLE event_chunks (
     last_seq  bigint PRIMARY KEY,
     first_seq bigint NOT NULL,
-    data      bytea NOT NULL
+    data      bytea NOT NULL,
+    ids       uuid[] NOT NULL
 );
-ALTER TABLE event_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+ALTER TABLE event_chunks ALTER COLUMN data SET STORAGE EXTERNAL, ALTER COLUMN ids SET STORAGE EXTERNAL;
 
--- The ids of the buffered events: the dedup index. An id stays a duplicate while its event is
--- buffered, which is at least the buffer's minimum retention; a trim deletes the ids with the
--- chunks, by seq.
+-- The ids of the buffered events: the dedup index, and nothing else (no seq, no second index:
+-- each costs every ingested event an index entry; a trim finds the ids in the chunks it
+-- deletes). An id stays a duplicate while its event is buffered, which is at least the buffer's
+-- minimum retention.
 CREATE TABLE event_ids (
-    id  uuid PRIMARY KEY,
-    seq bigint NOT NULL
+    id uuid PRIMARY KEY
 );
-CREATE INDEX event_ids_by_seq ON event_ids (seq);
