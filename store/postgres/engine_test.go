@@ -239,6 +239,31 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	}
 }
 
+// A database made by a development build's draft of schema 1 (a row per event) is refused, and
+// left as it was.
+func TestDraftSchemaIsRefused(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	e, err := postgres.Open(t.Context(), url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	conn := pgtest.Connect(t, url)
+	if _, err := conn.Exec(t.Context(), `DROP TABLE event_chunks;
+		CREATE TABLE events (seq bigint PRIMARY KEY, id uuid NOT NULL UNIQUE, record bytea NOT NULL);
+		INSERT INTO events VALUES (1, gen_random_uuid(), '\x01')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(t.Context(), url, postgres.Options{}); err == nil || !strings.Contains(err.Error(), "development build") {
+		t.Fatalf("open of the draft schema: %v", err)
+	}
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM events").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the draft's events: %d %v", n, err)
+	}
+}
+
 // Replicas starting together on an empty database migrate it once, and all start.
 func TestReplicasMigrateTogether(t *testing.T) {
 	t.Parallel()

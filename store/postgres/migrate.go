@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -64,7 +65,27 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		log.Info("migrated the database schema", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
 	}
 	// Again after: a newer replica may have migrated between the check and the lock.
-	return refuseNewer(ctx, p, known)
+	if err := refuseNewer(ctx, p, known); err != nil {
+		return err
+	}
+	return refuseDraft(ctx, pool)
+}
+
+// refuseDraft fails on a database made by a development build from before the first release,
+// whose schema 1 kept one row per event in a table named events (00001_schema.sql was changed in
+// place before that release). Its buffered events cannot be read here; refusing leaves them as
+// they are for the build that wrote them to export.
+func refuseDraft(ctx context.Context, pool *pgxpool.Pool) error {
+	var draft bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('events') IS NOT NULL AND to_regclass('event_chunks') IS NULL").Scan(&draft); err != nil {
+		return fmt.Errorf("read the database schema: %w", err)
+	}
+	if draft {
+		return errors.New("the database was made by a development build of auditexport from before its first release " +
+			"(schema 1 with a table named events), which this binary cannot read: export what it buffers with that build, " +
+			"then start on a new, empty database")
+	}
+	return nil
 }
 
 // refuseNewer fails when the database's schema is newer than known.

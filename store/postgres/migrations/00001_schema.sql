@@ -1,9 +1,9 @@
 -- The first schema of the PostgreSQL engine. Every table is the engine's: give auditexport a
 -- database of its own (or a schema, with search_path in the database URL).
 --
--- Changed in place (the event chunks and ids, twice) before the first release with the engine: no
--- database was ever created with an earlier draft of this file. Once released, never again: a
--- change is the next migration (migrate.go).
+-- Changed in place (the event chunks and ids, twice) before the first release with the engine; a
+-- database made by a development build with the first draft (a table named events) is refused at
+-- start (refuseDraft in migrate.go). Once released, never again: a change is the next migration.
 --
 -- Records are the store's JSON (the json type keeps them as written); the columns beside them are
 -- what the engine looks them up and orders them by. Ids are compared as bytes (COLLATE "C"), so
