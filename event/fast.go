@@ -151,31 +151,15 @@ func (s *scanner) actor(fields *[numFields][]byte) bool {
 	if !s.consume('{') {
 		return false
 	}
-	s.skipWS()
-	if s.consume('}') {
-		return true
-	}
-	for {
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
+	return s.members(func(key []byte) bool {
 		f, known := actorField(key)
 		if !known {
 			return false
 		}
-		if fields[f], _, ok = s.stringOrNull(); !ok {
-			return false
-		}
-		s.skipWS()
-		if s.consume('}') {
-			return true
-		}
-		if !s.consume(',') {
-			return false
-		}
-		s.skipWS()
-	}
+		var ok bool
+		fields[f], _, ok = s.stringOrNull()
+		return ok
+	})
 }
 
 // payload skips the auditPayload object, checking it: its keys must be without escapes and its
@@ -184,31 +168,13 @@ func (s *scanner) actor(fields *[numFields][]byte) bool {
 // path does not do.)
 func (s *scanner) payload(byte) bool {
 	s.i++ // {
-	s.skipWS()
-	if s.consume('}') {
-		return true
-	}
-	for {
-		key, ok := s.key()
-		if !ok {
-			return false
-		}
+	return s.members(func(key []byte) bool {
 		if string(key) == "type" {
-			if _, _, ok := s.stringOrNull(); !ok {
-				return false
-			}
-		} else if !s.value() {
-			return false
+			_, _, ok := s.stringOrNull()
+			return ok
 		}
-		s.skipWS()
-		if s.consume('}') {
-			return true
-		}
-		if !s.consume(',') {
-			return false
-		}
-		s.skipWS()
-	}
+		return s.value()
+	})
 }
 
 // plainKey reports whether an unknown key is written the same by the general path, which

@@ -160,6 +160,30 @@ func (s *scanner) key() ([]byte, bool) {
 	return k, true
 }
 
+// members scans an object's members after its opening brace, through its closing one, calling
+// member after each key and its colon to scan the value; it reports false as soon as member
+// does or the object is malformed.
+func (s *scanner) members(member func(key []byte) bool) bool {
+	s.skipWS()
+	if s.consume('}') {
+		return true
+	}
+	for {
+		key, ok := s.key()
+		if !ok || !member(key) {
+			return false
+		}
+		s.skipWS()
+		if s.consume('}') {
+			return true
+		}
+		if !s.consume(',') {
+			return false
+		}
+		s.skipWS()
+	}
+}
+
 // stringOrNull scans a string without escapes, or null (null true, v nil).
 func (s *scanner) stringOrNull() (v []byte, null, ok bool) {
 	if s.literal("null") {

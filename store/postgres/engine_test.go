@@ -221,15 +221,21 @@ func TestSecretsAreSealedInTheDatabase(t *testing.T) {
 	}
 }
 
-// A database migrated by a newer release is refused, not misread.
-func TestNewerSchemaIsRefused(t *testing.T) {
-	t.Parallel()
+// migratedDatabase is a new database migrated by this build, with no engine open on it.
+func migratedDatabase(t *testing.T) string {
 	url := pgtest.Require(t).NewDatabase(t)
 	e, err := postgres.Open(t.Context(), url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Close()
+	return url
+}
+
+// A database migrated by a newer release is refused, not misread.
+func TestNewerSchemaIsRefused(t *testing.T) {
+	t.Parallel()
+	url := migratedDatabase(t)
 	if _, err := pgtest.Connect(t, url).Exec(t.Context(),
 		"INSERT INTO auditexport_schema_migrations (version_id, is_applied) VALUES (99, true)"); err != nil {
 		t.Fatal(err)
@@ -243,12 +249,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 // left as it was.
 func TestDraftSchemaIsRefused(t *testing.T) {
 	t.Parallel()
-	url := pgtest.Require(t).NewDatabase(t)
-	e, err := postgres.Open(t.Context(), url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Close()
+	url := migratedDatabase(t)
 	conn := pgtest.Connect(t, url)
 	if _, err := conn.Exec(t.Context(), `DROP TABLE event_chunks;
 		CREATE TABLE events (seq bigint PRIMARY KEY, id uuid NOT NULL UNIQUE, record bytea NOT NULL);
