@@ -7,10 +7,10 @@ import (
 	"hash/crc32"
 	"sync"
 
-	"github.com/klauspost/compress/s2"
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/store/recordblock"
 )
 
 // Buffered events are stored in chunks (schema 3): the events one write transaction appends to
@@ -93,21 +93,12 @@ func (e *Engine) chunkValue(i int) []byte {
 // encodeChunk encodes records as a chunk value into dst (grown as needed), laying them out in
 // raw first; it returns both buffers for reuse.
 func encodeChunk(dst, raw []byte, records [][]byte) (value, rawOut []byte) {
-	raw = raw[:0]
-	for _, r := range records {
-		raw = binary.AppendUvarint(raw, uint64(len(r)))
-		raw = append(raw, r...)
-	}
 	dst = append(dst[:0], formatChunk)
 	dst = binary.AppendUvarint(dst, uint64(len(records)))
-	header := len(dst) + 4
-	need := header + s2.MaxEncodedLen(len(raw))
-	if cap(dst) < need {
-		dst = append(make([]byte, 0, need+need/8), dst...)
-	}
-	payload := s2.Encode(dst[header:need], raw)
-	dst = dst[:header+len(payload)]
-	binary.BigEndian.PutUint32(dst[header-4:header], crc32.Checksum(payload, castagnoli))
+	dst = append(dst, 0, 0, 0, 0) // the checksum, once the payload is known
+	header := len(dst)
+	dst, raw = recordblock.Append(dst, raw, records)
+	binary.BigEndian.PutUint32(dst[header-4:header], crc32.Checksum(dst[header:], castagnoli))
 	return dst, raw
 }
 
@@ -139,29 +130,15 @@ func decodeChunk(v []byte, buf *[]byte, fn func(i uint64, rec []byte) bool) erro
 	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(v[header-4:header]) {
 		return errChunkDamaged
 	}
-	n, err := s2.DecodedLen(payload)
-	if err != nil {
-		return errChunkDamaged
-	}
-	if cap(*buf) < n {
-		*buf = make([]byte, n)
-	}
-	raw, err := s2.Decode((*buf)[:n], payload)
-	if err != nil {
-		return errChunkDamaged
-	}
-	for i := range count {
-		l, size := binary.Uvarint(raw)
-		if size <= 0 || uint64(len(raw)-size) < l {
-			return errChunkDamaged
+	var i uint64
+	n, stopped, err := recordblock.Each(payload, buf, func(rec []byte) bool {
+		if i == count {
+			return false // more records than its count says
 		}
-		raw = raw[size:]
-		if !fn(i, raw[:l:l]) {
-			return nil
-		}
-		raw = raw[l:]
-	}
-	if len(raw) != 0 {
+		i++
+		return fn(i-1, rec)
+	})
+	if err != nil || uint64(n) > count || !stopped && uint64(n) != count {
 		return errChunkDamaged
 	}
 	return nil

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/klauspost/compress/s2"
+	"github.com/auditexport/auditexport/store/recordblock"
 )
 
 // Events are stored in chunks, one row of event_chunks per run of events appended together: an
@@ -34,16 +34,11 @@ type chunkEncoder struct {
 	raw []byte
 }
 
-// encode returns the data of a chunk holding records.
+// encode returns the data of a chunk holding records: its format byte, then their block.
 func (c *chunkEncoder) encode(records [][]byte) []byte {
-	c.raw = c.raw[:0]
-	for _, r := range records {
-		c.raw = binary.AppendUvarint(c.raw, uint64(len(r)))
-		c.raw = append(c.raw, r...)
-	}
-	data := make([]byte, 1+s2.MaxEncodedLen(len(c.raw)))
-	data[0] = chunkFormatS2
-	return data[:1+len(s2.Encode(data[1:], c.raw))]
+	var data []byte
+	data, c.raw = recordblock.Append([]byte{chunkFormatS2}, c.raw, records)
+	return data
 }
 
 // chunkDecoder reads the records of chunks, reusing its buffer.
@@ -58,33 +53,22 @@ func (c *chunkDecoder) each(first, last uint64, data []byte, after uint64, fn fu
 	if len(data) == 0 || data[0] != chunkFormatS2 || last < first {
 		return false, fmt.Errorf("chunk %d-%d: %w", first, last, errCorruptChunk)
 	}
-	n, err := s2.DecodedLen(data[1:])
-	if err != nil {
-		return false, fmt.Errorf("chunk %d-%d: %w: %w", first, last, errCorruptChunk, err)
-	}
-	if cap(c.raw) < n {
-		c.raw = make([]byte, n)
-	}
-	raw, err := s2.Decode(c.raw[:cap(c.raw)], data[1:])
-	if err != nil {
-		return false, fmt.Errorf("chunk %d-%d: %w: %w", first, last, errCorruptChunk, err)
-	}
-	seq := first
-	for ; len(raw) > 0; seq++ {
-		l, k := binary.Uvarint(raw)
-		if k <= 0 || uint64(len(raw)-k) < l || seq > last {
-			return false, fmt.Errorf("chunk %d-%d: %w", first, last, errCorruptChunk)
+	seq, tooMany := first, false
+	_, stopped, err = recordblock.Each(data[1:], &c.raw, func(record []byte) bool {
+		if seq > last {
+			tooMany = true
+			return false
 		}
-		record := raw[k : k+int(l) : k+int(l)]
-		raw = raw[k+int(l):]
-		if seq > after && !fn(seq, record) {
-			return true, nil
-		}
-	}
-	if seq != last+1 {
+		seq++
+		return seq-1 <= after || fn(seq-1, record)
+	})
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("chunk %d-%d: %w: %w", first, last, errCorruptChunk, err)
+	case tooMany || !stopped && seq != last+1:
 		return false, fmt.Errorf("chunk %d-%d holds %d events: %w", first, last, seq-first, errCorruptChunk)
 	}
-	return false, nil
+	return stopped, nil
 }
 
 // span is a run of the pending appends, [from, to) in ew.records.
