@@ -28,11 +28,7 @@ const startWait = time.Minute
 // openEngine opens the engine cfg names.
 func openEngine(ctx context.Context, cfg Config, log *slog.Logger, onDamage func(error)) (store.Engine, error) {
 	if cfg.DatabaseURL == "" {
-		path := filepath.Join(cfg.DataDir, dbFileName)
-		if err := bolt.Check(path); err != nil {
-			return nil, err
-		}
-		return bolt.Open(path, bolt.Options{Logger: log, OnDamage: onDamage})
+		return bolt.Open(filepath.Join(cfg.DataDir, dbFileName), bolt.Options{Logger: log, OnDamage: onDamage})
 	}
 	deadline := time.Now().Add(startWait)
 	for {

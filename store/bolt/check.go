@@ -16,15 +16,17 @@ import (
 // Check refuses, before the engine opens it for writing, a data file bbolt would
 // mishandle: a 0-byte file it would initialize as a new database (every configuration lost in
 // silence), a truncated file it would read past the end of, a damaged page it would panic on.
+// Open runs it first.
 //
 // The file is opened read-only first (bbolt validates both meta pages, magic, version and
 // checksum, under a shared lock, so no writer changes it meanwhile), its size is compared with
-// the meta page's high-water mark, and every page of the control plane's records is visited on
-// this goroutine, where faults and bbolt's assertions become panics recovered here. The event
-// buffer's segments, which are most of a large file, are not walked at start: a restart with
-// millions of buffered events stays quick, and a damaged event page is met by the engine when an
-// export reads it, which stops the service with the same error (DamagedError). A missing
-// file is fine: it is a new data directory.
+// the meta page's high-water mark, and every branch and leaf page is visited on this goroutine,
+// where faults and bbolt's assertions become panics recovered here. That must come before the
+// engine's open: bbolt then rebuilds its freelist by walking the same pages on a goroutine of its
+// own, where a damaged page would crash the process. Values are read, but for the buffer's
+// events, whose chunks (most of a large file) are left to the engine: a chunk is checked against
+// its CRC-32C when an export reads it, and damage then stops the service with the same error
+// (DamagedError). A missing file is fine: it is a new data directory.
 func Check(path string) (err error) {
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -90,18 +92,16 @@ func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
 	}
 }
 
-// segmentRoots touches the first and last event of each segment: its root and both ends.
+// segmentRoots visits every segment and every key in it, so every branch and leaf page, but not
+// the values: the chunks of events, in overflow pages of their own.
 func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
 	c := events.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		p.touch(k)
 		if seg := events.Bucket(k); seg != nil {
 			sc := seg.Cursor()
-			if first, _ := sc.First(); first != nil {
-				p.touch(first)
-			}
-			if last, _ := sc.Last(); last != nil {
-				p.touch(last)
+			for key, _ := sc.First(); key != nil; key, _ = sc.Next() {
+				p.touch(key)
 			}
 		}
 	}
