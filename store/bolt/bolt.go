@@ -94,7 +94,8 @@ var _ store.Engine = (*Engine)(nil)
 // (Check).
 func Open(path string, opts Options) (_ *Engine, err error) {
 	opts.fillDefaults()
-	if err := Check(path); err != nil {
+	legacy, err := check(path)
+	if err != nil {
 		return nil, err
 	}
 	var db *bbolt.DB
@@ -114,7 +115,9 @@ func Open(path string, opts Options) (_ *Engine, err error) {
 		// same in an empty file, BenchmarkIngestAtScale). Rebuilding walks the branch and leaf
 		// pages, not the chunks' overflow pages, after Check has walked them where damage is
 		// recovered (BenchmarkRestart: 5,000,000 buffered events).
-		FreelistType: bbolt.FreelistMapType, NoFreelistSync: true,
+		// A file still holding events written one per key (before schema 3) keeps it written:
+		// rebuilding it would read every one of their pages at open (check).
+		FreelistType: bbolt.FreelistMapType, NoFreelistSync: !legacy,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)

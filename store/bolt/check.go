@@ -27,16 +27,26 @@ import (
 // events, whose chunks (most of a large file) are left to the engine: a chunk is checked against
 // its CRC-32C when an export reads it, and damage then stops the service with the same error
 // (DamagedError). A missing file is fine: it is a new data directory.
-func Check(path string) (err error) {
+func Check(path string) error {
+	_, err := check(path)
+	return err
+}
+
+// check is Check, and reports whether the buffer holds events written one per key by a release
+// before schema 3 (legacy). Their segments are not walked (every page of them holds events):
+// only their first and last keys, as before, and such a file keeps bbolt's freelist written at
+// every commit, since rebuilding it would read them all at open. A segment is legacy when its
+// first value is not a chunk; once they are trimmed, the file is walked whole.
+func check(path string) (legacy bool, err error) {
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("data file: %w", err)
+		return false, fmt.Errorf("data file: %w", err)
 	}
 	if info.Size() == 0 {
-		return &DamagedError{Path: path, Empty: true}
+		return false, &DamagedError{Path: path, Empty: true}
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -47,23 +57,41 @@ func Check(path string) (err error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)
+		return false, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)
 	case errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch):
-		return &DamagedError{Path: path, Problem: "neither of its two meta pages is valid: " + err.Error()}
+		return false, &DamagedError{Path: path, Problem: "neither of its two meta pages is valid: " + err.Error()}
 	case err != nil:
-		return fmt.Errorf("open %s: %w", path, err)
+		return false, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer db.Close()
-	return db.View(func(tx *bbolt.Tx) error {
+	var visitor pageVisitor
+	err = db.View(func(tx *bbolt.Tx) error {
 		// Size is the meta page's high-water mark times the page size: bbolt grows the file before
 		// it records a larger mark, so a healthy file is never shorter.
 		if size, err := os.Stat(path); err == nil && size.Size() < tx.Size() {
 			return &DamagedError{Path: path, Problem: fmt.Sprintf("truncated: %d bytes, its header says at least %d", size.Size(), tx.Size())}
 		}
-		var v pageVisitor
-		v.bucket(tx.Cursor(), 0)
+		if events := tx.Bucket(bucketEvents); events != nil {
+			visitor.legacy = hasLegacySegments(events)
+		}
+		visitor.bucket(tx.Cursor(), 0)
 		return nil
 	})
+	return visitor.legacy, err
+}
+
+// hasLegacySegments reports whether a segment's first value is an event of its own, not a
+// chunk: one written before schema 3.
+func hasLegacySegments(events *bbolt.Bucket) bool {
+	c := events.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if seg := events.Bucket(k); seg != nil {
+			if first, v := seg.Cursor().First(); first != nil && (len(v) == 0 || v[0] != formatChunk) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // eventsBucket holds the buffer's segments, which Check leaves to the engine.
@@ -71,7 +99,10 @@ var eventsBucket = []byte("events")
 
 // pageVisitor walks the pages of a bucket and of the buckets in it, touching each key's and
 // value's first and last byte.
-type pageVisitor struct{ sum byte } // sum keeps the reads from being optimized away
+type pageVisitor struct {
+	sum    byte // keeps the reads from being optimized away
+	legacy bool // segments are walked at their ends only (check)
+}
 
 func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -93,16 +124,26 @@ func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
 }
 
 // segmentRoots visits every segment and every key in it, so every branch and leaf page, but not
-// the values: the chunks of events, in overflow pages of their own.
+// the values: the chunks of events, in overflow pages of their own. In a legacy file, only each
+// segment's first and last keys.
 func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
 	c := events.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		p.touch(k)
-		if seg := events.Bucket(k); seg != nil {
-			sc := seg.Cursor()
-			for key, _ := sc.First(); key != nil; key, _ = sc.Next() {
-				p.touch(key)
-			}
+		seg := events.Bucket(k)
+		if seg == nil {
+			continue
+		}
+		sc := seg.Cursor()
+		if p.legacy {
+			first, _ := sc.First()
+			last, _ := sc.Last()
+			p.touch(first)
+			p.touch(last)
+			continue
+		}
+		for key, _ := sc.First(); key != nil; key, _ = sc.Next() {
+			p.touch(key)
 		}
 	}
 }

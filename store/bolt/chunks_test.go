@@ -230,3 +230,33 @@ func TestLargeCommitsAreCutIntoChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A file whose buffer still holds events written one per key (schema 1 or 2) is legacy: bbolt
+// keeps writing its freelist, which rebuilding at open would read all of them for; one of
+// chunks only is not.
+func TestLegacySegmentsKeepTheFreelistWritten(t *testing.T) {
+	old, err := os.ReadFile("testdata/v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "v1.db")
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if legacy, err := check(path); err != nil || !legacy {
+		t.Fatalf("the schema 1 fixture: legacy %v, %v", legacy, err)
+	}
+	e := chunkEngine(t, 10)
+	err = e.Update(context.Background(), func(tx store.Tx) error {
+		id, rec := testRecord(1)
+		_, _, err := tx.AppendEvent(id, rec, time.Now())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if legacy, err := check(e.Path()); err != nil || legacy {
+		t.Fatalf("a file of chunks: legacy %v, %v", legacy, err)
+	}
+}
