@@ -53,6 +53,11 @@ func (o *Options) fillDefaults() {
 // ErrLocked means another process holds the data file open.
 var ErrLocked = errors.New("data file is locked by another process")
 
+// lockedError is ErrLocked for the file at path, with what to look for.
+func lockedError(path string) error {
+	return fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)
+}
+
 // Engine is the bbolt engine. It is safe for concurrent use.
 type Engine struct {
 	db   *bbolt.DB
@@ -120,7 +125,7 @@ func Open(path string, opts Options) (_ *Engine, err error) {
 		FreelistType: bbolt.FreelistMapType, NoFreelistSync: !legacy,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)
+		return nil, lockedError(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)

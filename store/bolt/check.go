@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime/debug"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -48,7 +47,7 @@ func check(path string) (legacy bool, err error) {
 	if info.Size() == 0 {
 		return false, &DamagedError{Path: path, Empty: true}
 	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer faultsPanic()()
 	defer func() {
 		if v := recover(); v != nil {
 			err = &DamagedError{Path: path, Problem: fmt.Sprint(v)}
@@ -57,7 +56,7 @@ func check(path string) (legacy bool, err error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return false, fmt.Errorf("open %s: %w (is another auditexport using this data directory?)", path, ErrLocked)
+		return false, lockedError(path)
 	case errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch):
 		return false, &DamagedError{Path: path, Problem: "neither of its two meta pages is valid: " + err.Error()}
 	case err != nil:
@@ -71,37 +70,17 @@ func check(path string) (legacy bool, err error) {
 		if size, err := os.Stat(path); err == nil && size.Size() < tx.Size() {
 			return &DamagedError{Path: path, Problem: fmt.Sprintf("truncated: %d bytes, its header says at least %d", size.Size(), tx.Size())}
 		}
-		if events := tx.Bucket(bucketEvents); events != nil {
-			visitor.legacy = hasLegacySegments(events)
-		}
 		visitor.bucket(tx.Cursor(), 0)
 		return nil
 	})
 	return visitor.legacy, err
 }
 
-// hasLegacySegments reports whether a segment's first value is an event of its own, not a
-// chunk: one written before schema 3.
-func hasLegacySegments(events *bbolt.Bucket) bool {
-	c := events.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if seg := events.Bucket(k); seg != nil {
-			if first, v := seg.Cursor().First(); first != nil && (len(v) == 0 || v[0] != formatChunk) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// eventsBucket holds the buffer's segments, which Check leaves to the engine.
-var eventsBucket = []byte("events")
-
 // pageVisitor walks the pages of a bucket and of the buckets in it, touching each key's and
 // value's first and last byte.
 type pageVisitor struct {
 	sum    byte // keeps the reads from being optimized away
-	legacy bool // segments are walked at their ends only (check)
+	legacy bool // a segment's first value is not a chunk (check)
 }
 
 func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
@@ -115,7 +94,7 @@ func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
 		if child == nil {
 			continue
 		}
-		if depth == 0 && bytes.Equal(k, eventsBucket) {
+		if depth == 0 && bytes.Equal(k, bucketEvents) {
 			p.segmentRoots(child)
 			continue
 		}
@@ -124,8 +103,9 @@ func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
 }
 
 // segmentRoots visits every segment and every key in it, so every branch and leaf page, but not
-// the values: the chunks of events, in overflow pages of their own. In a legacy file, only each
-// segment's first and last keys.
+// the values: the chunks of events, in overflow pages of their own. A legacy segment, whose first
+// value is an event of its own (written before schema 3, every page of it holding events), only
+// at its first and last keys.
 func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
 	c := events.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -135,14 +115,15 @@ func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
 			continue
 		}
 		sc := seg.Cursor()
-		if p.legacy {
-			first, _ := sc.First()
+		first, v := sc.First()
+		if first != nil && (len(v) == 0 || v[0] != formatChunk) {
+			p.legacy = true
 			last, _ := sc.Last()
 			p.touch(first)
 			p.touch(last)
 			continue
 		}
-		for key, _ := sc.First(); key != nil; key, _ = sc.Next() {
+		for key := first; key != nil; key, _ = sc.Next() {
 			p.touch(key)
 		}
 	}

@@ -115,20 +115,20 @@ func chunkCount(v []byte) (uint64, error) {
 }
 
 // decodeChunk checks a chunk value and calls fn with each of its records (valid during fn) and
-// its index, until fn returns false.
-func decodeChunk(v []byte, buf *[]byte, fn func(i uint64, rec []byte) bool) error {
+// its index, until fn returns false; it returns how many events the chunk holds.
+func decodeChunk(v []byte, buf *[]byte, fn func(i uint64, rec []byte) bool) (uint64, error) {
 	count, err := chunkCount(v)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, size := binary.Uvarint(v[1:])
 	header := 1 + size + 4
 	if len(v) < header {
-		return errChunkDamaged
+		return 0, errChunkDamaged
 	}
 	payload := v[header:]
 	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(v[header-4:header]) {
-		return errChunkDamaged
+		return 0, errChunkDamaged
 	}
 	var i uint64
 	n, stopped, err := recordblock.Each(payload, buf, func(rec []byte) bool {
@@ -139,9 +139,9 @@ func decodeChunk(v []byte, buf *[]byte, fn func(i uint64, rec []byte) bool) erro
 		return fn(i-1, rec)
 	})
 	if err != nil || uint64(n) > count || !stopped && uint64(n) != count {
-		return errChunkDamaged
+		return 0, errChunkDamaged
 	}
-	return nil
+	return count, nil
 }
 
 // decodeBuffers keeps the buffers chunks are decoded into, across read transactions.
@@ -187,16 +187,13 @@ func eachEvent(seg *bbolt.Bucket, from uint64, holds bool, fn func(seq uint64, r
 			return false, fmt.Errorf("events %d-%d are missing between two values: %w", next, seq-1, errChunkDamaged)
 		}
 		if len(v) > 0 && v[0] == formatChunk {
-			n, err := chunkCount(v)
-			if err == nil {
-				err = decodeChunk(v, buf, func(i uint64, rec []byte) bool {
-					if seq+i < from {
-						return true
-					}
-					more = fn(seq+i, rec)
-					return more
-				})
-			}
+			n, err := decodeChunk(v, buf, func(i uint64, rec []byte) bool {
+				if seq+i < from {
+					return true
+				}
+				more = fn(seq+i, rec)
+				return more
+			})
 			if err != nil {
 				return false, fmt.Errorf("events from %d: %w", seq, err)
 			}

@@ -71,11 +71,8 @@ type encodedAhead struct {
 // encodeAhead compresses records as the chunks they will be if they are all appended, none
 // opening a block.
 func (ew *eventWriter) encodeAhead(records [][]byte) *encodedAhead {
-	e := &encodedAhead{records: records, bounds: cutChunks(records, func(int) bool { return false })}
-	for _, c := range e.bounds {
-		e.data = append(e.data, ew.chunks.encode(records[c.from:c.to]))
-	}
-	return e
+	bounds := cutChunks(records, func(int) bool { return false })
+	return &encodedAhead{records: records, bounds: bounds, data: ew.chunks.encodeAll(records, bounds)}
 }
 
 // take returns the chunks encoded ahead when records, cut at bounds, are exactly those (the

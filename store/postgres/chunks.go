@@ -41,6 +41,15 @@ func (c *chunkEncoder) encode(records [][]byte) []byte {
 	return data
 }
 
+// encodeAll returns the data of the chunks records are cut into at bounds.
+func (c *chunkEncoder) encodeAll(records [][]byte, bounds []span) [][]byte {
+	data := make([][]byte, len(bounds))
+	for i, b := range bounds {
+		data[i] = c.encode(records[b.from:b.to])
+	}
+	return data
+}
+
 // chunkDecoder reads the records of chunks, reusing its buffer.
 type chunkDecoder struct {
 	raw []byte

@@ -271,16 +271,13 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 	if n := len(ew.ids); n > 0 {
 		first := ew.head - uint64(n) + 1
 		var firsts, lasts []int64
-		var data [][]byte
 		bounds := ew.chunkBounds(first)
-		encoded := ew.encoded.take(ew.records, bounds)
-		for i, c := range bounds {
+		data := ew.encoded.take(ew.records, bounds)
+		if data == nil {
+			data = ew.chunks.encodeAll(ew.records, bounds)
+		}
+		for _, c := range bounds {
 			firsts, lasts = append(firsts, int64(first+uint64(c.from))), append(lasts, int64(first+uint64(c.to)-1))
-			if encoded != nil {
-				data = append(data, encoded[i])
-			} else {
-				data = append(data, ew.chunks.encode(ew.records[c.from:c.to]))
-			}
 		}
 		// Each chunk's ids are its slice of the group's, cut by the server.
 		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids)
