@@ -217,20 +217,6 @@ func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) []
 				return
 			}
 			recvMicros = t
-		case "tenantId":
-			fail(setString(&fields[FieldTenantID], "tenantId", v))
-		case "action":
-			fail(setString(&fields[FieldAction], "action", v))
-		case "actionStatus":
-			fail(setString(&fields[FieldActionStatus], "actionStatus", v))
-		case "actorIp":
-			fail(setString(&fields[FieldActorIP], "actorIp", v))
-		case "targetType":
-			fail(setString(&fields[FieldTargetType], "targetType", v))
-		case "requestId":
-			fail(setString(&fields[FieldRequestID], "requestId", v))
-		case "sessionId":
-			fail(setString(&fields[FieldSessionID], "sessionId", v))
 		case "actor":
 			if unknown := setActor(&fields, v, fail); unknown {
 				// Keep what we do not model rather than drop it: the whole actor, as sent.
@@ -249,6 +235,10 @@ func (d *Decoder) append(batch *Batch, v *fastjson.Value, received time.Time) []
 			}
 			fail(rawOf(keepRaw, FieldAuditPayload, "auditPayload", v, fastjson.TypeObject))
 		default:
+			if f, name, ok := stringField(key); ok {
+				fail(setString(&fields[f], name, v))
+				return
+			}
 			additional = append(additional, additionalField{key, v})
 		}
 	})
@@ -348,6 +338,28 @@ func setActor(fields *[numFields][]byte, v *fastjson.Value, fail func(error)) (u
 		fail(setString(&fields[f], "actor."+string(key), v))
 	})
 	return unknown
+}
+
+// stringField is the record's field for a top-level key whose value is a string, and the key's
+// name, if it keeps that key.
+func stringField(key []byte) (Field, string, bool) {
+	switch string(key) {
+	case "tenantId":
+		return FieldTenantID, "tenantId", true
+	case "action":
+		return FieldAction, "action", true
+	case "actionStatus":
+		return FieldActionStatus, "actionStatus", true
+	case "actorIp":
+		return FieldActorIP, "actorIp", true
+	case "targetType":
+		return FieldTargetType, "targetType", true
+	case "requestId":
+		return FieldRequestID, "requestId", true
+	case "sessionId":
+		return FieldSessionID, "sessionId", true
+	}
+	return 0, "", false
 }
 
 // actorField is the record's field for a key of the actor object, if it keeps that key.

@@ -217,20 +217,9 @@ func keyOf(k []byte) (int, Field) {
 		return keyRelatedResources, FieldRelatedResources
 	case "auditPayload":
 		return keyAuditPayload, FieldAuditPayload
-	case "tenantId":
-		return keyString + int(FieldTenantID), FieldTenantID
-	case "action":
-		return keyString + int(FieldAction), FieldAction
-	case "actionStatus":
-		return keyString + int(FieldActionStatus), FieldActionStatus
-	case "actorIp":
-		return keyString + int(FieldActorIP), FieldActorIP
-	case "targetType":
-		return keyString + int(FieldTargetType), FieldTargetType
-	case "requestId":
-		return keyString + int(FieldRequestID), FieldRequestID
-	case "sessionId":
-		return keyString + int(FieldSessionID), FieldSessionID
+	}
+	if f, _, ok := stringField(k); ok {
+		return keyString + int(f), f
 	}
 	return keyUnknown, 0
 }
