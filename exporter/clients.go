@@ -53,6 +53,7 @@ func DefaultClientsConfig() ClientsConfig {
 	var c ClientsConfig
 	c.fillDefaults()
 	c.MaxAttempts = 0
+	c.Transport = destination.DefaultTransportConfig() // NewHTTPClient fills the zero ones itself
 	return c
 }
 
@@ -61,9 +62,6 @@ func (c *ClientsConfig) fillDefaults() {
 	c.MaxAttempts = cmp.Or(max(c.MaxAttempts, 0), max(c.AWS.RetryMaxAttempts, 0), 3)
 	c.MultipartThreshold = cmp.Or(max(c.MultipartThreshold, 0), 16<<20)
 	c.PartSize = cmp.Or(max(c.PartSize, 0), 8<<20)
-	c.Transport.ConnectTimeout = cmp.Or(max(c.Transport.ConnectTimeout, 0), destination.DefaultTransportConfig().ConnectTimeout)
-	c.Transport.ResponseTimeout = cmp.Or(max(c.Transport.ResponseTimeout, 0), destination.DefaultTransportConfig().ResponseTimeout)
-	c.Transport.ProgressTimeout = cmp.Or(max(c.Transport.ProgressTimeout, 0), destination.DefaultTransportConfig().ProgressTimeout)
 }
 
 // Clients hands out one destination per configuration revision. Destinations are reused across

@@ -233,12 +233,7 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 			l.hash.Write(p)
 			return len(p), nil
 		}
-		f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return 0, err
-		}
-		l.file = f
-		if _, err := f.Write(l.head); err != nil {
+		if err := l.create(); err != nil {
 			return 0, err
 		}
 	}
@@ -251,17 +246,25 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 // close closes the file, creating it if nothing was written beyond the header.
 func (l *lazyFile) close() error {
 	if l.file == nil {
-		f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		l.file = f
-		if _, err := f.Write(l.head); err != nil {
-			f.Close()
+		if err := l.create(); err != nil {
+			if l.file != nil {
+				l.file.Close()
+			}
 			return err
 		}
 	}
 	return l.file.Close()
+}
+
+// create creates the file and writes the header held so far.
+func (l *lazyFile) create() error {
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	l.file = f
+	_, err = f.Write(l.head)
+	return err
 }
 
 // remove closes and removes the file, if it was created.

@@ -47,11 +47,6 @@ command line: in AUDITEXPORT_DATABASE_URL, PGPASSWORD or a .pgpass file.`,
 				return usageError{errors.New("--database-url must not carry the password, which any user can read in the process list: " +
 					"set the URL in AUDITEXPORT_DATABASE_URL, or the password in PGPASSWORD or a .pgpass file")}
 			}
-			principal, err := graph.ParseTrustPrincipal(cfg.TrustPrincipal) // checked when set: normalized here
-			if err != nil {
-				return usageError{fmt.Errorf("--trust-principal: %w", err)}
-			}
-			cfg.TrustPrincipal = principal
 			cfg.AdminToken = os.Getenv("AUDITEXPORT_ADMIN_TOKEN")
 			cfg.MasterKey = os.Getenv("AUDITEXPORT_MASTER_KEY")
 			if err := server.Run(cmd.Context(), cfg); err != nil {
@@ -95,7 +90,7 @@ command line: in AUDITEXPORT_DATABASE_URL, PGPASSWORD or a .pgpass file.`,
 	f.DurationVar(&cfg.Destinations.Transport.ConnectTimeout, "destination-connect-timeout", cfg.Destinations.Transport.ConnectTimeout, "bound on connecting to a destination, and on its TLS handshake")
 	f.DurationVar(&cfg.Destinations.Transport.ResponseTimeout, "destination-response-timeout", cfg.Destinations.Transport.ResponseTimeout, "bound on a destination's reply once a request is sent")
 	f.DurationVar(&cfg.Destinations.Transport.ProgressTimeout, "destination-progress-timeout", cfg.Destinations.Transport.ProgressTimeout, "bound on any pause while sending a part or block to a destination, or reading its reply")
-	f.Var(&checkedString{p: &cfg.TrustPrincipal, check: func(s string) error { _, err := graph.ParseTrustPrincipal(s); return err }},
+	f.Var(&checkedString{p: &cfg.TrustPrincipal, parse: graph.ParseTrustPrincipal},
 		"trust-principal", "the AWS account id or principal ARN the service assumes customers' roles as, named in the trust policies it shows")
 	f.Var(&checkedString{p: &logLevel, check: oneOf("debug", "info", "warn", "error")}, "log-level", "debug, info, warn or error")
 	f.Var(&checkedString{p: &logFormat, check: oneOf("json", "text")}, "log-format", "json or text")
@@ -154,6 +149,8 @@ func envNameOf(flag string) string {
 type checkedString struct {
 	p     *string
 	check func(string) error
+	// parse, when set instead of check, checks a value and gives the form stored.
+	parse func(string) (string, error)
 }
 
 func (c *checkedString) String() string {
@@ -164,8 +161,14 @@ func (c *checkedString) String() string {
 }
 func (c *checkedString) Type() string { return "string" }
 func (c *checkedString) Set(v string) error {
-	if err := c.check(v); err != nil {
+	if c.parse == nil {
+		if err := c.check(v); err != nil {
+			return err
+		}
+	} else if parsed, err := c.parse(v); err != nil {
 		return err
+	} else {
+		v = parsed
 	}
 	*c.p = v
 	return nil

@@ -6,6 +6,7 @@ package buildinfo
 import (
 	"fmt"
 	"runtime/debug"
+	"sync"
 )
 
 // Info is what the binary says about its build. Fields the build did not record are "".
@@ -22,8 +23,10 @@ type Info struct {
 	GoVersion string `json:"goVersion"`
 }
 
-// Read returns the running binary's build information.
-func Read() Info {
+// Read returns the running binary's build information, read once.
+var Read = sync.OnceValue(read)
+
+func read() Info {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return Info{Version: "unknown"}
