@@ -12,8 +12,8 @@ import (
 	"github.com/auditexport/auditexport/store"
 )
 
-// The event buffer: chunks of events (chunks.go), the ids of the buffered events
-// (event_ids, the dedup index), the event_log row (head, counts) and event_blocks, the trim
+// The event buffer: chunks of events and their ids (chunks.go; the ids are deduplicated in
+// each replica's memory, idindex.go), the event_log row (head, counts) and event_blocks, the trim
 // units. Seqs are given in commit order because every write transaction holds the writers' lock
 // from its start until its commit is durable (postgres.go): a transaction reads the head only
 // once the one before it has committed, and no transaction can commit a seq at or below the head
@@ -21,8 +21,8 @@ import (
 // committed below N.
 //
 // Appends are gathered in the transaction and written when it ends (or before it reads events):
-// one pipelined batch holds the chunks, the ids (those a group commit did not insert ahead,
-// ahead.go), the blocks and the counters, however many events the group commit holds.
+// one pipelined batch holds the chunks, the blocks and the counters, however many events the
+// group commit holds.
 
 // trimMaxEvents bounds the events one TrimEvents deletes, so that the writers' lock is never
 // held for long: the next trim goes on where it stopped.
@@ -96,14 +96,16 @@ type eventWriter struct {
 	ids     []pgtype.UUID // binary on the wire: a uuid.UUID would go as its string
 	records [][]byte
 	chunks  chunkEncoder
-	// appended holds the ids this transaction appended; known what PrefetchEventIDs found
-	// (true: buffered); ahead the ids inserted into event_ids before they were appended
-	// (insertAhead).
+	// appended holds the ids this transaction appended; known what lookUp found (true:
+	// buffered).
 	appended map[uuid.UUID]struct{}
 	known    map[uuid.UUID]bool
-	ahead    map[uuid.UUID]struct{}
-	// encoded holds the chunks insertAhead encoded, nil when none.
+	// encoded holds the chunks lookUp encoded, nil when none.
 	encoded *encodedAhead
+	// startHead is the head before this transaction's appends; written the chunks it wrote,
+	// for the replica's id index once committed.
+	startHead uint64
+	written   []idChunk
 }
 
 func newEventWriter(w *writeTx) *eventWriter {
@@ -119,8 +121,13 @@ func (ew *eventWriter) load() error {
 	if err != nil {
 		return err
 	}
-	ew.eventState, ew.loaded = st, true
+	ew.setState(st)
 	return nil
+}
+
+// setState takes st as the buffer's state when the transaction began.
+func (ew *eventWriter) setState(st eventState) {
+	ew.eventState, ew.loaded, ew.startHead = st, true, st.head
 }
 
 // EventStats describes the buffer as this transaction sees it.
@@ -145,66 +152,24 @@ func (r *readTx) EventStats() (store.EventStats, error) {
 	return st, nil
 }
 
-// PrefetchEventIDs looks up in one query which of ids are buffered, for AppendEvent to answer
-// from (see store.EventIDPrefetcher); the buffer's state comes in the same round trip when the
-// transaction has not read it yet. An optimistic transaction (dedup.go) looks nothing up: it takes
-// every id as new, and event_ids' unique index refuses its commit if one was not.
+// PrefetchEventIDs looks up which of ids are buffered in one round trip (lookup.go), for
+// AppendEvent to answer from (see store.EventIDPrefetcher), and compresses records meanwhile.
 func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID, records [][]byte) error {
-	ew := w.events
-	if len(ew.appended) == 0 {
-		ew.appended = make(map[uuid.UUID]struct{}, len(ids))
+	if len(w.events.appended) == 0 {
+		w.events.appended = make(map[uuid.UUID]struct{}, len(ids))
 	}
-	batch := &pgx.Batch{}
-	if !ew.loaded {
-		batch.Queue(stateQuery).QueryRow(func(row pgx.Row) error {
-			st, err := scanEventState(row)
-			ew.eventState, ew.loaded = st, err == nil
-			return err
-		})
-	}
-	if !w.lookups && w.e.dedup.optimistic() {
-		w.optimistic = true
-		if sent, err := ew.insertAhead(batch, ids, records); sent || err != nil {
-			return err
-		}
-		if len(batch.QueuedQueries) == 0 {
-			return nil
-		}
-		return w.tx.SendBatch(w.ctx, batch).Close()
-	}
-	if ew.known == nil {
-		ew.known = make(map[uuid.UUID]bool, len(ids))
-	}
-	wire := make([]pgtype.UUID, len(ids))
-	for i, id := range ids {
-		ew.known[id] = false
-		wire[i] = pgtype.UUID{Bytes: id, Valid: true}
-	}
-	batch.Queue("SELECT id FROM event_ids WHERE id = ANY($1)", wire).Query(func(rows pgx.Rows) error {
-		var id pgtype.UUID
-		for rows.Next() {
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			ew.known[id.Bytes] = true
-		}
-		return rows.Err()
-	})
-	return w.tx.SendBatch(w.ctx, batch).Close()
+	return w.events.lookUp(ids, records)
 }
 
-// buffered reports whether an event with id is buffered (committed before this transaction); an
-// optimistic transaction takes it as not (dedup.go).
+// buffered reports whether an event with id is buffered (committed before this transaction).
 func (ew *eventWriter) buffered(id uuid.UUID) (bool, error) {
-	if ew.w.optimistic {
-		return false, nil
-	}
 	if known, ok := ew.known[id]; ok {
 		return known, nil
 	}
-	var found bool
-	err := ew.w.tx.QueryRow(ew.w.ctx, "SELECT EXISTS (SELECT 1 FROM event_ids WHERE id = $1)", pgtype.UUID{Bytes: id, Valid: true}).Scan(&found)
-	return found, err
+	if err := ew.lookUp([]uuid.UUID{id}, nil); err != nil {
+		return false, err
+	}
+	return ew.known[id], nil
 }
 
 // AppendEvent appends a record under the next seq unless its id is buffered or was appended in
@@ -278,14 +243,16 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 		}
 		for _, c := range bounds {
 			firsts, lasts = append(firsts, int64(first+uint64(c.from))), append(lasts, int64(first+uint64(c.to)-1))
+			ids := make([][16]byte, c.to-c.from)
+			for i, id := range ew.ids[c.from:c.to] {
+				ids[i] = id.Bytes
+			}
+			ew.written = append(ew.written, idChunk{last: first + uint64(c.to) - 1, ids: ids})
 		}
 		// Each chunk's ids are its slice of the group's, cut by the server.
 		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids)
 			SELECT f, l, d, ($4::uuid[])[f - $5 + 1 : l - $5 + 1] FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS c (f, l, d)`,
 			firsts, lasts, data, ew.ids, int64(first))
-		if fresh := ew.notAhead(); len(fresh) > 0 {
-			batch.Queue(insertIDs, fresh)
-		}
 	}
 	for _, b := range ew.tail {
 		batch.Queue(`INSERT INTO event_blocks (first_seq, last_seq, events, bytes, opened_at, last_append_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -350,8 +317,6 @@ func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
 	}
 	last := removed[len(removed)-1]
 	batch := &pgx.Batch{}
-	// The ids as one array: the index walks them in order (a join may hash the whole table).
-	batch.Queue("DELETE FROM event_ids WHERE id = ANY (ARRAY(SELECT unnest(ids) FROM event_chunks WHERE last_seq <= $1))", int64(last.Last))
 	batch.Queue("DELETE FROM event_chunks WHERE last_seq <= $1", int64(last.Last))
 	batch.Queue("DELETE FROM event_blocks WHERE first_seq <= $1", int64(last.First))
 	batch.Queue("UPDATE event_log SET events = events - $1, bytes = bytes - $2", res.Events, bytes)

@@ -20,10 +20,7 @@
 //
 // REPEATABLE READ rather than READ COMMITTED: should anything write the tables without the lock
 // (an operator's hand, a migration), a write transaction gets a serialization failure instead of
-// overwriting it, and Update runs it again. The one exception is an optimistic group commit
-// (ahead.go): it inserts its ids into the dedup index before it takes the lock, so it begins READ
-// COMMITTED, whose statements after the lock each see every commit made before them, and it
-// writes only the event tables, which nothing but the engine writes.
+// overwriting it, and Update runs it again.
 //
 // Views are REPEATABLE READ READ ONLY transactions: one snapshot that includes every commit made
 // before it began (taken by its first statement, which BEGIN goes out with).
@@ -69,9 +66,9 @@ func (o *Options) fillDefaults() {
 // Engine is the PostgreSQL engine. It is safe for concurrent use, and any number of processes
 // may open one database.
 type Engine struct {
-	pool  *pgxpool.Pool
-	opts  Options
-	dedup dedupMode
+	pool *pgxpool.Pool
+	opts Options
+	ids  idIndex // the buffered ids (idindex.go)
 }
 
 var _ store.Engine = (*Engine)(nil)
@@ -102,6 +99,10 @@ func Open(ctx context.Context, url string, opts Options) (*Engine, error) {
 	if err := migrate(ctx, pool, opts.Logger); err != nil {
 		pool.Close()
 		return nil, classify(ctx, err)
+	}
+	if err := e.ids.load(ctx, e); err != nil {
+		pool.Close()
+		return nil, err
 	}
 	return e, nil
 }
@@ -163,15 +164,7 @@ const (
 // Update runs fn in a write transaction and returns once its commit is durable; see the
 // package comment. fn may run more than once (serialization failures, lost connections).
 func (e *Engine) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return e.retry(ctx, func(ctx context.Context) error {
-		optimistic, err := e.updateOnce(ctx, fn, false)
-		if optimistic && idConflict(err) {
-			// An id taken as new was buffered (dedup.go): again, looking the ids up first.
-			e.dedup.conflict()
-			_, err = e.updateOnce(ctx, fn, true)
-		}
-		return err
-	})
+	return e.retry(ctx, func(ctx context.Context) error { return e.updateOnce(ctx, fn) })
 }
 
 // View runs fn in a read-only snapshot.
@@ -203,30 +196,30 @@ func (e *Engine) acquire(ctx context.Context, begin []string) (*txConn, error) {
 	return &txConn{conn: conn, begin: begin}, nil
 }
 
-// updateOnce runs fn in a transaction, and reports whether it took event ids as new without
-// looking them up (dedup.go); lookups forbids that.
-func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error, lookups bool) (optimistic bool, err error) {
+// updateOnce runs fn in a transaction.
+func (e *Engine) updateOnce(ctx context.Context, fn func(store.Tx) error) error {
 	c, err := e.acquire(ctx, beginWrite)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer c.release(ctx)
-	w := &writeTx{readTx: readTx{ctx: ctx, tx: c, e: e}, lookups: lookups}
+	w := &writeTx{readTx: readTx{ctx: ctx, tx: c, e: e}}
 	w.events = newEventWriter(w)
 	if err := fn(w); err != nil {
-		return w.optimistic, &txError{err: err, phase: phaseBody}
+		return &txError{err: err, phase: phaseBody}
 	}
 	// The appends not yet written and COMMIT, in one round trip.
-	if err := c.commit(ctx, w.events.commitBatch()); err != nil {
-		return w.optimistic, err
+	if err := c.commit(ctx, w.events.flushBatch()); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		// The deadline passed during COMMIT, so it was cancelled; PostgreSQL still answers
 		// success when the cancelled wait was for a synchronous standby, though the commit is
 		// then on the primary alone. Not durable as promised: reported as of unknown outcome.
-		return w.optimistic, &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
+		return &txError{err: fmt.Errorf("the commit outlived the transaction's deadline (a synchronous standby unreachable?): %w", err), phase: phaseCommit}
 	}
-	return w.optimistic, nil
+	e.ids.add(w.events.startHead, w.events.written, 0)
+	return nil
 }
 
 // retry runs attempt until it succeeds, fails for good, or TxTimeout passes.
@@ -267,8 +260,8 @@ func (e *Engine) Ready(ctx context.Context) error {
 	return nil
 }
 
-// ConcurrentGroupCommits is 2: while one group commit holds the writers' lock, the next inserts
-// its ids (see store.GroupCommitPipeliner).
+// ConcurrentGroupCommits is 2: while one group commit holds the writers' lock, the next looks its
+// ids up in the replica's index and compresses its events (see store.GroupCommitPipeliner).
 func (e *Engine) ConcurrentGroupCommits() int { return 2 }
 
 // Exclusive is false: other replicas share the database, and their leases are theirs.
@@ -292,8 +285,6 @@ type readTx struct {
 // writeTx writes within a transaction that holds the writers' lock.
 type writeTx struct {
 	readTx
-	// optimistic: PrefetchEventIDs took the ids as new (dedup.go); lookups forbids it.
-	optimistic, lookups bool
 }
 
 // Now is the transaction's clock: the database's, read once after the lock was taken (so later

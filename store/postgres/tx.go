@@ -13,7 +13,7 @@ import (
 
 // Round trips: a transaction's BEGIN goes out with its first statements, and a write
 // transaction's COMMIT with its last (the appends' flush), in one pipeline each. An ingest's
-// group commit is then two round trips (its ids inserted, the lock and the state; the writes
+// group commit is then two round trips (the lock, the state and its ids looked up; the writes
 // and the commit), where a transaction of its own for each statement kind took six; profiled,
 // the round trips were a third of a group commit's time on a loaded machine.
 
@@ -23,7 +23,6 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	beginInstead(begin []string) bool
 }
 
 // lockWriters takes the writers' lock (see the package comment).
@@ -34,10 +33,6 @@ var (
 	// beginWrite: a write transaction holds the writers' lock from its first statement on.
 	beginWrite = []string{"BEGIN ISOLATION LEVEL REPEATABLE READ", lockWriters}
 	beginRead  = []string{"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"}
-	// beginGroupCommit: an optimistic group commit inserts its ids before it takes the lock
-	// (dedup.go); READ COMMITTED, so that its statements after the lock see every commit
-	// before it.
-	beginGroupCommit = []string{"BEGIN ISOLATION LEVEL READ COMMITTED"}
 )
 
 // txConn is one transaction on a pooled connection, begun with the first statement sent.
@@ -48,16 +43,6 @@ type txConn struct {
 }
 
 var _ querier = (*txConn)(nil)
-
-// beginInstead makes the transaction begin with begin instead, when it has not begun yet; it
-// reports whether it did.
-func (c *txConn) beginInstead(begin []string) bool {
-	if c.begun {
-		return false
-	}
-	c.begin = begin
-	return true
-}
 
 // withBegin returns b with the statements that begin the transaction first, when it has not begun.
 func (c *txConn) withBegin(b *pgx.Batch) *pgx.Batch {

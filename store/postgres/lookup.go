@@ -1,0 +1,120 @@
+package postgres
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// A group commit's look-up of its ids (idindex.go) is one round trip: the writers' lock (with
+// BEGIN, when the transaction has not begun), the buffer's state, the candidates' chunks read
+// back, and the chunks other replicas committed since this one last looked. Meanwhile the
+// replica compresses the group's records as the chunks they will be, so that under the lock only
+// the chunks' writes and COMMIT are left; the engine runs two group commits at once
+// (store.GroupCommitPipeliner), one of them waiting for the lock while the other holds it.
+
+// confirmIDs returns which of the ids $2 the chunks $1 (last seqs) hold.
+const confirmIDs = `SELECT u.id FROM event_chunks c CROSS JOIN LATERAL unnest(c.ids) AS u (id)
+	WHERE c.last_seq = ANY($1::bigint[]) AND u.id = ANY($2::uuid[])`
+
+// lookUp finds which of ids are buffered, into known; records (nil: none) are the events
+// of ids, compressed while the answer comes.
+func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
+	index := &ew.w.e.ids
+	if ew.known == nil {
+		ew.known = make(map[uuid.UUID]bool, len(ids))
+	}
+	for _, id := range ids {
+		if _, ok := ew.known[id]; !ok {
+			ew.known[id] = false
+		}
+	}
+	synced, chunks, candidates := index.candidates(ids)
+	batch := &pgx.Batch{}
+	if !ew.loaded {
+		batch.Queue(stateQuery).QueryRow(func(row pgx.Row) error {
+			st, err := scanEventState(row)
+			if err == nil {
+				ew.setState(st)
+			}
+			return err
+		})
+	}
+	if len(chunks) > 0 {
+		batch.Queue(confirmIDs, chunks, candidates).Query(func(rows pgx.Rows) error {
+			var id pgtype.UUID
+			for rows.Next() {
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				ew.known[id.Bytes] = true
+			}
+			return rows.Err()
+		})
+	}
+	// Up to the head before this transaction's appends: later chunks are its own, not committed.
+	upTo := int64(ew.startHead)
+	if !ew.loaded {
+		upTo = 1<<63 - 1 // nothing appended yet: every chunk it sees is committed
+	}
+	var committed []idChunk
+	batch.Queue(syncChunks, int64(synced), upTo).Query(func(rows pgx.Rows) (err error) {
+		committed, err = scanIDChunks(rows)
+		return err
+	})
+	br := ew.w.tx.SendBatch(ew.w.ctx, batch)
+	if records != nil {
+		ew.encoded = ew.encodeAhead(records)
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if ew.startHead < synced {
+		// The database went back (idindex.go): read every buffered chunk's ids again.
+		index.reset()
+		return ew.lookUp(ids, nil)
+	}
+	for _, c := range committed {
+		for _, id := range c.ids {
+			if _, ok := ew.known[id]; ok {
+				ew.known[id] = true
+			}
+		}
+	}
+	index.add(synced, committed, ew.startHead)
+	index.expire(cmp.Or(ew.oldestFirst, ew.startHead+1), ew.startHead)
+	return nil
+}
+
+// encodedAhead is chunks compressed before the transaction numbered their events.
+type encodedAhead struct {
+	records [][]byte
+	bounds  []span
+	data    [][]byte
+}
+
+// encodeAhead compresses records as the chunks they will be if they are all appended, none
+// opening a block.
+func (ew *eventWriter) encodeAhead(records [][]byte) *encodedAhead {
+	bounds := cutChunks(records, func(int) bool { return false })
+	return &encodedAhead{records: records, bounds: bounds, data: ew.chunks.encodeAll(records, bounds)}
+}
+
+// take returns the chunks encoded ahead when records, cut at bounds, are exactly those (the
+// same records in the same order, cut the same), and forgets them; nil otherwise.
+func (e *encodedAhead) take(records [][]byte, bounds []span) [][]byte {
+	if e == nil || len(records) != len(e.records) || !slices.Equal(bounds, e.bounds) {
+		return nil
+	}
+	for i, r := range records {
+		if len(r) != len(e.records[i]) || (len(r) > 0 && &r[0] != &e.records[i][0]) {
+			return nil
+		}
+	}
+	data := e.data
+	*e = encodedAhead{}
+	return data
+}
