@@ -154,6 +154,10 @@ func main() {
 		lease := m.must("BenchmarkLeaseTakeover", "lease-s")
 		fmt.Fprintf(w, "\nLease takeover after a SIGKILL of the replica holding an export (real binaries, %.0f s lease renewed every third of it): **%.1f s** (median of %d kills).\n", lease, takeover, n)
 	}
+	if open, _, ok := m.get("BenchmarkOpenWithBufferedEvents", "ms/open"); ok {
+		fmt.Fprintf(w, "\nA replica starting on a database buffering 1,000,000 events reads their ids into its index in **%.0f ms**; the index takes **%.1f bytes** per buffered event.\n",
+			open, m.must("BenchmarkOpenWithBufferedEvents", "index-bytes/event"))
+	}
 
 	if p50, _, ok := m.get("BenchmarkGetAllExportConfigurations", "p50-ms"); ok {
 		p99 := m.must("BenchmarkGetAllExportConfigurations", "p99-ms")

@@ -22,6 +22,7 @@ bench() { # bench PACKAGE PATTERN BENCHTIME
   for _ in $(seq "$count"); do
     go test -run '^$' -bench 'BenchmarkExportMillionPeakHeap$' -benchtime 1x -count 1 ./exporter/
   done
+  bench ./store/postgres/ 'BenchmarkOpenWithBufferedEvents$' 3x
   bench ./cmd/auditexport/ 'BenchmarkLeaseTakeover$' 1x
   bench ./cmd/auditexport/ 'BenchmarkVersusDuckDB$' 1x
 } | tee bench/raw.txt

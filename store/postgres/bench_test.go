@@ -3,14 +3,17 @@ package postgres_test
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
+	"github.com/auditexport/auditexport/internal/pgtest"
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/bolt"
+	"github.com/auditexport/auditexport/store/postgres"
 	"github.com/auditexport/auditexport/store/storetest"
 )
 
@@ -97,4 +100,53 @@ func BenchmarkRead(b *testing.B) {
 			b.ReportMetric(float64(100_000*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// BenchmarkOpenWithBufferedEvents opens the engine on a database buffering 1,000,000 events: a
+// replica reads every buffered id into its index before it starts (idindex.go). It reports the
+// time to open and the index's heap per buffered event.
+func BenchmarkOpenWithBufferedEvents(b *testing.B) {
+	const events = 1_000_000
+	url := pgtest.Require(b).NewDatabase(b)
+	engine, err := postgres.Open(b.Context(), url, postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.New(b.Context(), engine, store.Config{MasterKey: storetest.Key(), Buffer: store.BufferConfig{MaxEvents: 1 << 40, MaxBytes: 1 << 50}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range events / 1000 / 10 {
+		var wg sync.WaitGroup
+		for _, bt := range batches(b, 10) {
+			wg.Go(func() {
+				if _, err := st.AppendEvents(b.Context(), bt); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	st.Close()
+	var heap float64
+	for b.Loop() {
+		before := liveHeap()
+		e, err := postgres.Open(b.Context(), url, postgres.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		heap = float64(liveHeap() - before)
+		runtime.KeepAlive(e)
+		e.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/open")
+	b.ReportMetric(heap/events, "index-bytes/event")
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

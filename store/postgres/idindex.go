@@ -20,8 +20,8 @@ import (
 // that, and inserting one random UUID per event into it was, profiled, about 60% of the
 // database's work for an ingest (and half the ingest's throughput). So each replica holds the
 // buffered ids itself: a 4-byte fingerprint of each, with the chunk that holds it, in one
-// open-addressing table (8 bytes a slot, at most three quarters full: 11–16 bytes per buffered
-// event, ~80 MiB for the default 5,000,000). The database keeps each chunk's ids beside its
+// open-addressing table (8 bytes a slot, from three eighths to three quarters full: 11–21 bytes
+// per buffered event, 64 MiB for the default 5,000,000). The database keeps each chunk's ids beside its
 // events (event_chunks.ids), and a replica learns the ids others stored by reading the chunks
 // committed since it last looked, under the writers' lock (events.go), so it knows every id
 // committed before its own commit. An id whose fingerprint is absent is new; one whose
