@@ -142,8 +142,8 @@ type EventIDPrefetcher interface {
 }
 
 // GroupCommitPipeliner is implemented by an engine whose group commits do part of their work
-// before they wait for one another (a database: inserting the ids into the dedup index before
-// taking the writers' lock), so that several running at once keep more than one worker busy.
+// before they wait for one another (a database: looking the ids up and compressing the events
+// while another holds the writers' lock), so that several running at once keep more than one worker busy.
 // Store runs that many group commits at once; one otherwise.
 type GroupCommitPipeliner interface {
 	ConcurrentGroupCommits() int
