@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
+
+	"github.com/auditexport/auditexport/store/idhash"
 )
 
 // Deduplication of event ids without holding them all in memory. The ids of a sealed segment
@@ -20,17 +22,7 @@ import (
 
 // fingerprintOf hashes an id to 32 bits, never 0 (empty) or 1 (deleted).
 func fingerprintOf(id uuid.UUID) uint32 {
-	h := mix64(binary.LittleEndian.Uint64(id[:8]) ^ mix64(binary.LittleEndian.Uint64(id[8:])))
-	return max(uint32(h>>32), 2)
-}
-
-// mix64 is splitmix64's finalizer: every input bit moves every output bit.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ (x >> 31)
+	return max(uint32(idhash.Sum(id)>>32), 2)
 }
 
 // fingerprints is a multiset of fingerprints: open addressing with linear probing, 0 empty,

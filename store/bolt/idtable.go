@@ -1,9 +1,9 @@
 package bolt
 
 import (
-	"encoding/binary"
-
 	"github.com/google/uuid"
+
+	"github.com/auditexport/auditexport/store/idhash"
 )
 
 // idTable maps the ids of the unsealed segments' events to their seqs, for deduplication: open
@@ -18,8 +18,7 @@ type idTable struct {
 }
 
 func (t *idTable) slot(id uuid.UUID) int {
-	h := mix64(binary.LittleEndian.Uint64(id[:8]) ^ mix64(binary.LittleEndian.Uint64(id[8:])))
-	return int(h & uint64(len(t.seqs)-1))
+	return int(idhash.Sum(id) & uint64(len(t.seqs)-1))
 }
 
 // get returns the seq of id, if held.

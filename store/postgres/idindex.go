@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/auditexport/auditexport/store"
+	"github.com/auditexport/auditexport/store/idhash"
 )
 
 // Deduplication in the replica's memory. An id stored through any replica must be a duplicate
@@ -65,17 +65,7 @@ type idChunk struct {
 
 // fingerprintOf hashes an id to 32 bits, never 0.
 func fingerprintOf(id [16]byte) uint32 {
-	h := mix64(binary.LittleEndian.Uint64(id[:8]) ^ mix64(binary.LittleEndian.Uint64(id[8:])))
-	return max(uint32(h>>32), 1)
-}
-
-// mix64 is splitmix64's finalizer: every input bit moves every output bit.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ (x >> 31)
+	return max(uint32(idhash.Sum(id)>>32), 1)
 }
 
 func (x *idIndex) held(number uint32) bool { return number-x.base < uint32(len(x.chunks)) }
