@@ -119,6 +119,48 @@ func TestDuplicatesAcrossReplicas(t *testing.T) {
 	}
 }
 
+// An id trimmed through one replica is new again on every replica, whose index still held it.
+func TestTrimmedIDsAreNewOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	key := storetest.Key()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	open := func() *store.Store {
+		engine, err := postgres.Open(t.Context(), url, postgres.Options{BlockMaxEvents: 10, Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.New(t.Context(), engine, store.Config{MasterKey: key, NoTrimLoop: true, Now: clock,
+			Buffer: store.BufferConfig{MinRetention: time.Hour}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := open(), open()
+	if r, err := a.AppendEvents(t.Context(), batchOf(t, 0, 30)); err != nil || r.Accepted != 30 {
+		t.Fatalf("through a: %+v %v", r, err)
+	}
+	if r, err := b.AppendEvents(t.Context(), batchOf(t, 25, 10)); err != nil || r.Accepted != 5 || r.Duplicates != 5 {
+		t.Fatalf("through b, before the trim: %+v %v", r, err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour) // past the minimum retention; no configuration holds them
+	mu.Unlock()
+	if r, err := b.Trim(t.Context()); err != nil || r.Events != 35 {
+		t.Fatalf("trim through b: %+v %v", r, err)
+	}
+	if r, err := a.AppendEvents(t.Context(), batchOf(t, 0, 10)); err != nil || r.Accepted != 10 {
+		t.Fatalf("through a, after the trim: %+v %v", r, err)
+	}
+	if r, err := b.AppendEvents(t.Context(), batchOf(t, 5, 10)); err != nil || r.Accepted != 5 || r.Duplicates != 5 {
+		t.Fatalf("through b, after the trim: %+v %v", r, err)
+	}
+}
+
 // Batches that share ids, committed at once through two replicas (two group commits at once per
 // replica): each id is stored once, every event accepted once, and what was refused as a
 // duplicate is counted so.
