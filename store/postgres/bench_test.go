@@ -81,6 +81,30 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendResent appends 50 batches of 1,000 events that are all buffered already, as
+// a client resending after a failure does: every id is found a duplicate.
+func BenchmarkAppendResent(b *testing.B) {
+	for _, name := range engineNames {
+		b.Run(name, func(b *testing.B) {
+			st := openStore(b, name)
+			resent := batches(b, 50)
+			for _, bt := range resent {
+				if _, err := st.AppendEvents(context.Background(), bt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				for _, bt := range resent {
+					if r, err := st.AppendEvents(context.Background(), bt); err != nil || r.Duplicates != bt.Len() {
+						b.Fatalf("resend: %+v %v", r, err)
+					}
+				}
+			}
+			b.ReportMetric(float64(50_000*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 // BenchmarkRead reads 100,000 buffered events per iteration, as an export does.
 func BenchmarkRead(b *testing.B) {
 	for _, name := range engineNames {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/idhash"
@@ -25,8 +24,10 @@ import (
 // events (event_chunks.ids), and a replica learns the ids others stored by reading the chunks
 // committed since it last looked, under the writers' lock (events.go), so it knows every id
 // committed before its own commit. An id whose fingerprint is absent is new; one whose
-// fingerprint is present is a candidate, and the chunks that may hold it are read back, in the
-// same round trip as the lock, to answer exactly. Open reads every buffered chunk's ids.
+// fingerprint is present is a candidate, and the ids of the chunks that may hold it are read back,
+// in the same round trip as the lock, to answer exactly (in the replica: a client resending
+// a large batch makes every id a candidate, which a query comparing ids with ids would answer in
+// quadratic time). Open reads every buffered chunk's ids.
 //
 // A trimmed chunk's entries die with it: an entry is live while its chunk is held (chunks are
 // numbered in seq order and dropped from the oldest), dead slots are reused or dropped when the
@@ -74,29 +75,25 @@ func (x *idIndex) home(fp uint32) int {
 	return int((uint64(fp) * 0x9e3779b97f4a7c15) >> (64 - bits.TrailingZeros(uint(len(x.slots)))))
 }
 
-// candidates returns what the index has synced through, the chunks (their last seqs, in order,
-// each once) that may hold one of ids, and those ids.
-func (x *idIndex) candidates(ids []uuid.UUID) (synced uint64, chunks []int64, candidates []pgtype.UUID) {
+// candidates returns what the index has synced through, and the chunks (their last seqs, in
+// order, each once) that may hold one of ids.
+func (x *idIndex) candidates(ids []uuid.UUID) (synced uint64, chunks []int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.live == 0 {
-		return x.synced, nil, nil
+		return x.synced, nil
 	}
 	mask := len(x.slots) - 1
 	for _, id := range ids {
 		fp := uint64(fingerprintOf(id))
-		found := false
 		for i := x.home(uint32(fp)); x.slots[i] != 0; i = (i + 1) & mask {
 			if s := x.slots[i]; s>>32 == fp && x.held(uint32(s)) {
-				chunks, found = append(chunks, int64(x.chunks[uint32(s)-x.base].last)), true
+				chunks = append(chunks, int64(x.chunks[uint32(s)-x.base].last))
 			}
-		}
-		if found {
-			candidates = append(candidates, pgtype.UUID{Bytes: id, Valid: true})
 		}
 	}
 	slices.Sort(chunks)
-	return x.synced, slices.Compact(chunks), candidates
+	return x.synced, slices.Compact(chunks)
 }
 
 // add holds chunks, every committed chunk after seq after up to one, in seq order, and notes

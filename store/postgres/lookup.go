@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // A group commit's look-up of its ids (idindex.go) is one round trip: the writers' lock (with
@@ -16,9 +15,8 @@ import (
 // the chunks' writes and COMMIT are left; the engine runs two group commits at once
 // (store.GroupCommitPipeliner), one of them waiting for the lock while the other holds it.
 
-// confirmIDs returns which of the ids $2 the chunks $1 (last seqs) hold.
-const confirmIDs = `SELECT u.id FROM event_chunks c CROSS JOIN LATERAL unnest(c.ids) AS u (id)
-	WHERE c.last_seq = ANY($1::bigint[]) AND u.id = ANY($2::uuid[])`
+// candidateChunks reads the chunks $1 (last seqs), as syncChunks does.
+const candidateChunks = "SELECT last_seq, ids FROM event_chunks WHERE last_seq = ANY($1::bigint[])"
 
 // lookUp finds which of ids are buffered, into known; records (nil: none) are the events
 // of ids, compressed while the answer comes.
@@ -32,7 +30,7 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 			ew.known[id] = false
 		}
 	}
-	synced, chunks, candidates := index.candidates(ids)
+	synced, chunks := index.candidates(ids)
 	batch := &pgx.Batch{}
 	if !ew.loaded {
 		batch.Queue(stateQuery).QueryRow(func(row pgx.Row) error {
@@ -43,16 +41,11 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 			return err
 		})
 	}
+	var candidates []idChunk
 	if len(chunks) > 0 {
-		batch.Queue(confirmIDs, chunks, candidates).Query(func(rows pgx.Rows) error {
-			var id pgtype.UUID
-			for rows.Next() {
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				ew.known[id.Bytes] = true
-			}
-			return rows.Err()
+		batch.Queue(candidateChunks, chunks).Query(func(rows pgx.Rows) (err error) {
+			candidates, err = scanIDChunks(rows)
+			return err
 		})
 	}
 	// Up to the head before this transaction's appends: later chunks are its own, not committed.
@@ -77,7 +70,7 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 		index.reset()
 		return ew.lookUp(ids, nil)
 	}
-	for _, c := range committed {
+	for _, c := range slices.Concat(candidates, committed) {
 		for _, id := range c.ids {
 			if _, ok := ew.known[id]; ok {
 				ew.known[id] = true
