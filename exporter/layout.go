@@ -16,7 +16,7 @@ import (
 // How a job whose plan has MaxOpenBytes is cut into files. Writing events in seq order with a
 // few files open at once cuts an hour whose events interleave with those of other hours into
 // as many files as it was closed and opened again: 1,800 events cycling through nine hours once
-// became 1,801 objects. So a first pass reads the job's events (parsing only their envelope)
+// became 1,801 objects. So a first pass reads the job's events (decoding only their event time)
 // and notes each hour's first and last event and size; the hours are then grouped into passes
 // over the job such that the files of a pass open at any one moment fit the plan's budget, each
 // file open from its hour's first event to its last. Every hour is written whole by one pass:
@@ -116,12 +116,13 @@ var errTooManyHours = errors.New("too many hours")
 func hourSpans(read func(fn func(seq uint64, rec []byte) error) error, maxHours int) ([]hourSpan, error) {
 	index := map[int64]int{}
 	var spans []hourSpan
-	var r event.Record
 	err := read(func(seq uint64, rec []byte) error {
-		if err := r.Parse(rec); err != nil {
+		// The event time alone: the records are checked whole when the next pass encodes them.
+		micros, err := event.EventMicrosOf(rec)
+		if err != nil {
 			return fmt.Errorf("event %d: %w", seq, err)
 		}
-		hour := hourOf(r.EventMicros)
+		hour := hourOf(micros)
 		i, ok := index[hour]
 		if !ok {
 			if len(spans) == maxHours {
