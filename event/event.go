@@ -106,6 +106,16 @@ func EventMicrosOf(record []byte) (int64, error) {
 	return micros, nil
 }
 
+// UnixHour is the hour of a time in unix microseconds, counted from the epoch (floored).
+func UnixHour(micros int64) int64 {
+	const perHour = int64(time.Hour / time.Microsecond)
+	q := micros / perHour
+	if micros%perHour != 0 && micros < 0 {
+		q--
+	}
+	return q
+}
+
 // Parse decodes a record into r, whose fields then point into record.
 func (r *Record) Parse(record []byte) error {
 	id, err := IDOf(record)

@@ -5,19 +5,17 @@ import (
 	"container/heap"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"time"
 
-	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/store"
 )
 
 // How a job whose plan has MaxOpenBytes is cut into files. Writing events in seq order with a
 // few files open at once cuts an hour whose events interleave with those of other hours into
 // as many files as it was closed and opened again: 1,800 events cycling through nine hours once
-// became 1,801 objects. So a first pass reads the job's events (decoding only their event time)
-// and notes each hour's first and last event and size; the hours are then grouped into passes
+// became 1,801 objects. So a first pass notes each hour's first and last event and size (from
+// the runs of events of one hour the store keeps, store.ReadEventHours, or from each event's
+// time); the hours are then grouped into passes
 // over the job such that the files of a pass open at any one moment fit the plan's budget, each
 // file open from its hour's first event to its last. Every hour is written whole by one pass:
 // one file, more only past MaxFileEventBytes. Events in order of time, the usual case, make one
@@ -61,7 +59,8 @@ type hourSlot struct {
 // the passes of its layout.
 func (x *Exporter) encodeRange(ctx context.Context, job store.ExportJob, enc *encoder) error {
 	read := func(fn func(seq uint64, rec []byte) error) error { return readRange(ctx, x.store, job, fn) }
-	grouped, err := encodeEvents(enc, job.Plan, maxLayoutHours, read)
+	hours := func(fn func(store.HourRun) bool) error { return x.store.ReadEventHours(ctx, job.From, job.To, fn) }
+	grouped, err := encodeEvents(enc, job.Plan, maxLayoutHours, hours, read)
 	if err == nil && job.Plan.MaxOpenBytes > 0 && !grouped {
 		x.log.Warn("export job's events span too many hours to keep each whole; cut by open files alone", "job_id", job.ID, "max_hours", maxLayoutHours)
 	}
@@ -69,11 +68,12 @@ func (x *Exporter) encodeRange(ctx context.Context, job store.ExportJob, enc *en
 }
 
 // encodeEvents feeds the events that read passes on, in seq order, to enc: in one pass, or, for
-// a plan with MaxOpenBytes whose events span at most maxHours hours, in the passes of the layout
-// a first pass finds (grouped).
-func encodeEvents(enc *encoder, plan store.ExportPlan, maxHours int, read func(fn func(seq uint64, rec []byte) error) error) (grouped bool, err error) {
+// a plan with MaxOpenBytes whose events span at most maxHours hours (as hours tells), in the
+// passes of the layout they make (grouped).
+func encodeEvents(enc *encoder, plan store.ExportPlan, maxHours int, hours func(fn func(store.HourRun) bool) error,
+	read func(fn func(seq uint64, rec []byte) error) error) (grouped bool, err error) {
 	if plan.MaxOpenBytes > 0 {
-		spans, err := hourSpans(read, maxHours)
+		spans, err := hourSpans(hours, maxHours)
 		if err != nil {
 			return false, err
 		}
@@ -108,48 +108,31 @@ func readRange(ctx context.Context, st store.EventBuffer, job store.ExportJob, f
 	return errors.Join(readErr, fnErr)
 }
 
-// errTooManyHours stops a first pass that finds more hours than it may keep.
-var errTooManyHours = errors.New("too many hours")
-
-// hourSpans is the first pass: each hour of the events read passes on, with its first and last
-// event and size; nil when they span more than maxHours hours.
-func hourSpans(read func(fn func(seq uint64, rec []byte) error) error, maxHours int) ([]hourSpan, error) {
+// hourSpans is the first pass: each hour of the job's events, with its first and last event and
+// size, from the runs hours passes on; nil when they span more than maxHours hours.
+func hourSpans(hours func(fn func(store.HourRun) bool) error, maxHours int) ([]hourSpan, error) {
 	index := map[int64]int{}
 	var spans []hourSpan
-	err := read(func(seq uint64, rec []byte) error {
-		// The event time alone: the records are checked whole when the next pass encodes them.
-		micros, err := event.EventMicrosOf(rec)
-		if err != nil {
-			return fmt.Errorf("event %d: %w", seq, err)
-		}
-		hour := hourOf(micros)
-		i, ok := index[hour]
+	tooMany := false
+	err := hours(func(run store.HourRun) bool {
+		i, ok := index[run.Hour]
 		if !ok {
 			if len(spans) == maxHours {
-				return errTooManyHours
+				tooMany = true
+				return false
 			}
 			i = len(spans)
-			index[hour] = i
-			spans = append(spans, hourSpan{hour: hour, first: seq})
+			index[run.Hour] = i
+			spans = append(spans, hourSpan{hour: run.Hour, first: run.First})
 		}
-		spans[i].last = seq
-		spans[i].bytes += int64(len(rec))
-		return nil
+		spans[i].last = run.Last
+		spans[i].bytes += run.Bytes
+		return true
 	})
-	if errors.Is(err, errTooManyHours) {
+	if tooMany && err == nil {
 		return nil, nil
 	}
 	return spans, err
-}
-
-// hourOf is the unix hour of a time in unix microseconds.
-func hourOf(micros int64) int64 {
-	const perHour = int64(time.Hour / time.Microsecond)
-	q := micros / perHour
-	if micros%perHour != 0 && micros < 0 {
-		q--
-	}
-	return q
 }
 
 // planLayout groups the hours into passes, first fit in order of their first event: an hour

@@ -206,7 +206,7 @@ func (e *encoder) add(seq uint64, rec []byte) error {
 	if err != nil {
 		return fmt.Errorf("event %d: %w", seq, err)
 	}
-	hour := hourOf(micros)
+	hour := event.UnixHour(micros)
 	last, lru := false, e.layout == nil
 	if e.layout != nil {
 		slot, ok := e.layout.hours[hour]

@@ -89,6 +89,11 @@ type EventBuffer interface {
 	// false or limit events were read (limit <= 0: no limit). fn runs with no transaction open
 	// and may take as long as it likes; the record is valid only during fn.
 	ReadEvents(ctx context.Context, after uint64, limit int, fn func(seq uint64, record []byte) bool) error
+	// ReadEventHours calls fn with runs of consecutive events of one event hour (HourRun)
+	// covering the buffered events after seq after up to seq to, in seq order and each once,
+	// until fn returns false; two runs in a row may share an hour. fn runs with no transaction
+	// open.
+	ReadEventHours(ctx context.Context, after, to uint64, fn func(HourRun) bool) error
 	// BufferStatus reports the buffer's size, limits and bounds.
 	BufferStatus(ctx context.Context) (BufferStatus, error)
 	// Trim removes what retention allows (see BufferConfig) and reports what it removed.

@@ -141,6 +141,22 @@ type EventIDPrefetcher interface {
 	PrefetchEventIDs(ids []uuid.UUID, records [][]byte) error
 }
 
+// HourRun is a run of consecutive buffered events whose event times fall in one hour.
+type HourRun struct {
+	Hour        int64  // unix hour (event.UnixHour)
+	First, Last uint64 // seqs
+	Bytes       int64  // the records' bytes
+}
+
+// EventHourReader is implemented by a ReadTx that knows the event hours of the buffered events
+// without decoding each (an engine that keeps them beside its chunks of events).
+type EventHourReader interface {
+	// ScanEventHours calls fn with runs covering, in seq order and each once, the buffered
+	// events after seq after up to seq to (inclusive), until fn returns false. Runs need not be
+	// as long as they could be: two in a row may share an hour.
+	ScanEventHours(after, to uint64, fn func(HourRun) bool) error
+}
+
 // GroupCommitPipeliner is implemented by an engine whose group commits do part of their work
 // before they wait for one another (a database: looking the ids up and compressing the events
 // while another holds the writers' lock), so that several running at once keep more than one worker busy.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -158,6 +159,56 @@ func TestTrimmedIDsAreNewOnEveryReplica(t *testing.T) {
 	}
 	if r, err := b.AppendEvents(t.Context(), batchOf(t, 5, 10)); err != nil || r.Accepted != 5 || r.Duplicates != 5 {
 		t.Fatalf("through b, after the trim: %+v %v", r, err)
+	}
+}
+
+// Chunks keep their events' hour when they share one, and a chunk without (written before the
+// column was, or its events across hours) is read event by event: the hours come out the same.
+func TestChunkHours(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Require(t).NewDatabase(t)
+	st := replica(t, url, storetest.Key())
+	var d event.Decoder
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for i, start := range []time.Time{at, at.Add(59 * time.Minute), at.Add(3 * time.Hour)} {
+		b, err := d.NDJSON(eventtest.NDJSON(i*1000, 600, start, time.Second), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AppendEvents(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spans := func() map[int64][3]int64 { // hour: first, last, bytes
+		out := map[int64][3]int64{}
+		err := st.ReadEventHours(t.Context(), 0, 1800, func(r store.HourRun) bool {
+			s, ok := out[r.Hour]
+			if !ok {
+				s[0] = int64(r.First)
+			}
+			s[1], s[2] = int64(r.Last), s[2]+r.Bytes
+			out[r.Hour] = s
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	db := pgtest.Connect(t, url)
+	var withHour, without int
+	if err := db.QueryRow(t.Context(), "SELECT count(event_hour), count(*) - count(event_hour) FROM event_chunks").Scan(&withHour, &without); err != nil || withHour == 0 || without == 0 {
+		t.Fatalf("%d chunks with an hour, %d without (%v): want some of each", withHour, without, err)
+	}
+	kept := spans()
+	if len(kept) != 3 { // 10:00 (the first batch, and the second's first minute), 11:00, 13:00
+		t.Fatalf("hours %v, want 3", kept)
+	}
+	if _, err := db.Exec(t.Context(), "UPDATE event_chunks SET event_hour = NULL, bytes = NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if read := spans(); fmt.Sprint(read) != fmt.Sprint(kept) {
+		t.Fatalf("read event by event %v, from the chunks' hours %v", read, kept)
 	}
 }
 

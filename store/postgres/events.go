@@ -236,6 +236,7 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 	if n := len(ew.ids); n > 0 {
 		first := ew.head - uint64(n) + 1
 		var firsts, lasts []int64
+		var hours, sizes []pgtype.Int8
 		bounds := ew.chunkBounds(first)
 		data := ew.encoded.take(ew.records, bounds)
 		if data == nil {
@@ -248,11 +249,14 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 				ids[i] = id.Bytes
 			}
 			ew.written = append(ew.written, idChunk{last: first + uint64(c.to) - 1, ids: ids})
+			hour, size := hourOfChunk(ew.records[c.from:c.to])
+			hours, sizes = append(hours, hour), append(sizes, pgtype.Int8{Int64: size, Valid: true})
 		}
 		// Each chunk's ids are its slice of the group's, cut by the server.
-		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids)
-			SELECT f, l, d, ($4::uuid[])[f - $5 + 1 : l - $5 + 1] FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS c (f, l, d)`,
-			firsts, lasts, data, ew.ids, int64(first))
+		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids, event_hour, bytes)
+			SELECT f, l, d, ($4::uuid[])[f - $5 + 1 : l - $5 + 1], h, b
+			FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $6::bigint[], $7::bigint[]) AS c (f, l, d, h, b)`,
+			firsts, lasts, data, ew.ids, int64(first), hours, sizes)
 	}
 	for _, b := range ew.tail {
 		batch.Queue(`INSERT INTO event_blocks (first_seq, last_seq, events, bytes, opened_at, last_append_at) VALUES ($1, $2, $3, $4, $5, $6)

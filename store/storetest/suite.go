@@ -44,7 +44,7 @@ func Run(t *testing.T, e Engine) {
 		"JobLifecycle":                        testJobLifecycle, "CursorMovesOnlyWithCompletion": testCursorMovesOnlyWithCompletion,
 		"LeasesFenceTakenOverAttempts": testLeasesFenceTakenOverAttempts, "CrashedAttemptIsResumed": testCrashedAttemptIsResumed,
 		"OldJobsArePruned": testOldJobsArePruned, "DueSchedules": testDueSchedules, "ClaimDueChecks": testClaimDueChecks,
-		"ConcurrentWriters": testConcurrentWriters,
+		"ConcurrentWriters": testConcurrentWriters, "EventHours": testEventHours,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {

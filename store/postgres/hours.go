@@ -1,0 +1,113 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/store"
+)
+
+// Each chunk keeps the hour of its events' time when they share one (the usual case: events
+// appended together happened together) and its records' bytes, so that a job's first pass reads
+// a row's few columns instead of its events (store.EventHourReader); profiled, that pass read
+// every event twice as slowly as bbolt and was a fifth of an export's time.
+
+// hourOfChunk is the event hour records share (not valid when they span hours, or one is not a
+// record), and their bytes.
+func hourOfChunk(records [][]byte) (pgtype.Int8, int64) {
+	var hour pgtype.Int8
+	var size int64
+	for i, r := range records {
+		size += int64(len(r))
+		micros, err := event.EventMicrosOf(r)
+		if err != nil {
+			hour.Valid = false
+			continue
+		}
+		h := event.UnixHour(micros)
+		if i == 0 {
+			hour = pgtype.Int8{Int64: h, Valid: true}
+		} else if h != hour.Int64 {
+			hour.Valid = false
+		}
+	}
+	return hour, size
+}
+
+// scanHours reads a page of the chunks holding the events after $1 up to $2: their hour and
+// bytes, and their data only when they must be read event by event (no hour, or a bound inside).
+const (
+	scanHoursPage = 1024
+	scanHours     = `SELECT first_seq, last_seq, event_hour, bytes,
+	CASE WHEN event_hour IS NULL OR bytes IS NULL OR first_seq <= $1 OR last_seq > $2 THEN data END
+	FROM event_chunks WHERE last_seq > $1 AND first_seq <= $2 ORDER BY last_seq LIMIT 1024`
+)
+
+// ScanEventHours calls fn with runs covering the events after seq after up to seq to; see
+// store.EventHourReader.
+func (r *readTx) ScanEventHours(after, to uint64, fn func(store.HourRun) bool) error {
+	if err := r.flushEvents(); err != nil {
+		return err
+	}
+	var chunks chunkDecoder
+	for after < to {
+		rows, err := r.tx.Query(r.ctx, scanHours, int64(after), int64(to))
+		if err != nil {
+			return err
+		}
+		n, stopped := 0, false
+		for !stopped && rows.Next() {
+			raw := rows.RawValues()
+			if len(raw) != 5 || len(raw[0]) != 8 || len(raw[1]) != 8 {
+				rows.Close()
+				return fmt.Errorf("unexpected chunk row")
+			}
+			n++
+			first, last := binary.BigEndian.Uint64(raw[0]), binary.BigEndian.Uint64(raw[1])
+			if raw[4] == nil {
+				if len(raw[2]) != 8 || len(raw[3]) != 8 {
+					rows.Close()
+					return fmt.Errorf("unexpected chunk row")
+				}
+				stopped = !fn(store.HourRun{Hour: int64(binary.BigEndian.Uint64(raw[2])), First: first, Last: last, Bytes: int64(binary.BigEndian.Uint64(raw[3]))})
+			} else {
+				stopped, err = eventHoursOf(&chunks, first, last, raw[4], after, to, fn)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			after = last
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || stopped || n < scanHoursPage {
+			return err
+		}
+	}
+	return nil
+}
+
+// eventHoursOf calls fn with a run for each event of a chunk after seq after up to seq to; it
+// reports whether fn stopped.
+func eventHoursOf(chunks *chunkDecoder, first, last uint64, data []byte, after, to uint64, fn func(store.HourRun) bool) (stopped bool, err error) {
+	var failed error
+	_, err = chunks.each(first, last, data, after, func(seq uint64, record []byte) bool {
+		if seq > to {
+			return false
+		}
+		micros, err := event.EventMicrosOf(record)
+		if err != nil {
+			failed = fmt.Errorf("event %d: %w", seq, err)
+			return false
+		}
+		stopped = !fn(store.HourRun{Hour: event.UnixHour(micros), First: seq, Last: seq, Bytes: int64(len(record))})
+		return !stopped
+	})
+	if failed != nil {
+		return true, failed
+	}
+	return stopped, err
+}
