@@ -8,34 +8,31 @@ import (
 	"github.com/auditexport/auditexport/event"
 )
 
-// hourRunsPerRead bounds the runs one read transaction of ReadEventHours gathers.
-const hourRunsPerRead = 4096
-
-// errNoHours is an engine without EventHourReader.
-var errNoHours = errors.New("the engine does not keep event hours")
+// One read transaction of ReadEventHours gathers at most hourRunsPerRead runs, and reads at
+// most hourEventsPerRead events when the engine reads events for them.
+const (
+	hourRunsPerRead   = 4096
+	hourEventsPerRead = 65_536
+)
 
 // ReadEventHours calls fn with runs covering the buffered events after seq after up to seq to,
 // in seq order, until fn returns false: what a job's first pass needs to lay its files out. An
-// engine that keeps each chunk's hour answers from that (EventHourReader), without reading the
-// events; otherwise the events are read and each one's event time decoded. fn runs with no
-// transaction open.
+// engine that keeps each chunk's hour answers from that (EventHourReader); otherwise the events
+// are scanned in the read transaction, each one's event time decoded (no record copied out).
+// fn runs with no transaction open.
 func (s *Store) ReadEventHours(ctx context.Context, after, to uint64, fn func(HourRun) bool) error {
 	runs := make([]HourRun, 0, 64)
 	for after < to {
 		runs = runs[:0]
 		err := s.view(ctx, func(tx ReadTx) error {
-			r, ok := tx.(EventHourReader)
-			if !ok {
-				return errNoHours
+			if r, ok := tx.(EventHourReader); ok {
+				return r.ScanEventHours(after, to, func(run HourRun) bool {
+					runs = append(runs, run)
+					return len(runs) < hourRunsPerRead
+				})
 			}
-			return r.ScanEventHours(after, to, func(run HourRun) bool {
-				runs = append(runs, run)
-				return len(runs) < hourRunsPerRead
-			})
+			return scanEventHours(tx, after, to, &runs)
 		})
-		if errors.Is(err, errNoHours) {
-			return s.decodeEventHours(ctx, after, to, fn)
-		}
 		if err != nil || len(runs) == 0 {
 			return err
 		}
@@ -49,11 +46,12 @@ func (s *Store) ReadEventHours(ctx context.Context, after, to uint64, fn func(Ho
 	return nil
 }
 
-// decodeEventHours is ReadEventHours reading the events: runs of events of one hour.
-func (s *Store) decodeEventHours(ctx context.Context, after, to uint64, fn func(HourRun) bool) error {
-	var run HourRun
+// scanEventHours appends to runs the runs of the events after seq after up to seq to, reading at
+// most hourEventsPerRead events and making at most hourRunsPerRead runs.
+func scanEventHours(tx ReadTx, after, to uint64, runs *[]HourRun) error {
 	var failed error
-	err := s.ReadEvents(ctx, after, 0, func(seq uint64, record []byte) bool {
+	events := 0
+	err := tx.ScanEvents(after, func(seq uint64, record []byte) bool {
 		if seq > to {
 			return false
 		}
@@ -62,23 +60,15 @@ func (s *Store) decodeEventHours(ctx context.Context, after, to uint64, fn func(
 			failed = fmt.Errorf("event %d: %w", seq, err)
 			return false
 		}
-		hour := event.UnixHour(micros)
-		if run.Last != 0 && (hour != run.Hour || seq != run.Last+1) {
-			if !fn(run) {
-				run = HourRun{}
-				return false
-			}
-			run = HourRun{}
+		hour, n := event.UnixHour(micros), len(*runs)
+		if n > 0 && (*runs)[n-1].Hour == hour && (*runs)[n-1].Last+1 == seq {
+			(*runs)[n-1].Last = seq
+			(*runs)[n-1].Bytes += int64(len(record))
+		} else {
+			*runs = append(*runs, HourRun{Hour: hour, First: seq, Last: seq, Bytes: int64(len(record))})
 		}
-		if run.Last == 0 {
-			run = HourRun{Hour: hour, First: seq}
-		}
-		run.Last = seq
-		run.Bytes += int64(len(record))
-		return true
+		events++
+		return events < hourEventsPerRead && len(*runs) < hourRunsPerRead
 	})
-	if err == nil && failed == nil && run.Last != 0 {
-		fn(run)
-	}
 	return errors.Join(err, failed)
 }
