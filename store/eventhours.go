@@ -46,6 +46,15 @@ func (s *Store) ReadEventHours(ctx context.Context, after, to uint64, fn func(Ho
 	return nil
 }
 
+// HourRunOf is the run of one event.
+func HourRunOf(seq uint64, record []byte) (HourRun, error) {
+	micros, err := event.EventMicrosOf(record)
+	if err != nil {
+		return HourRun{}, fmt.Errorf("event %d: %w", seq, err)
+	}
+	return HourRun{Hour: event.UnixHour(micros), First: seq, Last: seq, Bytes: int64(len(record))}, nil
+}
+
 // scanEventHours appends to runs the runs of the events after seq after up to seq to, reading at
 // most hourEventsPerRead events and making at most hourRunsPerRead runs.
 func scanEventHours(tx ReadTx, after, to uint64, runs *[]HourRun) error {
@@ -55,17 +64,16 @@ func scanEventHours(tx ReadTx, after, to uint64, runs *[]HourRun) error {
 		if seq > to {
 			return false
 		}
-		micros, err := event.EventMicrosOf(record)
+		run, err := HourRunOf(seq, record)
 		if err != nil {
-			failed = fmt.Errorf("event %d: %w", seq, err)
+			failed = err
 			return false
 		}
-		hour, n := event.UnixHour(micros), len(*runs)
-		if n > 0 && (*runs)[n-1].Hour == hour && (*runs)[n-1].Last+1 == seq {
+		if n := len(*runs); n > 0 && (*runs)[n-1].Hour == run.Hour && (*runs)[n-1].Last+1 == seq {
 			(*runs)[n-1].Last = seq
-			(*runs)[n-1].Bytes += int64(len(record))
+			(*runs)[n-1].Bytes += run.Bytes
 		} else {
-			*runs = append(*runs, HourRun{Hour: hour, First: seq, Last: seq, Bytes: int64(len(record))})
+			*runs = append(*runs, run)
 		}
 		events++
 		return events < hourEventsPerRead && len(*runs) < hourRunsPerRead

@@ -98,12 +98,12 @@ func eventHoursOf(chunks *chunkDecoder, first, last uint64, data []byte, after, 
 		if seq > to {
 			return false
 		}
-		micros, err := event.EventMicrosOf(record)
+		run, err := store.HourRunOf(seq, record)
 		if err != nil {
-			failed = fmt.Errorf("event %d: %w", seq, err)
+			failed = err
 			return false
 		}
-		stopped = !fn(store.HourRun{Hour: event.UnixHour(micros), First: seq, Last: seq, Bytes: int64(len(record))})
+		stopped = !fn(run)
 		return !stopped
 	})
 	if failed != nil {
