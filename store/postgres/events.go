@@ -102,10 +102,11 @@ type eventWriter struct {
 	known    map[uuid.UUID]bool
 	// encoded holds the chunks lookUp encoded, nil when none.
 	encoded *encodedAhead
-	// startHead is the head before this transaction's appends; written the chunks it wrote,
-	// for the replica's id index once committed.
-	startHead uint64
-	written   []idChunk
+	// startHead and startOldest are the head and the oldest buffered seq (0: none) when the
+	// transaction began, before its own appends and trims; written the chunks it wrote, for the
+	// replica's id index once committed.
+	startHead, startOldest uint64
+	written                []idChunk
 }
 
 func newEventWriter(w *writeTx) *eventWriter {
@@ -127,7 +128,7 @@ func (ew *eventWriter) load() error {
 
 // setState takes st as the buffer's state when the transaction began.
 func (ew *eventWriter) setState(st eventState) {
-	ew.eventState, ew.loaded, ew.startHead = st, true, st.head
+	ew.eventState, ew.loaded, ew.startHead, ew.startOldest = st, true, st.head, st.oldestFirst
 }
 
 // EventStats describes the buffer as this transaction sees it.

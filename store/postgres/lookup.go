@@ -78,7 +78,8 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 		}
 	}
 	index.add(synced, committed, ew.startHead)
-	index.expire(cmp.Or(ew.oldestFirst, ew.startHead+1), ew.startHead)
+	// What was committed, not this transaction's trims, which may yet roll back.
+	index.expire(cmp.Or(ew.startOldest, ew.startHead+1), ew.startHead)
 	return nil
 }
 
