@@ -23,8 +23,8 @@ const (
 func (s *Store) ReadEventHours(ctx context.Context, after, to uint64, fn func(HourRun) bool) error {
 	runs := make([]HourRun, 0, 64)
 	for after < to {
-		runs = runs[:0]
 		err := s.view(ctx, func(tx ReadTx) error {
+			runs = runs[:0] // a view may run fn again (a database's retry)
 			if r, ok := tx.(EventHourReader); ok {
 				return r.ScanEventHours(after, to, func(run HourRun) bool {
 					runs = append(runs, run)

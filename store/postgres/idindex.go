@@ -191,7 +191,7 @@ func (x *idIndex) rebuild(room int) {
 	}
 }
 
-// sizes reports the index's slots and live ids (tests, metrics).
+// sizes reports the index's slots and live ids (tests).
 func (x *idIndex) sizes() (slots, live int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
