@@ -43,7 +43,9 @@ const (
 	scanHoursPage = 1024
 	scanHours     = `SELECT first_seq, last_seq, event_hour, bytes,
 	CASE WHEN event_hour IS NULL OR bytes IS NULL OR first_seq <= $1 OR last_seq > $2 THEN data END
-	FROM event_chunks WHERE last_seq > $1 AND first_seq <= $2 ORDER BY last_seq LIMIT 1024`
+	FROM event_chunks WHERE last_seq > $1
+	AND last_seq <= coalesce((SELECT last_seq FROM event_chunks WHERE last_seq >= $2 ORDER BY last_seq LIMIT 1), $2)
+	ORDER BY last_seq LIMIT 1024`
 )
 
 // ScanEventHours calls fn with runs covering the events after seq after up to seq to; see
