@@ -162,6 +162,65 @@ func TestTrimmedIDsAreNewOnEveryReplica(t *testing.T) {
 	}
 }
 
+// A database that goes back (restored, or failed over to a standby that missed the last
+// commits) while replicas run, and that another replica then writes past: a replica that had
+// seen the lost commits notices, and reads the ids again, whether it catches up before taking the
+// writers' lock or under it.
+func TestReplicasNoticeADatabaseThatWentBack(t *testing.T) {
+	t.Parallel()
+	for _, stale := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stale=%v", stale), func(t *testing.T) {
+			url := pgtest.Require(t).NewDatabase(t)
+			key := storetest.Key()
+			a, c := replica(t, url, key), replica(t, url, key)
+			catchUpAfter := time.Hour // b looks only under the writers' lock
+			if stale {
+				catchUpAfter = time.Nanosecond // b always catches up before it takes the lock
+			}
+			engine, err := postgres.Open(t.Context(), url, postgres.Options{IDCatchUpAfter: catchUpAfter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := store.New(t.Context(), engine, store.Config{MasterKey: key, NoTrimLoop: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			for _, first := range []int{0, 50} { // seqs 1–100, two chunks
+				if r, err := a.AppendEvents(t.Context(), batchOf(t, first, 50)); err != nil || r.Accepted != 50 {
+					t.Fatalf("through a: %+v %v", r, err)
+				}
+			}
+			if r, err := b.AppendEvents(t.Context(), batchOf(t, 99, 1)); err != nil || r.Duplicates != 1 { // b has seen seq 100
+				t.Fatalf("through b: %+v %v", r, err)
+			}
+			// The database goes back to seq 50.
+			db := pgtest.Connect(t, url)
+			for _, sql := range []string{
+				"DELETE FROM event_chunks WHERE last_seq > 50",
+				"UPDATE event_blocks SET last_seq = 50, events = 50",
+				"UPDATE event_log SET head = 50, events = 50",
+			} {
+				if _, err := db.Exec(t.Context(), sql); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Another replica writes past where b stands, in chunks ending below and at it.
+			for _, first := range []int{200, 220, 240} { // seqs 51–110
+				if r, err := c.AppendEvents(t.Context(), batchOf(t, first, 20)); err != nil || r.Accepted != 20 {
+					t.Fatalf("through c: %+v %v", r, err)
+				}
+			}
+			if r, err := b.AppendEvents(t.Context(), batchOf(t, 200, 60)); err != nil || r.Duplicates != 60 {
+				t.Fatalf("c's events through b: %+v %v, want 60 duplicates", r, err)
+			}
+			if r, err := b.AppendEvents(t.Context(), batchOf(t, 60, 5)); err != nil || r.Accepted != 5 {
+				t.Fatalf("events the database lost, through b: %+v %v, want 5 accepted", r, err)
+			}
+		})
+	}
+}
+
 // Chunks keep their events' hour when they share one, and a chunk without (written before the
 // column was, or its events across hours) is read event by event: the hours come out the same.
 func TestChunkHours(t *testing.T) {

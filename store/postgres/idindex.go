@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -32,8 +33,12 @@ import (
 // A trimmed chunk's entries die with it: an entry is live while its chunk is held (chunks are
 // numbered in seq order and dropped from the oldest), dead slots are reused or dropped when the
 // table is rebuilt. Should the database go back (restored from a backup, or a failover to a
-// standby that had not every commit), its head falls below what the index has seen: the index
-// is read again from the database.
+// standby that had not every commit), its head falls below what the index has seen, or the event
+// at the seq the index synced through is another (or missing, though not trimmed), since other
+// replicas may have written past it meanwhile: the index is read again from the database.
+//
+// A replica that has not looked for a while (it ingested nothing) first catches up outside the
+// lock, a page at a time, so that what it reads under the lock stays small.
 
 // idIndex is the fingerprints of the buffered ids, with the chunks that hold them.
 type idIndex struct {
@@ -46,8 +51,13 @@ type idIndex struct {
 	chunks []heldChunk
 	base   uint32
 	live   int // ids in the held chunks
-	// synced is the head through which every committed chunk is held (or trimmed).
-	synced uint64
+	// synced is the head through which every committed chunk is held (or trimmed); anchor the
+	// id of the event at seq synced, when anchored (it was held); syncedAt when the index last
+	// caught up.
+	synced   uint64
+	anchor   [16]byte
+	anchored bool
+	syncedAt time.Time
 	// numbered counts the chunk numbers given since the last rebuild: numbers wrap at 2^32,
 	// so the table is rebuilt (dropping dead slots) long before a dead one could look live.
 	numbered uint32
@@ -75,13 +85,21 @@ func (x *idIndex) home(fp uint32) int {
 	return int((uint64(fp) * 0x9e3779b97f4a7c15) >> (64 - bits.TrailingZeros(uint(len(x.slots)))))
 }
 
-// candidates returns what the index has synced through, and the chunks (their last seqs, in
-// order, each once) that may hold one of ids.
-func (x *idIndex) candidates(ids []uuid.UUID) (synced uint64, chunks []int64) {
+// syncPoint is where an index stands: synced through seq, the event there anchor when anchored.
+type syncPoint struct {
+	seq      uint64
+	anchor   [16]byte
+	anchored bool
+}
+
+// candidates returns where the index stands, and the chunks (their last seqs, in order, each
+// once) that may hold one of ids.
+func (x *idIndex) candidates(ids []uuid.UUID) (at syncPoint, chunks []int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	at = syncPoint{seq: x.synced, anchor: x.anchor, anchored: x.anchored}
 	if x.live == 0 {
-		return x.synced, nil
+		return at, nil
 	}
 	mask := len(x.slots) - 1
 	for _, id := range ids {
@@ -93,7 +111,14 @@ func (x *idIndex) candidates(ids []uuid.UUID) (synced uint64, chunks []int64) {
 		}
 	}
 	slices.Sort(chunks)
-	return x.synced, slices.Compact(chunks)
+	return at, slices.Compact(chunks)
+}
+
+// stale reports whether the index last caught up longer than d ago.
+func (x *idIndex) stale(d time.Duration) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return time.Since(x.syncedAt) > d
 }
 
 // add holds chunks, every committed chunk after seq after up to one, in seq order, and notes
@@ -113,8 +138,14 @@ func (x *idIndex) add(after uint64, chunks []idChunk, head uint64) {
 		}
 		x.hold(c)
 		x.synced = c.last
+		if len(c.ids) > 0 {
+			x.anchor, x.anchored = c.ids[len(c.ids)-1], true
+		}
 	}
-	x.synced = max(x.synced, head)
+	if head > x.synced { // the chunks up to head were trimmed: no event to anchor to
+		x.synced, x.anchored = head, false
+	}
+	x.syncedAt = time.Now()
 }
 
 func (x *idIndex) hold(c idChunk) {
@@ -165,6 +196,7 @@ func (x *idIndex) expire(oldest, head uint64) {
 // reset empties the index: the next sync reads every buffered chunk.
 func (x *idIndex) reset() {
 	x.slots, x.used, x.chunks, x.base, x.live, x.synced, x.numbered = nil, 0, nil, 0, 0, 0, 0
+	x.anchored, x.syncedAt = false, time.Time{}
 }
 
 // rebuild rehashes the live slots into a table at most half full with room more, dropping the
@@ -204,6 +236,7 @@ const syncChunks = "SELECT last_seq, ids FROM event_chunks WHERE last_seq > $1 A
 
 // scanIDChunks reads rows of (last_seq, ids).
 func scanIDChunks(rows pgx.Rows) ([]idChunk, error) {
+	defer rows.Close()
 	var out []idChunk
 	var last int64
 	for rows.Next() {

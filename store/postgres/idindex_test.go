@@ -97,17 +97,26 @@ func TestIDIndexAgreesWithAModel(t *testing.T) {
 // sync that began before a reset holds nothing.
 func TestIDIndexResetsWhenTheDatabaseGoesBack(t *testing.T) {
 	var x idIndex
-	id := uuid.New()
-	x.add(0, []idChunk{{last: 10, ids: [][16]byte{id}}}, 10)
-	if _, chunks := x.candidates([]uuid.UUID{id}); !slices.Equal(chunks, []int64{10}) {
-		t.Fatalf("candidates %v", chunks)
+	id, other := uuid.New(), uuid.New()
+	x.add(0, []idChunk{{last: 10, ids: [][16]byte{other, id}}}, 10)
+	if at, chunks := x.candidates([]uuid.UUID{id}); !slices.Equal(chunks, []int64{10}) || at != (syncPoint{10, id, true}) {
+		t.Fatalf("at %+v, candidates %v", at, chunks)
+	}
+	// Chunks up to a head past the last held one were trimmed: nothing to anchor to.
+	x.add(10, nil, 11)
+	if at, _ := x.candidates(nil); at.seq != 11 || at.anchored {
+		t.Fatalf("synced through a trimmed chunk: at %+v", at)
+	}
+	x.add(11, []idChunk{{last: 12, ids: [][16]byte{other}}}, 12)
+	if at, _ := x.candidates(nil); at != (syncPoint{12, other, true}) {
+		t.Fatalf("at %+v", at)
 	}
 	x.expire(1, 5)
-	if synced, chunks := x.candidates([]uuid.UUID{id}); synced != 0 || len(chunks) != 0 {
-		t.Fatalf("after the database went back: synced %d, candidates %v", synced, chunks)
+	if at, chunks := x.candidates([]uuid.UUID{id}); at.seq != 0 || at.anchored || len(chunks) != 0 {
+		t.Fatalf("after the database went back: at %+v, candidates %v", at, chunks)
 	}
-	x.add(10, []idChunk{{last: 12, ids: [][16]byte{id}}}, 12)
-	if synced, _ := x.candidates(nil); synced != 0 {
-		t.Fatalf("a sync from before the reset was held: synced %d", synced)
+	x.add(12, []idChunk{{last: 14, ids: [][16]byte{id}}}, 14)
+	if at, _ := x.candidates(nil); at.seq != 0 {
+		t.Fatalf("a sync from before the reset was held: at %+v", at)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // A group commit's look-up of its ids (idindex.go) is one round trip: the writers' lock (with
@@ -14,6 +15,10 @@ import (
 // replica compresses the group's records as the chunks they will be, so that under the lock only
 // the chunks' writes and COMMIT are left; the engine runs two group commits at once
 // (store.GroupCommitPipeliner), one of them waiting for the lock while the other holds it.
+
+// idAtSeq is the id of the event at seq $1, if buffered.
+const idAtSeq = `SELECT ids[$1 - first_seq + 1] FROM
+	(SELECT first_seq, ids FROM event_chunks WHERE last_seq >= $1::bigint ORDER BY last_seq LIMIT 1) c WHERE first_seq <= $1::bigint`
 
 // candidateChunks reads the chunks $1 (last seqs), as syncChunks does.
 const candidateChunks = "SELECT last_seq, ids FROM event_chunks WHERE last_seq = ANY($1::bigint[])"
@@ -30,7 +35,12 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 			ew.known[id] = false
 		}
 	}
-	synced, chunks := index.candidates(ids)
+	if index.stale(ew.w.e.opts.IDCatchUpAfter) {
+		if err := ew.catchUp(index); err != nil {
+			return err
+		}
+	}
+	at, chunks := index.candidates(ids)
 	batch := &pgx.Batch{}
 	if !ew.loaded {
 		batch.Queue(stateQuery).QueryRow(func(row pgx.Row) error {
@@ -53,8 +63,19 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 	if !ew.loaded {
 		upTo = 1<<63 - 1 // nothing appended yet: every chunk it sees is committed
 	}
+	var atSynced pgtype.UUID // the event at seq at.seq, if buffered
+	if at.anchored {
+		batch.Queue(idAtSeq, int64(at.seq)).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				if err := rows.Scan(&atSynced); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+	}
 	var committed []idChunk
-	batch.Queue(syncChunks, int64(synced), upTo).Query(func(rows pgx.Rows) (err error) {
+	batch.Queue(syncChunks, int64(at.seq), upTo).Query(func(rows pgx.Rows) (err error) {
 		committed, err = scanIDChunks(rows)
 		return err
 	})
@@ -65,7 +86,7 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 	if err := br.Close(); err != nil {
 		return err
 	}
-	if ew.startHead < synced {
+	if wentBack(at, ew.startHead, ew.startOldest, atSynced) {
 		// The database went back (idindex.go): read every buffered chunk's ids again.
 		index.reset()
 		return ew.lookUp(ids, nil)
@@ -77,10 +98,65 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 			}
 		}
 	}
-	index.add(synced, committed, ew.startHead)
+	index.add(at.seq, committed, ew.startHead)
 	// What was committed, not this transaction's trims, which may yet roll back.
 	index.expire(cmp.Or(ew.startOldest, ew.startHead+1), ew.startHead)
 	return nil
+}
+
+// wentBack reports whether the database is not the one the index synced with, given its head,
+// its oldest buffered seq (0: none) and the event at the seq the index synced through: its head is
+// below the index's, or that event is another id, or is missing though not trimmed.
+func wentBack(at syncPoint, head, oldest uint64, atSynced pgtype.UUID) bool {
+	switch {
+	case head < at.seq:
+		return true
+	case !at.anchored:
+		return false
+	case atSynced.Valid:
+		return atSynced.Bytes != at.anchor
+	default:
+		return oldest != 0 && at.seq >= oldest
+	}
+}
+
+// standing reads the head, the oldest buffered seq and the event at seq $1 in one statement.
+const standing = `SELECT l.head, coalesce((SELECT first_seq FROM event_blocks ORDER BY first_seq LIMIT 1), 0), (` + idAtSeq + `)
+	FROM event_log l`
+
+// catchUp reads the chunks committed since the index last looked, a page at a time, each page
+// a statement of its own outside the transaction (which must not have begun: it would hold the
+// writers' lock meanwhile); first, should the database have gone back, it empties the index, to
+// read every buffered chunk so. A transaction that has begun skips it.
+func (ew *eventWriter) catchUp(index *idIndex) error {
+	at, _ := index.candidates(nil)
+	rows, begun, err := ew.w.tx.queryBeforeBegin(ew.w.ctx, standing, int64(at.seq))
+	if begun || err != nil {
+		return err
+	}
+	var head, oldest int64
+	var atSynced pgtype.UUID
+	if _, err := pgx.ForEachRow(rows, []any{&head, &oldest, &atSynced}, func() error { return nil }); err != nil {
+		return err
+	}
+	if wentBack(at, uint64(head), uint64(oldest), atSynced) {
+		index.reset()
+	}
+	for {
+		at, _ := index.candidates(nil)
+		rows, _, err := ew.w.tx.queryBeforeBegin(ew.w.ctx, syncChunks+" LIMIT 1024", int64(at.seq), int64(1<<63-1))
+		if err != nil {
+			return err
+		}
+		chunks, err := scanIDChunks(rows)
+		if err != nil {
+			return err
+		}
+		index.add(at.seq, chunks, 0)
+		if len(chunks) < 1024 {
+			return nil
+		}
+	}
 }
 
 // encodedAhead is chunks compressed before the transaction numbered their events.

@@ -49,6 +49,10 @@ type Options struct {
 	// TxTimeout bounds one Update or View, retries included: a database that stops answering
 	// makes the call fail with store.ErrUnavailable instead of hanging. Default 30s.
 	TxTimeout time.Duration
+	// IDCatchUpAfter is how long a replica's index of the buffered ids (idindex.go) may go
+	// without looking at the database before a group commit first catches it up outside the
+	// writers' lock. Default 250ms.
+	IDCatchUpAfter time.Duration
 	// Now replaces the database's clock as the transactions' clock (tests). Default: the
 	// database's clock_timestamp(), one clock for every replica.
 	Now func() time.Time
@@ -60,6 +64,7 @@ func (o *Options) fillDefaults() {
 	o.BlockMaxEvents = cmp.Or(max(o.BlockMaxEvents, 0), 16_384)
 	o.BlockMaxAge = cmp.Or(max(o.BlockMaxAge, 0), 10*time.Minute)
 	o.TxTimeout = cmp.Or(max(o.TxTimeout, 0), 30*time.Second)
+	o.IDCatchUpAfter = cmp.Or(max(o.IDCatchUpAfter, 0), 250*time.Millisecond)
 	o.Logger = cmp.Or(o.Logger, slog.New(slog.DiscardHandler))
 }
 

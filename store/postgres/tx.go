@@ -23,6 +23,7 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	queryBeforeBegin(ctx context.Context, sql string, args ...any) (pgx.Rows, bool, error)
 }
 
 // lockWriters takes the writers' lock (see the package comment).
@@ -43,6 +44,16 @@ type txConn struct {
 }
 
 var _ querier = (*txConn)(nil)
+
+// queryBeforeBegin runs sql as a statement of its own, before the transaction begins; begun
+// reports that it has begun already (nothing was run).
+func (c *txConn) queryBeforeBegin(ctx context.Context, sql string, args ...any) (rows pgx.Rows, begun bool, err error) {
+	if c.begun {
+		return nil, true, nil
+	}
+	rows, err = c.conn.Query(ctx, sql, args...)
+	return rows, false, err
+}
 
 // withBegin returns b with the statements that begin the transaction first, when it has not begun.
 func (c *txConn) withBegin(b *pgx.Batch) *pgx.Batch {
