@@ -11,7 +11,8 @@ import (
 
 // A group commit's look-up of its ids (idindex.go) is one round trip: the writers' lock (with
 // BEGIN, when the transaction has not begun), the buffer's state, the candidates' chunks read
-// back, and the chunks other replicas committed since this one last looked. Meanwhile the
+// back, the event at the seq the index synced through (has the database gone back?), and the
+// chunks other replicas committed since this one last looked. Meanwhile the
 // replica compresses the group's records as the chunks they will be, so that under the lock only
 // the chunks' writes and COMMIT are left; the engine runs two group commits at once
 // (store.GroupCommitPipeliner), one of them waiting for the lock while the other holds it.
