@@ -23,11 +23,17 @@ import (
 // test ends.
 func replica(t *testing.T, url string, key []byte) *store.Store {
 	t.Helper()
-	engine, err := postgres.Open(t.Context(), url, postgres.Options{TxTimeout: 10 * time.Second})
+	return replicaWith(t, url, postgres.Options{TxTimeout: 10 * time.Second}, store.Config{MasterKey: key, NoTrimLoop: true})
+}
+
+// replicaWith is a store on the database at url, as one replica opens it.
+func replicaWith(t *testing.T, url string, opts postgres.Options, cfg store.Config) *store.Store {
+	t.Helper()
+	engine, err := postgres.Open(t.Context(), url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.New(t.Context(), engine, store.Config{MasterKey: key, NoTrimLoop: true})
+	st, err := store.New(t.Context(), engine, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,17 +135,8 @@ func TestTrimmedIDsAreNewOnEveryReplica(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	open := func() *store.Store {
-		engine, err := postgres.Open(t.Context(), url, postgres.Options{BlockMaxEvents: 10, Now: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := store.New(t.Context(), engine, store.Config{MasterKey: key, NoTrimLoop: true, Now: clock,
-			Buffer: store.BufferConfig{MinRetention: time.Hour}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
+		return replicaWith(t, url, postgres.Options{BlockMaxEvents: 10, Now: clock},
+			store.Config{MasterKey: key, NoTrimLoop: true, Now: clock, Buffer: store.BufferConfig{MinRetention: time.Hour}})
 	}
 	a, b := open(), open()
 	if r, err := a.AppendEvents(t.Context(), batchOf(t, 0, 30)); err != nil || r.Accepted != 30 {
@@ -177,15 +174,7 @@ func TestReplicasNoticeADatabaseThatWentBack(t *testing.T) {
 			if stale {
 				catchUpAfter = time.Nanosecond // b always catches up before it takes the lock
 			}
-			engine, err := postgres.Open(t.Context(), url, postgres.Options{IDCatchUpAfter: catchUpAfter})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := store.New(t.Context(), engine, store.Config{MasterKey: key, NoTrimLoop: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
+			b := replicaWith(t, url, postgres.Options{IDCatchUpAfter: catchUpAfter}, store.Config{MasterKey: key, NoTrimLoop: true})
 			for _, first := range []int{0, 50} { // seqs 1–100, two chunks
 				if r, err := a.AppendEvents(t.Context(), batchOf(t, first, 50)); err != nil || r.Accepted != 50 {
 					t.Fatalf("through a: %+v %v", r, err)
