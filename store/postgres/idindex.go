@@ -193,7 +193,14 @@ func (x *idIndex) expire(oldest, head uint64) {
 	}
 }
 
-// reset empties the index: the next sync reads every buffered chunk.
+// forget empties the index: the next sync reads every buffered chunk.
+func (x *idIndex) forget() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.reset()
+}
+
+// reset is forget, with x.mu held.
 func (x *idIndex) reset() {
 	x.slots, x.used, x.chunks, x.base, x.live, x.synced, x.numbered = nil, 0, nil, 0, 0, 0, 0
 	x.anchored, x.syncedAt = false, time.Time{}
@@ -257,9 +264,7 @@ func (x *idIndex) load(ctx context.Context, e *Engine) error {
 		if err := r.tx.QueryRow(r.ctx, "SELECT head FROM event_log").Scan(&head); err != nil {
 			return err
 		}
-		x.mu.Lock()
-		x.reset()
-		x.mu.Unlock()
+		x.forget()
 		for after := int64(0); ; {
 			rows, err := r.tx.Query(r.ctx, syncChunks+" LIMIT 1024", after, head)
 			if err != nil {

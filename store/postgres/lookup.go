@@ -89,7 +89,7 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 	}
 	if wentBack(at, ew.startHead, ew.startOldest, atSynced) {
 		// The database went back (idindex.go): read every buffered chunk's ids again.
-		index.reset()
+		index.forget()
 		return ew.lookUp(ids, nil)
 	}
 	for _, c := range slices.Concat(candidates, committed) {
@@ -141,7 +141,7 @@ func (ew *eventWriter) catchUp(index *idIndex) error {
 		return err
 	}
 	if wentBack(at, uint64(head), uint64(oldest), atSynced) {
-		index.reset()
+		index.forget()
 	}
 	for {
 		at, _ := index.candidates(nil)
