@@ -236,8 +236,8 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 	batch := &pgx.Batch{}
 	if n := len(ew.ids); n > 0 {
 		first := ew.head - uint64(n) + 1
-		var firsts, lasts []int64
-		var hours, sizes []pgtype.Int8
+		var firsts, lasts, sizes []int64
+		var hours []pgtype.Int8
 		bounds := ew.chunkBounds(first)
 		data := ew.encoded.take(ew.records, bounds)
 		if data == nil {
@@ -251,7 +251,7 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 			}
 			ew.written = append(ew.written, idChunk{last: first + uint64(c.to) - 1, ids: ids})
 			hour, size := hourOfChunk(ew.records[c.from:c.to])
-			hours, sizes = append(hours, hour), append(sizes, pgtype.Int8{Int64: size, Valid: true})
+			hours, sizes = append(hours, hour), append(sizes, size)
 		}
 		// Each chunk's ids are its slice of the group's, cut by the server.
 		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids, event_hour, bytes)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -97,7 +98,7 @@ type syncPoint struct {
 func (x *idIndex) candidates(ids []uuid.UUID) (at syncPoint, chunks []int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	at = syncPoint{seq: x.synced, anchor: x.anchor, anchored: x.anchored}
+	at = x.positionLocked()
 	if x.live == 0 {
 		return at, nil
 	}
@@ -112,6 +113,17 @@ func (x *idIndex) candidates(ids []uuid.UUID) (at syncPoint, chunks []int64) {
 	}
 	slices.Sort(chunks)
 	return at, slices.Compact(chunks)
+}
+
+// position is where the index stands.
+func (x *idIndex) position() syncPoint {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.positionLocked()
+}
+
+func (x *idIndex) positionLocked() syncPoint {
+	return syncPoint{seq: x.synced, anchor: x.anchor, anchored: x.anchored}
 }
 
 // stale reports whether the index last caught up longer than d ago.
@@ -256,6 +268,29 @@ func scanIDChunks(rows pgx.Rows) ([]idChunk, error) {
 	return out, rows.Err()
 }
 
+// syncPage is how many chunks one query of syncPages reads.
+const syncPage = 1024
+
+// syncPages holds the chunks committed after where the index stands, up to seq upTo, read
+// syncPage at a time through query.
+func (x *idIndex) syncPages(upTo uint64, query func(sql string, args ...any) (pgx.Rows, error)) error {
+	for {
+		at := x.position()
+		rows, err := query(syncChunks+" LIMIT "+strconv.Itoa(syncPage), int64(at.seq), int64(upTo))
+		if err != nil {
+			return err
+		}
+		chunks, err := scanIDChunks(rows)
+		if err != nil {
+			return fmt.Errorf("read the buffered ids: %w", err)
+		}
+		x.add(at.seq, chunks, 0)
+		if len(chunks) < syncPage {
+			return nil
+		}
+	}
+}
+
 // load reads the ids of every buffered chunk, in one snapshot with the head, a page at a time.
 func (x *idIndex) load(ctx context.Context, e *Engine) error {
 	return e.View(ctx, func(tx store.ReadTx) error {
@@ -265,21 +300,10 @@ func (x *idIndex) load(ctx context.Context, e *Engine) error {
 			return err
 		}
 		x.forget()
-		for after := int64(0); ; {
-			rows, err := r.tx.Query(r.ctx, syncChunks+" LIMIT 1024", after, head)
-			if err != nil {
-				return err
-			}
-			chunks, err := scanIDChunks(rows)
-			if err != nil {
-				return fmt.Errorf("read the buffered ids: %w", err)
-			}
-			if len(chunks) == 0 {
-				x.add(uint64(after), nil, uint64(head))
-				return nil
-			}
-			x.add(uint64(after), chunks, 0)
-			after = int64(chunks[len(chunks)-1].last)
+		err := x.syncPages(uint64(head), func(sql string, args ...any) (pgx.Rows, error) { return r.tx.Query(r.ctx, sql, args...) })
+		if err == nil {
+			x.add(x.position().seq, nil, uint64(head)) // the chunks up to the head, if any, were trimmed
 		}
+		return err
 	})
 }

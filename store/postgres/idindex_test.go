@@ -3,7 +3,9 @@ package postgres
 import (
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -119,4 +121,28 @@ func TestIDIndexResetsWhenTheDatabaseGoesBack(t *testing.T) {
 	if at, _ := x.candidates(nil); at.seq != 0 {
 		t.Fatalf("a sync from before the reset was held: at %+v", at)
 	}
+}
+
+// Group commits of one replica use its index at once: every method takes the index's mutex.
+func TestIDIndexIsSafeForConcurrentUse(t *testing.T) {
+	var x idIndex
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				id := uuid.New()
+				at := x.position()
+				x.add(at.seq, []idChunk{{last: at.seq + 1, ids: [][16]byte{id}}}, 0)
+				x.candidates([]uuid.UUID{id})
+				x.stale(time.Second)
+				switch (g + i) % 50 {
+				case 0:
+					x.forget()
+				case 1:
+					x.expire(x.position().seq, x.position().seq)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"cmp"
+	"math"
 	"slices"
 
 	"github.com/google/uuid"
@@ -62,7 +63,7 @@ func (ew *eventWriter) lookUp(ids []uuid.UUID, records [][]byte) error {
 	// Up to the head before this transaction's appends: later chunks are its own, not committed.
 	upTo := int64(ew.startHead)
 	if !ew.loaded {
-		upTo = 1<<63 - 1 // nothing appended yet: every chunk it sees is committed
+		upTo = math.MaxInt64 // nothing appended yet: every chunk it sees is committed
 	}
 	var atSynced pgtype.UUID // the event at seq at.seq, if buffered
 	if at.anchored {
@@ -130,7 +131,7 @@ const standing = `SELECT l.head, coalesce((SELECT first_seq FROM event_blocks OR
 // writers' lock meanwhile); first, should the database have gone back, it empties the index, to
 // read every buffered chunk so. A transaction that has begun skips it.
 func (ew *eventWriter) catchUp(index *idIndex) error {
-	at, _ := index.candidates(nil)
+	at := index.position()
 	rows, begun, err := ew.w.tx.queryBeforeBegin(ew.w.ctx, standing, int64(at.seq))
 	if begun || err != nil {
 		return err
@@ -143,21 +144,10 @@ func (ew *eventWriter) catchUp(index *idIndex) error {
 	if wentBack(at, uint64(head), uint64(oldest), atSynced) {
 		index.forget()
 	}
-	for {
-		at, _ := index.candidates(nil)
-		rows, _, err := ew.w.tx.queryBeforeBegin(ew.w.ctx, syncChunks+" LIMIT 1024", int64(at.seq), int64(1<<63-1))
-		if err != nil {
-			return err
-		}
-		chunks, err := scanIDChunks(rows)
-		if err != nil {
-			return err
-		}
-		index.add(at.seq, chunks, 0)
-		if len(chunks) < 1024 {
-			return nil
-		}
-	}
+	return index.syncPages(math.MaxInt64, func(sql string, args ...any) (pgx.Rows, error) {
+		rows, _, err := ew.w.tx.queryBeforeBegin(ew.w.ctx, sql, args...)
+		return rows, err
+	})
 }
 
 // encodedAhead is chunks compressed before the transaction numbered their events.
