@@ -13,13 +13,12 @@ import (
 // How a job whose plan has MaxOpenBytes is cut into files. Writing events in seq order with a
 // few files open at once cuts an hour whose events interleave with those of other hours into
 // as many files as it was closed and opened again: 1,800 events cycling through nine hours once
-// became 1,801 objects. So a first pass notes each hour's first and last event and size (from
-// the runs of events of one hour the store keeps, store.ReadEventHours, or from each event's
-// time); the hours are then grouped into passes
-// over the job such that the files of a pass open at any one moment fit the plan's budget, each
-// file open from its hour's first event to its last. Every hour is written whole by one pass:
-// one file, more only past MaxFileEventBytes. Events in order of time, the usual case, make one
-// pass; the first pass costs a read of the job.
+// became 1,801 objects. So a first pass notes each hour's first and last event and size, from
+// the store's runs of events of one hour (store.ReadEventHours: kept by the engine, or each
+// event's time read); the hours are then grouped into passes over the job such that the files
+// of a pass open at any one moment fit the plan's budget, each file open from its hour's first
+// event to its last. Every hour is written whole by one pass: one file, more only past
+// MaxFileEventBytes. Events in order of time, the usual case, make one pass.
 //
 // The cut depends only on the plan and the job's events, so a retry writes the same objects.
 // Two bounds keep a job's memory and time in check whatever its events: the first pass keeps at

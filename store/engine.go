@@ -159,8 +159,8 @@ type EventHourReader interface {
 
 // GroupCommitPipeliner is implemented by an engine whose group commits do part of their work
 // before they wait for one another (a database: looking the ids up and compressing the events
-// while another holds the writers' lock), so that several running at once keep more than one worker busy.
-// Store runs that many group commits at once; one otherwise.
+// while another holds the writers' lock), so that several running at once keep more than one
+// worker busy. Store runs that many group commits at once; one otherwise.
 type GroupCommitPipeliner interface {
 	ConcurrentGroupCommits() int
 }

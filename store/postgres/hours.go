@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -39,14 +40,13 @@ func hourOfChunk(records [][]byte) (pgtype.Int8, int64) {
 
 // scanHours reads a page of the chunks holding the events after $1 up to $2: their hour and
 // bytes, and their data only when they must be read event by event (no hour, or a bound inside).
-const (
-	scanHoursPage = 1024
-	scanHours     = `SELECT first_seq, last_seq, event_hour, bytes,
+const scanHoursPage = 1024
+
+var scanHours = `SELECT first_seq, last_seq, event_hour, bytes,
 	CASE WHEN event_hour IS NULL OR bytes IS NULL OR first_seq <= $1 OR last_seq > $2 THEN data END
 	FROM event_chunks WHERE last_seq > $1
 	AND last_seq <= coalesce((SELECT last_seq FROM event_chunks WHERE last_seq >= $2 ORDER BY last_seq LIMIT 1), $2)
-	ORDER BY last_seq LIMIT 1024`
-)
+	ORDER BY last_seq LIMIT ` + strconv.Itoa(scanHoursPage)
 
 // ScanEventHours calls fn with runs covering the events after seq after up to seq to; see
 // store.EventHourReader.
