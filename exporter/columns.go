@@ -74,6 +74,7 @@ type columnValues struct {
 	// independent (the row group writes them out in order when it ends). work hands the helper a
 	// chunk, done says it is through with it.
 	rg     file.BufferedRowGroupWriter
+	dicts  []columnDict
 	next   atomic.Int32
 	errs   []error
 	work   chan struct{}
@@ -132,9 +133,10 @@ func (c *columnValues) fill(g *rowChunk) error {
 	return nil
 }
 
-// write encodes the columns into the row group rg: for each column, what pqarrow's writing of
-// the same rows as a record batch does, in the same batches.
-func (c *columnValues) write(rg file.BufferedRowGroupWriter) error {
+// write encodes the columns into the row group rg, whose dictionary columns dicts mirror: for
+// each column, what pqarrow's writing of the same rows as a record batch does, in the same
+// batches.
+func (c *columnValues) write(rg file.BufferedRowGroupWriter, dicts []columnDict) error {
 	c.helper.Do(func() {
 		go func() {
 			for range c.work {
@@ -143,7 +145,7 @@ func (c *columnValues) write(rg file.BufferedRowGroupWriter) error {
 			}
 		}()
 	})
-	c.rg = rg
+	c.rg, c.dicts = rg, dicts
 	c.next.Store(0)
 	c.work <- struct{}{}
 	c.encodeColumns()
@@ -176,6 +178,9 @@ func (c *columnValues) encodeColumn(i int) error {
 	}
 	switch cw := cw.(type) {
 	case *file.ByteArrayColumnChunkWriter:
+		if col.dict {
+			return c.dicts[i].write(cw, c.strings[i], defs)
+		}
 		_, err = cw.WriteBatch(c.strings[i], defs, nil)
 	case *file.Int64ColumnChunkWriter:
 		_, err = cw.WriteBatch(c.ints[i], defs, nil)

@@ -41,6 +41,7 @@ type partFile struct {
 	sink     *lazyFile                   // the writer's
 	writer   *file.Writer                // the writer's; nil until the first chunk is written
 	rowGroup file.BufferedRowGroupWriter // the writer's; nil between row groups
+	dicts    []columnDict                // the writer's: by column, the row group's dictionaries
 }
 
 // EncodedFile is a finished Parquet file waiting for upload.
@@ -158,11 +159,17 @@ func (e *encoder) writeChunk(f *partFile, rows *rowChunk) error {
 			return fmt.Errorf("write parquet file: %w", err)
 		}
 		f.rowGroup = rg
+		if f.dicts == nil {
+			f.dicts = make([]columnDict, len(columns))
+		}
+		for i := range f.dicts {
+			f.dicts[i].reset()
+		}
 	}
 	if err := e.values.fill(rows); err != nil {
 		return err
 	}
-	if err := e.values.write(f.rowGroup); err != nil {
+	if err := e.values.write(f.rowGroup, f.dicts); err != nil {
 		return fmt.Errorf("write parquet file: %w", err)
 	}
 	return nil
