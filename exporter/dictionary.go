@@ -23,6 +23,15 @@ import (
 // WriteBatch as before, and the mirror learns what the encoder did. The pages are those
 // WriteBatch alone writes (TestEncoderWritesAsPqarrow).
 
+// A column chunk whose first dictionaryCheckChunks chunks hold more distinct values than
+// 1/dictionaryMaxShare of their values falls back to plain encoding there, its dictionary
+// dropped: parquet-mr's rule (arrow-go applies it only to uncompressed columns). A dictionary of
+// mostly distinct values is larger than the values it replaces, and costs a hash per value.
+const (
+	dictionaryCheckChunks = 2
+	dictionaryMaxShare    = 2
+)
+
 // Limits of a mirror, beyond which its column chunk is written as before: a column whose chunks
 // keep bringing new values (addresses, say) gains little from the mirror and would double the
 // hashing, and its dictionary would be held twice.
@@ -39,20 +48,22 @@ type columnDict struct {
 	off     bool             // the column chunk is written through WriteBatch alone
 	chunks  int              // chunks written into the column chunk
 	indexed int              // of which as indices
+	present int              // values (not nulls) written into the column chunk
+	keep    bool             // never fall back early (as pqarrow writes)
 	indices []int32          // scratch: the chunk's indices, one per row
 	valid   []byte           // scratch: the chunk's validity bitmap
 	seen    []uint32         // by index: the last chunk that used it, for statistics
 }
 
-// reset readies d for a new column chunk.
-func (d *columnDict) reset() {
+// reset readies d for a new column chunk; keep turns the early fallback to plain off.
+func (d *columnDict) reset(keep bool) {
 	if d.index == nil {
 		d.index = map[string]int32{}
 	}
 	clear(d.index)
 	d.values = d.values[:0]
 	clear(d.seen)
-	d.off, d.chunks, d.indexed = false, 0, 0
+	d.off, d.chunks, d.indexed, d.present, d.keep = false, 0, 0, 0, keep
 }
 
 // dictEncoding is the part of arrow-go's dictionary encoder the mirror checks itself against.
@@ -66,21 +77,40 @@ type dictEncoding interface {
 // defs one per row.
 func (d *columnDict) write(cw *file.ByteArrayColumnChunkWriter, values []parquet.ByteArray, defs []int16) error {
 	d.chunks++
+	d.present += len(values)
 	enc, isDict := cw.CurrentEncoder().(dictEncoding)
-	if d.off || !isDict || enc.Encoding() != parquet.Encodings.PlainDict {
+	if !isDict || enc.Encoding() != parquet.Encodings.PlainDict {
 		d.off = true
 		_, err := cw.WriteBatch(values, defs, nil)
 		return err
 	}
 	// One batch of the writer's, or the raw size counted up front would cut pages early.
-	if int64(rowsOf(values, defs)) <= cw.Properties().WriteBatchSize() && d.lookUp(values, defs) {
+	if !d.off && int64(rowsOf(values, defs)) <= cw.Properties().WriteBatchSize() && d.lookUp(values, defs) {
 		d.indexed++
 		return d.writeIndices(cw, enc, values, defs)
 	}
 	if _, err := cw.WriteBatch(values, defs, nil); err != nil {
 		return err
 	}
-	d.learn(values, enc)
+	if !d.off {
+		d.learn(values, enc)
+	}
+	if !d.keep && d.chunks == dictionaryCheckChunks && enc.Encoding() == parquet.Encodings.PlainDict &&
+		enc.NumEntries()*dictionaryMaxShare > d.present {
+		d.off = true
+		return fallBackToPlain(cw)
+	}
+	return nil
+}
+
+// fallBackToPlain is cw.FallbackToPlain, which panics on a failed write, as an error.
+func fallBackToPlain(cw *file.ByteArrayColumnChunkWriter) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("column %s: fall back to plain encoding: %v", cw.Descr().Name(), r)
+		}
+	}()
+	cw.FallbackToPlain()
 	return nil
 }
 

@@ -2,17 +2,27 @@ package exporter
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
+
+	"github.com/auditexport/auditexport/event/eventtest"
+	"github.com/auditexport/auditexport/store"
 )
 
 // TestDictionaryMirrorWritesAsWriteBatch: a nullable string column written through columnDict
@@ -162,7 +172,7 @@ func writeStringColumn(t *testing.T, chunks [][]parquet.ByteArray, dictMax int64
 		t.Fatal(err)
 	}
 	if d != nil {
-		d.reset()
+		d.reset(true)
 	}
 	for _, rows := range chunks {
 		var values []parquet.ByteArray
@@ -192,4 +202,64 @@ func writeStringColumn(t *testing.T, chunks [][]parquet.ByteArray, dictMax int64
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestDictionaryOfDistinctValuesFallsBack: in each row group, a dictionary column whose first
+// chunks are mostly distinct values (the sample's actor addresses) is written plain, without a
+// dictionary, while one of few values (the actors) keeps its dictionary; the file reads back as
+// the same table as the one written keeping every dictionary, as pqarrow does.
+func TestDictionaryOfDistinctValuesFallsBack(t *testing.T) {
+	t.Parallel()
+	recs := recordsOf(t, eventtest.NDJSON(0, 6000, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), 100*time.Millisecond))
+	write := func(pqarrowDictionaries bool) []byte {
+		var out []byte
+		enc := newEncoder(store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 1}, 2<<20, t.TempDir(), "cfg", func(f EncodedFile) error {
+			var err error
+			out, err = os.ReadFile(f.Path)
+			return err
+		})
+		enc.pqarrowDictionaries = pqarrowDictionaries
+		if err := addAll(enc, recs); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	ours, kept := write(false), write(true)
+	r, err := file.NewParquetReader(bytes.NewReader(ours))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NumRowGroups() < 2 {
+		t.Fatalf("%d row groups, want several", r.NumRowGroups())
+	}
+	for g := range r.NumRowGroups() {
+		for _, c := range []struct {
+			name string
+			dict bool
+		}{{"actor_ip", false}, {"actor_id", true}, {"tenant_id", true}} {
+			cc, err := r.MetaData().RowGroup(g).ColumnChunk(r.MetaData().Schema.ColumnIndexByName(c.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cc.HasDictionaryPage(); got != c.dict {
+				t.Errorf("row group %d, column %s: dictionary page %v, want %v (encodings %v)", g, c.name, got, c.dict, cc.Encodings())
+			}
+		}
+	}
+	if len(ours) >= len(kept) {
+		t.Errorf("the file without the addresses' dictionaries is %d bytes, with them %d", len(ours), len(kept))
+	}
+	if a, b := readTable(t, ours), readTable(t, kept); !array.TableEqual(a, b) {
+		t.Error("the files read back as different tables")
+	}
+}
+
+func readTable(t *testing.T, data []byte) arrow.Table {
+	t.Helper()
+	table, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), nil, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(table.Release)
+	return table
 }

@@ -76,6 +76,10 @@ type encoder struct {
 	uses          int64
 	done          func(EncodedFile) error // receives each file as it is finished, on the writer goroutine
 
+	// pqarrowDictionaries keeps every dictionary to the dictionary page's limit, as pqarrow
+	// does, for tests that compare the files with its.
+	pqarrowDictionaries bool
+
 	spare  chan *rowChunk // chunks written, for reuse
 	values *columnValues  // the writer's
 
@@ -163,7 +167,7 @@ func (e *encoder) writeChunk(f *partFile, rows *rowChunk) error {
 			f.dicts = make([]columnDict, len(columns))
 		}
 		for i := range f.dicts {
-			f.dicts[i].reset()
+			f.dicts[i].reset(e.pqarrowDictionaries)
 		}
 	}
 	if err := e.values.fill(rows); err != nil {

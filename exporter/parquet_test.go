@@ -44,7 +44,11 @@ func encode(t *testing.T, dir string, recs [][]byte, done func(EncodedFile) erro
 // encodeAll runs an encoder with plan and row groups of rowGroupBytes over recs (seqs 1..n).
 func encodeAll(t *testing.T, dir string, recs [][]byte, plan store.ExportPlan, rowGroupBytes int64, done func(EncodedFile) error) error {
 	t.Helper()
-	enc := newEncoder(plan, rowGroupBytes, dir, "cfg", done)
+	return addAll(newEncoder(plan, rowGroupBytes, dir, "cfg", done), recs)
+}
+
+// addAll adds recs to enc, as seqs 1, 2, … and closes it.
+func addAll(enc *encoder, recs [][]byte) error {
 	for i, rec := range recs {
 		if err := enc.add(uint64(i+1), rec); err != nil {
 			enc.abort()
