@@ -55,6 +55,7 @@ func BenchmarkVersusDuckDB(b *testing.B) {
 	runtime.GC() // the file's making is over: a server in this process starts from a small heap
 	var duck1, duck2, e2e, ingest, export time.Duration
 	var rss, exportRSS float64
+	var serverCPU, machineCPU cpuTimes
 	for b.Loop() {
 		duck1 += duckCopy(b, db, file, dir, 1)
 		duck2 += duckCopy(b, db, file, dir, 2)
@@ -63,7 +64,10 @@ func BenchmarkVersusDuckDB(b *testing.B) {
 		bucket := s3.NewBucket(b)
 		id := srv.createConfiguration(b, s3, bucket)
 		stopProfiles := startProfiles(b, "end-to-end")
+		server, machine := processCPU(b, srv.pid), machineBusy(b)
 		e2e += srv.endToEnd(b, id, events)
+		serverCPU = serverCPU.plus(processCPU(b, srv.pid).minus(server))
+		machineCPU = machineCPU.plus(machineBusy(b).minus(machine))
 		stopProfiles()
 		rss += srv.peakRSS(b)
 		srv.stop()
@@ -95,6 +99,9 @@ func BenchmarkVersusDuckDB(b *testing.B) {
 	b.ReportMetric(duck2.Seconds()/n, "duckdb-2threads-s")
 	b.ReportMetric(e2e.Seconds()/n, "end-to-end-s")
 	b.ReportMetric(duck1.Seconds()/e2e.Seconds(), "vs-duckdb-1thread")
+	b.ReportMetric(serverCPU.user/n, "e2e-server-user-cpu-s")
+	b.ReportMetric(serverCPU.system/n, "e2e-server-sys-cpu-s")
+	b.ReportMetric((machineCPU.user+machineCPU.system)/e2e.Seconds(), "e2e-machine-busy-cores")
 	b.ReportMetric(n*duckEvents/ingest.Seconds(), "ingest-events/s")
 	b.ReportMetric(n*duckEvents/export.Seconds(), "export-events/s")
 	b.ReportMetric(rss/n, "peak-rss-MiB")
@@ -324,6 +331,53 @@ func (s *throughputServer) peakRSS(b *testing.B) float64 {
 	}
 	b.Fatal("no VmHWM in /proc/PID/status")
 	return 0
+}
+
+// cpuTimes are CPU seconds in user and kernel mode.
+type cpuTimes struct{ user, system float64 }
+
+func (c cpuTimes) plus(o cpuTimes) cpuTimes  { return cpuTimes{c.user + o.user, c.system + o.system} }
+func (c cpuTimes) minus(o cpuTimes) cpuTimes { return cpuTimes{c.user - o.user, c.system - o.system} }
+
+// clockTicks is Linux's USER_HZ, the unit of /proc's CPU times.
+const clockTicks = 100
+
+// processCPU is the CPU time process pid has used (with its threads), from /proc/PID/stat.
+func processCPU(b *testing.B, pid int) cpuTimes {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command, which is in parentheses and may hold spaces: utime and stime
+	// are the 14th and 15th of the line, the 12th and 13th after it.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return cpuTimes{ticksToSeconds(b, fields[11]), ticksToSeconds(b, fields[12])}
+}
+
+// machineBusy is the CPU time every process and the kernel have used, from /proc/stat.
+func machineBusy(b *testing.B) cpuTimes {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	var t cpuTimes
+	for _, i := range []int{1, 2} {
+		t.user += ticksToSeconds(b, f[i])
+	}
+	for _, i := range []int{3, 6, 7} {
+		t.system += ticksToSeconds(b, f[i])
+	}
+	return t
+}
+
+func ticksToSeconds(b *testing.B, field string) float64 {
+	ticks, err := strconv.ParseFloat(field, 64)
+	if err != nil {
+		b.Fatalf("/proc: %q is not a count of clock ticks", field)
+	}
+	return ticks / clockTicks
 }
 
 // resetPeakRSS starts the peak resident set over from the current one (Linux's clear_refs).

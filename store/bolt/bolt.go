@@ -73,9 +73,11 @@ type Engine struct {
 	// added is the last write transaction's list of appended ids, kept for the next (under
 	// writeMu).
 	added []uuid.UUID
-	// chunkValues and chunkRaw are the write transactions' buffers for chunks (chunks.go).
+	// chunkValues, chunkRaw (one per encoding goroutine) and chunkOut are the write
+	// transactions' buffers for chunks (chunks.go).
 	chunkValues [][]byte
-	chunkRaw    []byte
+	chunkRaw    [2][]byte
+	chunkOut    [][]byte
 
 	// damaged is the first DamagedError a transaction met.
 	damaged atomic.Pointer[DamagedError]

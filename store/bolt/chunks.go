@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync"
+	"sync/atomic"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -29,9 +30,10 @@ import (
 // events.
 const formatChunk byte = 0xC1
 
-// chunkMaxBytes bounds a chunk's records, so a large group commit (many bodies of up to 16 MiB)
-// is several chunks, each far below bbolt's largest value.
-const chunkMaxBytes = 4 << 20
+// chunkMaxBytes bounds a chunk's records, so a group commit of several bodies is several
+// chunks, each far below bbolt's largest value, which writePending compresses side by side: the
+// group commit is ingestion's serial part, and its other requests wait for it.
+const chunkMaxBytes = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -50,6 +52,15 @@ type pendingChunk struct {
 // writePending writes the pending chunks, in order. A transaction writes them when it ends, or
 // before it reads the events (it must see its own appends).
 func (w *eventWriter) writePending() error {
+	n := len(w.pending)
+	if cap(w.e.chunkOut) < n {
+		w.e.chunkOut = make([][]byte, n)
+	}
+	values := w.e.chunkOut[:n]
+	for i := range values {
+		values[i] = w.e.chunkValue(w.chunks + i)
+	}
+	w.encodePending(values)
 	for i := range w.pending {
 		p := &w.pending[i]
 		seg := w.tx.Bucket(bucketEvents).Bucket(seqKey(p.segment))
@@ -57,25 +68,41 @@ func (w *eventWriter) writePending() error {
 			return fmt.Errorf("segment %d has no bucket", p.segment)
 		}
 		seg.FillPercent = 1 // append-only: fill pages completely
-		var value []byte
-		value, w.e.chunkRaw = encodeChunk(w.e.chunkValue(w.chunks), w.e.chunkRaw, p.records)
 		if w.chunks < keptChunkBuffers {
-			w.e.chunkValues[w.chunks] = value
+			w.e.chunkValues[w.chunks] = values[i]
 		}
 		w.chunks++
-		if err := seg.Put(seqKey(p.first), value); err != nil {
+		if err := seg.Put(seqKey(p.first), values[i]); err != nil {
 			return fmt.Errorf("append events %d-%d: %w", p.first, p.first+uint64(len(p.records))-1, err)
 		}
 		clear(p.records)
 		p.records, p.bytes = p.records[:0], 0
 	}
+	clear(values) // bbolt holds them until the commit; the kept ones are in chunkValues
 	w.pending = w.pending[:0]
 	return nil
 }
 
+// encodePending encodes each pending chunk into values[i] (its buffer on entry), on two
+// goroutines when there are several.
+func (w *eventWriter) encodePending(values [][]byte) {
+	var next atomic.Int32
+	encode := func(raw *[]byte) {
+		for i := int(next.Add(1)) - 1; i < len(values); i = int(next.Add(1)) - 1 {
+			values[i], *raw = encodeChunk(values[i], *raw, w.pending[i].records)
+		}
+	}
+	var helper sync.WaitGroup
+	if len(values) > 1 {
+		helper.Go(func() { encode(&w.e.chunkRaw[1]) })
+	}
+	encode(&w.e.chunkRaw[0])
+	helper.Wait()
+}
+
 // keptChunkBuffers is how many chunk buffers are kept across transactions (each up to about
 // chunkMaxBytes): enough for a usual group commit, so a burst does not pin its memory.
-const keptChunkBuffers = 4
+const keptChunkBuffers = 8
 
 // chunkValue returns the i-th buffer for chunk values, kept across transactions: bbolt refers
 // to a value until its transaction commits, so a transaction uses each once. Only the write
