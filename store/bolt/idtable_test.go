@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
@@ -121,27 +122,53 @@ func TestAbortedAppendsAreForgotten(t *testing.T) {
 }
 
 // TestSortedIDsAreInByteOrder: a sealed segment's ids are sorted as bytes.Compare orders them
-// (containsID searches them so), many sharing their first bytes.
+// (containsID searches them so): random ones, ones sharing many of their bytes, and time-
+// ordered ones (version 7, sharing their first bits), in a segment large enough to be sorted
+// by buckets and in one too small to be.
 func TestSortedIDsAreInByteOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	ids := make([]uuid.UUID, 5000)
-	for i := range ids {
-		for j := range ids[i] {
-			ids[i][j] = byte(rng.IntN(3))
-		}
+	kinds := map[string]func(i int) uuid.UUID{
+		"random": func(int) uuid.UUID {
+			var id uuid.UUID
+			for j := range id {
+				id[j] = byte(rng.Uint32())
+			}
+			return id
+		},
+		"few byte values": func(int) uuid.UUID {
+			var id uuid.UUID
+			for j := range id {
+				id[j] = byte(rng.IntN(3))
+			}
+			return id
+		},
+		"time-ordered": func(i int) uuid.UUID {
+			var id uuid.UUID // version 7: 48 bits of milliseconds, here 100 events in each
+			binary.BigEndian.PutUint64(id[8:], rng.Uint64())
+			binary.BigEndian.PutUint64(id[:8], uint64(1_790_000_000_000+i/100)<<16|0x7000|uint64(rng.IntN(1<<12)))
+			return id
+		},
 	}
-	sorted := sortedIDs(slices.Clone(ids))
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	var want []byte
-	for _, id := range ids {
-		want = append(want, id[:]...)
-	}
-	if !bytes.Equal(sorted, want) {
-		t.Fatal("sortedIDs does not order as bytes.Compare")
-	}
-	for _, id := range ids {
-		if !containsID(sorted, id) {
-			t.Fatalf("containsID does not find %v", id)
+	for name, gen := range kinds {
+		for _, n := range []int{100, 70_000} {
+			ids := make([]uuid.UUID, 0, n)
+			for i := range n {
+				ids = append(ids, gen(i))
+			}
+			sorted := sortedIDs(slices.Clone(ids))
+			slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+			var want []byte
+			for _, id := range ids {
+				want = append(want, id[:]...)
+			}
+			if !bytes.Equal(sorted, want) {
+				t.Fatalf("%s ids, %d of them: sortedIDs does not order as bytes.Compare", name, n)
+			}
+			for _, id := range ids[:100] {
+				if !containsID(sorted, id) {
+					t.Fatalf("containsID does not find %v", id)
+				}
+			}
 		}
 	}
 }
