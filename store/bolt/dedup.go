@@ -145,8 +145,8 @@ func compareIDWords(a, b idWords) int {
 
 // sortIDWords sorts keys, returning them in a slice of its own. Random ids (version 4) are
 // spread by their first 16 bits into as many buckets, a handful in each, which insertion sort
-// orders: 1.2 ms for 65,536 ids where comparison sorting took 6.7. Ids that share their first bits (time-
-// ordered ones, version 7) fall into few large buckets, which are comparison-sorted as before.
+// orders: 1.2 ms for 65,536 ids where comparison sorting took 6.7. Ids that share their first
+// bits (time-ordered ones, version 7) fall into few large buckets, comparison-sorted as before.
 func sortIDWords(keys []idWords) []idWords {
 	const bits = 16
 	if len(keys) < 1<<(bits-4) {
