@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/exporter/destination"
 )
 
 // How events become columns. The files are those pqarrow writes from Arrow record batches of
@@ -225,10 +227,21 @@ type lazyFile struct {
 	file *os.File
 	head []byte // written before the file was created
 	n    int64
-	hash hash.Hash
+	hash hash.Hash   // SHA-256, for the job's digest and the upload
+	crc  hash.Hash32 // CRC-32C, for the upload
 }
 
-func newLazyFile(path string) *lazyFile { return &lazyFile{path: path, hash: sha256.New()} }
+func newLazyFile(path string) *lazyFile {
+	return &lazyFile{path: path, hash: sha256.New(), crc: crc32.New(crc32.MakeTable(crc32.Castagnoli))}
+}
+
+// checksums are those of what has been written.
+func (l *lazyFile) checksums() *destination.Checksums {
+	var c destination.Checksums
+	l.hash.Sum(c.SHA256[:0])
+	c.CRC32C = l.crc.Sum32()
+	return &c
+}
 
 func (l *lazyFile) Write(p []byte) (int, error) {
 	if l.file == nil {
@@ -236,6 +249,7 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 			l.head = append(l.head, p...)
 			l.n += int64(len(p))
 			l.hash.Write(p)
+			l.crc.Write(p)
 			return len(p), nil
 		}
 		if err := l.create(); err != nil {
@@ -245,6 +259,7 @@ func (l *lazyFile) Write(p []byte) (int, error) {
 	n, err := l.file.Write(p)
 	l.n += int64(n)
 	l.hash.Write(p[:n])
+	l.crc.Write(p[:n])
 	return n, err
 }
 

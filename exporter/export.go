@@ -193,7 +193,7 @@ func (x *Exporter) uploadTask(ctx context.Context, dest destination.Destination,
 	if _, err := x.store.PutTask(ctx, job.Attempt(), task); err != nil {
 		return err
 	}
-	err = x.upload(ctx, dest, key, f.Path)
+	err = x.upload(ctx, dest, key, f)
 	task.EndedAt = x.cfg.Now().UTC()
 	if err != nil {
 		task.Status = store.JobFailed
@@ -210,8 +210,8 @@ func (x *Exporter) uploadTask(ctx context.Context, dest destination.Destination,
 
 // upload sends one file within UploadTimeout; the destination checksums it and, when large,
 // sends it in parts, each bounded by the transport's progress timeout.
-func (x *Exporter) upload(ctx context.Context, dest destination.Destination, key, path string) error {
-	file, err := os.Open(path)
+func (x *Exporter) upload(ctx context.Context, dest destination.Destination, key string, f EncodedFile) error {
+	file, err := os.Open(f.Path)
 	if err != nil {
 		return err
 	}
@@ -221,6 +221,6 @@ func (x *Exporter) upload(ctx context.Context, dest destination.Destination, key
 		return err
 	}
 	return destination.WithinTime(ctx, x.cfg.UploadTimeout, func(ctx context.Context) error {
-		return dest.Put(ctx, destination.Object{Key: key, Body: file, Size: info.Size(), ContentType: "application/vnd.apache.parquet"})
+		return dest.Put(ctx, destination.Object{Key: key, Body: file, Size: info.Size(), ContentType: "application/vnd.apache.parquet", Checksums: f.Checksums})
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/exporter/destination"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -52,6 +53,7 @@ type EncodedFile struct {
 	Rows        int64
 	Bytes       int64
 	SHA256      string // hex
+	Checksums   *destination.Checksums
 }
 
 // encoder cuts a job's events into hour-partitioned Parquet files, reading them in seq order,
@@ -356,7 +358,7 @@ func (e *encoder) finishFile(f *partFile) error {
 		return fmt.Errorf("write parquet file: %w", err)
 	}
 	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.count,
-		Bytes: f.sink.n, SHA256: hex.EncodeToString(f.sink.hash.Sum(nil))})
+		Bytes: f.sink.n, SHA256: hex.EncodeToString(f.sink.hash.Sum(nil)), Checksums: f.sink.checksums()})
 }
 
 // discard removes f's temporary file, if the writer made one; the writer must have stopped, or

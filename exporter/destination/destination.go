@@ -46,6 +46,16 @@ type Object struct {
 	// letters, digits and hyphens. Implementations map names their service refuses (Azure's
 	// must be C# identifiers) and map them back when read.
 	Metadata map[string]string
+	// Checksums are Body's, when known as it was written: a destination that needs them (S3
+	// signs the SHA-256 over plain HTTP and sends a CRC-32C it verifies) then reads Body once,
+	// to send it. Nil: the destination computes what it needs.
+	Checksums *Checksums
+}
+
+// Checksums of an object's content.
+type Checksums struct {
+	SHA256 [32]byte
+	CRC32C uint32 // Castagnoli
 }
 
 // Reader reads an export back: what `auditexport digest verify` needs, with the customer's own

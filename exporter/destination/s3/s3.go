@@ -8,6 +8,9 @@ package s3
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -150,11 +154,17 @@ func (d *Destination) Put(ctx context.Context, obj destination.Object) error {
 	var etag *string
 	var result middleware.Metadata
 	if obj.Size <= d.opts.MultipartThreshold {
-		out, err := d.client.PutObject(ctx, &awss3.PutObjectInput{
+		in := &awss3.PutObjectInput{
 			Bucket: aws.String(d.config.Bucket), Key: aws.String(obj.Key), Body: body, ContentLength: aws.Int64(obj.Size),
 			ContentType: aws.String(obj.ContentType), Metadata: obj.Metadata, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 			ServerSideEncryption: sse, SSEKMSKeyId: kmsKey,
-		})
+		}
+		var known []func(*awss3.Options)
+		if c := obj.Checksums; c != nil {
+			in.ChecksumCRC32C = aws.String(base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, c.CRC32C)))
+			known = append(known, withPayloadSHA256(hex.EncodeToString(c.SHA256[:])))
+		}
+		out, err := d.client.PutObject(ctx, in, known...)
 		if err != nil {
 			return d.typed(err)
 		}
@@ -179,6 +189,17 @@ func (d *Destination) Put(ctx context.Context, obj destination.Object) error {
 		return destination.NewUnexpectedReply("S3", d.host(), resp)
 	}
 	return nil
+}
+
+// withPayloadSHA256 has a request signed with the payload's known SHA-256 (its hex), which the
+// SDK otherwise computes by reading the body once more before sending it.
+func withPayloadSHA256(hexSum string) func(*awss3.Options) {
+	return awss3.WithAPIOptions(func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("auditexportPayloadSHA256",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(v4.SetPayloadHash(ctx, hexSum), in)
+			}), middleware.After)
+	})
 }
 
 // encryption is the server-side encryption every PutObject asks of S3.

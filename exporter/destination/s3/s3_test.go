@@ -1,9 +1,12 @@
 package s3_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"strings"
 	"syscall"
@@ -109,5 +112,42 @@ func TestDescribe(t *testing.T) {
 	}
 	if got := s3dest.Describe(store.ExportConfiguration{Kind: store.KindS3AssumedRole, RoleARN: "arn:aws:iam::1:role/r"}); !strings.HasSuffix(got, "AssumedRole arn:aws:iam::1:role/r") {
 		t.Errorf("assumed role: %q", got)
+	}
+}
+
+// TestKnownChecksumsAreSentAndVerified: an object put with the checksums its writer computed
+// goes up signed with that SHA-256 and carrying that CRC-32C, which MinIO verifies: right ones
+// store it, and a wrong one of either is refused (so they are what is sent, not recomputed).
+func TestKnownChecksumsAreSentAndVerified(t *testing.T) {
+	srv := s3test.Require(t)
+	bucket := srv.NewBucket(t)
+	key, secret := srv.NewUser(t, s3test.PutOnlyPolicy(bucket))
+	dest, err := s3dest.New(loopbackClient(t), store.ExportConfiguration{ID: "c1", Kind: store.KindS3AccessKey, Bucket: bucket, Region: "us-east-1",
+		Endpoint: srv.Endpoint, AccessKeyID: key}, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("audit event\n", 10_000))
+	right := destination.Checksums{SHA256: sha256.Sum256(body), CRC32C: crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))}
+	put := func(name string, c destination.Checksums) error {
+		return dest.Put(context.Background(), destination.Object{Key: name, Body: bytes.NewReader(body), Size: int64(len(body)),
+			ContentType: "text/plain", Checksums: &c})
+	}
+	if err := put("right", right); err != nil {
+		t.Fatalf("put with its checksums: %v", err)
+	}
+	if got := srv.Get(t, bucket, "right"); !bytes.Equal(got, body) {
+		t.Fatalf("stored %d bytes, want %d", len(got), len(body))
+	}
+	wrongCRC, wrongSHA := right, right
+	wrongCRC.CRC32C++
+	wrongSHA.SHA256[0]++
+	for name, c := range map[string]destination.Checksums{"wrong-crc32c": wrongCRC, "wrong-sha256": wrongSHA} {
+		if err := put(name, c); err == nil {
+			t.Errorf("%s: the put succeeded", name)
+		}
+	}
+	if keys := srv.Keys(t, bucket, "wrong"); len(keys) > 0 {
+		t.Errorf("stored despite a wrong checksum: %v", keys)
 	}
 }
