@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -43,6 +44,7 @@ command line: in AUDITEXPORT_DATABASE_URL, PGPASSWORD or a .pgpass file.`,
 			}
 			logger := newLogger(logLevel, logFormat)
 			cfg.Logger = logger
+			setGCPercent()
 			if cmd.Flags().Changed("database-url") && urlHasPassword(cfg.DatabaseURL) {
 				return usageError{errors.New("--database-url must not carry the password, which any user can read in the process list: " +
 					"set the URL in AUDITEXPORT_DATABASE_URL, or the password in PGPASSWORD or a .pgpass file")}
@@ -96,6 +98,19 @@ command line: in AUDITEXPORT_DATABASE_URL, PGPASSWORD or a .pgpass file.`,
 	f.Var(&checkedString{p: &logFormat, check: oneOf("json", "text")}, "log-format", "json or text")
 	f.VisitAll(func(fl *pflag.Flag) { fl.Usage += " (" + envNameOf(fl.Name) + ")" })
 	return cmd
+}
+
+// defaultGCPercent is the garbage collector's target, GOGC, unless the environment sets one.
+// The server's heap is a small live set beside a stream of short-lived buffers (request
+// bodies, chunks of events, Parquet pages), so Go's default of 100 collects often for little:
+// at 200 the server spent 12% less CPU ingesting and exporting a million events, for about
+// 80 MiB more resident memory (BenchmarkVersusDuckDB, in the README). GOGC=100 trades back.
+const defaultGCPercent = 200
+
+func setGCPercent() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 }
 
 // flagsFromEnv sets each flag not given on the command line from its AUDITEXPORT_* variable. A

@@ -218,3 +218,22 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestGarbageCollectorTarget: the server runs its collector at GOGC=200 unless the environment
+// sets GOGC, which it then follows (Go's runtime metric, on /metrics).
+func TestGarbageCollectorTarget(t *testing.T) {
+	if v, set := os.LookupEnv("GOGC"); set { // the servers inherit this test's environment
+		os.Unsetenv("GOGC")
+		t.Cleanup(func() { os.Setenv("GOGC", v) })
+	}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{{nil, "go_gc_gogc_percent 200\n"}, {[]string{"GOGC=100"}, "go_gc_gogc_percent 100\n"}, {[]string{"GOGC=350"}, "go_gc_gogc_percent 350\n"}} {
+		server := testserver.Start(t, testserver.Options{Env: tc.env})
+		if metrics := getMetrics(t, server); !strings.Contains(metrics, tc.want) {
+			t.Errorf("environment %q: want %q in /metrics, got %q", tc.env, tc.want, grepLines(metrics, "go_gc_gogc"))
+		}
+		server.Stop()
+	}
+}
