@@ -34,9 +34,11 @@ const (
 
 // Limits of a mirror, beyond which its column chunk is written as before: a column whose chunks
 // keep bringing new values (addresses, say) gains little from the mirror and would double the
-// hashing, and its dictionary would be held twice.
+// hashing, and its dictionary would be held twice. A mirror holds at most dictMirrorMaxEntries
+// values (about 80 bytes each with the map's): 330 KiB, for each dictionary column of each file
+// being written.
 const (
-	dictMirrorMaxEntries = 1 << 14
+	dictMirrorMaxEntries = 1 << 12
 	dictMirrorNewShare   = 2 // a chunk after the first with more than 1/dictMirrorNewShare new values
 )
 
