@@ -116,7 +116,7 @@ func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
 		}
 		sc := seg.Cursor()
 		first, v := sc.First()
-		if first != nil && (len(v) == 0 || v[0] != formatChunk) {
+		if first != nil && !isChunk(v) {
 			p.legacy = true
 			last, _ := sc.Last()
 			p.touch(first)

@@ -160,7 +160,7 @@ func TestDamagedChunkCountIsReported(t *testing.T) {
 		err = db.Update(func(tx *bbolt.Tx) error {
 			seg := tx.Bucket(bucketEvents).Bucket(seqKey(1))
 			v := bytes.Clone(seg.Get(seqKey(c.chunk)))
-			if len(v) < 2 || v[0] != formatChunk || v[1] != 5 {
+			if len(v) < 2 || !isChunk(v) || v[1] != 5 {
 				return fmt.Errorf("key %d: not a chunk of 5 events", c.chunk)
 			}
 			if c.firstByte {

@@ -153,12 +153,13 @@ func chunkPages(t *testing.T, path string, file []byte) []int {
 // isChunkPage reports whether the page is a leaf whose first value is a chunk of events: the
 // leaf's first element, after the page's header, gives the value's position.
 func isChunkPage(page []byte) bool {
-	const pageHeader, element, formatChunk = 16, 16, 0xC1
+	const pageHeader, element = 16, 16
+	const chunkSchema3, chunkSchema4 = 0xC1, 0xC2 // the chunks' format bytes
 	if len(page) < pageHeader+element {
 		return false
 	}
 	pos := binary.LittleEndian.Uint32(page[pageHeader+4:])
 	ksize := binary.LittleEndian.Uint32(page[pageHeader+8:])
 	at := pageHeader + int(pos) + int(ksize)
-	return at < len(page) && page[at] == formatChunk
+	return at < len(page) && (page[at] == chunkSchema3 || page[at] == chunkSchema4)
 }

@@ -11,7 +11,7 @@ import (
 // schemaVersion whenever the meaning of a key or value changes, and add the step that upgrades
 // a file from the version before (migrate.go); Open refuses a file written by a newer version
 // instead of misreading it.
-const schemaVersion = 3
+const schemaVersion = 4
 
 var (
 	// bucketMeta holds the schema version and the store's metadata (master-key check, digest
