@@ -33,16 +33,7 @@ func TestEncoderWritesAsPqarrow(t *testing.T) {
 	body = append(body, `{"eventTimestamp":"2026-11-21T00:00:00Z","tenantId":"","action":null,"x":{"y":[1,2]}}`+"\n"...)
 	recs := recordsOf(t, body)
 	for _, rowGroupBytes := range []int64{300 << 10, 1200 << 10} {
-		var ours []byte
-		enc := newEncoder(store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 1}, rowGroupBytes, t.TempDir(), "cfg", func(f EncodedFile) error {
-			var err error
-			ours, err = os.ReadFile(f.Path)
-			return err
-		})
-		enc.pqarrowDictionaries = true
-		if err := addAll(enc, recs); err != nil {
-			t.Fatal(err)
-		}
+		ours := encodeOneFile(t, recs, rowGroupBytes, true)
 		r, err := file.NewParquetReader(bytes.NewReader(ours))
 		if err != nil {
 			t.Fatal(err)

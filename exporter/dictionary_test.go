@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +21,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/auditexport/auditexport/event/eventtest"
-	"github.com/auditexport/auditexport/store"
 )
 
 // TestDictionaryMirrorWritesAsWriteBatch: a nullable string column written through columnDict
@@ -211,20 +209,7 @@ func writeStringColumn(t *testing.T, chunks [][]parquet.ByteArray, dictMax int64
 func TestDictionaryOfDistinctValuesFallsBack(t *testing.T) {
 	t.Parallel()
 	recs := recordsOf(t, eventtest.NDJSON(0, 6000, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), 100*time.Millisecond))
-	write := func(pqarrowDictionaries bool) []byte {
-		var out []byte
-		enc := newEncoder(store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 1}, 2<<20, t.TempDir(), "cfg", func(f EncodedFile) error {
-			var err error
-			out, err = os.ReadFile(f.Path)
-			return err
-		})
-		enc.pqarrowDictionaries = pqarrowDictionaries
-		if err := addAll(enc, recs); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	ours, kept := write(false), write(true)
+	ours, kept := encodeOneFile(t, recs, 2<<20, false), encodeOneFile(t, recs, 2<<20, true)
 	r, err := file.NewParquetReader(bytes.NewReader(ours))
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,23 @@ func encodeAll(t *testing.T, dir string, recs [][]byte, plan store.ExportPlan, r
 	return addAll(newEncoder(plan, rowGroupBytes, dir, "cfg", done), recs)
 }
 
+// encodeOneFile encodes recs into one file of row groups of rowGroupBytes and returns it;
+// pqarrowDictionaries keeps every dictionary, as pqarrow does.
+func encodeOneFile(t *testing.T, recs [][]byte, rowGroupBytes int64, pqarrowDictionaries bool) []byte {
+	t.Helper()
+	var out []byte
+	enc := newEncoder(store.ExportPlan{MaxFileEventBytes: 1 << 30, MaxOpenFiles: 1}, rowGroupBytes, t.TempDir(), "cfg", func(f EncodedFile) error {
+		var err error
+		out, err = os.ReadFile(f.Path)
+		return err
+	})
+	enc.pqarrowDictionaries = pqarrowDictionaries
+	if err := addAll(enc, recs); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // addAll adds recs to enc, as seqs 1, 2, … and closes it.
 func addAll(enc *encoder, recs [][]byte) error {
 	for i, rec := range recs {
