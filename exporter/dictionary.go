@@ -35,10 +35,11 @@ const (
 // Limits of a mirror, beyond which its column chunk is written as before: a column whose chunks
 // keep bringing new values (addresses, say) gains little from the mirror and would double the
 // hashing, and its dictionary would be held twice. A mirror holds at most dictMirrorMaxEntries
-// values (about 80 bytes each with the map's): 330 KiB, for each dictionary column of each file
-// being written.
+// values (about 80 bytes each with the map's) of at most dictMirrorMaxBytes, and one chunk's
+// new values beyond: under 1 MiB for each dictionary column of each file being written.
 const (
 	dictMirrorMaxEntries = 1 << 12
+	dictMirrorMaxBytes   = 256 << 10
 	dictMirrorNewShare   = 2 // a chunk after the first with more than 1/dictMirrorNewShare new values
 )
 
@@ -47,6 +48,7 @@ const (
 type columnDict struct {
 	index   map[string]int32 // value → its index in the encoder's dictionary
 	values  []string         // by index
+	bytes   int              // of the values
 	off     bool             // the column chunk is written through WriteBatch alone
 	chunks  int              // chunks written into the column chunk
 	indexed int              // of which as indices
@@ -63,7 +65,7 @@ func (d *columnDict) reset(keep bool) {
 		d.index = map[string]int32{}
 	}
 	clear(d.index)
-	d.values = d.values[:0]
+	d.forget()
 	clear(d.seen)
 	d.off, d.chunks, d.indexed, d.present, d.keep = false, 0, 0, 0, keep
 }
@@ -151,16 +153,23 @@ func (d *columnDict) learn(values []parquet.ByteArray, enc dictEncoding) {
 			s := string(v)
 			d.index[s] = int32(len(d.values))
 			d.values = append(d.values, s)
+			d.bytes += len(s)
 			added++
 		}
 	}
 	stillDict := enc.Encoding() == parquet.Encodings.PlainDict
-	if !stillDict || enc.NumEntries() != len(d.values) || len(d.values) > dictMirrorMaxEntries ||
+	if !stillDict || enc.NumEntries() != len(d.values) || len(d.values) > dictMirrorMaxEntries || d.bytes > dictMirrorMaxBytes ||
 		(d.chunks > 1 && added*dictMirrorNewShare > len(values)) {
 		d.off = true
-		clear(d.index)
-		d.values = d.values[:0]
+		d.index = nil // its memory too; reset makes another
+		d.forget()
 	}
+}
+
+// forget drops the values, so that they may be collected.
+func (d *columnDict) forget() {
+	clear(d.values)
+	d.values, d.bytes = d.values[:0], 0
 }
 
 // writeIndices writes the chunk as d.indices, updating the page statistics as WriteBatch would.

@@ -26,14 +26,15 @@ import (
 // TestDictionaryMirrorWritesAsWriteBatch: a nullable string column written through columnDict
 // is byte for byte the column WriteBatch alone writes (pages, dictionary, statistics), whatever
 // its chunks hold: known values only, new ones among them, values drifting (each chunk's least
-// and greatest are not the column's), nulls, only nulls, values enough to
-// pass the mirror's limit, or the dictionary page's (the encoder falls back to plain). And the
+// and greatest are not the column's), nulls, only nulls, values enough in number or in bytes to
+// pass the mirror's limits, or the dictionary page's (the encoder falls back to plain). And the
 // mirror does write most chunks of a column of few values as indices.
 func TestDictionaryMirrorWritesAsWriteBatch(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		distinct int // values drawn from
+		pad      int // bytes each value is padded to
 		newEvery int // every so many chunks, one of distinct values never seen
 		drift    int // chunk c draws from values c/4*drift to c/4*drift+distinct
 		nullRate float64
@@ -46,6 +47,7 @@ func TestDictionaryMirrorWritesAsWriteBatch(t *testing.T) {
 		{name: "values drifting", distinct: 50, drift: 5, nullRate: 0.5, dictMax: 1 << 20, indexed: true},
 		{name: "mostly nulls", distinct: 4, nullRate: 0.98, dictMax: 1 << 20, indexed: true},
 		{name: "past the mirror's limit", distinct: 1 << 20, dictMax: 64 << 20},
+		{name: "past the mirror's bytes", distinct: 400, pad: 1000, dictMax: 64 << 20},
 		{name: "past the dictionary page", distinct: 1 << 20, dictMax: 32 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,7 +58,7 @@ func TestDictionaryMirrorWritesAsWriteBatch(t *testing.T) {
 				rows := make([]parquet.ByteArray, chunkRows-c%3) // the last chunk of a file is short
 				for i := range rows {
 					if rng.Float64() >= tc.nullRate {
-						rows[i] = fmt.Appendf(nil, "value-%d", c/4*tc.drift+rng.IntN(tc.distinct))
+						rows[i] = fmt.Appendf(nil, "value-%-*d", tc.pad, c/4*tc.drift+rng.IntN(tc.distinct))
 					}
 				}
 				if tc.newEvery > 0 && c%tc.newEvery == 0 {
@@ -76,7 +78,7 @@ func TestDictionaryMirrorWritesAsWriteBatch(t *testing.T) {
 				t.Errorf("%d of %d chunks written as indices", d.indexed, len(chunks))
 			}
 			if !tc.indexed && !d.off {
-				t.Errorf("the mirror is still on after %d chunks of values mostly new", len(chunks))
+				t.Errorf("the mirror is still on after %d chunks past its limits", len(chunks))
 			}
 		})
 	}

@@ -379,11 +379,13 @@ func (r *readTx) ScanEvents(after uint64, fn func(seq uint64, record []byte) boo
 
 // ScanEventHours reads the runs of events of one hour from the chunks' headers, decoding only
 // the chunks that span hours, were written before schema 4, or hold a bound; see
-// store.EventHourReader.
+// store.EventHourReader. It stops after about hourScanEvents events, so that one read
+// transaction stays short (a long one holds up a commit that grows the file); the caller goes
+// on from the last run.
 func (r *readTx) ScanEventHours(after, to uint64, fn func(store.HourRun) bool) error {
 	buf := decodeBuffers.Get().(*[]byte)
 	defer decodeBuffers.Put(buf)
-	runs := hourRuns{fn: fn}
+	runs := hourRuns{fn: fn, budget: hourScanEvents}
 	err := r.eachSegment(after, func(seg *bbolt.Bucket, holds bool) (bool, error) {
 		return eachValue(seg, after+1, holds, func(seq uint64, v []byte) (uint64, bool, error) {
 			if seq > to {
@@ -417,11 +419,15 @@ func (r *readTx) ScanEventHours(after, to uint64, fn func(store.HourRun) bool) e
 	return err
 }
 
+// hourScanEvents is about how many events one ScanEventHours covers.
+const hourScanEvents = 1 << 16
+
 // hourRuns hands runs on, joining each to the one before when they are of one hour.
 type hourRuns struct {
 	fn      func(store.HourRun) bool
 	pending store.HourRun // not handed on yet; Last 0: none
-	stopped bool          // fn wants no more
+	budget  uint64        // events left to cover before stopping
+	stopped bool          // fn wants no more, or the budget is spent
 	err     error         // an event's time that does not decode
 }
 
@@ -429,10 +435,16 @@ type hourRuns struct {
 func (h *hourRuns) add(run store.HourRun) bool {
 	if h.pending.Last != 0 && h.pending.Hour == run.Hour && h.pending.Last+1 == run.First {
 		h.pending.Last, h.pending.Bytes = run.Last, h.pending.Bytes+run.Bytes
-		return true
+	} else {
+		h.flush()
+		h.pending = run
 	}
-	h.flush()
-	h.pending = run
+	if events := run.Last - run.First + 1; events >= h.budget {
+		h.flush()
+		h.stopped = true
+	} else {
+		h.budget -= events
+	}
 	return !h.stopped
 }
 

@@ -204,3 +204,50 @@ func resum(v []byte) []byte {
 	binary.BigEndian.PutUint32(v[checked-4:checked], crc32.Checksum(v[checked:], castagnoli))
 	return v
 }
+
+// TestScanEventHoursKeepsItsTransactionShort: one scan covers about hourScanEvents events, even
+// of one hour (one run), and ends at a run's end, from which the next goes on.
+func TestScanEventHoursKeepsItsTransactionShort(t *testing.T) {
+	e := chunkEngine(t, 1<<20)
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	const n = 3*hourScanEvents + 100
+	for first := 0; first < n; first += 4000 {
+		err := e.Update(context.Background(), func(tx store.Tx) error {
+			for i := first; i < min(first+4000, n); i++ {
+				id := uuid.New()
+				rec := event.Encode(event.Event{ID: id, EventTimestamp: at.Add(time.Duration(i) * time.Millisecond), Action: "QUERY"})
+				if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var after uint64
+	scans := 0
+	for after < n {
+		var last uint64
+		err := e.View(context.Background(), func(tx store.ReadTx) error {
+			return tx.(store.EventHourReader).ScanEventHours(after, n, func(r store.HourRun) bool {
+				if r.First <= after || last != 0 && r.First != last+1 {
+					t.Fatalf("run %+v after %d, the last run ending at %d", r, after, last)
+				}
+				last = r.Last
+				return true
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if covered := last - after; last == 0 || covered > hourScanEvents+4000 || last < n && covered < hourScanEvents {
+			t.Fatalf("a scan after %d covered %d events, to %d", after, covered, last)
+		}
+		after, scans = last, scans+1
+	}
+	if scans < 3 {
+		t.Fatalf("%d scans covered %d events", scans, n)
+	}
+}
