@@ -192,7 +192,9 @@ func versusDuckDB(w io.Writer, m *medians) {
 	fmt.Fprintf(w, "| **auditexport end to end**: the real binary (bbolt) fed by another process over 4 keep-alive connections in 1,000-event NDJSON batches (each 202 after fsync), exporting while events arrive (`runExportNow` again and again) to MinIO as a PutObject-only user; from the first byte sent to the last object in the bucket, every event then checked to be there once | %.2f | %s | ≥ 1.0× DuckDB's one thread: **%.2f×** |\n", e2e, thousands(events/e2e), vs)
 	fmt.Fprintf(w, "| ingest over HTTP alone, from another process, same batches, 202 after fsync | | %s | ≥ 300,000 |\n", thousands(get("ingest-events/s")))
 	fmt.Fprintf(w, "| export alone: the 1,000,000 buffered events → MinIO in one `runExportNow`, from another process | | %s | ≥ 500,000 |\n", thousands(get("export-events/s")))
-	fmt.Fprintf(w, "\nThe server's peak RSS: %.0f MiB end to end, %.0f MiB exporting the 1,000,000 buffered events.", get("peak-rss-MiB"), get("export-peak-rss-MiB"))
+	fmt.Fprintf(w, "\nEnd to end, the server used %.2f s of CPU in user mode and %.2f s in the kernel, and the machine %.2f of its cores (ingest alone %.2f, export alone %.2f): the rest waited.",
+		get("e2e-server-user-cpu-s"), get("e2e-server-sys-cpu-s"), get("e2e-machine-busy-cores"), get("ingest-machine-busy-cores"), get("export-machine-busy-cores"))
+	fmt.Fprintf(w, " The server's peak RSS: %.0f MiB end to end, %.0f MiB exporting the 1,000,000 buffered events.", get("peak-rss-MiB"), get("export-peak-rss-MiB"))
 	if peak, _, ok := m.get("BenchmarkExportMillionPeakHeap", "peak-heap-MiB"); ok {
 		fmt.Fprintf(w, " Peak live heap exporting 1,000,000 buffered events in one job (in process, sampled every 5 ms): **%.0f MiB** (goal < 128).", peak)
 	}

@@ -104,7 +104,8 @@ command line: in AUDITEXPORT_DATABASE_URL, PGPASSWORD or a .pgpass file.`,
 // The server's heap is a small live set beside a stream of short-lived buffers (request
 // bodies, chunks of events, Parquet pages), so Go's default of 100 collects often for little:
 // at 200 the server spent 12% less CPU ingesting and exporting a million events, for about
-// 80 MiB more resident memory (BenchmarkVersusDuckDB, in the README). GOGC=100 trades back.
+// 80 to 100 MiB more resident memory (BenchmarkVersusDuckDB, in the README). GOGC=100 trades
+// back.
 const defaultGCPercent = 200
 
 func setGCPercent() {
