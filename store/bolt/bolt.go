@@ -96,6 +96,10 @@ const (
 
 var _ store.Engine = (*Engine)(nil)
 
+// initialMmapSize is how much of the file bbolt maps at open: a buffer of a few million events
+// fits (about 1,000,000 events in 200 MiB of file).
+const initialMmapSize = 2 << 30
+
 // Open opens or creates the engine's file at path (mode 0600), upgrading a file written by an
 // earlier release in place and refusing one written by a newer release, and a damaged one
 // (Check).
@@ -125,6 +129,11 @@ func Open(path string, opts Options) (_ *Engine, err error) {
 		// A file still holding events written one per key (before schema 3) keeps it written:
 		// rebuilding it would read every one of their pages at open (check).
 		FreelistType: bbolt.FreelistMapType, NoFreelistSync: !legacy,
+		// bbolt maps the file, and a commit that outgrows the map remaps it: it waits for every
+		// read transaction to end (an export reading its events), and the ingests waiting on the
+		// group commit wait with it. Mapping ahead (address space only; the file grows as
+		// written) keeps commits from waiting on reads until the file outgrows it.
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, lockedError(path)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -259,4 +260,52 @@ func TestLegacySegmentsKeepTheFreelistWritten(t *testing.T) {
 	if legacy, err := check(e.Path()); err != nil || legacy {
 		t.Fatalf("a file of chunks: legacy %v, %v", legacy, err)
 	}
+}
+
+// TestCommitsDoNotWaitForReads: a commit that grows the file well past its first size goes
+// through while a read transaction (an export reading its events) is open. bbolt remaps a file
+// that outgrows its map, which waits for every read transaction to end; the engine maps ahead.
+func TestCommitsDoNotWaitForReads(t *testing.T) {
+	e := chunkEngine(t, 1_000_000)
+	reading, release := make(chan struct{}), make(chan struct{})
+	go e.View(context.Background(), func(store.ReadTx) error {
+		close(reading)
+		<-release
+		return nil
+	})
+	defer close(release)
+	<-reading
+	grown := make(chan error, 1)
+	go func() {
+		big := bytes.Repeat([]byte("x"), 1<<20)
+		for n := range 64 { // 64 MiB of records, barely compressible: the file grows past 64 MiB
+			err := e.Update(context.Background(), func(tx store.Tx) error {
+				id := uuid.New()
+				rec := event.Encode(event.Event{ID: id, EventTimestamp: time.Unix(int64(n), 0), Action: string(randomText(big))})
+				_, _, err := tx.AppendEvent(id, rec, time.Now())
+				return err
+			})
+			if err != nil {
+				grown <- err
+				return
+			}
+		}
+		grown <- nil
+	}()
+	select {
+	case err := <-grown:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("commits growing the file waited for the open read transaction")
+	}
+}
+
+// randomText fills b with letters that do not compress, and returns it.
+func randomText(b []byte) []byte {
+	for i := range b {
+		b[i] = 'a' + byte(rand.IntN(26))
+	}
+	return b
 }
