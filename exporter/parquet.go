@@ -82,8 +82,9 @@ type encoder struct {
 	// does, for tests that compare the files with its.
 	pqarrowDictionaries bool
 
-	spare  chan *rowChunk // chunks written, for reuse
-	values *columnValues  // the writer's
+	spare     chan *rowChunk   // chunks written, for reuse
+	spareCols chan *rowColumns // their columns, for reuse
+	values    *columnValues    // the writer's
 
 	writes     chan writeOp
 	writerDone chan struct{} // closed when the writer has stopped, after a failure or close
@@ -106,7 +107,7 @@ func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string
 	e := &encoder{
 		plan: plan, rowGroupBytes: rowGroupBytes, dir: dir, configID: configID, done: done,
 		props: WriterProperties(), open: map[int64]*partFile{},
-		spare: make(chan *rowChunk, 4), values: newColumnValues(),
+		spare: make(chan *rowChunk, 4), spareCols: make(chan *rowColumns, 2), values: newColumnValues(),
 		writes:     make(chan writeOp),
 		writerDone: make(chan struct{}),
 	}
@@ -172,10 +173,7 @@ func (e *encoder) writeChunk(f *partFile, rows *rowChunk) error {
 			f.dicts[i].reset(e.pqarrowDictionaries)
 		}
 	}
-	if err := e.values.fill(rows); err != nil {
-		return err
-	}
-	if err := e.values.write(f.rowGroup, f.dicts); err != nil {
+	if err := e.values.write(rows.cols, f.rowGroup, f.dicts); err != nil {
 		return fmt.Errorf("write parquet file: %w", err)
 	}
 	return nil
@@ -301,7 +299,12 @@ func (e *encoder) hand(f *partFile, op writeOp) error {
 		if i == len(pending)-1 {
 			next.endRowGroup, next.finish = op.endRowGroup, op.finish
 		}
-		if err := e.send(next); err != nil {
+		err := e.layOut(c)
+		if err == nil {
+			err = e.send(next)
+		}
+		if err != nil {
+			e.recycle(c) // not handed on
 			for _, c := range pending[i+1:] {
 				e.recycle(c)
 			}
@@ -320,8 +323,26 @@ func (e *encoder) newChunk() *rowChunk {
 	}
 }
 
-// recycle keeps a chunk for reuse, a few at most.
+// layOut lays c out as columns, for the writer.
+func (e *encoder) layOut(c *rowChunk) error {
+	select {
+	case c.cols = <-e.spareCols:
+	default:
+		c.cols = newRowColumns()
+	}
+	return c.cols.fill(c)
+}
+
+// recycle keeps a chunk, and its columns, for reuse, a few at most; it runs on either
+// goroutine.
 func (e *encoder) recycle(c *rowChunk) {
+	if c.cols != nil {
+		select {
+		case e.spareCols <- c.cols:
+		default:
+		}
+		c.cols = nil
+	}
 	c.reset()
 	select {
 	case e.spare <- c:
