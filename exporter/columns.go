@@ -10,9 +10,11 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -169,13 +171,36 @@ func (c *columnValues) write(cols *rowColumns, rg file.BufferedRowGroupWriter, d
 // encodeColumns encodes the next column left until none is.
 func (c *columnValues) encodeColumns() {
 	for {
-		i := int(c.next.Add(1)) - 1
-		if i >= len(columns) {
+		k := int(c.next.Add(1)) - 1
+		if k >= len(encodeOrder) {
 			return
 		}
+		i := encodeOrder[k]
 		c.errs[i] = c.encodeColumn(i)
 	}
 }
+
+// encodeOrder is the order the two goroutines take a chunk's columns in: the costly first
+// (strings written plain, each value its own bytes; then dictionary strings; then integers), so
+// that what is left when one of them is through is small and the other waits little for it.
+var encodeOrder = func() []int {
+	order := make([]int, len(columns))
+	for i := range order {
+		order[i] = i
+	}
+	cost := func(i int) int {
+		switch c := columns[i]; {
+		case c.dataType.ID() != arrow.STRING:
+			return 0
+		case c.dict:
+			return 1
+		default:
+			return 2
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cost(b) - cost(a) })
+	return order
+}()
 
 func (c *columnValues) encodeColumn(i int) error {
 	col := columns[i]
