@@ -65,6 +65,43 @@ func (c *rowChunk) record(i int) []byte {
 	return c.data[start:c.ends[i]]
 }
 
+// newChunk returns an empty chunk, a spare one if any.
+func (e *encoder) newChunk() *rowChunk {
+	select {
+	case c := <-e.spare:
+		return c
+	default:
+		return new(rowChunk)
+	}
+}
+
+// layOut lays c out as columns, for the writer.
+func (e *encoder) layOut(c *rowChunk) error {
+	select {
+	case c.cols = <-e.spareCols:
+	default:
+		c.cols = newRowColumns()
+	}
+	return c.cols.fill(c)
+}
+
+// recycle keeps a chunk, and its columns, for reuse, a few at most; it runs on either
+// goroutine.
+func (e *encoder) recycle(c *rowChunk) {
+	if c.cols != nil {
+		select {
+		case e.spareCols <- c.cols:
+		default:
+		}
+		c.cols = nil
+	}
+	c.reset()
+	select {
+	case e.spare <- c:
+	default:
+	}
+}
+
 // rowColumns are a chunk's values column by column. Strings point into the chunk's records, but
 // the ids, written as text into idText. The encoder lays a chunk out as it hands it to the
 // writer, which meanwhile encodes the chunk before: laid out by the writer, it was a quarter

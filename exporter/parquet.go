@@ -314,42 +314,6 @@ func (e *encoder) hand(f *partFile, op writeOp) error {
 	return nil
 }
 
-func (e *encoder) newChunk() *rowChunk {
-	select {
-	case c := <-e.spare:
-		return c
-	default:
-		return new(rowChunk)
-	}
-}
-
-// layOut lays c out as columns, for the writer.
-func (e *encoder) layOut(c *rowChunk) error {
-	select {
-	case c.cols = <-e.spareCols:
-	default:
-		c.cols = newRowColumns()
-	}
-	return c.cols.fill(c)
-}
-
-// recycle keeps a chunk, and its columns, for reuse, a few at most; it runs on either
-// goroutine.
-func (e *encoder) recycle(c *rowChunk) {
-	if c.cols != nil {
-		select {
-		case e.spareCols <- c.cols:
-		default:
-		}
-		c.cols = nil
-	}
-	c.reset()
-	select {
-	case e.spare <- c:
-	default:
-	}
-}
-
 // finish hands f's last events to the writer, which ends its row group and finishes it.
 func (e *encoder) finish(f *partFile) error {
 	delete(e.open, f.hour)
