@@ -199,23 +199,10 @@ func TestDamagedChunkCountIsReported(t *testing.T) {
 func TestLargeCommitsAreCutIntoChunks(t *testing.T) {
 	e := chunkEngine(t, 1_000_000)
 	big := bytes.Repeat([]byte("x"), 900_000)
-	var want [][]byte
-	err := e.Update(context.Background(), func(tx store.Tx) error {
-		for n := range 12 { // about 10.8 MB of records
-			id := uuid.New()
-			rec := event.Encode(event.Event{ID: id, EventTimestamp: time.Unix(int64(n), 0), Action: string(big)})
-			want = append(want, rec)
-			if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// about 10.8 MB of records
+	want := appendCommit(t, e, 12, func(n int) time.Time { return time.Unix(int64(n), 0) }, string(big))
 	var keys int
-	err = e.db.View(func(tx *bbolt.Tx) error {
+	err := e.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketEvents).Bucket(seqKey(1)).ForEach(func(_, v []byte) error {
 			if n, err := chunkCount(v); err != nil || n*900_000 > chunkMaxBytes {
 				return fmt.Errorf("a chunk of %d events of 900 kB: %v", n, err)

@@ -30,20 +30,7 @@ func TestChunkHours(t *testing.T) {
 		count int
 		step  time.Duration
 	}{{at, 5, time.Second}, {at.Add(59*time.Minute + 30*time.Second), 6, 20 * time.Second}, {at.Add(3 * time.Hour), 12, time.Second}} {
-		err := e.Update(context.Background(), func(tx store.Tx) error {
-			for i := range commit.count {
-				id := uuid.New()
-				rec := event.Encode(event.Event{ID: id, EventTimestamp: commit.start.Add(time.Duration(i) * commit.step), Action: "QUERY"})
-				if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
-					return err
-				}
-				n++
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		n += len(appendCommit(t, e, commit.count, func(i int) time.Time { return commit.start.Add(time.Duration(i) * commit.step) }, "QUERY"))
 	}
 	truth := runsOfEvents(t, e, uint64(n))
 	if got := scannedRuns(t, e, 0, uint64(n)); !reflect.DeepEqual(got, truth) {
@@ -212,19 +199,7 @@ func TestScanEventHoursKeepsItsTransactionShort(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	const n = 3*hourScanEvents + 100
 	for first := 0; first < n; first += 4000 {
-		err := e.Update(context.Background(), func(tx store.Tx) error {
-			for i := first; i < min(first+4000, n); i++ {
-				id := uuid.New()
-				rec := event.Encode(event.Event{ID: id, EventTimestamp: at.Add(time.Duration(i) * time.Millisecond), Action: "QUERY"})
-				if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		appendCommit(t, e, min(4000, n-first), func(i int) time.Time { return at.Add(time.Duration(first+i) * time.Millisecond) }, "QUERY")
 	}
 	var after uint64
 	scans := 0
@@ -250,4 +225,27 @@ func TestScanEventHoursKeepsItsTransactionShort(t *testing.T) {
 	if scans < 3 {
 		t.Fatalf("%d scans covered %d events", scans, n)
 	}
+}
+
+// appendCommit appends count events in one transaction, event i at eventTime(i) with action,
+// and returns their records.
+func appendCommit(t *testing.T, e *Engine, count int, eventTime func(i int) time.Time, action string) [][]byte {
+	t.Helper()
+	var records [][]byte
+	err := e.Update(context.Background(), func(tx store.Tx) error {
+		records = records[:0]
+		for i := range count {
+			id := uuid.New()
+			rec := event.Encode(event.Event{ID: id, EventTimestamp: eventTime(i), Action: action})
+			if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
+				return err
+			}
+			records = append(records, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return records
 }
