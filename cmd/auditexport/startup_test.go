@@ -130,7 +130,7 @@ func TestDamagedDataFilesAreRefused(t *testing.T) {
 		want   string
 	}{
 		"empty":     {func([]byte) []byte { return nil }, "is empty (0 bytes)"},
-		"truncated": {func(b []byte) []byte { return b[:len(b)/2] }, "is damaged (truncated:"},
+		"truncated": {func(b []byte) []byte { return b[:usedBytes(b, pageSize)/2] }, "is damaged (truncated:"},
 		"damaged pages": {func(b []byte) []byte {
 			// Each page after the meta pages and free list claims another page id, as a torn or
 			// misdirected write leaves it: bbolt's scan at open asserts on the first it reads.
@@ -167,6 +167,18 @@ func TestDamagedDataFilesAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// usedBytes is how much of a bbolt file its newer meta page says is in use (its high-water
+// mark): bbolt grows the file ahead of it, so a file cut short of its length may still hold
+// every page in use.
+func usedBytes(db []byte, pageSize int) int {
+	const pgidAt, txidAt = 16 + 40, 16 + 48 // in a meta page: after its header, magic … freelist
+	newer := 0
+	if binary.LittleEndian.Uint64(db[pageSize+txidAt:]) > binary.LittleEndian.Uint64(db[txidAt:]) {
+		newer = pageSize
+	}
+	return int(binary.LittleEndian.Uint64(db[newer+pgidAt:])) * pageSize
 }
 
 func copyFile(t *testing.T, from, to string) {
