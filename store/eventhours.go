@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/auditexport/auditexport/event"
 )
@@ -58,25 +59,76 @@ func HourRunOf(seq uint64, record []byte) (HourRun, error) {
 // scanEventHours appends to runs the runs of the events after seq after up to seq to, reading at
 // most hourEventsPerRead events and making at most hourRunsPerRead runs.
 func scanEventHours(tx ReadTx, after, to uint64, runs *[]HourRun) error {
-	var failed error
-	events := 0
-	err := tx.ScanEvents(after, func(seq uint64, record []byte) bool {
-		if seq > to {
-			return false
-		}
-		run, err := HourRunOf(seq, record)
-		if err != nil {
-			failed = err
-			return false
-		}
-		if n := len(*runs); n > 0 && (*runs)[n-1].Hour == run.Hour && (*runs)[n-1].Last+1 == seq {
-			(*runs)[n-1].Last = seq
-			(*runs)[n-1].Bytes += run.Bytes
-		} else {
-			*runs = append(*runs, run)
-		}
-		events++
-		return events < hourEventsPerRead && len(*runs) < hourRunsPerRead
-	})
-	return errors.Join(err, failed)
+	j := NewHourRunJoiner(func(run HourRun) bool {
+		*runs = append(*runs, run)
+		return len(*runs) < hourRunsPerRead
+	}, hourEventsPerRead)
+	return j.Finish(tx.ScanEvents(after, func(seq uint64, record []byte) bool {
+		return seq <= to && j.AddEvent(seq, record)
+	}))
+}
+
+// HourRunJoiner hands runs on to fn, joining each to the one before when both are of one hour
+// and follow each other, until fn wants no more or about budget events are covered (0: no
+// bound). An engine's EventHourReader and ReadEventHours's scan of events share it.
+type HourRunJoiner struct {
+	fn      func(HourRun) bool
+	budget  uint64
+	pending HourRun // not handed on yet; Last 0: none
+	stopped bool    // fn wants no more, or the budget is spent
+	err     error   // an event's time that does not decode
+}
+
+// NewHourRunJoiner returns a joiner handing runs to fn, covering about budget events (0: no
+// bound).
+func NewHourRunJoiner(fn func(HourRun) bool, budget uint64) *HourRunJoiner {
+	if budget == 0 {
+		budget = math.MaxUint64
+	}
+	return &HourRunJoiner{fn: fn, budget: budget}
+}
+
+// Add takes run and reports whether more are wanted.
+func (h *HourRunJoiner) Add(run HourRun) bool {
+	if h.pending.Last != 0 && h.pending.Hour == run.Hour && h.pending.Last+1 == run.First {
+		h.pending.Last, h.pending.Bytes = run.Last, h.pending.Bytes+run.Bytes
+	} else {
+		h.flush()
+		h.pending = run
+	}
+	if events := run.Last - run.First + 1; events >= h.budget {
+		h.flush()
+		h.stopped = true
+	} else {
+		h.budget -= events
+	}
+	return !h.stopped
+}
+
+// AddEvent takes the run of one event (HourRunOf) and reports whether more are wanted; an event
+// whose time does not decode stops the joiner, and Finish returns why.
+func (h *HourRunJoiner) AddEvent(seq uint64, record []byte) bool {
+	run, err := HourRunOf(seq, record)
+	if err != nil {
+		h.err = err
+		return false
+	}
+	return h.Add(run)
+}
+
+// Finish ends a scan that failed with err, or hands the last run on: it returns err, or why an
+// event stopped the joiner.
+func (h *HourRunJoiner) Finish(err error) error {
+	if err = errors.Join(err, h.err); err == nil {
+		h.flush()
+	}
+	return err
+}
+
+// flush hands the pending run on, if fn still wants runs.
+func (h *HourRunJoiner) flush() {
+	if h.pending.Last != 0 && !h.stopped {
+		h.stopped = !h.fn(h.pending)
+	}
+	h.pending = HourRun{}
 }

@@ -227,17 +227,8 @@ func parseChunk(v []byte) (chunkHeader, error) {
 	return h, nil
 }
 
-// decodeChunk checks a chunk value and calls fn with each of its records (valid during fn) and
-// its index, until fn returns false; it returns how many events the chunk holds.
-func decodeChunk(v []byte, buf *[]byte, fn func(i uint64, rec []byte) bool) (uint64, error) {
-	h, err := parseChunk(v)
-	if err != nil {
-		return 0, err
-	}
-	return h.count, decodeBlock(h, buf, fn)
-}
-
-// decodeBlock calls fn with each record of a parsed chunk, until fn returns false.
+// decodeBlock calls fn with each record of a parsed chunk (valid during fn) and its index, until
+// fn returns false.
 func decodeBlock(h chunkHeader, buf *[]byte, fn func(i uint64, rec []byte) bool) error {
 	var i uint64
 	n, stopped, err := recordblock.Each(h.block, buf, func(rec []byte) bool {
@@ -270,25 +261,35 @@ func eachEvent(seg *bbolt.Bucket, from uint64, holds bool, fn func(seq uint64, r
 // eachEventOf calls fn with the events from seq from on of the value v, under key seq, until fn
 // returns false; it returns how many events the value holds and whether fn wants more.
 func eachEventOf(seq uint64, v []byte, from uint64, buf *[]byte, fn func(seq uint64, rec []byte) bool) (uint64, bool, error) {
-	more := true
 	if isChunk(v) {
-		n, err := decodeChunk(v, buf, func(i uint64, rec []byte) bool {
-			if seq+i < from {
-				return true
-			}
-			more = fn(seq+i, rec)
-			return more
-		})
-		return n, more, err
+		h, err := parseChunk(v)
+		if err != nil {
+			return 0, false, err
+		}
+		return eachEventOfChunk(seq, h, from, buf, fn)
 	}
 	if _, err := event.IDOf(v); err != nil {
 		// Neither a chunk nor a record (schema 2): its first byte was damaged.
 		return 0, false, errChunkDamaged
 	}
+	more := true
 	if seq >= from {
 		more = fn(seq, v)
 	}
 	return 1, more, nil
+}
+
+// eachEventOfChunk is eachEventOf for a chunk already parsed (its checksum checked).
+func eachEventOfChunk(seq uint64, h chunkHeader, from uint64, buf *[]byte, fn func(seq uint64, rec []byte) bool) (uint64, bool, error) {
+	more := true
+	err := decodeBlock(h, buf, func(i uint64, rec []byte) bool {
+		if seq+i < from {
+			return true
+		}
+		more = fn(seq+i, rec)
+		return more
+	})
+	return h.count, more, err
 }
 
 // eachValue calls visit with each value of a segment's bucket, from the one holding seq from on,

@@ -55,10 +55,7 @@ func TestChunkHours(t *testing.T) {
 		t.Fatalf("runs from chunks of schema 3:\n%+v\nwant\n%+v", got, truth)
 	}
 	rewrite(t, e, func(v []byte) []byte { // back to schema 4
-		var records [][]byte
-		if _, err := decodeChunk(v, new([]byte), func(_ uint64, rec []byte) bool { records = append(records, append([]byte(nil), rec...)); return true }); err != nil {
-			t.Fatal(err)
-		}
+		records := chunkRecords(t, v)
 		out, _ := encodeChunk(nil, nil, records)
 		return out
 	})
@@ -171,13 +168,28 @@ func rewrite(t *testing.T, e *Engine, change func(v []byte) []byte) {
 	}
 }
 
+// chunkRecords decodes a chunk value into copies of its records.
+func chunkRecords(t *testing.T, v []byte) [][]byte {
+	t.Helper()
+	h, err := parseChunk(v)
+	if err == nil {
+		var records [][]byte
+		err = decodeBlock(h, new([]byte), func(_ uint64, rec []byte) bool {
+			records = append(records, append([]byte(nil), rec...))
+			return true
+		})
+		if err == nil {
+			return records
+		}
+	}
+	t.Fatal(err)
+	return nil
+}
+
 // schema3Chunk re-encodes a chunk as schema 3 wrote it: no hour, no bytes.
 func schema3Chunk(t *testing.T, v []byte) []byte {
 	t.Helper()
-	var records [][]byte
-	if _, err := decodeChunk(v, new([]byte), func(_ uint64, rec []byte) bool { records = append(records, append([]byte(nil), rec...)); return true }); err != nil {
-		t.Fatal(err)
-	}
+	records := chunkRecords(t, v)
 	out := binary.AppendUvarint([]byte{formatChunk}, uint64(len(records)))
 	out = append(out, 0, 0, 0, 0)
 	out, _ = recordblock.Append(out, nil, records)

@@ -70,73 +70,27 @@ func damaged(err error) error {
 func (r *readTx) ScanEventHours(after, to uint64, fn func(store.HourRun) bool) error {
 	buf := decodeBuffers.Get().(*[]byte)
 	defer decodeBuffers.Put(buf)
-	runs := hourRuns{fn: fn, budget: hourScanEvents}
-	err := r.eachSegment(after, func(seg *bbolt.Bucket, holds bool) (bool, error) {
+	runs := store.NewHourRunJoiner(fn, hourScanEvents)
+	addEvent := func(seq uint64, rec []byte) bool { return seq <= to && runs.AddEvent(seq, rec) }
+	return runs.Finish(r.eachSegment(after, func(seg *bbolt.Bucket, holds bool) (bool, error) {
 		return eachValue(seg, after+1, holds, func(seq uint64, v []byte) (uint64, bool, error) {
 			if seq > to {
 				return 0, false, nil
 			}
-			if isChunk(v) {
-				h, err := parseChunk(v)
-				if err != nil {
-					return 0, false, err
-				}
-				if last := seq + h.count - 1; h.sharedHour && seq > after && last <= to {
-					return h.count, runs.add(store.HourRun{Hour: h.hour, First: seq, Last: last, Bytes: h.bytes}), nil
-				}
+			if !isChunk(v) {
+				return eachEventOf(seq, v, after+1, buf, addEvent)
 			}
-			return eachEventOf(seq, v, after+1, buf, func(seq uint64, rec []byte) bool {
-				if seq > to {
-					return false
-				}
-				run, err := store.HourRunOf(seq, rec)
-				if err != nil {
-					runs.err = err
-					return false
-				}
-				return runs.add(run)
-			})
+			h, err := parseChunk(v)
+			if err != nil {
+				return 0, false, err
+			}
+			if last := seq + h.count - 1; h.sharedHour && seq > after && last <= to {
+				return h.count, runs.Add(store.HourRun{Hour: h.hour, First: seq, Last: last, Bytes: h.bytes}), nil
+			}
+			return eachEventOfChunk(seq, h, after+1, buf, addEvent)
 		})
-	})
-	if err = errors.Join(err, runs.err); err == nil {
-		runs.flush()
-	}
-	return err
+	}))
 }
 
 // hourScanEvents is about how many events one ScanEventHours covers.
 const hourScanEvents = 1 << 16
-
-// hourRuns hands runs on, joining each to the one before when they are of one hour.
-type hourRuns struct {
-	fn      func(store.HourRun) bool
-	pending store.HourRun // not handed on yet; Last 0: none
-	budget  uint64        // events left to cover before stopping
-	stopped bool          // fn wants no more, or the budget is spent
-	err     error         // an event's time that does not decode
-}
-
-// add takes run and reports whether more are wanted.
-func (h *hourRuns) add(run store.HourRun) bool {
-	if h.pending.Last != 0 && h.pending.Hour == run.Hour && h.pending.Last+1 == run.First {
-		h.pending.Last, h.pending.Bytes = run.Last, h.pending.Bytes+run.Bytes
-	} else {
-		h.flush()
-		h.pending = run
-	}
-	if events := run.Last - run.First + 1; events >= h.budget {
-		h.flush()
-		h.stopped = true
-	} else {
-		h.budget -= events
-	}
-	return !h.stopped
-}
-
-// flush hands the pending run on, if fn still wants runs.
-func (h *hourRuns) flush() {
-	if h.pending.Last != 0 && !h.stopped {
-		h.stopped = !h.fn(h.pending)
-	}
-	h.pending = store.HourRun{}
-}
