@@ -307,11 +307,11 @@ func newLazyFile(path string) *lazyFile {
 }
 
 // checksums are those of what has been written.
-func (l *lazyFile) checksums() *destination.Checksums {
+func (l *lazyFile) checksums() destination.Checksums {
 	var c destination.Checksums
 	l.hash.Sum(c.SHA256[:0])
 	c.CRC32C = l.crc.Sum32()
-	return &c
+	return c
 }
 
 func (l *lazyFile) Write(p []byte) (int, error) {

@@ -189,7 +189,7 @@ func (x *Exporter) uploadTask(ctx context.Context, dest destination.Destination,
 	}
 	task.Key, task.Offset, task.Limit, task.Bytes = key, f.First, f.Rows, f.Bytes
 	task.Status, task.Attempts, task.StartedAt, task.EndedAt, task.FailureReason = store.JobRunning, task.Attempts+1, x.cfg.Now().UTC(), time.Time{}, ""
-	task.SHA256 = f.SHA256
+	task.SHA256 = f.SHA256()
 	if _, err := x.store.PutTask(ctx, job.Attempt(), task); err != nil {
 		return err
 	}
@@ -221,6 +221,6 @@ func (x *Exporter) upload(ctx context.Context, dest destination.Destination, key
 		return err
 	}
 	return destination.WithinTime(ctx, x.cfg.UploadTimeout, func(ctx context.Context) error {
-		return dest.Put(ctx, destination.Object{Key: key, Body: file, Size: info.Size(), ContentType: "application/vnd.apache.parquet", Checksums: f.Checksums})
+		return dest.Put(ctx, destination.Object{Key: key, Body: file, Size: info.Size(), ContentType: "application/vnd.apache.parquet", Checksums: &f.Checksums})
 	})
 }

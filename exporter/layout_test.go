@@ -92,7 +92,7 @@ func encodeWith(t *testing.T, plan store.ExportPlan, maxHours int, recs [][]byte
 func (c cut) keys() []string {
 	var keys []string
 	for _, f := range c.files {
-		keys = append(keys, exportKey("p", f.Hour, f.First, f.Last, "cfg")+" "+f.SHA256)
+		keys = append(keys, exportKey("p", f.Hour, f.First, f.Last, "cfg")+" "+f.SHA256())
 	}
 	return keys
 }

@@ -52,9 +52,11 @@ type EncodedFile struct {
 	First, Last uint64
 	Rows        int64
 	Bytes       int64
-	SHA256      string // hex
-	Checksums   *destination.Checksums
+	Checksums   destination.Checksums // of its contents, computed as it was written
 }
+
+// SHA256 is the file's SHA-256, in hex.
+func (f EncodedFile) SHA256() string { return hex.EncodeToString(f.Checksums.SHA256[:]) }
 
 // encoder cuts a job's events into hour-partitioned Parquet files, reading them in seq order,
 // in one pass or in the passes of a layout (see layout.go). Memory stays bounded: without a
@@ -343,7 +345,7 @@ func (e *encoder) finishFile(f *partFile) error {
 		return fmt.Errorf("write parquet file: %w", err)
 	}
 	return e.done(EncodedFile{Path: f.path, Hour: time.Unix(f.hour*3600, 0).UTC(), First: f.first, Last: f.last, Rows: f.count,
-		Bytes: f.sink.n, SHA256: hex.EncodeToString(f.sink.hash.Sum(nil)), Checksums: f.sink.checksums()})
+		Bytes: f.sink.n, Checksums: f.sink.checksums()})
 }
 
 // discard removes f's temporary file, if the writer made one; the writer must have stopped, or

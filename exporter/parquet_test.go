@@ -85,7 +85,7 @@ func TestEncoderHandsOnEveryFileInOrder(t *testing.T) {
 	var files []EncodedFile
 	err := encode(t, t.TempDir(), recs, func(f EncodedFile) error {
 		data, err := os.ReadFile(f.Path)
-		if sum := sha256.Sum256(data); err != nil || int64(len(data)) != f.Bytes || hex.EncodeToString(sum[:]) != f.SHA256 {
+		if sum := sha256.Sum256(data); err != nil || int64(len(data)) != f.Bytes || hex.EncodeToString(sum[:]) != f.SHA256() {
 			t.Errorf("file %s handed on unfinished, or its size or SHA-256 wrong: %d bytes, %v", f.Path, len(data), err)
 		}
 		files = append(files, f)
