@@ -56,6 +56,26 @@ func HourRunOf(seq uint64, record []byte) (HourRun, error) {
 	return HourRun{Hour: event.UnixHour(micros), First: seq, Last: seq, Bytes: int64(len(record))}, nil
 }
 
+// ChunkHour is the event hour records share, if they share one (each a record whose time
+// decodes), and their bytes: what an engine keeps of a chunk of events for EventHourReader.
+func ChunkHour(records [][]byte) (hour int64, shared bool, bytes int64) {
+	shared = len(records) > 0
+	for i, r := range records {
+		bytes += int64(len(r))
+		micros, err := event.EventMicrosOf(r)
+		if err != nil {
+			shared = false // read as events, where the record's fault shows
+			continue
+		}
+		if h := event.UnixHour(micros); i == 0 {
+			hour = h
+		} else if h != hour {
+			shared = false
+		}
+	}
+	return hour, shared, bytes
+}
+
 // scanEventHours appends to runs the runs of the events after seq after up to seq to, reading at
 // most hourEventsPerRead events and making at most hourRunsPerRead runs.
 func scanEventHours(tx ReadTx, after, to uint64, runs *[]HourRun) error {

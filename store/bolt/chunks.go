@@ -12,6 +12,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/auditexport/auditexport/event"
+	"github.com/auditexport/auditexport/store"
 	"github.com/auditexport/auditexport/store/recordblock"
 )
 
@@ -136,36 +137,16 @@ func encodeChunk(dst, raw []byte, records [][]byte) (value, rawOut []byte) {
 	dst = binary.AppendUvarint(dst, uint64(len(records)))
 	dst = append(dst, 0, 0, 0, 0) // the checksum, once the rest is known
 	checked := len(dst)
-	if hour, ok := sharedHour(records); ok {
+	hour, shared, size := store.ChunkHour(records)
+	if shared {
 		dst = binary.AppendVarint(append(dst, 1), hour)
 	} else {
 		dst = append(dst, 0)
-	}
-	var size int
-	for _, r := range records {
-		size += len(r)
 	}
 	dst = binary.AppendUvarint(dst, uint64(size))
 	dst, raw = recordblock.Append(dst, raw, records)
 	binary.BigEndian.PutUint32(dst[checked-4:checked], crc32.Checksum(dst[checked:], castagnoli))
 	return dst, raw
-}
-
-// sharedHour is the unix hour of the records' event times, if they all share one.
-func sharedHour(records [][]byte) (int64, bool) {
-	var hour int64
-	for i, r := range records {
-		micros, err := event.EventMicrosOf(r)
-		if err != nil {
-			return 0, false // read as events, where the record's fault shows
-		}
-		if h := event.UnixHour(micros); i == 0 {
-			hour = h
-		} else if h != hour {
-			return 0, false
-		}
-	}
-	return hour, len(records) > 0
 }
 
 // chunkCount is how many events a chunk value holds.

@@ -250,8 +250,8 @@ func (ew *eventWriter) flushBatch() *pgx.Batch {
 				ids[i] = id.Bytes
 			}
 			ew.written = append(ew.written, idChunk{last: first + uint64(c.to) - 1, ids: ids})
-			hour, size := hourOfChunk(ew.records[c.from:c.to])
-			hours, sizes = append(hours, hour), append(sizes, size)
+			hour, shared, size := store.ChunkHour(ew.records[c.from:c.to])
+			hours, sizes = append(hours, pgtype.Int8{Int64: hour, Valid: shared}), append(sizes, size)
 		}
 		// Each chunk's ids are its slice of the group's, cut by the server.
 		batch.Queue(`INSERT INTO event_chunks (first_seq, last_seq, data, ids, event_hour, bytes)

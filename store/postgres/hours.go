@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/store"
 )
 
@@ -15,28 +12,6 @@ import (
 // appended together happened together) and its records' bytes, so that a job's first pass reads
 // a row's few columns instead of its events (store.EventHourReader); profiled, that pass read
 // every event twice as slowly as bbolt and was a fifth of an export's time.
-
-// hourOfChunk is the event hour records share (not valid when they span hours, or one is not a
-// record), and their bytes.
-func hourOfChunk(records [][]byte) (pgtype.Int8, int64) {
-	var hour pgtype.Int8
-	var size int64
-	for i, r := range records {
-		size += int64(len(r))
-		micros, err := event.EventMicrosOf(r)
-		if err != nil {
-			hour.Valid = false
-			continue
-		}
-		h := event.UnixHour(micros)
-		if i == 0 {
-			hour = pgtype.Int8{Int64: h, Valid: true}
-		} else if h != hour.Int64 {
-			hour.Valid = false
-		}
-	}
-	return hour, size
-}
 
 // scanHours reads a page of the chunks holding the events after $1 up to $2: their hour and
 // bytes, and their data only when they must be read event by event (no hour, or a bound inside).
@@ -55,6 +30,12 @@ func (r *readTx) ScanEventHours(after, to uint64, fn func(store.HourRun) bool) e
 		return err
 	}
 	var chunks chunkDecoder
+	runs := store.NewHourRunJoiner(fn, 0)
+	return runs.Finish(scanChunkHours(r, &chunks, runs, after, to))
+}
+
+// scanChunkHours hands runs the runs of the events after seq after up to seq to, page by page.
+func scanChunkHours(r *readTx, chunks *chunkDecoder, runs *store.HourRunJoiner, after, to uint64) error {
 	for after < to {
 		rows, err := r.tx.Query(r.ctx, scanHours, int64(after), int64(to))
 		if err != nil {
@@ -74,13 +55,18 @@ func (r *readTx) ScanEventHours(after, to uint64, fn func(store.HourRun) bool) e
 					rows.Close()
 					return fmt.Errorf("unexpected chunk row")
 				}
-				stopped = !fn(store.HourRun{Hour: int64(binary.BigEndian.Uint64(raw[2])), First: first, Last: last, Bytes: int64(binary.BigEndian.Uint64(raw[3]))})
+				stopped = !runs.Add(store.HourRun{Hour: int64(binary.BigEndian.Uint64(raw[2])), First: first, Last: last, Bytes: int64(binary.BigEndian.Uint64(raw[3]))})
 			} else {
-				stopped, err = eventHoursOf(&chunks, first, last, raw[4], after, to, fn)
+				more := true
+				_, err = chunks.each(first, last, raw[4], after, func(seq uint64, record []byte) bool {
+					more = seq <= to && runs.AddEvent(seq, record)
+					return more
+				})
 				if err != nil {
 					rows.Close()
 					return err
 				}
+				stopped = !more // past to, it is the range's last chunk
 			}
 			after = last
 		}
@@ -90,26 +76,4 @@ func (r *readTx) ScanEventHours(after, to uint64, fn func(store.HourRun) bool) e
 		}
 	}
 	return nil
-}
-
-// eventHoursOf calls fn with a run for each event of a chunk after seq after up to seq to; it
-// reports whether fn stopped.
-func eventHoursOf(chunks *chunkDecoder, first, last uint64, data []byte, after, to uint64, fn func(store.HourRun) bool) (stopped bool, err error) {
-	var failed error
-	_, err = chunks.each(first, last, data, after, func(seq uint64, record []byte) bool {
-		if seq > to {
-			return false
-		}
-		run, err := store.HourRunOf(seq, record)
-		if err != nil {
-			failed = err
-			return false
-		}
-		stopped = !fn(run)
-		return !stopped
-	})
-	if failed != nil {
-		return true, failed
-	}
-	return stopped, err
 }
