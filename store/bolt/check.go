@@ -102,10 +102,10 @@ func (p *pageVisitor) bucket(c *bbolt.Cursor, depth int) {
 	}
 }
 
-// segmentRoots visits every segment and every key in it, so every branch and leaf page, but not
-// the values: the chunks of events, in overflow pages of their own. A legacy segment, whose first
-// value is an event of its own (written before schema 3, every page of it holding events), only
-// at its first and last keys.
+// segmentRoots visits every segment and every key in it, and the key of every chunk's bucket
+// (schema 5), so every branch and leaf page, but not the values: the chunks of events, in
+// overflow pages of their own. A legacy segment, whose first value is an event of its own
+// (written before schema 3, every page of it holding events), only at its first and last keys.
 func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
 	c := events.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -116,15 +116,21 @@ func (p *pageVisitor) segmentRoots(events *bbolt.Bucket) {
 		}
 		sc := seg.Cursor()
 		first, v := sc.First()
-		if first != nil && !isChunk(v) {
+		if first != nil && v != nil && !isChunk(v) {
 			p.legacy = true
 			last, _ := sc.Last()
 			p.touch(first)
 			p.touch(last)
 			continue
 		}
-		for key := first; key != nil; key, _ = sc.Next() {
+		for key, v := first, v; key != nil; key, v = sc.Next() {
 			p.touch(key)
+			if v == nil {
+				if chunk := seg.Bucket(key); chunk != nil {
+					inner, _ := chunk.Cursor().First()
+					p.touch(inner)
+				}
+			}
 		}
 	}
 }

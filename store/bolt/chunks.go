@@ -17,13 +17,20 @@ import (
 )
 
 // Buffered events are stored in chunks: the events one write transaction appends to a
-// segment, as one value under the seq of the first. Schema 4 writes
+// segment, as one value under the seq of the first. A chunk value is
 //
 //	0xC2, uvarint count, CRC-32C (4 bytes, big-endian) of what follows, then the hour: 1 and the
 //	unix hour (varint) of its events' event times when they share one, else 0; the records'
 //	bytes (uvarint), then an s2 block of each event's record as a uvarint length and its bytes
 //
-// and reads the chunks of schema 3 too, the same without the hour and bytes (0xC1). Schema 2
+// and the chunks of schema 3, still read, are the same without the hour and bytes (0xC1).
+// Schema 5 keeps each chunk in a bucket of its own, under that seq, its value under
+// chunkValueKey; schema 3 and 4 put the value in the segment's bucket, and are read as well.
+// Why a bucket each: bbolt keeps at least two values in a leaf and rewrites a whole leaf when a
+// key is added to it, so with the values in the segment every chunk was written again at each
+// of the next few appends, about five times in all (the commits' pages were five times the
+// chunks'). A chunk's bucket is written once; the segment's leaves hold 16-byte bucket headers,
+// cheap to rewrite. Schema 2
 // stored each event under its own seq, the value its record (which begins with the record's
 // format byte, 1); it is read as well. Why chunks: an event per key made a group commit, the
 // serial part of ingestion, put, page and write 4,000 values one by one (a write system call
@@ -41,6 +48,44 @@ const (
 // isChunk reports whether a segment's value is a chunk, not a single event of schema 2.
 func isChunk(v []byte) bool {
 	return len(v) > 0 && (v[0] == formatChunk || v[0] == formatChunkHours)
+}
+
+// chunkValueKey is the one key of a chunk's bucket (schema 5).
+var chunkValueKey = []byte{0}
+
+// putChunk stores the chunk value v under key in the segment seg, in a bucket of its own.
+func putChunk(seg *bbolt.Bucket, key, v []byte) error {
+	b, err := seg.CreateBucket(key)
+	if err != nil {
+		return err
+	}
+	return b.Put(chunkValueKey, v)
+}
+
+// segmentCursor walks a segment's values, chunks in buckets of their own (schema 5) or in the
+// segment itself (schemas 2 to 4) alike: a bucket's key comes with its chunk as the value.
+type segmentCursor struct {
+	seg *bbolt.Bucket
+	c   *bbolt.Cursor
+}
+
+func newSegmentCursor(seg *bbolt.Bucket) segmentCursor { return segmentCursor{seg, seg.Cursor()} }
+
+func (s segmentCursor) First() ([]byte, []byte)        { return s.value(s.c.First()) }
+func (s segmentCursor) Last() ([]byte, []byte)         { return s.value(s.c.Last()) }
+func (s segmentCursor) Next() ([]byte, []byte)         { return s.value(s.c.Next()) }
+func (s segmentCursor) Prev() ([]byte, []byte)         { return s.value(s.c.Prev()) }
+func (s segmentCursor) Seek(k []byte) ([]byte, []byte) { return s.value(s.c.Seek(k)) }
+
+// value resolves a chunk's bucket (v nil) to its chunk; one without it gives nil, which reads as
+// damage.
+func (s segmentCursor) value(k, v []byte) ([]byte, []byte) {
+	if v == nil && k != nil {
+		if b := s.seg.Bucket(k); b != nil {
+			v = b.Get(chunkValueKey)
+		}
+	}
+	return k, v
 }
 
 // chunkMaxBytes bounds a chunk's records, so a group commit of several bodies is several
@@ -85,7 +130,7 @@ func (w *eventWriter) writePending() error {
 			w.e.chunkValues[w.chunks] = values[i]
 		}
 		w.chunks++
-		if err := seg.Put(seqKey(p.first), values[i]); err != nil {
+		if err := putChunk(seg, seqKey(p.first), values[i]); err != nil {
 			return fmt.Errorf("append events %d-%d: %w", p.first, p.first+uint64(len(p.records))-1, err)
 		}
 		clear(p.records)
@@ -283,7 +328,7 @@ func eachEventOfChunk(seq uint64, h chunkHeader, from uint64, buf *[]byte, fn fu
 // segment that must hold it, means a damaged count (chunk headers are outside the checksum):
 // that is damage, never events skipped in silence.
 func eachValue(seg *bbolt.Bucket, from uint64, holds bool, visit func(seq uint64, v []byte) (uint64, bool, error)) (bool, error) {
-	c := seg.Cursor()
+	c := newSegmentCursor(seg)
 	k, v := c.Seek(seqKey(from))
 	if k == nil || binary.BigEndian.Uint64(k) > from {
 		// from may lie inside the chunk before.

@@ -160,7 +160,8 @@ func TestDamagedChunkCountIsReported(t *testing.T) {
 		}
 		err = db.Update(func(tx *bbolt.Tx) error {
 			seg := tx.Bucket(bucketEvents).Bucket(seqKey(1))
-			v := bytes.Clone(seg.Get(seqKey(c.chunk)))
+			_, v := newSegmentCursor(seg).Seek(seqKey(c.chunk))
+			v = bytes.Clone(v)
 			if len(v) < 2 || !isChunk(v) || v[1] != 5 {
 				return fmt.Errorf("key %d: not a chunk of 5 events", c.chunk)
 			}
@@ -169,7 +170,7 @@ func TestDamagedChunkCountIsReported(t *testing.T) {
 			} else {
 				v[1] = 2
 			}
-			return seg.Put(seqKey(c.chunk), v)
+			return replaceChunk(seg, seqKey(c.chunk), v)
 		})
 		db.Close()
 		if err != nil {
@@ -203,13 +204,14 @@ func TestLargeCommitsAreCutIntoChunks(t *testing.T) {
 	want := appendCommit(t, e, 12, func(n int) time.Time { return time.Unix(int64(n), 0) }, string(big))
 	var keys int
 	err := e.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketEvents).Bucket(seqKey(1)).ForEach(func(_, v []byte) error {
+		c := newSegmentCursor(tx.Bucket(bucketEvents).Bucket(seqKey(1)))
+		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if n, err := chunkCount(v); err != nil || n*900_000 > chunkMaxBytes {
 				return fmt.Errorf("a chunk of %d events of 900 kB: %v", n, err)
 			}
 			keys++
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil || keys < 3 {
 		t.Fatalf("%d chunks: %v", keys, err)

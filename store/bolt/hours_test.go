@@ -149,14 +149,12 @@ func rewrite(t *testing.T, e *Engine, change func(v []byte) []byte) {
 		return events.ForEachBucket(func(k []byte) error {
 			seg := events.Bucket(k)
 			changed := map[string][]byte{}
-			if err := seg.ForEach(func(k, v []byte) error {
+			c := newSegmentCursor(seg)
+			for k, v := c.First(); k != nil; k, v = c.Next() {
 				changed[string(k)] = change(append([]byte(nil), v...))
-				return nil
-			}); err != nil {
-				return err
 			}
 			for k, v := range changed {
-				if err := seg.Put([]byte(k), v); err != nil {
+				if err := replaceChunk(seg, []byte(k), v); err != nil {
 					return err
 				}
 			}
@@ -166,6 +164,15 @@ func rewrite(t *testing.T, e *Engine, change func(v []byte) []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// replaceChunk puts v in place of the chunk under key k of seg, where it is: in its own bucket
+// or in the segment's.
+func replaceChunk(seg *bbolt.Bucket, k, v []byte) error {
+	if b := seg.Bucket(k); b != nil {
+		return b.Put(chunkValueKey, v)
+	}
+	return seg.Put(k, v)
 }
 
 // chunkRecords decodes a chunk value into copies of its records.

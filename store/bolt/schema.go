@@ -11,7 +11,7 @@ import (
 // schemaVersion whenever the meaning of a key or value changes, and add the step that upgrades
 // a file from the version before (migrate.go); Open refuses a file written by a newer version
 // instead of misreading it.
-const schemaVersion = 4
+const schemaVersion = 5
 
 var (
 	// bucketMeta holds the schema version and the store's metadata (master-key check, digest
@@ -34,8 +34,9 @@ var (
 	// bucketTokenNames maps a token's lower-cased name to its id.
 	bucketTokenNames = []byte("api_token_names")
 	// bucketEvents holds one nested bucket per segment of the event buffer, keyed by the
-	// segment's first seq (8 bytes, big-endian); inside, the seq of a chunk's first event -> the
-	// chunk (chunks.go; schema 3), or, written by schema 2, seq -> encoded event (event.Record).
+	// segment's first seq (8 bytes, big-endian); inside, the seq of a chunk's first event -> a
+	// bucket holding the chunk (chunks.go; schema 5), or the chunk itself (schemas 3 and 4), or,
+	// written by schema 2, seq -> encoded event (event.Record).
 	bucketEvents = []byte("events")
 	// bucketSegments maps a segment's key to its description (JSON): seq range, count, bytes,
 	// when it was opened and last appended to, whether it is sealed.
