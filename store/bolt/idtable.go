@@ -10,15 +10,23 @@ import (
 // addressing with linear probing, at most half full. It replaced a Go map, which cost the group
 // committer a third of its time (profiles: the committer is ingestion's serial part): every
 // append looked an id up and inserted it twice (the transaction's map, then the buffer's).
-// Seq 0 is never given, so it marks an empty slot.
+//
+// Each slot has a 16-bit tag of its id's hash, 0 when the slot is empty, and a look-up reads a
+// slot's id and seq only where the tags match. The tags (2 bytes a slot, 256 KiB for a segment
+// of 65,536 events) stay in the cache where the ids and seqs (24 bytes a slot) do not: the
+// look-up of a new id, nearly every one, read both arrays, two cache misses that made it 5% of
+// the server's CPU end to end, on the commit's serial path; it now reads the tags.
 type idTable struct {
+	tags []uint16
 	ids  []uuid.UUID
 	seqs []uint64
 	n    int
 }
 
-func (t *idTable) slot(id uuid.UUID) int {
-	return int(idhash.Sum(id) & uint64(len(t.seqs)-1))
+// home is id's first slot and its tag.
+func (t *idTable) home(id uuid.UUID) (int, uint16) {
+	h := idhash.Sum(id)
+	return int(h & uint64(len(t.tags)-1)), uint16(h>>48) | 1
 }
 
 // get returns the seq of id, if held.
@@ -26,36 +34,45 @@ func (t *idTable) get(id uuid.UUID) (uint64, bool) {
 	if t.n == 0 {
 		return 0, false
 	}
-	mask := len(t.seqs) - 1
-	for i := t.slot(id); t.seqs[i] != 0; i = (i + 1) & mask {
-		if t.ids[i] == id {
-			return t.seqs[i], true
+	if i, ok := t.find(id); ok {
+		return t.seqs[i], true
+	}
+	return 0, false
+}
+
+// find returns the slot holding id, if any.
+func (t *idTable) find(id uuid.UUID) (int, bool) {
+	mask := len(t.tags) - 1
+	i, tag := t.home(id)
+	for ; t.tags[i] != 0; i = (i + 1) & mask {
+		if t.tags[i] == tag && t.ids[i] == id {
+			return i, true
 		}
 	}
 	return 0, false
 }
 
-// put adds id at seq; id must not be held.
+// put adds id at seq (never 0); id must not be held.
 func (t *idTable) put(id uuid.UUID, seq uint64) {
-	if 2*(t.n+1) > len(t.seqs) {
+	if 2*(t.n+1) > len(t.tags) {
 		t.grow()
 	}
-	mask := len(t.seqs) - 1
-	i := t.slot(id)
-	for t.seqs[i] != 0 {
+	mask := len(t.tags) - 1
+	i, tag := t.home(id)
+	for t.tags[i] != 0 {
 		i = (i + 1) & mask
 	}
-	t.ids[i], t.seqs[i] = id, seq
+	t.tags[i], t.ids[i], t.seqs[i] = tag, id, seq
 	t.n++
 }
 
 func (t *idTable) grow() {
-	ids, seqs := t.ids, t.seqs
-	size := max(1024, 2*len(seqs))
-	t.ids, t.seqs, t.n = make([]uuid.UUID, size), make([]uint64, size), 0
-	for i, seq := range seqs {
-		if seq != 0 {
-			t.put(ids[i], seq)
+	tags, ids, seqs := t.tags, t.ids, t.seqs
+	size := max(1024, 2*len(tags))
+	t.tags, t.ids, t.seqs, t.n = make([]uint16, size), make([]uuid.UUID, size), make([]uint64, size), 0
+	for i, tag := range tags {
+		if tag != 0 {
+			t.put(ids[i], seqs[i])
 		}
 	}
 }
@@ -65,33 +82,27 @@ func (t *idTable) remove(id uuid.UUID) {
 	if t.n == 0 {
 		return
 	}
-	mask := len(t.seqs) - 1
-	i := t.slot(id)
-	for t.ids[i] != id {
-		if t.seqs[i] == 0 {
-			return
-		}
-		i = (i + 1) & mask
-	}
-	if t.seqs[i] == 0 {
-		return // the zero id, absent
+	i, ok := t.find(id)
+	if !ok {
+		return
 	}
 	t.n--
-	for j := (i + 1) & mask; t.seqs[j] != 0; j = (j + 1) & mask {
+	mask := len(t.tags) - 1
+	for j := (i + 1) & mask; t.tags[j] != 0; j = (j + 1) & mask {
 		// The entry at j may move to the hole at i unless its home lies cyclically in (i, j].
-		if home := t.slot(t.ids[j]); (j-home)&mask >= (j-i)&mask {
-			t.ids[i], t.seqs[i] = t.ids[j], t.seqs[j]
+		if home, _ := t.home(t.ids[j]); (j-home)&mask >= (j-i)&mask {
+			t.tags[i], t.ids[i], t.seqs[i] = t.tags[j], t.ids[j], t.seqs[j]
 			i = j
 		}
 	}
-	t.ids[i], t.seqs[i] = uuid.UUID{}, 0
+	t.tags[i], t.ids[i], t.seqs[i] = 0, uuid.UUID{}, 0
 }
 
 // between lists the ids held with a seq in [first, last].
 func (t *idTable) between(first, last uint64) []uuid.UUID {
 	var out []uuid.UUID
 	for i, seq := range t.seqs {
-		if seq >= first && seq <= last {
+		if t.tags[i] != 0 && seq >= first && seq <= last {
 			out = append(out, t.ids[i])
 		}
 	}
