@@ -59,6 +59,17 @@ func (f *fingerprints) mayContain(fp uint32) bool {
 	}
 }
 
+// warm reads the home slot of each id's fingerprint (PrefetchEventIDs) and returns their sum.
+func (f *fingerprints) warm(ids []uuid.UUID) (sum uint64) {
+	if len(f.slots) == 0 {
+		return 0
+	}
+	for _, id := range ids {
+		sum += uint64(f.slots[f.home(fingerprintOf(id))])
+	}
+	return sum
+}
+
 func (f *fingerprints) add(fp uint32) {
 	if (f.used+f.dead+1)*4 > len(f.slots)*3 {
 		f.resize(max(64, 2*(f.used+1)))

@@ -117,6 +117,8 @@ type eventWriter struct {
 	// sealed lists the ids of the segments this transaction sealed; trimmed those it removed.
 	sealed  []sealedSegment
 	trimmed []sealedSegment
+	// warmed keeps what PrefetchEventIDs read, so that its reads are not optimized away.
+	warmed uint64
 }
 
 type sealedSegment struct {
@@ -201,6 +203,17 @@ func (w *eventWriter) seal(g *segment) error {
 	}
 	g.Sealed = true
 	w.sealed = append(w.sealed, sealedSegment{*g, ids})
+	return nil
+}
+
+// PrefetchEventIDs reads the dedup tables' slots of the ids a group commit is about to append
+// (store.EventIDPrefetcher), all at once: reads independent of one another, which the
+// processor overlaps, where each look-up amid the appends waited for its own cache miss (the
+// tables outgrow the cache the exporter and the requests' decoding share: idTable.get was 4% of
+// the server's CPU end to end, all of it on the commit's serial path).
+func (w *writeTx) PrefetchEventIDs(ids []uuid.UUID, _ [][]byte) error {
+	b := w.events.b
+	w.events.warmed = b.open.warm(ids) + b.sealed.warm(ids)
 	return nil
 }
 

@@ -52,6 +52,18 @@ func (t *idTable) find(id uuid.UUID) (int, bool) {
 	return 0, false
 }
 
+// warm reads the first slot's tag of each id (PrefetchEventIDs) and returns their sum.
+func (t *idTable) warm(ids []uuid.UUID) (sum uint64) {
+	if t.n == 0 {
+		return 0
+	}
+	for _, id := range ids {
+		i, _ := t.home(id)
+		sum += uint64(t.tags[i])
+	}
+	return sum
+}
+
 // put adds id at seq (never 0); id must not be held.
 func (t *idTable) put(id uuid.UUID, seq uint64) {
 	if 2*(t.n+1) > len(t.tags) {
