@@ -25,7 +25,7 @@ import (
 //
 // and the chunks of schema 3, still read, are the same without the hour and bytes (0xC1).
 // Schema 5 keeps each chunk in a bucket of its own, under that seq, its value under
-// chunkValueKey; schema 3 and 4 put the value in the segment's bucket, and are read as well.
+// valueKey; schema 3 and 4 put the value in the segment's bucket, and are read as well.
 // Why a bucket each: bbolt keeps at least two values in a leaf and rewrites a whole leaf when a
 // key is added to it, so with the values in the segment every chunk was written again at each
 // of the next few appends, about five times in all (the commits' pages were five times the
@@ -50,8 +50,9 @@ func isChunk(v []byte) bool {
 	return len(v) > 0 && (v[0] == formatChunk || v[0] == formatChunkHours)
 }
 
-// chunkValueKey is the one key of a chunk's bucket (schema 5).
-var chunkValueKey = []byte{0}
+// valueKey is the one key of a bucket that holds one value: a chunk, or a sealed segment's ids
+// (schema 5).
+var valueKey = []byte{0}
 
 // putChunk stores the chunk value v under key in the segment seg, in a bucket of its own.
 func putChunk(seg *bbolt.Bucket, key, v []byte) error {
@@ -59,7 +60,7 @@ func putChunk(seg *bbolt.Bucket, key, v []byte) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(chunkValueKey, v)
+	return b.Put(valueKey, v)
 }
 
 // segmentCursor walks a segment's values, chunks in buckets of their own (schema 5) or in the
@@ -82,7 +83,7 @@ func (s segmentCursor) Seek(k []byte) ([]byte, []byte) { return s.value(s.c.Seek
 func (s segmentCursor) value(k, v []byte) ([]byte, []byte) {
 	if v == nil && k != nil {
 		if b := s.seg.Bucket(k); b != nil {
-			v = b.Get(chunkValueKey)
+			v = b.Get(valueKey)
 		}
 	}
 	return k, v

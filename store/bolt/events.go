@@ -68,7 +68,7 @@ func loadBuffer(tx *bbolt.Tx, opts Options) (*buffer, error) {
 	b.sealed.resize(int(b.count))
 	for _, g := range b.segments {
 		if g.Sealed {
-			eachID(tx.Bucket(bucketEventIDs).Get(g.key()), func(id uuid.UUID) { b.sealed.add(fingerprintOf(id)) })
+			eachID(segmentIDs(tx, g.key()), func(id uuid.UUID) { b.sealed.add(fingerprintOf(id)) })
 			continue
 		}
 		if err := eachEventID(tx, g, func(seq uint64, id uuid.UUID) { b.open.put(id, seq) }); err != nil {
@@ -161,9 +161,8 @@ func (w *eventWriter) isDuplicate(id uuid.UUID) bool {
 		return false
 	}
 	segs := w.b.segments[len(w.trimmed):]
-	ids := w.tx.Bucket(bucketEventIDs)
 	for i := len(segs) - 1; i >= 0; i-- {
-		if segs[i].Sealed && containsID(ids.Get(segs[i].key()), id) {
+		if segs[i].Sealed && containsID(segmentIDs(w.tx, segs[i].key()), id) {
 			return true
 		}
 	}
@@ -198,7 +197,7 @@ func (w *eventWriter) openSegment(now time.Time) (*segment, error) {
 // seal writes the sorted ids of a closed segment.
 func (w *eventWriter) seal(g *segment) error {
 	ids := w.b.open.between(g.First, g.Last)
-	if err := w.tx.Bucket(bucketEventIDs).Put(g.key(), sortedIDs(ids)); err != nil {
+	if err := putSegmentIDs(w.tx, g.key(), sortedIDs(ids)); err != nil {
 		return fmt.Errorf("seal segment %d: %w", g.First, err)
 	}
 	g.Sealed = true
@@ -281,10 +280,8 @@ func (w *eventWriter) apply() {
 		}
 	}
 	for _, s := range w.sealed {
-		for _, id := range s.ids {
-			b.sealed.add(fingerprintOf(id))
-			b.open.remove(id)
-		}
+		b.sealed.addAll(s.ids)
+		b.open.dropBetween(s.segment.First, s.segment.Last)
 	}
 	b.next = w.next
 	b.count += w.count
@@ -318,10 +315,11 @@ func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
 		if err := w.tx.Bucket(bucketEvents).DeleteBucket(g.key()); err != nil {
 			return store.TrimResult{}, fmt.Errorf("delete segment %d: %w", g.First, err)
 		}
-		for _, b := range [][]byte{bucketSegments, bucketEventIDs} {
-			if err := w.tx.Bucket(b).Delete(g.key()); err != nil {
-				return store.TrimResult{}, err
-			}
+		if err := w.tx.Bucket(bucketSegments).Delete(g.key()); err != nil {
+			return store.TrimResult{}, err
+		}
+		if err := deleteSegmentIDs(w.tx, g.key()); err != nil {
+			return store.TrimResult{}, err
 		}
 		ew.trimmed = append(ew.trimmed, sealedSegment{g, ids})
 		res.Segments++
@@ -334,7 +332,7 @@ func (w *writeTx) TrimEvents(p store.TrimPolicy) (store.TrimResult, error) {
 func (w *eventWriter) idsOf(g segment) ([]uuid.UUID, error) {
 	ids := make([]uuid.UUID, 0, g.Count)
 	if g.Sealed {
-		eachID(w.tx.Bucket(bucketEventIDs).Get(g.key()), func(id uuid.UUID) { ids = append(ids, id) })
+		eachID(segmentIDs(w.tx, g.key()), func(id uuid.UUID) { ids = append(ids, id) })
 		return ids, nil
 	}
 	err := eachEventID(w.tx, g, func(_ uint64, id uuid.UUID) { ids = append(ids, id) })

@@ -170,7 +170,7 @@ func rewrite(t *testing.T, e *Engine, change func(v []byte) []byte) {
 // or in the segment's.
 func replaceChunk(seg *bbolt.Bucket, k, v []byte) error {
 	if b := seg.Bucket(k); b != nil {
-		return b.Put(chunkValueKey, v)
+		return b.Put(valueKey, v)
 	}
 	return seg.Put(k, v)
 }

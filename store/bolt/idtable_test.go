@@ -73,6 +73,56 @@ func TestIDTableAgreesWithAMap(t *testing.T) {
 	if got := table.between(1, seq); len(got) != len(want) {
 		t.Fatalf("between lists %d ids, want %d", len(got), len(want))
 	}
+
+	// Dropping a range of seqs, as a seal does, leaves exactly the others.
+	first, last := seq/3, 2*seq/3
+	table.dropBetween(first, last)
+	for id, s := range want {
+		got, ok := table.get(id)
+		if in := s >= first && s <= last; in == ok || ok && got != s {
+			t.Fatalf("after dropping seqs %d-%d: get(%v) = %d %v; its seq is %d", first, last, id, got, ok, s)
+		}
+		if s >= first && s <= last {
+			delete(want, id)
+		}
+	}
+	if table.n != len(want) {
+		t.Fatalf("table holds %d ids after the drop, want %d", table.n, len(want))
+	}
+}
+
+// Fingerprints added all at once (a seal) are the multiset that adding them one by one makes.
+func TestFingerprintsAddedAllAtOnce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var one, all fingerprints
+	for round := range 4 {
+		ids := make([]uuid.UUID, 10_000+round*30_000)
+		for i := range ids {
+			for j := range ids[i] {
+				ids[i][j] = byte(rng.Uint32())
+			}
+		}
+		ids[1] = ids[0] // an id twice: held twice
+		for _, id := range ids {
+			one.add(fingerprintOf(id))
+		}
+		all.addAll(ids)
+		if all.used != one.used {
+			t.Fatalf("round %d: %d fingerprints held, want %d", round, all.used, one.used)
+		}
+		for _, id := range ids {
+			if !all.mayContain(fingerprintOf(id)) {
+				t.Fatalf("round %d: a fingerprint added is missing", round)
+			}
+		}
+		all.remove(fingerprintOf(ids[0]))
+		if !all.mayContain(fingerprintOf(ids[1])) {
+			t.Fatalf("round %d: a fingerprint added twice was removed by one removal", round)
+		}
+		all.remove(fingerprintOf(ids[1]))
+		one.remove(fingerprintOf(ids[0]))
+		one.remove(fingerprintOf(ids[1]))
+	}
 }
 
 // TestAbortedAppendsAreForgotten: the ids a transaction appended before it failed are not

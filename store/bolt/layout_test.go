@@ -135,7 +135,7 @@ func inlineChunks(t *testing.T, e *Engine) {
 				return err
 			}
 			for _, k := range keys {
-				v := append([]byte(nil), seg.Bucket(k).Get(chunkValueKey)...)
+				v := append([]byte(nil), seg.Bucket(k).Get(valueKey)...)
 				if err := seg.DeleteBucket(k); err != nil {
 					return err
 				}
@@ -151,5 +151,120 @@ func inlineChunks(t *testing.T, e *Engine) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// storedBytes is the size of every chunk and every sealed segment's ids in e.
+func storedBytes(t *testing.T, e *Engine) (total int64) {
+	t.Helper()
+	err := e.db.View(func(tx *bbolt.Tx) error {
+		events := tx.Bucket(bucketEvents)
+		if err := events.ForEachBucket(func(k []byte) error {
+			c := newSegmentCursor(events.Bucket(k))
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				total += int64(len(v))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketEventIDs).ForEachBucket(func(k []byte) error {
+			total += int64(len(segmentIDs(tx, k)))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total
+}
+
+// A sealed segment's ids (a megabyte for 65,536 events) are written once, in a bucket of their
+// own: kept side by side in one bucket, each seal wrote again those of the segments sealed
+// before it.
+func TestSegmentIDsAreWrittenOnce(t *testing.T) {
+	e := chunkEngine(t, 2000) // a segment's ids: 32,000 bytes
+	pageAlloc := func() int64 {
+		stats := e.db.Stats()
+		return stats.TxStats.GetPageAlloc()
+	}
+	before := pageAlloc()
+	const commits = 9 // each fills a segment; the next seals it
+	for c := range commits {
+		appendCommit(t, e, 2000, func(i int) time.Time { return time.Unix(int64(c*2000+i), 0) }, "QUERY")
+	}
+	allocated := pageAlloc() - before
+	stored := storedBytes(t, e)
+	if allowed := stored + commits*8*4096; allocated > allowed {
+		t.Errorf("%d commits storing %d bytes of chunks and ids allocated %d bytes of pages, want at most %d", commits, stored, allocated, allowed)
+	}
+}
+
+// Sealed segments' ids where schema 4 kept them (in bucketEventIDs itself) still deduplicate
+// once reopened, and are trimmed with their segments.
+func TestSegmentIDsOfSchema4(t *testing.T) {
+	e := chunkEngine(t, 10)
+	var records [][]byte
+	for c := range 3 {
+		records = append(records, appendCommit(t, e, 10, func(i int) time.Time { return time.Unix(int64(c*10+i), 0) }, "QUERY")...)
+	}
+	err := e.db.Update(func(tx *bbolt.Tx) error { // back to schema 4's place
+		ids := tx.Bucket(bucketEventIDs)
+		var keys [][]byte
+		if err := ids.ForEachBucket(func(k []byte) error {
+			keys = append(keys, append([]byte(nil), k...))
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(keys) != 2 {
+			t.Errorf("%d sealed segments' ids in buckets, want 2", len(keys))
+		}
+		for _, k := range keys {
+			v := append([]byte(nil), segmentIDs(tx, k)...)
+			if err := ids.DeleteBucket(k); err != nil {
+				return err
+			}
+			if err := ids.Put(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := e.Path()
+	e.Close()
+	e, err = Open(path, Options{SegmentMaxEvents: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	appendAgain := func(rec []byte) (dup bool) {
+		err := e.Update(context.Background(), func(tx store.Tx) error {
+			id, _ := event.IDOf(rec)
+			_, dup, err = tx.AppendEvent(id, rec, time.Now())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dup
+	}
+	for _, i := range []int{0, 15} { // in the two sealed segments
+		if !appendAgain(records[i]) {
+			t.Fatalf("event %d, in a sealed segment of schema 4, appended again", i+1)
+		}
+	}
+	err = e.Update(context.Background(), func(tx store.Tx) error {
+		_, err := tx.TrimEvents(store.TrimPolicy{ExportedThrough: 20, ExportedBefore: time.Now().Add(time.Hour), DropBefore: time.Unix(0, 0)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if appendAgain(records[0]) {
+		t.Fatal("event 1, trimmed with its segment, is still taken for a duplicate")
 	}
 }

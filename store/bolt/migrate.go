@@ -101,7 +101,7 @@ func sealSegmentsFrom1(tx *bbolt.Tx) error {
 		if err := eachEventID(tx, g, func(_ uint64, id uuid.UUID) { ids = append(ids, id) }); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketEventIDs).Put(g.key(), sortedIDs(ids)); err != nil {
+		if err := putSegmentIDs(tx, g.key(), sortedIDs(ids)); err != nil {
 			return err
 		}
 		g.Sealed = true

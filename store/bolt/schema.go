@@ -41,8 +41,9 @@ var (
 	// bucketSegments maps a segment's key to its description (JSON): seq range, count, bytes,
 	// when it was opened and last appended to, whether it is sealed.
 	bucketSegments = []byte("event_segments")
-	// bucketEventIDs maps a sealed segment's key to the sorted 16-byte ids of its events: the
-	// dedup index, searched when the in-memory fingerprints say an id may be there.
+	// bucketEventIDs maps a sealed segment's key to a bucket holding the sorted 16-byte ids of
+	// its events (schema 5; before, to the ids themselves): the dedup index, searched when the
+	// in-memory fingerprints say an id may be there.
 	bucketEventIDs = []byte("event_ids")
 	// bucketJobs maps export job id (UUIDv7: time-ordered) to its JSON record.
 	bucketJobs = []byte("export_jobs")
