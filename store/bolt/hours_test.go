@@ -250,12 +250,21 @@ func TestScanEventHoursKeepsItsTransactionShort(t *testing.T) {
 // and returns their records.
 func appendCommit(t *testing.T, e *Engine, count int, eventTime func(i int) time.Time, action string) [][]byte {
 	t.Helper()
+	return appendRecords(t, e, count, func(i int, id uuid.UUID) []byte {
+		return event.Encode(event.Event{ID: id, EventTimestamp: eventTime(i), Action: action})
+	})
+}
+
+// appendRecords appends count events in one commit, record(i, id) the i-th, and returns their
+// records.
+func appendRecords(t *testing.T, e *Engine, count int, record func(i int, id uuid.UUID) []byte) [][]byte {
+	t.Helper()
 	var records [][]byte
 	err := e.Update(context.Background(), func(tx store.Tx) error {
 		records = records[:0]
 		for i := range count {
 			id := uuid.New()
-			rec := event.Encode(event.Event{ID: id, EventTimestamp: eventTime(i), Action: action})
+			rec := record(i, id)
 			if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
 				return err
 			}

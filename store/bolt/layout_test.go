@@ -18,27 +18,26 @@ import (
 // and returns their records.
 func appendDistinct(t *testing.T, e *Engine, rng *rand.Rand, count int) [][]byte {
 	t.Helper()
-	var records [][]byte
-	err := e.Update(context.Background(), func(tx store.Tx) error {
-		records = records[:0]
-		for range count {
-			id := uuid.New()
-			noise := make([]byte, 1500)
-			for i := range noise {
-				noise[i] = byte(rng.Uint32())
-			}
-			rec := event.Encode(event.Event{ID: id, EventTimestamp: time.Unix(1_800_000_000, 0), Action: hex.EncodeToString(noise)})
-			if _, _, err := tx.AppendEvent(id, rec, time.Now()); err != nil {
-				return err
-			}
-			records = append(records, rec)
+	return appendRecords(t, e, count, func(_ int, id uuid.UUID) []byte {
+		noise := make([]byte, 1500)
+		for i := range noise {
+			noise[i] = byte(rng.Uint32())
 		}
-		return nil
+		return event.Encode(event.Event{ID: id, EventTimestamp: time.Unix(1_800_000_000, 0), Action: hex.EncodeToString(noise)})
 	})
+}
+
+// reopen closes e and opens its file again.
+func reopen(t *testing.T, e *Engine, opts Options) *Engine {
+	t.Helper()
+	path := e.Path()
+	e.Close()
+	e, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return records
+	t.Cleanup(func() { e.Close() })
+	return e
 }
 
 // chunkBytes is the size of every chunk value of e's first segment.
@@ -234,13 +233,7 @@ func TestSegmentIDsOfSchema4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := e.Path()
-	e.Close()
-	e, err = Open(path, Options{SegmentMaxEvents: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e = reopen(t, e, Options{SegmentMaxEvents: 10})
 	appendAgain := func(rec []byte) (dup bool) {
 		err := e.Update(context.Background(), func(tx store.Tx) error {
 			id, _ := event.IDOf(rec)
