@@ -24,13 +24,9 @@ import (
 //	bytes (uvarint), then an s2 block of each event's record as a uvarint length and its bytes
 //
 // and the chunks of schema 3, still read, are the same without the hour and bytes (0xC1).
-// Schema 5 keeps each chunk in a bucket of its own, under that seq, its value under
-// valueKey; schema 3 and 4 put the value in the segment's bucket, and are read as well.
-// Why a bucket each: bbolt keeps at least two values in a leaf and rewrites a whole leaf when a
-// key is added to it, so with the values in the segment every chunk was written again at each
-// of the next few appends, about five times in all (the commits' pages were five times the
-// chunks'). A chunk's bucket is written once; the segment's leaves hold 16-byte bucket headers,
-// cheap to rewrite. Schema 2
+// Schema 5 keeps a chunk of ownBucketMinBytes or more in a bucket of its own, under that seq,
+// its value under valueKey (putValue); smaller chunks, and those of schemas 3 and 4, are values
+// in the segment's bucket, and read alike. Schema 2
 // stored each event under its own seq, the value its record (which begins with the record's
 // format byte, 1); it is read as well. Why chunks: an event per key made a group commit, the
 // serial part of ingestion, put, page and write 4,000 values one by one (a write system call
@@ -50,17 +46,31 @@ func isChunk(v []byte) bool {
 	return len(v) > 0 && (v[0] == formatChunk || v[0] == formatChunkHours)
 }
 
-// valueKey is the one key of a bucket that holds one value: a chunk, or a sealed segment's ids
-// (schema 5).
+// Why large values have a bucket each (schema 5): bbolt keeps at least two values in a leaf and
+// rewrites a whole leaf, overflow pages and all, when a key is added to it. With the chunks in
+// the segment's bucket, every chunk was written again at each of the next few appends, about
+// five times in all (the commits' pages were five times the chunks'), and each seal wrote again
+// the megabyte of sorted ids of the two to four segments sealed before it (a sealing commit
+// wrote about 5 MB, and took up to 20 ms). A value in a bucket of its own is written once; the
+// leaves above it hold its 16-byte bucket header, cheap to rewrite. A value smaller than a page
+// stays where it was: several share a leaf page, cheap to rewrite too, where a bucket of its own
+// would take a page (or, under a quarter of a page, be kept inline in the parent's leaf with a
+// bucket's overhead besides).
+const ownBucketMinBytes = 4096
+
+// valueKey is the one key of a bucket that holds one value (schema 5).
 var valueKey = []byte{0}
 
-// putChunk stores the chunk value v under key in the segment seg, in a bucket of its own.
-func putChunk(seg *bbolt.Bucket, key, v []byte) error {
-	b, err := seg.CreateBucket(key)
+// putValue stores v under key in b, in a bucket of its own when it is large.
+func putValue(b *bbolt.Bucket, key, v []byte) error {
+	if len(v) < ownBucketMinBytes {
+		return b.Put(key, v)
+	}
+	own, err := b.CreateBucket(key)
 	if err != nil {
 		return err
 	}
-	return b.Put(valueKey, v)
+	return own.Put(valueKey, v)
 }
 
 // segmentCursor walks a segment's values, chunks in buckets of their own (schema 5) or in the
@@ -131,7 +141,7 @@ func (w *eventWriter) writePending() error {
 			w.e.chunkValues[w.chunks] = values[i]
 		}
 		w.chunks++
-		if err := putChunk(seg, seqKey(p.first), values[i]); err != nil {
+		if err := putValue(seg, seqKey(p.first), values[i]); err != nil {
 			return fmt.Errorf("append events %d-%d: %w", p.first, p.first+uint64(len(p.records))-1, err)
 		}
 		clear(p.records)

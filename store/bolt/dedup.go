@@ -17,8 +17,8 @@ import (
 // are kept on disk, sorted (bucketEventIDs); memory holds a 4-byte fingerprint of each, in one
 // open-addressing table. An id whose fingerprint is absent is new (the common case: one or two
 // memory reads); one whose fingerprint is present is looked up in the sealed segments' sorted
-// ids, newest first. The open segment's ids (at most SegmentMaxEvents) are held exactly, in a
-// map. Memory is about 5 bytes per buffered event (5,000,000 events: ~25 MiB) instead of the
+// ids, newest first. The open segment's ids (at most SegmentMaxEvents) are held exactly, in an
+// id table (idtable.go). Memory is about 5 bytes per buffered event (5,000,000 events: ~25 MiB) instead of the
 // ~70 bytes a map of every id takes, and Open reads the sorted ids, not the events.
 
 // fingerprintOf hashes an id to 32 bits, never 0 (empty) or 1 (deleted).
@@ -158,19 +158,13 @@ func (f *fingerprints) resize(capacity int) {
 	}
 }
 
-// Schema 5 keeps each sealed segment's sorted ids in a bucket of their own, under valueKey, for
-// the reason chunks have theirs (chunks.go): a segment's ids are a megabyte, and bbolt rewrote
-// those of the two to four segments sealed before at each seal (a sealing commit wrote about
-// 5 MB, and took up to 20 ms). Earlier schemas put them in bucketEventIDs itself; they are read
-// there as well.
+// Schema 5 keeps a sealed segment's sorted ids, when large (a full segment's are a megabyte),
+// in a bucket of their own, as it does chunks (putValue, chunks.go); earlier schemas put them
+// in bucketEventIDs itself, read as well.
 
 // putSegmentIDs stores a sealed segment's sorted ids under its key.
 func putSegmentIDs(tx *bbolt.Tx, key, sorted []byte) error {
-	b, err := tx.Bucket(bucketEventIDs).CreateBucket(key)
-	if err != nil {
-		return err
-	}
-	return b.Put(valueKey, sorted)
+	return putValue(tx.Bucket(bucketEventIDs), key, sorted)
 }
 
 // segmentIDs returns the sorted ids of the sealed segment under key (nil if none).

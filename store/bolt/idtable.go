@@ -64,7 +64,7 @@ func (t *idTable) warm(ids []uuid.UUID) (sum uint64) {
 	return sum
 }
 
-// put adds id at seq (never 0); id must not be held.
+// put adds id at seq; id must not be held.
 func (t *idTable) put(id uuid.UUID, seq uint64) {
 	if 2*(t.n+1) > len(t.tags) {
 		t.grow()

@@ -202,10 +202,10 @@ func TestSegmentIDsAreWrittenOnce(t *testing.T) {
 // Sealed segments' ids where schema 4 kept them (in bucketEventIDs itself) still deduplicate
 // once reopened, and are trimmed with their segments.
 func TestSegmentIDsOfSchema4(t *testing.T) {
-	e := chunkEngine(t, 10)
+	e := chunkEngine(t, 300) // a segment's ids: 4,800 bytes, in a bucket of their own
 	var records [][]byte
 	for c := range 3 {
-		records = append(records, appendCommit(t, e, 10, func(i int) time.Time { return time.Unix(int64(c*10+i), 0) }, "QUERY")...)
+		records = append(records, appendCommit(t, e, 300, func(i int) time.Time { return time.Unix(int64(c*300+i), 0) }, "QUERY")...)
 	}
 	err := e.db.Update(func(tx *bbolt.Tx) error { // back to schema 4's place
 		ids := tx.Bucket(bucketEventIDs)
@@ -233,7 +233,7 @@ func TestSegmentIDsOfSchema4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = reopen(t, e, Options{SegmentMaxEvents: 10})
+	e = reopen(t, e, Options{SegmentMaxEvents: 300})
 	appendAgain := func(rec []byte) (dup bool) {
 		err := e.Update(context.Background(), func(tx store.Tx) error {
 			id, _ := event.IDOf(rec)
@@ -245,13 +245,13 @@ func TestSegmentIDsOfSchema4(t *testing.T) {
 		}
 		return dup
 	}
-	for _, i := range []int{0, 15} { // in the two sealed segments
+	for _, i := range []int{0, 450} { // in the two sealed segments
 		if !appendAgain(records[i]) {
 			t.Fatalf("event %d, in a sealed segment of schema 4, appended again", i+1)
 		}
 	}
 	err = e.Update(context.Background(), func(tx store.Tx) error {
-		_, err := tx.TrimEvents(store.TrimPolicy{ExportedThrough: 20, ExportedBefore: time.Now().Add(time.Hour), DropBefore: time.Unix(0, 0)})
+		_, err := tx.TrimEvents(store.TrimPolicy{ExportedThrough: 600, ExportedBefore: time.Now().Add(time.Hour), DropBefore: time.Unix(0, 0)})
 		return err
 	})
 	if err != nil {
@@ -259,5 +259,42 @@ func TestSegmentIDsOfSchema4(t *testing.T) {
 	}
 	if appendAgain(records[0]) {
 		t.Fatal("event 1, trimmed with its segment, is still taken for a duplicate")
+	}
+}
+
+// Values smaller than a page (a chunk of a few events, a small segment's ids) stay in their
+// segment's bucket, several to a leaf page, as schema 4 kept them: a bucket of their own would
+// take a page each, or be kept inline with a bucket's overhead, and trimming would delete them
+// one by one.
+func TestSmallValuesShareTheirBucket(t *testing.T) {
+	e := chunkEngine(t, 10)
+	var want [][]byte
+	for c := range 25 {
+		want = append(want, appendCommit(t, e, 1, func(int) time.Time { return time.Unix(int64(c), 0) }, "QUERY")...)
+	}
+	err := e.db.View(func(tx *bbolt.Tx) error {
+		nested := 0
+		count := func(k []byte) error { nested++; return nil }
+		events := tx.Bucket(bucketEvents)
+		if err := events.ForEachBucket(func(k []byte) error { return events.Bucket(k).ForEachBucket(count) }); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketEventIDs).ForEachBucket(count); err != nil {
+			return err
+		}
+		if nested != 0 {
+			t.Errorf("%d small chunks or small segments' ids in buckets of their own, want none", nested)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.View(context.Background(), func(tx store.ReadTx) error {
+		scanAll(t, tx, want)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
