@@ -18,8 +18,9 @@ import (
 // open-addressing table. An id whose fingerprint is absent is new (the common case: one or two
 // memory reads); one whose fingerprint is present is looked up in the sealed segments' sorted
 // ids, newest first. The open segment's ids (at most SegmentMaxEvents) are held exactly, in an
-// id table (idtable.go). Memory is about 5 bytes per buffered event (5,000,000 events: ~25 MiB) instead of the
-// ~70 bytes a map of every id takes, and Open reads the sorted ids, not the events.
+// id table (idtable.go). Memory is about 5 bytes per buffered event (5,000,000 events: ~25 MiB)
+// instead of the ~70 bytes a map of every id takes, and Open reads the sorted ids, not the
+// events.
 
 // fingerprintOf hashes an id to 32 bits, never 0 (empty) or 1 (deleted).
 func fingerprintOf(id uuid.UUID) uint32 {
