@@ -73,6 +73,22 @@ func putValue(b *bbolt.Bucket, key, v []byte) error {
 	return own.Put(valueKey, v)
 }
 
+// getValue returns the value under key in b, wherever putValue put it (nil if none).
+func getValue(b *bbolt.Bucket, key []byte) []byte {
+	if own := b.Bucket(key); own != nil {
+		return own.Get(valueKey)
+	}
+	return b.Get(key)
+}
+
+// deleteValue removes the value under key in b, wherever putValue put it.
+func deleteValue(b *bbolt.Bucket, key []byte) error {
+	if b.Bucket(key) != nil {
+		return b.DeleteBucket(key)
+	}
+	return b.Delete(key)
+}
+
 // segmentCursor walks a segment's values, chunks in buckets of their own (schema 5) or in the
 // segment itself (schemas 2 to 4) alike: a bucket's key comes with its chunk as the value.
 type segmentCursor struct {
@@ -92,9 +108,7 @@ func (s segmentCursor) Seek(k []byte) ([]byte, []byte) { return s.value(s.c.Seek
 // damage.
 func (s segmentCursor) value(k, v []byte) ([]byte, []byte) {
 	if v == nil && k != nil {
-		if b := s.seg.Bucket(k); b != nil {
-			v = b.Get(valueKey)
-		}
+		v = getValue(s.seg, k)
 	}
 	return k, v
 }

@@ -170,20 +170,12 @@ func putSegmentIDs(tx *bbolt.Tx, key, sorted []byte) error {
 
 // segmentIDs returns the sorted ids of the sealed segment under key (nil if none).
 func segmentIDs(tx *bbolt.Tx, key []byte) []byte {
-	ids := tx.Bucket(bucketEventIDs)
-	if b := ids.Bucket(key); b != nil {
-		return b.Get(valueKey)
-	}
-	return ids.Get(key)
+	return getValue(tx.Bucket(bucketEventIDs), key)
 }
 
 // deleteSegmentIDs removes the sorted ids of the segment under key, if any.
 func deleteSegmentIDs(tx *bbolt.Tx, key []byte) error {
-	ids := tx.Bucket(bucketEventIDs)
-	if ids.Bucket(key) != nil {
-		return ids.DeleteBucket(key)
-	}
-	return ids.Delete(key)
+	return deleteValue(tx.Bucket(bucketEventIDs), key)
 }
 
 // sortedIDs encodes ids as the sorted concatenation of their bytes.
