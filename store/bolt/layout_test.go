@@ -125,27 +125,11 @@ func inlineChunks(t *testing.T, e *Engine) {
 	err := e.db.Update(func(tx *bbolt.Tx) error {
 		events := tx.Bucket(bucketEvents)
 		return events.ForEachBucket(func(k []byte) error {
-			seg := events.Bucket(k)
-			var keys [][]byte
-			if err := seg.ForEachBucket(func(k []byte) error {
-				keys = append(keys, append([]byte(nil), k...))
-				return nil
-			}); err != nil {
-				return err
-			}
-			for _, k := range keys {
-				v := append([]byte(nil), seg.Bucket(k).Get(valueKey)...)
-				if err := seg.DeleteBucket(k); err != nil {
-					return err
-				}
-				if err := seg.Put(k, v); err != nil {
-					return err
-				}
-			}
-			if len(keys) == 0 {
+			moved, err := inlineValues(events.Bucket(k))
+			if moved == 0 && err == nil {
 				t.Error("no chunk in a bucket of its own")
 			}
-			return nil
+			return err
 		})
 	})
 	if err != nil {
@@ -199,6 +183,28 @@ func TestSegmentIDsAreWrittenOnce(t *testing.T) {
 	}
 }
 
+// inlineValues moves every value of b that is in a bucket of its own into b, as schema 4 kept
+// them, and returns how many it moved.
+func inlineValues(b *bbolt.Bucket) (int, error) {
+	var keys [][]byte
+	if err := b.ForEachBucket(func(k []byte) error {
+		keys = append(keys, append([]byte(nil), k...))
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		v := append([]byte(nil), getValue(b, k)...)
+		if err := b.DeleteBucket(k); err != nil {
+			return 0, err
+		}
+		if err := b.Put(k, v); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
 // Sealed segments' ids where schema 4 kept them (in bucketEventIDs itself) still deduplicate
 // once reopened, and are trimmed with their segments.
 func TestSegmentIDsOfSchema4(t *testing.T) {
@@ -208,27 +214,11 @@ func TestSegmentIDsOfSchema4(t *testing.T) {
 		records = append(records, appendCommit(t, e, 300, func(i int) time.Time { return time.Unix(int64(c*300+i), 0) }, "QUERY")...)
 	}
 	err := e.db.Update(func(tx *bbolt.Tx) error { // back to schema 4's place
-		ids := tx.Bucket(bucketEventIDs)
-		var keys [][]byte
-		if err := ids.ForEachBucket(func(k []byte) error {
-			keys = append(keys, append([]byte(nil), k...))
-			return nil
-		}); err != nil {
-			return err
+		moved, err := inlineValues(tx.Bucket(bucketEventIDs))
+		if moved != 2 && err == nil {
+			t.Errorf("%d sealed segments' ids in buckets, want 2", moved)
 		}
-		if len(keys) != 2 {
-			t.Errorf("%d sealed segments' ids in buckets, want 2", len(keys))
-		}
-		for _, k := range keys {
-			v := append([]byte(nil), segmentIDs(tx, k)...)
-			if err := ids.DeleteBucket(k); err != nil {
-				return err
-			}
-			if err := ids.Put(k, v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
