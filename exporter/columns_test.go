@@ -136,3 +136,46 @@ func BenchmarkEncoder(b *testing.B) {
 	}
 	b.ReportMetric(float64(batch.Len()*b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestDataPagesAreSmall: a column's data pages are cut at dataPageBytes, overshooting it by at
+// most the chunk of rows written last (the writer checks a page's size after each), in a file
+// with a row group of about 12 MiB of events.
+func TestDataPagesAreSmall(t *testing.T) {
+	t.Parallel()
+	recs := recordsOf(t, eventtest.NDJSON(0, 20_000, time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC), 100*time.Millisecond))
+	longest := 0
+	for _, r := range recs {
+		longest = max(longest, len(r))
+	}
+	r, err := file.NewParquetReader(bytes.NewReader(encodeOneFile(t, recs, 64<<20, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NumRowGroups() != 1 {
+		t.Fatalf("%d row groups, want 1", r.NumRowGroups())
+	}
+	rg := r.RowGroup(0)
+	largest, largestColumn := 0, ""
+	for c := range columns {
+		pages, err := rg.GetColumnPageReader(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pages.Next() {
+			p := pages.Page()
+			if _, dict := p.(*file.DictionaryPage); !dict && len(p.Data()) > largest {
+				largest, largestColumn = len(p.Data()), columns[c].name
+			}
+		}
+		if err := pages.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if limit := dataPageBytes + chunkRows*(longest+4); largest > limit {
+		t.Errorf("column %s has a data page of %d bytes, over %d", largestColumn, largest, limit)
+	}
+	if largest < dataPageBytes {
+		t.Errorf("the largest data page (column %s) holds %d bytes, under %d: no page was cut", largestColumn, largest, dataPageBytes)
+	}
+	t.Logf("largest data page: %d bytes, column %s", largest, largestColumn)
+}

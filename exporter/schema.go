@@ -74,11 +74,19 @@ var Schema = func() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }()
 
+// dataPageBytes is the size at which a column's data page is cut. arrow-go's default, 1 MiB,
+// builds each page through buffers of its size (the values, the page, the compressed page),
+// allocated anew for most pages and too large for the processor's cache: at 128 KiB the encoder
+// took 15% less time (BenchmarkEncoder) and allocated 57% less, for files 3% larger (64 KiB:
+// as fast, 6% larger).
+const dataPageBytes = 128 << 10
+
 // WriterProperties are the Parquet settings of every exported file: snappy, statistics, and
 // dictionaries only for the columns that pay for them.
 func WriterProperties() *parquet.WriterProperties {
 	opts := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Snappy),
+		parquet.WithDataPageSize(dataPageBytes),
 		parquet.WithDictionaryDefault(false),
 		parquet.WithCreatedBy("auditexport"),
 		parquet.WithStats(true),
