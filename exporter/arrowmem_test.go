@@ -1,0 +1,76 @@
+package exporter
+
+import (
+	"bytes"
+	"testing"
+	"unsafe"
+)
+
+// TestRecycledAllocator: buffers come zeroed and 64-byte aligned, of the size asked for, whether
+// new or reused; a reallocation keeps the contents; buffers freed are reused by their class;
+// sizes past the largest class are allocated as arrow-go's own allocator does.
+func TestRecycledAllocator(t *testing.T) {
+	var a recycledAllocator
+	check := func(b []byte, size int) {
+		t.Helper()
+		if len(b) != size {
+			t.Fatalf("len %d, want %d", len(b), size)
+		}
+		if uintptr(unsafe.Pointer(unsafe.SliceData(b)))%64 != 0 {
+			t.Fatalf("a buffer of %d bytes is not 64-byte aligned", size)
+		}
+		zeros(t, b)
+	}
+	reused := 0
+	for i := range 100 {
+		size := 1000 + i
+		b := a.Allocate(size)
+		check(b, size)
+		first := unsafe.SliceData(b)
+		for j := range b {
+			b[j] = 0xFF
+		}
+		a.Free(b)
+		if !poisonFreed || b[0] != poison {
+			t.Fatalf("a freed buffer holds %#x, want the tests' poison", b[0])
+		}
+		again := a.Allocate(size + 20) // the same class
+		check(again, size+20)
+		if unsafe.SliceData(again) == first {
+			reused++
+		}
+		a.Free(again)
+	}
+	if reused == 0 { // sync.Pool may drop some (always some under the race detector), not all
+		t.Error("no buffer freed was reused")
+	}
+
+	small := a.Allocate(100)
+	for i := range small {
+		small[i] = byte(i)
+	}
+	grown := a.Reallocate(5000, small)
+	if len(grown) != 5000 || cap(grown) != 8192 {
+		t.Fatalf("reallocated to len %d cap %d, want 5000 in the class of 8192", len(grown), cap(grown))
+	}
+	for i := range 100 {
+		if grown[i] != byte(i) {
+			t.Fatalf("byte %d is %d after reallocation, want %d", i, grown[i], i)
+		}
+	}
+	zeros(t, grown[100:])
+	if same := a.Reallocate(6000, grown); unsafe.SliceData(same) != unsafe.SliceData(grown) || len(same) != 6000 {
+		t.Fatal("a reallocation within the buffer's capacity moved it")
+	}
+
+	huge := a.Allocate(1<<maxClassShift + 1)
+	check(huge, 1<<maxClassShift+1)
+	a.Free(huge) // not a class buffer: left to the garbage collector
+}
+
+func zeros(t *testing.T, b []byte) {
+	t.Helper()
+	if i := bytes.IndexFunc(b, func(r rune) bool { return r != 0 }); i >= 0 {
+		t.Fatalf("a buffer of %d bytes holds %#x at %d, want zeros", len(b), b[i], i)
+	}
+}
