@@ -84,9 +84,7 @@ type encoder struct {
 	// does, for tests that compare the files with its.
 	pqarrowDictionaries bool
 
-	spare     chan *rowChunk   // chunks written, for reuse
-	spareCols chan *rowColumns // their columns, for reuse
-	values    *columnValues    // the writer's
+	values *columnValues // the writer's
 
 	writes     chan writeOp
 	writerDone chan struct{} // closed when the writer has stopped, after a failure or close
@@ -109,7 +107,7 @@ func newEncoder(plan store.ExportPlan, rowGroupBytes int64, dir, configID string
 	e := &encoder{
 		plan: plan, rowGroupBytes: rowGroupBytes, dir: dir, configID: configID, done: done,
 		props: WriterProperties(), open: map[int64]*partFile{},
-		spare: make(chan *rowChunk, 4), spareCols: make(chan *rowColumns, 2), values: newColumnValues(),
+		values:     newColumnValues(),
 		writes:     make(chan writeOp),
 		writerDone: make(chan struct{}),
 	}
