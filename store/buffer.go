@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,11 +92,15 @@ func (s *Store) AppendEvents(ctx context.Context, batch *event.Batch) (AppendRes
 }
 
 // startCommitters starts the group committers: one, or as many as the engine runs at once
-// (GroupCommitPipeliner); committerDone is closed once all have stopped.
+// (GroupCommitPipeliner); committerDone is closed once all have stopped. A lone committer also
+// takes the writes of updateInGroup.
 func (s *Store) startCommitters() {
 	n := 1
 	if p, ok := s.engine.(GroupCommitPipeliner); ok {
 		n = max(n, p.ConcurrentGroupCommits())
+	}
+	if n > 1 {
+		s.writes = nil // updateInGroup writes in transactions of its own
 	}
 	var wg sync.WaitGroup
 	for range n {
@@ -107,55 +112,115 @@ func (s *Store) startCommitters() {
 	}()
 }
 
-// commitLoop is a group committer: it takes one waiting batch, gathers every other batch
-// already waiting, and commits them in one transaction.
+// commitLoop is a group committer: it takes one waiting batch or write, gathers every other
+// one already waiting, and commits them in one transaction.
 func (s *Store) commitLoop() {
 	for {
-		var first appendRequest
+		var g group
 		select {
-		case first = <-s.appends:
+		case req := <-s.appends:
+			g.addAppend(req)
+		case w := <-s.writes:
+			g.writes = append(g.writes, w)
 		case <-s.closing:
 			return
 		}
-		group := []appendRequest{first}
-		events := first.batch.Len()
 	gather:
-		for events < s.buffer.MaxGroupEvents {
+		for g.events < s.buffer.MaxGroupEvents {
 			select {
 			case req := <-s.appends:
-				group = append(group, req)
-				events += req.batch.Len()
+				g.addAppend(req)
+			case w := <-s.writes:
+				g.writes = append(g.writes, w)
 			default:
 				break gather
 			}
 		}
-		s.commitGroup(group)
+		s.commitGroup(g)
 	}
 }
 
-func (s *Store) commitGroup(group []appendRequest) {
-	replies := make([]appendReply, len(group))
-	// The transaction is not tied to any one caller: it commits for all of them.
-	err := s.engine.Update(context.WithoutCancel(group[0].ctx), func(tx Tx) error {
-		if p, ok := tx.(EventIDPrefetcher); ok {
-			if err := p.PrefetchEventIDs(groupEvents(group)); err != nil {
-				return err
+// group is what one group commit writes: batches to append, and other writes.
+type group struct {
+	appends []appendRequest
+	writes  []writeRequest
+	events  int
+}
+
+func (g *group) addAppend(req appendRequest) {
+	g.appends = append(g.appends, req)
+	g.events += req.batch.Len()
+}
+
+// commitGroup commits g in one transaction. The writes run first, each as it would alone; one
+// that fails is answered with its error and the transaction is done again without it, so that
+// it fails nothing else.
+func (s *Store) commitGroup(g group) {
+	g.writes = s.dropEnded(g.writes)
+	if len(g.appends) == 0 && len(g.writes) == 0 {
+		return
+	}
+	replies := make([]appendReply, len(g.appends))
+	var ctx context.Context // the transaction is not tied to any one caller: it commits for all
+	if len(g.appends) > 0 {
+		ctx = g.appends[0].ctx
+	} else {
+		ctx = g.writes[0].ctx
+	}
+	for {
+		failed, failure := -1, error(nil)
+		err := s.engine.Update(context.WithoutCancel(ctx), func(tx Tx) error {
+			for i, w := range g.writes {
+				if err := w.fn(tx); err != nil {
+					failed, failure = i, err
+					return err
+				}
 			}
+			return s.appendGroup(tx, g.appends, replies)
+		})
+		if failed >= 0 {
+			g.writes[failed].done <- failure
+			g.writes = slices.Delete(g.writes, failed, failed+1)
+			if len(g.appends) > 0 || len(g.writes) > 0 {
+				continue
+			}
+			return
 		}
-		stats, err := tx.EventStats()
-		if err != nil {
+		for _, w := range g.writes {
+			w.done <- err
+		}
+		s.replyAppends(g.appends, replies, err)
+		return
+	}
+}
+
+// appendGroup appends the group's batches in tx, each one's outcome in replies.
+func (s *Store) appendGroup(tx Tx, appends []appendRequest, replies []appendReply) error {
+	if len(appends) == 0 {
+		return nil
+	}
+	if p, ok := tx.(EventIDPrefetcher); ok {
+		if err := p.PrefetchEventIDs(groupEvents(appends)); err != nil {
 			return err
 		}
-		now := s.txNow(tx)
-		clear(replies)
-		for i, req := range group {
-			if replies[i].result, replies[i].err = s.appendBatch(tx, &stats, now, req.batch); replies[i].err != nil && !errors.Is(replies[i].err, ErrBufferFull) {
-				return replies[i].err // fails the whole transaction: nothing is stored
-			}
+	}
+	stats, err := tx.EventStats()
+	if err != nil {
+		return err
+	}
+	now := s.txNow(tx)
+	clear(replies)
+	for i, req := range appends {
+		if replies[i].result, replies[i].err = s.appendBatch(tx, &stats, now, req.batch); replies[i].err != nil && !errors.Is(replies[i].err, ErrBufferFull) {
+			return replies[i].err // fails the whole transaction: nothing is stored
 		}
-		return nil
-	})
-	for i, req := range group {
+	}
+	return nil
+}
+
+// replyAppends answers each batch of a group commit that ended with err.
+func (s *Store) replyAppends(appends []appendRequest, replies []appendReply, err error) {
+	for i, req := range appends {
 		if err != nil {
 			replies[i] = appendReply{err: err}
 		}
@@ -165,7 +230,9 @@ func (s *Store) commitGroup(group []appendRequest) {
 		}
 		req.done <- replies[i]
 	}
-	s.metrics.groupSize.Observe(float64(len(group)))
+	if len(appends) > 0 {
+		s.metrics.groupSize.Observe(float64(len(appends)))
+	}
 }
 
 // groupEvents lists the ids and records of a group's events (a corrupt record is left out:

@@ -120,7 +120,7 @@ func latestJobOf(tx ReadTx, configID string) (job ExportJob, found bool, err err
 // CreateJob fixes a new job, or returns the configuration's unfinished one; see the contract.
 func (s *Store) CreateJob(ctx context.Context, configID string, plan ExportPlan, manual bool, scheduledAt time.Time) (ExportJob, error) {
 	var job ExportJob
-	err := s.update(ctx, func(tx Tx) error {
+	err := s.updateInGroup(ctx, func(tx Tx) error {
 		job = ExportJob{}
 		c, err := getConfig(tx, configID)
 		if err != nil {
@@ -233,7 +233,7 @@ func (s *Store) RunnableJobs(ctx context.Context, now time.Time) ([]ExportJob, e
 // updateJob applies change to a stored job.
 func (s *Store) updateJob(ctx context.Context, id string, change func(tx Tx, j *ExportJob) error) (ExportJob, error) {
 	var job ExportJob
-	err := s.update(ctx, func(tx Tx) error {
+	err := s.updateInGroup(ctx, func(tx Tx) error {
 		var found bool
 		var err error
 		if job, found, err = tx.Job(id); err != nil {
