@@ -35,7 +35,8 @@ var poisonFreed bool
 // poison is what a freed buffer holds when poisonFreed is set.
 const poison = 0xA5
 
-// The recycling allocator is arrow-go's default: its page encoders' pool takes its buffers from memory.DefaultAllocator, which no writer property reaches.
+// The recycling allocator is arrow-go's default: its page encoders' pool takes its buffers from
+// memory.DefaultAllocator, which no writer property reaches.
 func init() { memory.DefaultAllocator = &recycledAllocator{} }
 
 func (a *recycledAllocator) Allocate(size int) []byte {

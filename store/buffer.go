@@ -153,8 +153,8 @@ func (g *group) addAppend(req appendRequest) {
 }
 
 // commitGroup commits g in one transaction. The writes run first, each as it would alone; one
-// that fails is answered with its error and the transaction is done again without it, so that
-// it fails nothing else.
+// that fails is answered with its error and the transaction is done again without it, and
+// batches that fail it leave the writes to be done again alone, so that nothing fails another.
 func (s *Store) commitGroup(g group) {
 	g.writes = s.dropEnded(g.writes)
 	if len(g.appends) == 0 && len(g.writes) == 0 {
@@ -170,6 +170,7 @@ func (s *Store) commitGroup(g group) {
 	for {
 		failed, failure := -1, error(nil)
 		err := s.engine.Update(context.WithoutCancel(ctx), func(tx Tx) error {
+			failed = -1 // an engine may run this again after a failure of its own
 			for i, w := range g.writes {
 				if err := w.fn(tx); err != nil {
 					failed, failure = i, err
@@ -185,6 +186,13 @@ func (s *Store) commitGroup(g group) {
 				continue
 			}
 			return
+		}
+		if err != nil && len(g.appends) > 0 && len(g.writes) > 0 {
+			// The batches failed the transaction: the writes are done again alone, so that a
+			// client's batch fails no export.
+			s.replyAppends(g.appends, replies, err)
+			g.appends, replies = nil, nil
+			continue
 		}
 		for _, w := range g.writes {
 			w.done <- err

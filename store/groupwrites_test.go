@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/auditexport/auditexport/event"
 	"github.com/auditexport/auditexport/event/eventtest"
 	"github.com/auditexport/auditexport/store"
@@ -16,13 +18,17 @@ import (
 	"github.com/auditexport/auditexport/store/storetest"
 )
 
-// gatedEngine counts write transactions, and holds one open once asked (hold), until released.
+// gatedEngine counts write transactions, holds one open once asked (hold) until released, and
+// fails every append while failAppends is set.
 type gatedEngine struct {
 	store.Engine
-	updates atomic.Int32
-	hold    atomic.Pointer[chan struct{}]
-	held    chan struct{}
+	updates     atomic.Int32
+	hold        atomic.Pointer[chan struct{}]
+	held        chan struct{}
+	failAppends atomic.Bool
 }
+
+var errAppendFailed = errors.New("append failed")
 
 func (g *gatedEngine) Update(ctx context.Context, fn func(store.Tx) error) error {
 	g.updates.Add(1)
@@ -30,13 +36,24 @@ func (g *gatedEngine) Update(ctx context.Context, fn func(store.Tx) error) error
 		close(g.held)
 		<-*release
 	}
-	return g.Engine.Update(ctx, fn)
+	return g.Engine.Update(ctx, func(tx store.Tx) error { return fn(failingTx{tx, g}) })
 }
 
-// TestJobWritesJoinTheGroupCommit: on bbolt, a job's writes waiting for the group commit under
-// way are done in the next one, beside the batches waiting with them; one that fails is
-// answered with its error and fails nothing else.
-func TestJobWritesJoinTheGroupCommit(t *testing.T) {
+type failingTx struct {
+	store.Tx
+	g *gatedEngine
+}
+
+func (f failingTx) AppendEvent(id uuid.UUID, record []byte, at time.Time) (uint64, bool, error) {
+	if f.g.failAppends.Load() {
+		return 0, false, errAppendFailed
+	}
+	return f.Tx.AppendEvent(id, record, at)
+}
+
+// openGated opens a store on bbolt through a gatedEngine, with one configuration, a batch of 10
+// events appended and a job to export it; it returns two more batches.
+func openGated(t *testing.T) (*store.Store, *gatedEngine, store.ExportJob, []*event.Batch) {
 	engine, err := bolt.Open(filepath.Join(t.TempDir(), "auditexport.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +63,7 @@ func TestJobWritesJoinTheGroupCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ctx := t.Context()
+	t.Cleanup(func() { st.Close() })
 	batches := make([]*event.Batch, 3)
 	for i := range batches {
 		var d event.Decoder
@@ -55,37 +71,54 @@ func TestJobWritesJoinTheGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := st.CreateConfiguration(ctx, accessKeyConfig(), "wJalrXUtnFEMI/K7MDENG", store.Principal{Name: "test"})
+	c, err := st.CreateConfiguration(t.Context(), accessKeyConfig(), "wJalrXUtnFEMI/K7MDENG", store.Principal{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.AppendEvents(ctx, batches[0]); err != nil {
+	if _, err := st.AppendEvents(t.Context(), batches[0]); err != nil {
 		t.Fatal(err)
 	}
-	job, err := st.CreateJob(ctx, c.ID, store.ExportPlan{MaxFileEventBytes: 1 << 20, MaxOpenFiles: 1}, true, time.Time{})
+	job, err := st.CreateJob(t.Context(), c.ID, store.ExportPlan{MaxFileEventBytes: 1 << 20, MaxOpenFiles: 1}, true, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, gated, job, batches[1:]
+}
 
+// whileHeld holds the next group commit, which first's own commit begins, runs the others
+// meanwhile, and releases it once they wait for the next one.
+func whileHeld(gated *gatedEngine, first func(), others ...func()) {
 	release := make(chan struct{})
 	gated.hold.Store(&release)
-	before := gated.updates.Load()
 	var wg sync.WaitGroup
+	wg.Go(first)
+	<-gated.held
+	for _, f := range others {
+		wg.Go(f)
+	}
+	time.Sleep(200 * time.Millisecond) // all of them wait for the held group commit
+	close(release)
+	wg.Wait()
+}
+
+// TestJobWritesJoinTheGroupCommit: on bbolt, a job's writes waiting for the group commit under
+// way are done in the next one, beside the batches waiting with them; one that fails is
+// answered with its error and fails nothing else.
+func TestJobWritesJoinTheGroupCommit(t *testing.T) {
+	st, gated, job, batches := openGated(t)
+	ctx := t.Context()
 	appendBatch := func(b *event.Batch) {
 		if r, err := st.AppendEvents(ctx, b); err != nil || r.Accepted != 10 {
 			t.Errorf("append: %+v %v", r, err)
 		}
 	}
-	wg.Go(func() { appendBatch(batches[1]) }) // its group commit is held
-	<-gated.held
+	before := gated.updates.Load()
 	var started store.ExportJob
 	var startErr, missingErr error
-	wg.Go(func() { appendBatch(batches[2]) })
-	wg.Go(func() { started, startErr = st.StartAttempt(ctx, job.ID, "owner", time.Minute) })
-	wg.Go(func() { _, missingErr = st.StartAttempt(ctx, "no-such-job", "owner", time.Minute) })
-	time.Sleep(200 * time.Millisecond) // all three wait for the held group commit
-	close(release)
-	wg.Wait()
+	whileHeld(gated, func() { appendBatch(batches[0]) },
+		func() { appendBatch(batches[1]) },
+		func() { started, startErr = st.StartAttempt(ctx, job.ID, "owner", time.Minute) },
+		func() { _, missingErr = st.StartAttempt(ctx, "no-such-job", "owner", time.Minute) })
 
 	if startErr != nil || started.Status != store.JobRunning || started.Owner != "owner" {
 		t.Fatalf("the attempt beside the batch: %+v %v", started, startErr)
@@ -105,5 +138,24 @@ func TestJobWritesJoinTheGroupCommit(t *testing.T) {
 	n := 0
 	if err := st.ReadEvents(ctx, 0, 0, func(uint64, []byte) bool { n++; return true }); err != nil || n < 30 {
 		t.Fatalf("%d events buffered (%v), want the 30 appended and the service's own", n, err)
+	}
+}
+
+// TestBatchFailingItsGroupFailsNoWrite: a batch whose append fails the group commit is answered
+// with the failure, and the job's write waiting in the same group is done alone.
+func TestBatchFailingItsGroupFailsNoWrite(t *testing.T) {
+	st, gated, job, batches := openGated(t)
+	ctx := t.Context()
+	gated.failAppends.Store(true)
+	var appendErr, startErr error
+	var started store.ExportJob
+	whileHeld(gated, func() { _, _ = st.StartAttempt(ctx, job.ID, "first", time.Nanosecond) },
+		func() { _, appendErr = st.AppendEvents(ctx, batches[0]) },
+		func() { started, startErr = st.StartAttempt(ctx, job.ID, "owner", time.Minute) })
+	if !errors.Is(appendErr, errAppendFailed) {
+		t.Fatalf("the failing batch: %v, want its failure", appendErr)
+	}
+	if startErr != nil || started.Owner != "owner" || started.Attempts != 2 {
+		t.Fatalf("the attempt beside the failing batch: %+v %v", started, startErr)
 	}
 }
