@@ -88,6 +88,12 @@ func (e *encoder) recycle(c *rowChunk) {
 		spareColumns.Put(c.cols)
 		c.cols = nil
 	}
+	if poisonFreed { // tests: a chunk's records must not be read once it is recycled
+		data := c.data[:cap(c.data)]
+		for i := range data {
+			data[i] = poison
+		}
+	}
 	c.reset()
 	spareChunks.Put(c)
 }

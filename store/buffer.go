@@ -99,8 +99,8 @@ func (s *Store) startCommitters() {
 	if p, ok := s.engine.(GroupCommitPipeliner); ok {
 		n = max(n, p.ConcurrentGroupCommits())
 	}
-	if n > 1 {
-		s.writes = nil // updateInGroup writes in transactions of its own
+	if n == 1 { // otherwise updateInGroup writes in transactions of its own
+		s.writes = make(chan writeRequest)
 	}
 	var wg sync.WaitGroup
 	for range n {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,8 +88,8 @@ func openGated(t *testing.T) (*store.Store, *gatedEngine, store.ExportJob, []*ev
 }
 
 // whileHeld holds the next group commit, which first's own commit begins, runs the others
-// meanwhile, and releases it once they wait for the next one.
-func whileHeld(gated *gatedEngine, first func(), others ...func()) {
+// meanwhile, and releases it once they all wait for the next one.
+func whileHeld(t *testing.T, gated *gatedEngine, first func(), others ...func()) {
 	release := make(chan struct{})
 	gated.hold.Store(&release)
 	var wg sync.WaitGroup
@@ -96,9 +98,29 @@ func whileHeld(gated *gatedEngine, first func(), others ...func()) {
 	for _, f := range others {
 		wg.Go(f)
 	}
-	time.Sleep(200 * time.Millisecond) // all of them wait for the held group commit
+	waitForQueued(t, len(others))
 	close(release)
 	wg.Wait()
+}
+
+// waitForQueued waits until n goroutines wait to hand a batch or a write to the group
+// committer, as their stacks show.
+func waitForQueued(t *testing.T, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		queued := 0
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, "[select") && (strings.Contains(g, "store.(*Store).AppendEvents(") || strings.Contains(g, "store.(*Store).updateInGroup(")) {
+				queued++
+			}
+		}
+		if queued == n {
+			return
+		}
+	}
+	t.Fatalf("%d goroutines never all waited for the group committer", n)
 }
 
 // TestJobWritesJoinTheGroupCommit: on bbolt, a job's writes waiting for the group commit under
@@ -115,7 +137,7 @@ func TestJobWritesJoinTheGroupCommit(t *testing.T) {
 	before := gated.updates.Load()
 	var started store.ExportJob
 	var startErr, missingErr error
-	whileHeld(gated, func() { appendBatch(batches[0]) },
+	whileHeld(t, gated, func() { appendBatch(batches[0]) },
 		func() { appendBatch(batches[1]) },
 		func() { started, startErr = st.StartAttempt(ctx, job.ID, "owner", time.Minute) },
 		func() { _, missingErr = st.StartAttempt(ctx, "no-such-job", "owner", time.Minute) })
@@ -149,7 +171,7 @@ func TestBatchFailingItsGroupFailsNoWrite(t *testing.T) {
 	gated.failAppends.Store(true)
 	var appendErr, startErr error
 	var started store.ExportJob
-	whileHeld(gated, func() { _, _ = st.StartAttempt(ctx, job.ID, "first", time.Nanosecond) },
+	whileHeld(t, gated, func() { _, _ = st.StartAttempt(ctx, job.ID, "first", time.Nanosecond) },
 		func() { _, appendErr = st.AppendEvents(ctx, batches[0]) },
 		func() { started, startErr = st.StartAttempt(ctx, job.ID, "owner", time.Minute) })
 	if !errors.Is(appendErr, errAppendFailed) {

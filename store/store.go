@@ -49,7 +49,7 @@ type Store struct {
 	digestKey ed25519.PrivateKey
 
 	appends       chan appendRequest
-	writes        chan writeRequest // to the group committer, when it is the only one
+	writes        chan writeRequest // to the group committer, when it is the only one; nil until it runs
 	closing       chan struct{}
 	closeOnce     sync.Once
 	committerDone chan struct{}
@@ -75,7 +75,7 @@ func New(ctx context.Context, engine Engine, cfg Config) (*Store, error) {
 	s := &Store{
 		engine: engine, sealer: sl, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), now: cfg.Now, fixedNow: cfg.Now,
 		metrics: newMetrics(), endpoints: cfg.Endpoints, buffer: cfg.Buffer,
-		appends: make(chan appendRequest), writes: make(chan writeRequest), closing: make(chan struct{}),
+		appends: make(chan appendRequest), closing: make(chan struct{}),
 		committerDone: make(chan struct{}), trimmerDone: make(chan struct{}),
 	}
 	if s.now == nil {
