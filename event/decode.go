@@ -23,8 +23,9 @@ type Decoder struct {
 	parser   fastjson.Parser
 	scratch  []byte // compacted JSON of the raw fields and of unknown top-level fields
 	record   []byte
-	problems []error  // of the event being decoded
-	unknown  [][]byte // the fast path's unknown top-level fields: key, value, key, value…
+	problems []error    // of the event being decoded
+	unknown  [][]byte   // the fast path's unknown top-level fields: key, value, key, value…
+	keys     []knownKey // the top-level keys of the event before, in order (nextKey)
 
 	// generalOnly turns the fast path off (tests compare the paths).
 	generalOnly bool

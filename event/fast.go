@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,12 +35,11 @@ func (d *Decoder) fastAppend(batch *Batch, line []byte, received time.Time) bool
 		return false
 	}
 	s.skipWS()
-	for {
-		key, ok := s.key()
+	for member := 0; ; member++ {
+		key, k, f, ok := d.nextKey(&s, member)
 		if !ok {
 			return false
 		}
-		k, f := keyOf(key)
 		if k != keyUnknown {
 			if seen&(1<<k) != 0 {
 				return false
@@ -222,4 +222,37 @@ func keyOf(k []byte) (int, Field) {
 		return keyString + int(f), f
 	}
 	return keyUnknown, 0
+}
+
+// maxKnownKeys bounds the keys nextKey remembers: an envelope has about twenty.
+const maxKnownKeys = 64
+
+// knownKey is a top-level key as the event before wrote it, compact: `"key":`.
+type knownKey struct {
+	text []byte
+	k    int
+	f    Field
+}
+
+// nextKey scans the member-th top-level key and its colon, with what keyOf says of it. Events
+// of one source write their keys in the same order: a key found where the event before had it,
+// written the same, is taken whole without scanning it again.
+func (d *Decoder) nextKey(s *scanner, member int) (key []byte, k int, f Field, ok bool) {
+	if member < len(d.keys) {
+		if known := &d.keys[member]; bytes.HasPrefix(s.b[s.i:], known.text) {
+			s.i += len(known.text)
+			s.skipWS()
+			return known.text[1 : len(known.text)-2], known.k, known.f, true
+		}
+		d.keys = d.keys[:member]
+	}
+	start := s.i
+	if key, ok = s.key(); !ok {
+		return nil, 0, 0, false
+	}
+	k, f = keyOf(key)
+	if text := s.b[start:s.i]; len(text) == len(key)+3 && member < maxKnownKeys { // compact: nothing around the colon
+		d.keys = append(d.keys, knownKey{text: bytes.Clone(text), k: k, f: f})
+	}
+	return key, k, f, true
 }

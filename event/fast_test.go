@@ -20,8 +20,26 @@ func fixedIDs() (uuid.UUID, error) {
 // makes the same record. It reports whether the fast path took it.
 func fastPathAgrees(t *testing.T, line []byte) bool {
 	t.Helper()
+	took := fastPathAgreesAfter(t, nil, line)
+	// The decoder remembers the keys of the event before (nextKey): the same line after itself
+	// meets every key where it is expected, after the sample the envelope's keys in its order.
+	for _, before := range [][]byte{line, eventtest.Sample(3, time.Now())} {
+		if fastPathAgreesAfter(t, before, line) != took {
+			t.Fatalf("the fast path took %q alone: %v, after %q: %v", line, took, before, !took)
+		}
+	}
+	return took
+}
+
+// fastPathAgreesAfter is fastPathAgrees for line decoded by a decoder that decoded before first
+// (when not nil).
+func fastPathAgreesAfter(t *testing.T, before, line []byte) bool {
+	t.Helper()
 	received := time.Date(2026, 11, 21, 8, 0, 0, 123456789, time.UTC)
 	fast := Decoder{ids: fixedIDs}
+	if before != nil {
+		fast.fastAppend(&Batch{}, before, received)
+	}
 	var b Batch
 	if !fast.fastAppend(&b, line, received) {
 		if b.Len() != 0 || len(b.Data) != 0 {
@@ -102,6 +120,27 @@ func FuzzFastPathAgrees(f *testing.F) {
 		}
 		fastPathAgrees(t, line)
 	})
+}
+
+// TestKnownKeysTakeOnlyTheSameText: after an event, the next one's keys are taken without a
+// scan only where written exactly as before; spaces around a colon, an escaped key, a key that
+// merely starts the same, another order and a repeated key decode as they do alone.
+func TestKnownKeysTakeOnlyTheSameText(t *testing.T) {
+	sample := eventtest.Sample(3, time.Now())
+	for _, line := range []string{
+		`{"action" :"A","eventTimestamp":"2026-11-20T08:00:00Z"}`,
+		`{"action": "A","eventTimestamp":"2026-11-20T08:00:00Z"}`,
+		`{"act\u0069on":"A","eventTimestamp":"2026-11-20T08:00:00Z"}`,
+		`{"actionX":"A","eventTimestamp":"2026-11-20T08:00:00Z"}`,
+		`{"actionStatus":"S","action":"A","eventTimestamp":"2026-11-20T08:00:00Z"}`,
+		`{"action":"A","action":"B","eventTimestamp":"2026-11-20T08:00:00Z"}`,
+		string(eventtest.Sample(4, time.Now())),
+	} {
+		took := fastPathAgreesAfter(t, nil, []byte(line))
+		if after := fastPathAgreesAfter(t, sample, []byte(line)); after != took {
+			t.Errorf("%s: the fast path took it alone: %v, after the sample: %v", line, took, after)
+		}
+	}
 }
 
 // FuzzParseTimestamp: what parseTimestamp reads, time.Parse reads to the same instant.
