@@ -2,7 +2,6 @@ package event
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 	"time"
 
@@ -161,19 +160,31 @@ func FuzzParseTimestamp(f *testing.F) {
 	})
 }
 
-// TestSpecialFindsEveryByte: the 8-byte test finds a quote, backslash, control or non-ASCII byte
-// at any position, and passes plain text.
-func TestSpecialFindsEveryByte(t *testing.T) {
-	plain := []byte(strings.Repeat("a~ {}:,!", 1))
-	if special(le(plain)) {
-		t.Fatalf("plain %q found special", plain)
+// TestFirstSpecialFindsEveryByte: the 8-byte test finds the first quote, backslash, control or
+// non-ASCII byte at any position, whatever bytes follow it, and passes plain text.
+func TestFirstSpecialFindsEveryByte(t *testing.T) {
+	plain := []byte("a~ {}:,!")
+	if n := firstSpecial(le(plain)); n != 8 {
+		t.Fatalf("plain %q: special byte found at %d", plain, n)
 	}
 	for pos := range 8 {
 		for c := range 256 {
-			b := bytes.Clone(plain)
-			b[pos] = byte(c)
-			if want := stringBytes[c] != bytePlain; special(le(b)) != want {
-				t.Fatalf("byte %#x at %d: special %v, want %v", c, pos, !want, want)
+			for _, later := range []byte{'a', '"', '\\', 0, 0x1f, 0x80, 0xff} {
+				b := bytes.Clone(plain)
+				b[pos] = byte(c)
+				for i := pos + 1; i < 8; i++ {
+					b[i] = later
+				}
+				want := pos
+				if stringBytes[c] == bytePlain {
+					want = 8
+					if stringBytes[later] != bytePlain && pos < 7 {
+						want = pos + 1
+					}
+				}
+				if got := firstSpecial(le(b)); got != want {
+					t.Fatalf("%q: first special byte at %d, want %d", b, got, want)
+				}
 			}
 		}
 	}
