@@ -25,7 +25,7 @@ type Decoder struct {
 	record   []byte
 	problems []error    // of the event being decoded
 	unknown  [][]byte   // the fast path's unknown top-level fields: key, value, key, value…
-	keys     []knownKey // the top-level keys of the event before, in order (nextKey)
+	keys     []knownKey // the top-level keys of the event before, by position (nextKey)
 
 	// generalOnly turns the fast path off (tests compare the paths).
 	generalOnly bool

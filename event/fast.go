@@ -239,7 +239,7 @@ type knownKey struct {
 // written the same, is taken whole without scanning it again.
 func (d *Decoder) nextKey(s *scanner, member int) (key []byte, k int, f Field, ok bool) {
 	if member < len(d.keys) {
-		if known := &d.keys[member]; bytes.HasPrefix(s.b[s.i:], known.text) {
+		if known := &d.keys[member]; len(known.text) > 0 && bytes.HasPrefix(s.b[s.i:], known.text) {
 			s.i += len(known.text)
 			s.skipWS()
 			return known.text[1 : len(known.text)-2], known.k, known.f, true
@@ -251,8 +251,18 @@ func (d *Decoder) nextKey(s *scanner, member int) (key []byte, k int, f Field, o
 		return nil, 0, 0, false
 	}
 	k, f = keyOf(key)
-	if text := s.b[start:s.i]; len(text) == len(key)+3 && member < maxKnownKeys { // compact: nothing around the colon
-		d.keys = append(d.keys, knownKey{text: bytes.Clone(text), k: k, f: f})
+	if member < maxKnownKeys {
+		// A key written with spaces around its colon keeps its place, empty, so that the keys
+		// after it stay where they are. The entry's buffer is reused: only keys before this
+		// one have been handed out for the event being decoded.
+		var text []byte
+		if raw := s.b[start:s.i]; len(raw) == len(key)+3 { // compact: nothing around the colon
+			if member < cap(d.keys) {
+				text = d.keys[:member+1][member].text[:0]
+			}
+			text = append(text, raw...)
+		}
+		d.keys = append(d.keys, knownKey{text: text, k: k, f: f})
 	}
 	return key, k, f, true
 }
