@@ -36,6 +36,15 @@ var poisonFreed bool
 // poison is what a freed buffer holds when poisonFreed is set.
 const poison = 0xA5
 
+// poisonIfTesting fills b with poison when poisonFreed is set.
+func poisonIfTesting(b []byte) {
+	if poisonFreed {
+		for i := range b {
+			b[i] = poison
+		}
+	}
+}
+
 // The recycling allocator is arrow-go's default: its page encoders' pool takes its buffers from
 // memory.DefaultAllocator, which no writer property reaches.
 func init() { memory.DefaultAllocator = &recycledAllocator{} }
@@ -76,11 +85,7 @@ func (a *recycledAllocator) Free(b []byte) {
 		return
 	}
 	b = b[:c]
-	if poisonFreed {
-		for i := range b {
-			b[i] = poison
-		}
-	}
+	poisonIfTesting(b)
 	a.classes[shift].Put(&b)
 }
 

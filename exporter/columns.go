@@ -88,12 +88,7 @@ func (e *encoder) recycle(c *rowChunk) {
 		spareColumns.Put(c.cols)
 		c.cols = nil
 	}
-	if poisonFreed { // tests: a chunk's records must not be read once it is recycled
-		data := c.data[:cap(c.data)]
-		for i := range data {
-			data[i] = poison
-		}
-	}
+	poisonIfTesting(c.data[:cap(c.data)]) // tests: a chunk's records must not be read once it is recycled
 	c.reset()
 	spareChunks.Put(c)
 }
